@@ -1,0 +1,28 @@
+/* log: one JSON object per line on a stream (stderr by default).
+ * Invariant: callers never pass secrets or tokens; this module does not redact. */
+#ifndef FOGATE_LOG_H
+#define FOGATE_LOG_H
+
+#include <stdio.h>
+#include <jansson.h>
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+/* Only lines at or above `lvl` are written. Default: LOG_LVL_INFO. */
+void log_set_level(enum log_level lvl);
+
+/* Lines go to `stream` (borrowed, must outlive logging). Default: stderr. */
+void log_set_stream(FILE *stream);
+
+/* Parses "debug", "info", "warn", "error" into *out. Returns 0, or -1 if unknown. */
+int log_level_parse(const char *name, enum log_level *out);
+
+/* Writes {"ts":..., "level":..., "msg": msg, ...fields} as one line and flushes.
+ * `fields` may be NULL; its reference is stolen (decref'd here). */
+void log_json(enum log_level lvl, const char *msg, json_t *fields);
+
+/* printf-style shorthand for a line with only "msg". */
+void log_msg(enum log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
