@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine and passes fogate's whole test suite: unit tests,
+# simulator conformance tests and end-to-end tests, in a normal build and again in an
+# ASan+UBSan build. Set FOGATE_SKIP_INSTALL=1 to skip the package installation step.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+
+if [ "${FOGATE_SKIP_INSTALL:-0}" != 1 ]; then
+  "$here/deploy/install-deps.sh"
+fi
+
+run_suite() { # run_suite <build dir> <extra cmake args...>
+  local dir=$1; shift
+  cmake -S "$here" -B "$dir" -DFOGATE_WERROR=ON "$@"
+  cmake --build "$dir" -j"$jobs"
+  ctest --test-dir "$dir" --output-on-failure --timeout 900
+}
+
+run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DFOGATE_SANITIZE=ON
+run_suite "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
