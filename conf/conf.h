@@ -1,0 +1,157 @@
+/* conf: loads fogate's JSON config file into plain structs and validates it.
+ * Invariant: the runtime never sees JSON; a loaded `struct conf` is an immutable snapshot
+ * (reload = load a new one and swap the pointer). It never holds a secret, only where to
+ * find one (a file path or an environment variable name). */
+#ifndef FOGATE_CONF_H
+#define FOGATE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "guid.h"
+#include "log.h"
+
+#define CONF_ERR_PATH_MAX 256
+#define CONF_ERR_MSG_MAX 512
+
+/* Filled by conf_load on failure. `path` is the JSON path of the offending value
+ * ("environments.prod.base_url", "" for the whole file), `line` its 1-based line in the
+ * file (0 when unknown), `message` a human sentence that already starts with the path. */
+struct conf_error {
+    char path[CONF_ERR_PATH_MAX];
+    int line;
+    char message[CONF_ERR_MSG_MAX];
+};
+
+enum conf_credential { CONF_CRED_SECRET_FILE, CONF_CRED_SECRET_ENV, CONF_CRED_CERTIFICATE };
+enum conf_cert_alg { CONF_ALG_PS256, CONF_ALG_RS256 };
+enum conf_token_version { CONF_TOKEN_V2, CONF_TOKEN_V1 };
+enum conf_direction { CONF_DIR_IMPORT, CONF_DIR_EXPORT };
+enum conf_password_source { CONF_PASSWORD_NONE, CONF_PASSWORD_FILE, CONF_PASSWORD_ENV };
+
+/* One D365 environment and the Entra app fogate uses to get tokens for it. */
+struct conf_env {
+    char *name;                  /* owned; the key under "environments" */
+    char *base_url;              /* owned; as configured, trailing slashes stripped */
+    char *resource;              /* owned; base_url lower-cased: the token audience (ref §2.6) */
+    char *tenant;                /* owned; tenant id or domain */
+    char *client_id;             /* owned; canonical lower-case GUID */
+    enum conf_credential credential;
+    char *client_secret_file;    /* owned; set iff credential == CONF_CRED_SECRET_FILE */
+    char *client_secret_env;     /* owned; set iff credential == CONF_CRED_SECRET_ENV */
+    char *cert_file;             /* owned; set iff credential == CONF_CRED_CERTIFICATE */
+    char *key_file;              /* owned; set iff credential == CONF_CRED_CERTIFICATE */
+    enum conf_cert_alg cert_algorithm; /* PS256 unless configured */
+    enum conf_token_version token_version;
+    char *token_endpoint;        /* owned; resolved: the override or the Entra default */
+    bool allow_http;             /* tests only: http:// base_url / token_endpoint allowed */
+};
+
+/* One recurring data job (connector API activity) or data-package job. */
+struct conf_job {
+    char *name;                  /* owned; the key under "jobs" */
+    const struct conf_env *env;  /* borrowed from the same conf */
+    char *activity_id_raw;       /* owned; exactly as written in the file */
+    char activity_id[GUID_CANON_SIZE]; /* canonical: lower-case, no braces, 36 chars */
+    char *entity;                /* owned; NULL when not configured (data-package jobs) */
+    char *company;               /* owned; NULL when not configured */
+    enum conf_direction direction;
+};
+
+/* One API client: who it is (hash of its API key) and which jobs it may use. */
+struct conf_client {
+    char *name;                         /* owned; the key under "clients" */
+    unsigned char api_key_sha256[32];   /* raw SHA-256 of the client's API key */
+    const struct conf_job **jobs;       /* owned array; elements borrowed from the conf */
+    size_t n_jobs;
+};
+
+/* Redis connection, parsed from redis.url plus the redis.* keys. Exactly one of host or
+ * unix_path is set. */
+struct conf_redis {
+    bool tls;                    /* rediss:// */
+    char *host;                  /* owned; NULL for unix sockets; IPv6 without brackets */
+    int port;                    /* default 6379 */
+    char *unix_path;             /* owned; NULL for TCP */
+    int db;                      /* default 0 */
+    char *username;              /* owned; NULL = default user */
+    enum conf_password_source password_source;
+    char *password_file;         /* owned; set iff password_source == CONF_PASSWORD_FILE */
+    char *password_env;          /* owned; set iff password_source == CONF_PASSWORD_ENV */
+    char *ca_file;               /* owned; NULL = system trust store (tls only) */
+    char *server_name;           /* owned; SNI and name to verify; default host (tls only) */
+    unsigned connect_timeout_ms;
+    unsigned command_timeout_ms;
+};
+
+struct conf_limits {
+    size_t max_header_bytes;     /* whole request head */
+    unsigned max_headers;
+    size_t max_body_bytes;       /* default for routes without a specific limit */
+    size_t max_enqueue_bytes;    /* connector enqueue bodies */
+    size_t max_package_bytes;    /* data packages */
+    unsigned max_connections;
+};
+
+struct conf_timeouts {
+    unsigned request_head_ms;
+    unsigned idle_ms;
+    unsigned upstream_connect_ms;
+    unsigned upstream_total_ms;
+    unsigned shutdown_grace_ms;
+};
+
+struct conf {
+    char *path;                  /* owned; the file it was loaded from */
+    char *listen_host;           /* owned; IP literal, IPv6 without brackets */
+    int listen_port;
+    char *public_base_url;       /* owned; scheme://host[:port][/path], no trailing slash */
+    enum log_level log_level;
+    struct conf_env *envs;       /* owned array, file order */
+    size_t n_envs;
+    struct conf_job *jobs;       /* owned array, file order */
+    size_t n_jobs;
+    struct conf_client *clients; /* owned array, file order */
+    size_t n_clients;
+    struct conf_redis redis;
+    struct conf_limits limits;
+    struct conf_timeouts timeouts;
+};
+
+/* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller
+ * owns (free with conf_free), or NULL with *err filled. Checks that secret files are
+ * readable and secret env vars set, but never reads a secret. `err` may be NULL. */
+struct conf *conf_load(const char *path, struct conf_error *err);
+
+/* Same as conf_load but from `len` bytes of JSON text; `name` (borrowed) is used as the
+ * conf's path. Relative file paths inside are taken as they are (relative to the cwd). */
+struct conf *conf_load_buffer(const char *text, size_t len, const char *name,
+                              struct conf_error *err);
+
+/* Frees everything conf_load allocated. NULL is a no-op. */
+void conf_free(struct conf *conf);
+
+/* Lookups by name; return a pointer into `conf` (borrowed, lives as long as conf) or NULL. */
+const struct conf_env *conf_env_find(const struct conf *conf, const char *name);
+const struct conf_job *conf_job_find(const struct conf *conf, const char *name);
+const struct conf_client *conf_client_find(const struct conf *conf, const char *name);
+
+/* Finds the job whose activity ID equals `activity_id` (`len` bytes, any spelling
+ * guid_canonical accepts, e.g. a raw URL path segment). NULL if none or malformed. */
+const struct conf_job *conf_job_find_by_activity(const struct conf *conf,
+                                                 const char *activity_id, size_t len);
+
+/* Finds the client whose api_key_sha256 equals `sha256` (32 bytes), comparing every
+ * client in constant time. Returns a borrowed pointer or NULL. */
+const struct conf_client *conf_client_find_by_key(const struct conf *conf,
+                                                  const unsigned char sha256[32]);
+
+/* True iff `client` is allowed to use `job` (both borrowed from the same conf). */
+bool conf_client_allows(const struct conf_client *client, const struct conf_job *job);
+
+/* Writes the key reference (Markdown, the content of conf/CONFIG.md) generated from the
+ * key table to `out`. Returns 0, or -1 on a write error. */
+int conf_print_reference(FILE *out);
+
+#endif
