@@ -1,0 +1,72 @@
+/* apikey: constant-time API key check. The presented key is hashed first so the
+ * comparisons run on fixed-size digests, and every configured digest is compared with
+ * CRYPTO_memcmp; the matching index is selected with masks, not branches. */
+#include "apikey.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+static int well_formed(const char *key, size_t len)
+{
+    if (!key || len < APIKEY_MIN_LEN || len > APIKEY_MAX_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+int apikey_digest(const char *key, size_t len, unsigned char out[APIKEY_DIGEST_LEN])
+{
+    if (!well_formed(key, len)) {
+        memset(out, 0, APIKEY_DIGEST_LEN);
+        return -1;
+    }
+    SHA256((const unsigned char *)key, len, out);
+    return 0;
+}
+
+int apikey_match(const char *key, size_t len, const unsigned char (*digests)[APIKEY_DIGEST_LEN],
+                 size_t n)
+{
+    unsigned char dig[APIKEY_DIGEST_LEN];
+    if (apikey_digest(key, len, dig) != 0)
+        return APIKEY_MALFORMED;
+    /* found/idx updated through masks: mask is all ones exactly when digest i matched. */
+    uint64_t idx = 0, found = 0;
+    for (size_t i = 0; i < n && i < INT32_MAX; i++) {
+        uint64_t eq = (uint64_t)(CRYPTO_memcmp(dig, digests[i], APIKEY_DIGEST_LEN) == 0);
+        uint64_t mask = (uint64_t)0 - eq;
+        idx = (idx & ~mask) | ((uint64_t)i & mask);
+        found |= mask;
+    }
+    OPENSSL_cleanse(dig, sizeof(dig));
+    return found ? (int)idx : APIKEY_NONE;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int apikey_digest_parse(const char *hex, unsigned char out[APIKEY_DIGEST_LEN])
+{
+    if (!hex || strlen(hex) != 2 * APIKEY_DIGEST_LEN)
+        return -1;
+    for (size_t i = 0; i < APIKEY_DIGEST_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
