@@ -17,7 +17,8 @@
 
 /* Filled by conf_load on failure. `path` is the JSON path of the offending value
  * ("environments.prod.base_url", "" for the whole file), `line` its 1-based line in the
- * file (0 when unknown), `message` a human sentence that already starts with the path. */
+ * file (0 when unknown; for a missing key, the line of its parent), `message` ready to
+ * print: "<file>:<line>: <path>: <what is wrong and what to do>". */
 struct conf_error {
     char path[CONF_ERR_PATH_MAX];
     int line;
@@ -51,6 +52,7 @@ struct conf_env {
 /* One recurring data job (connector API activity) or data-package job. */
 struct conf_job {
     char *name;                  /* owned; the key under "jobs" */
+    char *env_name;              /* owned; as configured (== env->name) */
     const struct conf_env *env;  /* borrowed from the same conf */
     char *activity_id_raw;       /* owned; exactly as written in the file */
     char activity_id[GUID_CANON_SIZE]; /* canonical: lower-case, no braces, 36 chars */
@@ -63,13 +65,15 @@ struct conf_job {
 struct conf_client {
     char *name;                         /* owned; the key under "clients" */
     unsigned char api_key_sha256[32];   /* raw SHA-256 of the client's API key */
+    char **job_names;                   /* owned array of owned strings, as configured */
     const struct conf_job **jobs;       /* owned array; elements borrowed from the conf */
-    size_t n_jobs;
+    size_t n_jobs;                      /* length of both arrays */
 };
 
 /* Redis connection, parsed from redis.url plus the redis.* keys. Exactly one of host or
  * unix_path is set. */
 struct conf_redis {
+    char *url;                   /* owned; as configured (never holds a password) */
     bool tls;                    /* rediss:// */
     char *host;                  /* owned; NULL for unix sockets; IPv6 without brackets */
     int port;                    /* default 6379 */
@@ -121,7 +125,8 @@ struct conf {
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller
  * owns (free with conf_free), or NULL with *err filled. Checks that secret files are
- * readable and secret env vars set, but never reads a secret. `err` may be NULL. */
+ * readable and secret env vars set, but never reads a secret. Relative file paths in
+ * the config are resolved against the config file's directory. `err` may be NULL. */
 struct conf *conf_load(const char *path, struct conf_error *err);
 
 /* Same as conf_load but from `len` bytes of JSON text; `name` (borrowed) is used as the

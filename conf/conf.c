@@ -1,0 +1,565 @@
+/* conf: load phases read -> parse -> shape check (confkeys) -> fill plain structs ->
+ * cross-field validation (confcheck). Invariant: once conf_load returns, no JSON is left
+ * and every field the header promises is set and valid. */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "confcheck.h"
+#include "confkeys.h"
+#include "confredis.h"
+#include "jsonpos.h"
+
+#define CONF_FILE_MAX (1024 * 1024) /* a config file larger than this is a mistake */
+
+struct fill {
+    const char *basedir; /* borrowed; NULL = leave relative paths as they are */
+    bool oom;
+    struct conf_error *err;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    snprintf(err->path, sizeof err->path, "%s", path);
+    err->line = 0;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* snprintf for JSON paths and messages: truncation is acceptable (buffers are bounded). */
+__attribute__((format(printf, 3, 4)))
+static void pathf(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- read and parse ---- */
+
+static int read_file(const char *path, char **text, size_t *len, struct conf_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, "", "cannot open the config file: %s", strerror(errno));
+    int rc = -1;
+    char *buf = malloc(CONF_FILE_MAX + 1);
+    if (!buf) {
+        fail(err, "", "out of memory");
+        goto out;
+    }
+    size_t n = fread(buf, 1, CONF_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        fail(err, "", "cannot read the config file: %s", strerror(errno));
+        goto out;
+    }
+    if (n > CONF_FILE_MAX) {
+        fail(err, "", "the config file is larger than %d bytes", CONF_FILE_MAX);
+        goto out;
+    }
+    *text = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static json_t *parse(const char *text, size_t len, struct conf_error *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+
+    if (!root) {
+        fail(err, "", "invalid JSON: %s", je.text);
+        err->line = je.line > 0 ? je.line : 0;
+    }
+    return root;
+}
+
+/* ---- fill: copy values out of the JSON into plain structs ---- */
+
+static char *dup_opt(struct fill *f, json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    char *copy = s ? strdup(s) : NULL;
+
+    if (s && !copy)
+        f->oom = true;
+    return copy;
+}
+
+/* Like dup_opt, but a relative path is resolved against the config file's directory. */
+static char *dup_path(struct fill *f, json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    char *copy = NULL;
+
+    if (!s)
+        return NULL;
+    if (s[0] == '/' || !f->basedir) {
+        copy = strdup(s);
+    } else {
+        size_t n = strlen(f->basedir) + 1 + strlen(s) + 1;
+        if ((copy = malloc(n)))
+            snprintf(copy, n, "%s/%s", f->basedir, s);
+    }
+    if (!copy)
+        f->oom = true;
+    return copy;
+}
+
+static long long get_int(json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+static bool str_is(json_t *obj, const char *key, const char *value)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s && strcmp(s, value) == 0;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+/* "1.2.3.4:80" or "[::1]:80" into host (no brackets) and port. */
+static int fill_listen(struct conf *conf, const char *listen, struct conf_error *err)
+{
+    const char *colon = listen[0] == '[' ? strstr(listen, "]:") : strrchr(listen, ':');
+    const char *host = listen + (listen[0] == '[');
+    unsigned char addr[16];
+
+    if (!colon || colon == host)
+        return fail(err, "listen", "must be IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080");
+    conf->listen_host = strndup(host, (size_t)(colon - host));
+    if (!conf->listen_host)
+        return fail(err, "listen", "out of memory");
+    int family = listen[0] == '[' ? AF_INET6 : AF_INET;
+    if (inet_pton(family, conf->listen_host, addr) != 1)
+        return fail(err, "listen", "\"%s\" is not an IP%s address (host names are not accepted)",
+                    conf->listen_host, family == AF_INET6 ? "v6" : "v4");
+    if (parse_port(colon + 1 + (listen[0] == '['), &conf->listen_port) < 0)
+        return fail(err, "listen", "the port must be a number from 1 to 65535");
+    return 0;
+}
+
+static void fill_env(struct fill *f, struct conf_env *e, const char *name, json_t *o)
+{
+    json_t *cert = json_object_get(o, "client_certificate");
+
+    e->name = strdup(name);
+    e->base_url = dup_opt(f, o, "base_url");
+    e->tenant = dup_opt(f, o, "tenant");
+    e->client_id = dup_opt(f, o, "client_id");
+    e->client_secret_file = dup_path(f, o, "client_secret_file");
+    e->client_secret_env = dup_opt(f, o, "client_secret_env");
+    if (cert) {
+        e->cert_file = dup_path(f, cert, "cert_file");
+        e->key_file = dup_path(f, cert, "key_file");
+        e->cert_algorithm = str_is(cert, "algorithm", "RS256") ? CONF_ALG_RS256 : CONF_ALG_PS256;
+    }
+    e->token_version = str_is(o, "token_version", "v1") ? CONF_TOKEN_V1 : CONF_TOKEN_V2;
+    e->token_endpoint = dup_opt(f, o, "token_endpoint");
+    e->allow_http = json_is_true(json_object_get(o, "allow_http"));
+    if (!e->name)
+        f->oom = true;
+}
+
+static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t *o)
+{
+    j->name = strdup(name);
+    j->env_name = dup_opt(f, o, "environment");
+    j->activity_id_raw = dup_opt(f, o, "activity_id");
+    j->entity = dup_opt(f, o, "entity");
+    j->company = dup_opt(f, o, "company");
+    j->direction = str_is(o, "direction", "export") ? CONF_DIR_EXPORT : CONF_DIR_IMPORT;
+    if (!j->name || !j->activity_id_raw) {
+        f->oom = true;
+        return 0;
+    }
+    if (guid_canonical(j->activity_id_raw, strlen(j->activity_id_raw), j->activity_id) < 0) {
+        char path[CONF_ERR_PATH_MAX];
+        pathf(path, sizeof path, "jobs.%s.activity_id", name);
+        return fail(f->err, path, "\"%s\" is not a GUID (expected 8-4-4-4-12 hex digits, "
+                    "e.g. 6d31e09f-0249-459f-94f0-aad9c2c47b64)", j->activity_id_raw);
+    }
+    return 0;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int decode_sha256(const char *hex, unsigned char out[32])
+{
+    if (strlen(hex) != 64)
+        return -1;
+    for (size_t i = 0; i < 32; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static int fill_client(struct fill *f, struct conf_client *c, const char *name, json_t *o)
+{
+    json_t *jobs = json_object_get(o, "jobs"), *v;
+    size_t i;
+
+    c->name = strdup(name);
+    c->job_names = calloc(json_array_size(jobs), sizeof *c->job_names);
+    c->jobs = calloc(json_array_size(jobs), sizeof *c->jobs);
+    if (!c->name || !c->job_names || !c->jobs) {
+        f->oom = true;
+        return 0;
+    }
+    json_array_foreach(jobs, i, v) {
+        c->job_names[i] = strdup(json_string_value(v));
+        c->n_jobs = i + 1;
+        if (!c->job_names[i])
+            f->oom = true;
+    }
+    if (decode_sha256(json_string_value(json_object_get(o, "api_key_sha256")),
+                      c->api_key_sha256) < 0) {
+        char path[CONF_ERR_PATH_MAX];
+        pathf(path, sizeof path, "clients.%s.api_key_sha256", name);
+        return fail(f->err, path, "must be exactly 64 hex digits (the SHA-256 of the "
+                    "client's API key, e.g. from: printf %%s \"$KEY\" | sha256sum)");
+    }
+    return 0;
+}
+
+static void fill_redis(struct fill *f, struct conf_redis *r, json_t *o)
+{
+    json_t *tls = json_object_get(o, "tls");
+
+    r->url = dup_opt(f, o, "url");
+    r->username = dup_opt(f, o, "username");
+    r->password_file = dup_path(f, o, "password_file");
+    r->password_env = dup_opt(f, o, "password_env");
+    if (tls) {
+        r->ca_file = dup_path(f, tls, "ca_file");
+        r->server_name = dup_opt(f, tls, "server_name");
+    }
+    r->connect_timeout_ms = (unsigned)get_int(o, "connect_timeout_ms");
+    r->command_timeout_ms = (unsigned)get_int(o, "command_timeout_ms");
+}
+
+static void fill_limits(struct conf_limits *l, json_t *o)
+{
+    l->max_header_bytes = (size_t)get_int(o, "max_header_bytes");
+    l->max_headers = (unsigned)get_int(o, "max_headers");
+    l->max_body_bytes = (size_t)get_int(o, "max_body_bytes");
+    l->max_enqueue_bytes = (size_t)get_int(o, "max_enqueue_bytes");
+    l->max_package_bytes = (size_t)get_int(o, "max_package_bytes");
+    l->max_connections = (unsigned)get_int(o, "max_connections");
+}
+
+static void fill_timeouts(struct conf_timeouts *t, json_t *o)
+{
+    t->request_head_ms = (unsigned)get_int(o, "request_head_ms");
+    t->idle_ms = (unsigned)get_int(o, "idle_ms");
+    t->upstream_connect_ms = (unsigned)get_int(o, "upstream_connect_ms");
+    t->upstream_total_ms = (unsigned)get_int(o, "upstream_total_ms");
+    t->shutdown_grace_ms = (unsigned)get_int(o, "shutdown_grace_ms");
+}
+
+static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
+{
+    json_t *envs = json_object_get(root, "environments");
+    json_t *jobs = json_object_get(root, "jobs");
+    json_t *clients = json_object_get(root, "clients");
+    const char *name;
+    json_t *v;
+
+    conf->envs = calloc(json_object_size(envs) + 1, sizeof *conf->envs);
+    conf->jobs = calloc(json_object_size(jobs) + 1, sizeof *conf->jobs);
+    conf->clients = calloc(json_object_size(clients) + 1, sizeof *conf->clients);
+    if (!conf->envs || !conf->jobs || !conf->clients)
+        return fail(f->err, "", "out of memory");
+    json_object_foreach(envs, name, v)
+        fill_env(f, &conf->envs[conf->n_envs++], name, v);
+    json_object_foreach(jobs, name, v)
+        if (fill_job(f, &conf->jobs[conf->n_jobs++], name, v) < 0)
+            return -1;
+    json_object_foreach(clients, name, v)
+        if (fill_client(f, &conf->clients[conf->n_clients++], name, v) < 0)
+            return -1;
+    return 0;
+}
+
+static int fill(struct fill *f, struct conf *conf, json_t *root)
+{
+    enum log_level lvl = LOG_LVL_INFO;
+
+    log_level_parse(json_string_value(json_object_get(root, "log_level")), &lvl);
+    conf->log_level = lvl;
+    conf->public_base_url = dup_opt(f, root, "public_base_url");
+    if (fill_listen(conf, json_string_value(json_object_get(root, "listen")), f->err) < 0)
+        return -1;
+    if (fill_maps(f, conf, root) < 0)
+        return -1;
+    fill_redis(f, &conf->redis, json_object_get(root, "redis"));
+    fill_limits(&conf->limits, json_object_get(root, "limits"));
+    fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
+    if (f->oom)
+        return fail(f->err, "", "out of memory");
+    return 0;
+}
+
+/* ---- load ---- */
+
+/* Turns err->message into "<name>:<line>: <path>: <message>". */
+static void finish_error(struct conf_error *err, const char *name, const char *text, size_t len)
+{
+    char msg[CONF_ERR_MSG_MAX];
+    char line[24] = "";
+
+    if (err->path[0] && !err->line)
+        err->line = jsonpos_line(text, len, err->path);
+    if (err->line > 0)
+        snprintf(line, sizeof line, ":%d", err->line);
+    pathf(msg, sizeof msg, "%s%s: %s%s%s", name, line, err->path, err->path[0] ? ": " : "",
+             err->message);
+    memcpy(err->message, msg, sizeof msg);
+}
+
+static struct conf *load_text(const char *text, size_t len, const char *name,
+                              const char *basedir, struct conf_error *err)
+{
+    struct fill f = { .basedir = basedir, .err = err };
+    struct conf *conf = NULL;
+    json_t *root = NULL;
+
+    memset(err, 0, sizeof *err);
+    root = parse(text, len, err);
+
+    if (!root || confkeys_check(root, err) < 0)
+        goto fail;
+    conf = calloc(1, sizeof *conf);
+    if (!conf || !(conf->path = strdup(name))) {
+        fail(err, "", "out of memory");
+        goto fail;
+    }
+    if (fill(&f, conf, root) < 0)
+        goto fail;
+    json_decref(root);
+    root = NULL;
+    if (confcheck_run(conf, err) < 0 || confredis_check(&conf->redis, err) < 0)
+        goto fail;
+    return conf;
+fail:
+    json_decref(root);
+    conf_free(conf);
+    finish_error(err, name, text, len);
+    return NULL;
+}
+
+struct conf *conf_load_buffer(const char *text, size_t len, const char *name,
+                              struct conf_error *err)
+{
+    struct conf_error ignored;
+
+    return load_text(text, len, name, NULL, err ? err : &ignored);
+}
+
+struct conf *conf_load(const char *path, struct conf_error *err)
+{
+    struct conf_error ignored;
+    char *text = NULL, *dir = NULL;
+    size_t len = 0;
+    struct conf *conf = NULL;
+
+    err = err ? err : &ignored;
+    memset(err, 0, sizeof *err);
+    if (read_file(path, &text, &len, err) < 0) {
+        finish_error(err, path, "", 0);
+        goto out;
+    }
+    const char *slash = strrchr(path, '/');
+    dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!dir) {
+        fail(err, "", "out of memory");
+        finish_error(err, path, "", 0);
+        goto out;
+    }
+    conf = load_text(text, len, path, dir, err);
+out:
+    free(dir);
+    free(text);
+    return conf;
+}
+
+/* ---- free ---- */
+
+static void env_cleanup(struct conf_env *e)
+{
+    free(e->name);
+    free(e->base_url);
+    free(e->resource);
+    free(e->tenant);
+    free(e->client_id);
+    free(e->client_secret_file);
+    free(e->client_secret_env);
+    free(e->cert_file);
+    free(e->key_file);
+    free(e->token_endpoint);
+}
+
+static void job_cleanup(struct conf_job *j)
+{
+    free(j->name);
+    free(j->env_name);
+    free(j->activity_id_raw);
+    free(j->entity);
+    free(j->company);
+}
+
+static void client_cleanup(struct conf_client *c)
+{
+    for (size_t i = 0; i < c->n_jobs; i++)
+        free(c->job_names[i]);
+    free(c->job_names);
+    free(c->jobs);
+    free(c->name);
+}
+
+static void redis_cleanup(struct conf_redis *r)
+{
+    free(r->url);
+    free(r->host);
+    free(r->unix_path);
+    free(r->username);
+    free(r->password_file);
+    free(r->password_env);
+    free(r->ca_file);
+    free(r->server_name);
+}
+
+void conf_free(struct conf *conf)
+{
+    if (!conf)
+        return;
+    for (size_t i = 0; i < conf->n_envs; i++)
+        env_cleanup(&conf->envs[i]);
+    for (size_t i = 0; i < conf->n_jobs; i++)
+        job_cleanup(&conf->jobs[i]);
+    for (size_t i = 0; i < conf->n_clients; i++)
+        client_cleanup(&conf->clients[i]);
+    free(conf->envs);
+    free(conf->jobs);
+    free(conf->clients);
+    redis_cleanup(&conf->redis);
+    free(conf->path);
+    free(conf->listen_host);
+    free(conf->public_base_url);
+    free(conf);
+}
+
+/* ---- lookups ---- */
+
+const struct conf_env *conf_env_find(const struct conf *conf, const char *name)
+{
+    for (size_t i = 0; conf && name && i < conf->n_envs; i++)
+        if (strcmp(conf->envs[i].name, name) == 0)
+            return &conf->envs[i];
+    return NULL;
+}
+
+const struct conf_job *conf_job_find(const struct conf *conf, const char *name)
+{
+    for (size_t i = 0; conf && name && i < conf->n_jobs; i++)
+        if (strcmp(conf->jobs[i].name, name) == 0)
+            return &conf->jobs[i];
+    return NULL;
+}
+
+const struct conf_client *conf_client_find(const struct conf *conf, const char *name)
+{
+    for (size_t i = 0; conf && name && i < conf->n_clients; i++)
+        if (strcmp(conf->clients[i].name, name) == 0)
+            return &conf->clients[i];
+    return NULL;
+}
+
+const struct conf_job *conf_job_find_by_activity(const struct conf *conf,
+                                                 const char *activity_id, size_t len)
+{
+    char canon[GUID_CANON_SIZE];
+
+    if (!conf || guid_canonical(activity_id, len, canon) < 0)
+        return NULL;
+    for (size_t i = 0; i < conf->n_jobs; i++)
+        if (memcmp(conf->jobs[i].activity_id, canon, GUID_CANON_SIZE) == 0)
+            return &conf->jobs[i];
+    return NULL;
+}
+
+/* Compares every byte whatever differs, so the time taken does not reveal the hash. */
+static bool same_hash(const unsigned char *a, const unsigned char *b)
+{
+    unsigned char diff = 0;
+
+    for (size_t i = 0; i < 32; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+const struct conf_client *conf_client_find_by_key(const struct conf *conf,
+                                                  const unsigned char sha256[32])
+{
+    const struct conf_client *found = NULL;
+
+    for (size_t i = 0; conf && sha256 && i < conf->n_clients; i++)
+        if (same_hash(conf->clients[i].api_key_sha256, sha256) && !found)
+            found = &conf->clients[i];
+    return found;
+}
+
+bool conf_client_allows(const struct conf_client *client, const struct conf_job *job)
+{
+    for (size_t i = 0; client && job && i < client->n_jobs; i++)
+        if (client->jobs[i] == job)
+            return true;
+    return false;
+}
+
+int conf_print_reference(FILE *out)
+{
+    return confkeys_print_reference(out);
+}

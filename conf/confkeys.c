@@ -1,0 +1,514 @@
+/* confkeys: the key table, the shape check and the generated key reference.
+ * Invariant: every key fogate reads is in this table, and nothing else is accepted. */
+#include "confkeys.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define STRING_MAX 4096 /* longest string value accepted anywhere */
+#define NAME_MAX_LEN 64 /* longest entry name (environments.<name> ...) */
+
+enum key_type { T_STRING, T_INT, T_BOOL, T_OBJECT, T_MAP, T_STRINGS };
+
+struct key {
+    const char *name;
+    enum key_type type;
+    bool required;
+    const char *def;            /* JSON text of the default; NULL = none */
+    long long min, max;         /* T_INT: value bounds; T_STRINGS: element count bounds */
+    const char *const *choices; /* T_STRING: allowed values, NULL-terminated; NULL = any */
+    const struct key *sub;      /* T_OBJECT: its keys; T_MAP: the keys of each entry */
+    const char *doc;
+};
+
+#define REQ(n, t, d) { .name = (n), .type = (t), .required = true, .doc = (d) }
+#define OPT(n, t, d) { .name = (n), .type = (t), .doc = (d) }
+#define INT(n, dflt, lo, hi, d) \
+    { .name = (n), .type = T_INT, .def = (dflt), .min = (lo), .max = (hi), .doc = (d) }
+#define DESCRIPTION OPT("description", T_STRING, "Free text for operators; not used by fogate.")
+
+static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const algorithms[] = { "PS256", "RS256", NULL };
+static const char *const token_versions[] = { "v2", "v1", NULL };
+static const char *const directions[] = { "import", "export", NULL };
+
+static const struct key certificate_keys[] = {
+    REQ("cert_file", T_STRING, "Path of the PEM certificate registered on the Entra app."),
+    REQ("key_file", T_STRING,
+        "Path of the PEM private key of that certificate (keep it mode 0600)."),
+    { .name = "algorithm", .type = T_STRING, .def = "\"PS256\"", .choices = algorithms,
+      .doc = "Signature algorithm of the client assertion JWT." },
+    { 0 }
+};
+
+static const struct key env_keys[] = {
+    DESCRIPTION,
+    REQ("base_url", T_STRING,
+        "URL of the D365 F&O environment, e.g. `https://contoso.operations.dynamics.com`. "
+        "https only, unless `allow_http` is true; no user, query or fragment. The token "
+        "audience (resource) is this URL lower-cased without trailing slashes."),
+    REQ("tenant", T_STRING,
+        "Entra tenant ID (a GUID) or domain (`contoso.onmicrosoft.com`). Not `common`, "
+        "`organizations` or `consumers`: D365 needs a token from the tenant endpoint."),
+    REQ("client_id", T_STRING, "Application (client) ID of the Entra app, a GUID."),
+    OPT("client_secret_file", T_STRING,
+        "Credential, option 1: path of a file holding the client secret (its value, not its "
+        "ID). Exactly one of `client_secret_file`, `client_secret_env` and "
+        "`client_certificate` must be set. The file must be readable and not empty."),
+    OPT("client_secret_env", T_STRING,
+        "Credential, option 2: name of an environment variable holding the client secret. "
+        "It must be set and not empty when fogate starts."),
+    { .name = "client_certificate", .type = T_OBJECT, .sub = certificate_keys,
+      .doc = "Credential, option 3: a certificate; fogate signs a client assertion with it." },
+    { .name = "token_version", .type = T_STRING, .def = "\"v2\"", .choices = token_versions,
+      .doc = "Entra token endpoint: `v2` (sends `scope=<resource>/.default`) or `v1` "
+             "(sends `resource=<resource>`)." },
+    OPT("token_endpoint", T_STRING,
+        "Full token endpoint URL. Default: `https://login.microsoftonline.com/<tenant>/oauth2/"
+        "v2.0/token`, or `.../oauth2/token` for v1. For tests and sovereign clouds."),
+    { .name = "allow_http", .type = T_BOOL, .def = "false",
+      .doc = "Allow http:// in `base_url` and `token_endpoint`. For tests against a local "
+             "simulator only." },
+    { 0 }
+};
+
+static const struct key job_keys[] = {
+    DESCRIPTION,
+    REQ("environment", T_STRING, "Name of the environment (a key of `environments`)."),
+    REQ("activity_id", T_STRING,
+        "Activity ID of the recurring data job in D365, a GUID. Braces, `%7B`/`%7D` and any "
+        "case are accepted here and from clients."),
+    OPT("entity", T_STRING,
+        "Data entity name sent as `entity=` on enqueue, e.g. `Customer groups`. Omit for "
+        "data-package jobs."),
+    OPT("company", T_STRING, "Default legal entity (dataAreaId) sent as `company=`, e.g. `usmf`."),
+    { .name = "direction", .type = T_STRING, .required = true, .choices = directions,
+      .doc = "`import` (clients enqueue) or `export` (clients dequeue, download and ack)." },
+    { 0 }
+};
+
+static const struct key client_keys[] = {
+    DESCRIPTION,
+    REQ("api_key_sha256", T_STRING,
+        "SHA-256 of the client's API key as 64 hex digits (`printf %s \"$KEY\" | "
+        "sha256sum`). The key itself is never stored. Each client's must differ."),
+    { .name = "jobs", .type = T_STRINGS, .required = true, .min = 1, .max = 1000,
+      .doc = "Names of the jobs (keys of `jobs`) this client may use." },
+    { 0 }
+};
+
+static const struct key redis_tls_keys[] = {
+    OPT("ca_file", T_STRING,
+        "PEM file of the CA(s) that signed the Redis server certificate. Default: the "
+        "system trust store."),
+    OPT("server_name", T_STRING,
+        "Name sent in SNI and verified in the server certificate. Default: the host of `url`."),
+    { 0 }
+};
+
+static const struct key redis_keys[] = {
+    { .name = "url", .type = T_STRING, .def = "\"redis://127.0.0.1:6379\"",
+      .doc = "`redis://[user@]host[:port][/db]`, `rediss://...` for TLS, or "
+             "`unix:///path/redis.sock[?db=N]`. Port 6379 and db 0 by default. A password "
+             "in the URL is refused: use `password_file` or `password_env`." },
+    OPT("username", T_STRING, "ACL user (Redis 6+). May be given here or in `url`, not both."),
+    OPT("password_file", T_STRING,
+        "Path of a file holding the Redis password. At most one of `password_file` and "
+        "`password_env`."),
+    OPT("password_env", T_STRING, "Name of an environment variable holding the Redis password."),
+    { .name = "tls", .type = T_OBJECT, .sub = redis_tls_keys,
+      .doc = "TLS settings; only with a `rediss://` URL, which turns TLS on." },
+    INT("connect_timeout_ms", "2000", 1, 600000, "Time limit to connect (and handshake)."),
+    INT("command_timeout_ms", "2000", 1, 600000, "Time limit of each Redis command."),
+    { 0 }
+};
+
+static const struct key limits_keys[] = {
+    INT("max_header_bytes", "16384", 1024, 1048576,
+        "Largest request head (request line and headers) accepted."),
+    INT("max_headers", "100", 1, 10000, "Most header fields accepted in a request."),
+    INT("max_body_bytes", "1048576", 1, 1073741824LL,
+        "Largest request body on routes without a limit of their own (dequeue, ack, "
+        "OData actions)."),
+    INT("max_enqueue_bytes", "104857600", 1, 68719476736LL,
+        "Largest connector enqueue body. D365 itself has answered 413 at 36-50 MB."),
+    INT("max_package_bytes", "2147483648", 1, 68719476736LL,
+        "Largest data package uploaded through fogate."),
+    INT("max_connections", "1024", 1, 1000000, "Most client connections served at once."),
+    { 0 }
+};
+
+static const struct key timeouts_keys[] = {
+    INT("request_head_ms", "10000", 1, 86400000,
+        "Time a client has to send the request line and headers."),
+    INT("idle_ms", "60000", 1, 86400000,
+        "Time a client connection may stay silent (between requests or inside a body)."),
+    INT("upstream_connect_ms", "10000", 1, 86400000,
+        "Time limit to connect to D365 or Entra, TLS handshake included."),
+    INT("upstream_total_ms", "3600000", 1, 86400000,
+        "Time limit of one whole upstream exchange. Long on purpose: package imports take "
+        "over 30 minutes."),
+    INT("shutdown_grace_ms", "30000", 0, 86400000,
+        "On shutdown, time given to requests in flight before connections are closed."),
+    { 0 }
+};
+
+static const struct key top_keys[] = {
+    DESCRIPTION,
+    REQ("listen", T_STRING,
+        "IP address and port to listen on: `127.0.0.1:8080`, `0.0.0.0:8080`, `[::1]:8080`."),
+    REQ("public_base_url", T_STRING,
+        "https URL clients reach fogate under (the load balancer's), e.g. "
+        "`https://d365-gateway.example.com`; download links are rewritten to it. No query or "
+        "fragment; a trailing slash is dropped. http only for a loopback host (tests)."),
+    { .name = "log_level", .type = T_STRING, .def = "\"info\"", .choices = levels,
+      .doc = "Least severe log level written." },
+    { .name = "environments", .type = T_MAP, .required = true, .sub = env_keys,
+      .doc = "D365 environments, keyed by a short name (letters, digits, `_`, `-`)." },
+    { .name = "jobs", .type = T_MAP, .required = true, .sub = job_keys,
+      .doc = "Jobs clients may use, keyed by a short name." },
+    { .name = "clients", .type = T_MAP, .required = true, .sub = client_keys,
+      .doc = "API clients, keyed by a short name (shown in logs)." },
+    { .name = "redis", .type = T_OBJECT, .def = "{}", .sub = redis_keys,
+      .doc = "The Redis server holding fogate's shared state." },
+    { .name = "limits", .type = T_OBJECT, .def = "{}", .sub = limits_keys,
+      .doc = "Size and count limits." },
+    { .name = "timeouts", .type = T_OBJECT, .def = "{}", .sub = timeouts_keys,
+      .doc = "Time limits, in milliseconds." },
+    { 0 }
+};
+
+/* ---- shape check ---- */
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    snprintf(err->path, sizeof err->path, "%s", path);
+    err->line = 0;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* snprintf for JSON paths and messages: truncation is acceptable (buffers are bounded). */
+__attribute__((format(printf, 3, 4)))
+static void pathf(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies a user-supplied name for a message: at most 64 chars, non-printables as '?'. */
+static const char *printable(char *dst, size_t n, const char *src)
+{
+    size_t i = 0;
+
+    for (; src[i] && i + 1 < n && i < NAME_MAX_LEN; i++)
+        dst[i] = (src[i] < 0x20 || src[i] == 0x7f) ? '?' : src[i];
+    dst[i] = '\0';
+    return dst;
+}
+
+static void join(char *dst, size_t n, const char *parent, const char *name)
+{
+    char safe[NAME_MAX_LEN + 1];
+
+    pathf(dst, n, "%s%s%s", parent, parent[0] ? "." : "", printable(safe, sizeof safe, name));
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a fractional number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static const char *wanted_name(enum key_type t)
+{
+    switch (t) {
+    case T_STRING: return "a string";
+    case T_INT: return "an integer";
+    case T_BOOL: return "true or false";
+    case T_STRINGS: return "an array of strings";
+    default: return "an object";
+    }
+}
+
+static const struct key *find_key(const struct key *keys, const char *name)
+{
+    for (; keys->name; keys++)
+        if (strcmp(keys->name, name) == 0)
+            return keys;
+    return NULL;
+}
+
+static void list_names(char *dst, size_t n, const struct key *keys)
+{
+    size_t off = 0;
+
+    dst[0] = '\0';
+    for (; keys->name && off < n; keys++)
+        off += (size_t)snprintf(dst + off, n - off, "%s%s", off ? ", " : "", keys->name);
+}
+
+static void list_choices(char *dst, size_t n, const char *const *choices)
+{
+    size_t off = 0;
+
+    dst[0] = '\0';
+    for (; *choices && off < n; choices++)
+        off += (size_t)snprintf(dst + off, n - off, "%s\"%s\"", off ? ", " : "", *choices);
+}
+
+static int check_string(const json_t *v, const struct key *k, const char *path,
+                        struct conf_error *err)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+
+    if (strlen(s) != len)
+        return fail(err, path, "must not contain a NUL character");
+    if (len == 0)
+        return fail(err, path, "must not be empty");
+    if (len > STRING_MAX)
+        return fail(err, path, "is too long (%zu characters, at most %d)", len, STRING_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return fail(err, path, "must not contain control characters");
+    if (!k || !k->choices)
+        return 0;
+    for (const char *const *c = k->choices; *c; c++)
+        if (strcmp(*c, s) == 0)
+            return 0;
+    char choices[200];
+    list_choices(choices, sizeof choices, k->choices);
+    return fail(err, path, "must be one of %s", choices);
+}
+
+static int check_object(json_t *obj, const struct key *keys, const char *path,
+                        struct conf_error *err);
+
+static int check_name(const char *name, const char *path, struct conf_error *err)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > NAME_MAX_LEN)
+        return fail(err, path, "names must be 1 to %d characters long", NAME_MAX_LEN);
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return fail(err, path, "names may hold only letters, digits, '_' and '-'");
+    }
+    return 0;
+}
+
+static int check_map(json_t *map, const struct key *k, const char *path,
+                     struct conf_error *err)
+{
+    const char *name;
+    json_t *entry;
+    char sub[CONF_ERR_PATH_MAX];
+
+    json_object_foreach(map, name, entry) {
+        join(sub, sizeof sub, path, name);
+        if (check_name(name, sub, err) < 0)
+            return -1;
+        if (!json_is_object(entry))
+            return fail(err, sub, "must be an object, not %s", type_name(entry));
+        if (check_object(entry, k->sub, sub, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_strings(json_t *arr, const struct key *k, const char *path,
+                         struct conf_error *err)
+{
+    size_t n = json_array_size(arr), i;
+    json_t *v;
+    char sub[CONF_ERR_PATH_MAX];
+
+    if ((long long)n < k->min || (long long)n > k->max)
+        return fail(err, path, "must hold %lld to %lld entries, not %zu", k->min, k->max, n);
+    json_array_foreach(arr, i, v) {
+        pathf(sub, sizeof sub, "%s[%zu]", path, i);
+        if (!json_is_string(v))
+            return fail(err, sub, "must be a string, not %s", type_name(v));
+        if (check_string(v, NULL, sub, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool type_ok(const json_t *v, enum key_type t)
+{
+    switch (t) {
+    case T_STRING: return json_is_string(v);
+    case T_INT: return json_is_integer(v);
+    case T_BOOL: return json_is_boolean(v);
+    case T_STRINGS: return json_is_array(v);
+    default: return json_is_object(v);
+    }
+}
+
+static int check_value(json_t *v, const struct key *k, const char *path, struct conf_error *err)
+{
+    if (!type_ok(v, k->type))
+        return fail(err, path, "must be %s, not %s", wanted_name(k->type), type_name(v));
+    switch (k->type) {
+    case T_STRING: return check_string(v, k, path, err);
+    case T_INT: {
+        long long n = json_integer_value(v);
+        if (n < k->min || n > k->max)
+            return fail(err, path, "must be between %lld and %lld, not %lld", k->min, k->max, n);
+        return 0;
+    }
+    case T_OBJECT: return check_object(v, k->sub, path, err);
+    case T_MAP: return check_map(v, k, path, err);
+    case T_STRINGS: return check_strings(v, k, path, err);
+    default: return 0;
+    }
+}
+
+/* Returns 1 if k is present in obj (after inserting its default), 0 if absent, -1 on error. */
+static int ensure_present(json_t *obj, const struct key *k, const char *path,
+                          struct conf_error *err)
+{
+    if (json_object_get(obj, k->name))
+        return 1;
+    if (k->required)
+        return fail(err, path, "required key is missing");
+    if (!k->def)
+        return 0;
+    json_t *def = json_loads(k->def, JSON_DECODE_ANY, NULL);
+    if (!def || json_object_set_new(obj, k->name, def) < 0)
+        return fail(err, path, "out of memory");
+    return 1;
+}
+
+static int check_object(json_t *obj, const struct key *keys, const char *path,
+                        struct conf_error *err)
+{
+    const char *name;
+    json_t *v;
+    char sub[CONF_ERR_PATH_MAX];
+
+    json_object_foreach(obj, name, v) {
+        if (!find_key(keys, name)) {
+            char known[300];
+            join(sub, sizeof sub, path, name);
+            list_names(known, sizeof known, keys);
+            return fail(err, sub, "unknown key (known keys here: %s)", known);
+        }
+    }
+    for (const struct key *k = keys; k->name; k++) {
+        join(sub, sizeof sub, path, k->name);
+        int present = ensure_present(obj, k, sub, err);
+        if (present < 0)
+            return -1;
+        if (present && check_value(json_object_get(obj, k->name), k, sub, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int confkeys_check(json_t *root, struct conf_error *err)
+{
+    if (!json_is_object(root))
+        return fail(err, "", "the file must hold one JSON object, not %s", type_name(root));
+    return check_object(root, top_keys, "", err);
+}
+
+/* ---- reference ---- */
+
+static void print_type(FILE *out, const struct key *k)
+{
+    switch (k->type) {
+    case T_STRING:
+        if (!k->choices) {
+            fputs("string", out);
+            break;
+        }
+        fputs("one of", out);
+        for (const char *const *c = k->choices; *c; c++)
+            fprintf(out, "%s `%s`", c == k->choices ? "" : ",", *c);
+        break;
+    case T_INT: fprintf(out, "integer, %lld to %lld", k->min, k->max); break;
+    case T_BOOL: fputs("boolean", out); break;
+    case T_OBJECT: fputs("object", out); break;
+    case T_MAP: fputs("object of named objects", out); break;
+    case T_STRINGS: fprintf(out, "array of %lld to %lld strings", k->min, k->max); break;
+    }
+}
+
+/* Table cells: a '|' would end the cell, so it is escaped (GFM allows that in code too). */
+static void print_cell(FILE *out, const char *text)
+{
+    for (; *text; text++) {
+        if (*text == '|')
+            fputc('\\', out);
+        fputc(*text, out);
+    }
+}
+
+static void print_rows(FILE *out, const struct key *keys, const char *prefix)
+{
+    char path[CONF_ERR_PATH_MAX];
+
+    for (const struct key *k = keys; k->name; k++) {
+        pathf(path, sizeof path, "%s%s", prefix, k->name);
+        fprintf(out, "| `%s` | ", path);
+        print_type(out, k);
+        if (k->required)
+            fputs(" | required", out);
+        else if (k->def && strcmp(k->def, "{}") == 0)
+            fputs(" | optional, all defaults", out);
+        else if (k->def)
+            fprintf(out, " | default `%s`", k->def);
+        else
+            fputs(" | optional", out);
+        fputs(" | ", out);
+        print_cell(out, k->doc);
+        fputs(" |\n", out);
+        if (k->type == T_OBJECT || k->type == T_MAP) {
+            char sub[CONF_ERR_PATH_MAX];
+            pathf(sub, sizeof sub, "%s%s", path, k->type == T_MAP ? ".<name>." : ".");
+            print_rows(out, k->sub, sub);
+        }
+    }
+}
+
+int confkeys_print_reference(FILE *out)
+{
+    fputs("# fogate configuration keys\n\n"
+          "<!-- Generated from the key table in conf/confkeys.c; do not edit by hand.\n"
+          "     Regenerate: cmake --build <build-dir> --target conf-reference -->\n\n"
+          "fogate reads one JSON file (`fogate --check-config FILE` validates it). Unknown keys,\n"
+          "duplicate keys and wrong types are errors that name the key's path and line.\n"
+          "Strings must be 1 to 4096 characters without control characters. Names of\n"
+          "environments, jobs and clients are 1 to 64 letters, digits, `_` or `-`.\n"
+          "Relative file paths are resolved against the directory of the config file.\n"
+          "Secrets are never written in this file: it names a file or an environment\n"
+          "variable that holds them. `conf/fogate.example.json` is a complete example.\n\n"
+          "| Key | Type | Required / default | Description |\n"
+          "|---|---|---|---|\n",
+          out);
+    print_rows(out, top_keys, "");
+    return ferror(out) ? -1 : 0;
+}
