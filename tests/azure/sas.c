@@ -129,9 +129,28 @@ static int blob_sts(char *out, size_t cap, const char *account, const char *cont
                w->se, account, container, blob, SAS_VERSION);
 }
 
+/* Azure's container rule: 3-63 of lower-case letters, digits and '-'. */
+static int container_ok(const char *c)
+{
+    size_t n = c ? strlen(c) : 0;
+    return n >= 3 && n <= 63 && strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* Blob names: 1-1024 bytes, no control characters (they would forge string-to-sign lines). */
+static int blob_ok(const char *b)
+{
+    size_t n = b ? strlen(b) : 0;
+    if (n == 0 || n > 1024)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)b; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
 static int blob_args_ok(const char *container, const char *blob, const char *perms)
 {
-    return !empty(container) && !empty(blob) && !empty(perms) &&
+    return container_ok(container) && blob_ok(blob) && !empty(perms) &&
            strspn(perms, "racwdxyltmeopi") == strlen(perms);
 }
 

@@ -37,8 +37,9 @@ struct sas_account {
 /* Writes the full SAS URL of one blob into out:
  *   <endpoint>/<container>/<blob, percent-encoded, '/' kept>?sv=..&sr=b&sig=..&st=..&se=..&sp=..
  * perms is the signed permission string in Azure's canonical order, e.g. "r", "w", "rw",
- * "racwd". start 0 omits st. Returns 0, or -1 if an argument is empty or invalid, the key is
- * not base64, or out (cap bytes) is too small. */
+ * "racwd". container follows Azure's rule (3-63 of a-z 0-9 '-'); blob is 1-1024 bytes without
+ * control characters. start 0 omits st; expiry must be after start. Returns 0, or -1 if an
+ * argument is invalid, the key is not base64, or out (cap bytes) is too small. */
 int sas_blob_url(char *out, size_t cap, const struct sas_account *acct, const char *container,
                  const char *blob, const char *perms, time_t start, time_t expiry);
 

@@ -90,6 +90,10 @@ static void test_blob_url_errors(void)
     CHECK(sas_blob_url(url, sizeof url, &bad, "dmf", "x", "rw", T_ST, T_SE) == -1);
     CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "", "rw", T_ST, T_SE) == -1);
     CHECK(sas_blob_url(url, sizeof url, &dev, "", "x", "rw", T_ST, T_SE) == -1);
+    CHECK(sas_blob_url(url, sizeof url, &dev, "DMF", "x", "rw", T_ST, T_SE) == -1);
+    CHECK(sas_blob_url(url, sizeof url, &dev, "d/f", "x", "rw", T_ST, T_SE) == -1);
+    CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "a\nb", "rw", T_ST, T_SE) == -1);
+    CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "x", "rw", T_ST, T_SE) == 0);
     CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "x", "", T_ST, T_SE) == -1);
     CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "x", "r&w", T_ST, T_SE) == -1);
     CHECK(sas_blob_url(url, sizeof url, &dev, "dmf", "x", "rw", T_SE, T_ST) == -1);
