@@ -1,0 +1,358 @@
+"""harness: shared helpers for fogate's end-to-end and conformance tests (stdlib + pytest).
+
+Starts real processes (fosim, redis-server, Azurite, fogate) on free 127.0.0.1 ports, waits
+for them with deadlines, stops them by PID, keeps their logs when a test failed and removes
+the temporary directories otherwise. Small helpers get tokens and make HTTP requests.
+
+Environment: FOSIM_BIN (simulator binary), FOGATE_BIN (gateway binary), FOGATE_SRC (repo).
+"""
+import base64
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+# Well-known identities of the default simulator config.
+TENANT = "8c1f0a6e-2b7d-4c55-9f3e-6a1d2b3c4d5e"
+OTHER_TENANT = "11111111-2222-4333-8444-555555555555"
+APP_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+APP_SECRET = "s3cr3t~value.with+special&chars"
+UNMAPPED_APP_ID = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"     # no D365 user: 403
+UNAUTHORIZED_APP_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"  # mapped, not on job policies
+EXPIRED_APP_ID = "9b2f1c4a-0d3e-4f5a-8b6c-7d8e9f0a1b2c"      # secret expired
+IMPORT_JOB = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
+EXPORT_JOB = "b0b5401e-56ca-4dc8-b566-84389a001236"
+
+DEADLINE = 20.0
+
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(fn, timeout=DEADLINE, interval=0.05, what="condition"):
+    """Polls fn() until it returns a truthy value; raises TimeoutError after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+def wait_port(port, timeout=DEADLINE):
+    def up():
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    wait_until(up, timeout, what=f"port {port}")
+
+
+def require_bin(env, default=None):
+    """The path in $env (or default); fails the test loudly when it is missing."""
+    path = os.environ.get(env) or default
+    if not path or not os.path.exists(path):
+        pytest.fail(f"{env} is not set or does not exist ({path!r}); run the tests via ctest")
+    return path
+
+
+class Proc:
+    """A child process started in its own process group, logs in workdir."""
+
+    def __init__(self, name, argv, workdir, env=None, stdout_pipe=False):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            argv, stdout=subprocess.PIPE if stdout_pipe else self._log, stderr=self._log,
+            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.pid = self.popen.pid
+
+    def read_line(self, timeout=DEADLINE):
+        """One line of stdout (stdout_pipe=True) within timeout."""
+        out = self.popen.stdout
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.popen.poll() is not None and not select.select([out], [], [], 0)[0]:
+                raise RuntimeError(f"{self.name} printed no line; log:\n{self.log_tail()}")
+            r, _, _ = select.select([out], [], [], left)
+            if r:
+                ch = os.read(out.fileno(), 1)
+                if not ch:
+                    raise RuntimeError(f"{self.name} closed stdout; log:\n{self.log_tail()}")
+                buf += ch
+        return buf.decode()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, timeout=10.0, sig=signal.SIGTERM):
+        """Signals the process by PID and waits; returns its exit code (kills on timeout)."""
+        if self.popen.poll() is None:
+            os.kill(self.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        if self.popen.stdout:
+            self.popen.stdout.close()
+        self._log.close()
+        return self.popen.returncode
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"".join(f.readlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Workdir:
+    """A temporary directory removed on success and kept (path printed) on failure."""
+
+    def __init__(self, prefix="fogate-test-"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def cleanup(self, failed):
+        if failed or os.environ.get("FOGATE_KEEP_LOGS"):
+            sys.stderr.write(f"\n[harness] logs kept in {self.path}\n")
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+def request(base_url, method, path, body=None, headers=None, token=None, timeout=30.0):
+    """One HTTP request on a fresh connection; returns a Response. body: bytes, str or dict."""
+    u = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json; charset=utf-8")
+    elif isinstance(body, str):
+        body = body.encode()
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+def default_sim_config(**overrides):
+    """The default fosim config: one environment tenant with four apps, an import job and an
+    export job. Keyword arguments override top-level keys."""
+    cfg = {
+        "tenant": TENANT,
+        "tenants": [
+            {"id": TENANT, "apps": [
+                {"client_id": APP_ID, "secret": APP_SECRET, "user": "Admin"},
+                {"client_id": UNMAPPED_APP_ID, "secret": APP_SECRET, "user": None},
+                {"client_id": UNAUTHORIZED_APP_ID, "secret": APP_SECRET, "user": "Batch"},
+                {"client_id": EXPIRED_APP_ID, "secret": APP_SECRET, "user": "Admin",
+                 "secret_expired": True},
+            ]},
+            {"id": OTHER_TENANT, "apps": [
+                {"client_id": APP_ID, "secret": APP_SECRET, "user": "Admin"},
+            ]},
+        ],
+        "jobs": [
+            {"activity_id": "{" + IMPORT_JOB.upper() + "}", "direction": "import",
+             "entity": "Customer groups", "apps": [APP_ID, UNMAPPED_APP_ID]},
+            {"activity_id": EXPORT_JOB, "direction": "export", "entity": "Customers V3",
+             "apps": [APP_ID, UNMAPPED_APP_ID]},
+        ],
+        "token_lifetime": 3599,
+        "enqueued_secs": 0.3,
+        "processing_secs": 0.3,
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+class Fosim:
+    """A running fosim. Use start_fosim() or the `fosim` fixture."""
+
+    def __init__(self, workdir, config=None, extra_args=()):
+        self.workdir = workdir
+        self.config = config or default_sim_config()
+        self.config_path = os.path.join(workdir, "fosim.json")
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+        data_dir = os.path.join(workdir, "fosim-data")
+        argv = [require_bin("FOSIM_BIN"), "--config", self.config_path, "--listen",
+                "127.0.0.1:0", "--data-dir", data_dir, *extra_args]
+        self.proc = Proc("fosim", argv, workdir, stdout_pipe=True)
+        line = json.loads(self.proc.read_line())
+        self.base_url = line["base_url"]
+        self.hostport = line["listening"]
+        self.port = int(self.hostport.rsplit(":", 1)[1])
+        wait_until(lambda: self.get("/_sim/healthz").status == 200, what="fosim healthz")
+
+    # -- HTTP --
+    def request(self, method, path, body=None, headers=None, token=None, timeout=30.0):
+        return request(self.base_url, method, path, body, headers, token, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    # -- Entra ID --
+    def token_response(self, client_id=APP_ID, secret=APP_SECRET, v2=False, resource=None,
+                       tenant=TENANT, extra=None):
+        resource = resource if resource is not None else self.base_url
+        form = {"grant_type": "client_credentials", "client_id": client_id,
+                "client_secret": secret}
+        if v2:
+            form["scope"] = resource + "/.default"
+        else:
+            form["resource"] = resource
+        form.update(extra or {})
+        path = f"/{tenant}/oauth2/v2.0/token" if v2 else f"/{tenant}/oauth2/token"
+        return self.post(path, urllib.parse.urlencode(form),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def token(self, client_id=APP_ID, secret=APP_SECRET, **kw):
+        """A valid access token (asserts the token call succeeded)."""
+        r = self.token_response(client_id, secret, **kw)
+        assert r.status == 200, r
+        return r.json()["access_token"]
+
+    # -- control API --
+    def ctl(self, method, path, body=None):
+        r = self.request(method, "/_sim/" + path.lstrip("/"), body)
+        assert r.status < 300, r
+        return r.json() if r.body else None
+
+    def counters(self):
+        return self.ctl("GET", "counters")
+
+    def reset(self):
+        self.ctl("POST", "reset")
+
+    def configure(self, **patch):
+        return self.ctl("POST", "config", patch)
+
+    def advance(self, seconds):
+        return self.ctl("POST", "clock", {"advance": seconds})
+
+    def fault(self, **rule):
+        return self.ctl("POST", "faults", rule)
+
+    def clear_faults(self):
+        self.ctl("DELETE", "faults")
+
+    def feed_export(self, data, activity=EXPORT_JOB):
+        """Puts one export message with `data` (bytes) on a job; returns its description."""
+        r = self.request("POST", f"/_sim/exports/{activity}", data)
+        assert r.status == 200, r
+        return r.json()
+
+    def stop(self):
+        return self.proc.stop()
+
+
+def start_fosim(workdir, config=None, extra_args=()):
+    return Fosim(workdir, config, extra_args)
+
+
+def start_redis(workdir, extra_conf=""):
+    """redis-server on a free port, no persistence. Returns Proc with .port."""
+    port = free_port()
+    conf = os.path.join(workdir, f"redis-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(f"port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+                f"dir {workdir}\n{extra_conf}\n")
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    p = Proc(f"redis-{port}", [require_bin("REDIS_SERVER_BIN", exe), conf], workdir)
+    p.port = port
+    wait_port(port)
+    return p
+
+
+def start_azurite(workdir):
+    """Azurite's blob service (see harness_azurite). Fails loudly if it is not installed."""
+    import harness_azurite
+    return harness_azurite.start(workdir)
+
+
+def start_fogate(workdir, config_path, extra_args=(), ready_path="/healthz", port=None):
+    """The fogate binary with a config file; waits until GET ready_path answers 200 on port."""
+    argv = [require_bin("FOGATE_BIN"), "--config", config_path, *extra_args]
+    p = Proc("fogate", argv, workdir)
+    if port:
+        p.port = port
+        wait_until(lambda: request(f"http://127.0.0.1:{port}", "GET", ready_path, timeout=2)
+                   .status == 200, what="fogate ready")
+    return p
+
+
+@pytest.fixture(scope="module")
+def workdir(request):
+    """A module-wide Workdir, kept when any test of the session failed."""
+    w = Workdir()
+    yield w.path
+    w.cleanup(request.session.testsfailed > 0)
+
+
+@pytest.fixture(scope="module")
+def fosim(workdir):
+    """A fosim with the default config, shared by a test module. Asserts a clean SIGTERM."""
+    sim = start_fosim(workdir)
+    yield sim
+    rc = sim.stop()
+    assert rc == 0, f"fosim exited {rc}; log:\n{sim.proc.log_tail()}"
+
+
+def b64url_json(part):
+    """Decodes one base64url JWT part into a dict."""
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def jwt_claims(token):
+    return b64url_json(token.split(".")[1])

@@ -1,0 +1,20 @@
+/* simtoken: the Entra ID token endpoints, v1 (/{tenant}/oauth2/token, resource=) and v2
+ * (/{tenant}/oauth2/v2.0/token, scope=), client-credentials grant, with AADSTS errors.
+ * Invariant: a secret is never echoed in a response or a log line. */
+#ifndef SIMTOKEN_H
+#define SIMTOKEN_H
+
+#include <stddef.h>
+#include "sim.h"
+
+/* The route for `path` if it is a token endpoint, else NULL. Static storage. */
+const struct sim_route *simtoken_route(const char *path);
+
+/* Seam for certificate credentials: verifies a client_assertion JWT (RS256/PS256 with an
+ * x5t thumbprint) for `app` against the certificate configured for it. Returns 0 when
+ * valid; otherwise -1 with a reason (no secrets) in why. */
+int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
+                             const char *tenant, const char *assertion, char *why,
+                             size_t whycap);
+
+#endif
