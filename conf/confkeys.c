@@ -302,19 +302,21 @@ static int check_string(const json_t *v, const struct key *k, const char *path,
 static int check_object(json_t *obj, const struct key *keys, const char *path,
                         struct conf_error *err);
 
+/* Entry names become parts of JSON paths and log fields, so they are kept plain. */
 static int check_name(const char *name, const char *path, struct conf_error *err)
 {
     size_t len = strlen(name);
+    char safe[NAME_MAX_LEN + 1];
+    bool ok = len > 0 && len <= NAME_MAX_LEN;
 
-    if (len == 0 || len > NAME_MAX_LEN)
-        return fail(err, path, "names must be 1 to %d characters long", NAME_MAX_LEN);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; ok && i < len; i++) {
         char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        if (!ok)
-            return fail(err, path, "names may hold only letters, digits, '_' and '-'");
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
     }
+    if (!ok)
+        return fail(err, path, "bad name \"%s\": names are 1 to %d letters, digits, '_' or '-'",
+                    printable(safe, sizeof safe, name), NAME_MAX_LEN);
     return 0;
 }
 
@@ -326,9 +328,9 @@ static int check_map(json_t *map, const struct key *k, const char *path,
     char sub[CONF_ERR_PATH_MAX];
 
     json_object_foreach(map, name, entry) {
-        join(sub, sizeof sub, path, name);
-        if (check_name(name, sub, err) < 0)
+        if (check_name(name, path, err) < 0)
             return -1;
+        join(sub, sizeof sub, path, name);
         if (!json_is_object(entry))
             return fail(err, sub, "must be an object, not %s", type_name(entry));
         if (check_object(entry, k->sub, sub, err) < 0)
