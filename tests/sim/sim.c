@@ -11,8 +11,11 @@
 
 #include "log.h"
 #include "simbearer.h"
+#include "simconnector.h"
 #include "simctl.h"
+#include "simfault.h"
 #include "simjwt.h"
+#include "simqueue.h"
 #include "simtoken.h"
 
 static const struct sim_route route_404 = {"other", NULL, NULL};
@@ -31,26 +34,87 @@ static void not_found(struct sim *s, struct simhttp_req *req)
 static const struct sim_route *route(const char *path)
 {
     const struct sim_route *r;
-    if ((r = simctl_route(path)) || (r = simtoken_route(path)))
+    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simconnector_route(path)))
         return r;
     return NULL;
+}
+
+#define KIND(k) (1u << (k))
+
+static void fault_status(struct simhttp_req *req, const struct simfault_rule *f)
+{
+    char ra[24];
+    sim_d365_headers(req);
+    if (f->status == 429) {
+        snprintf(ra, sizeof(ra), "%ld", f->retry_after);
+        simhttp_add_header(req, "Retry-After", ra);
+    }
+    if (!f->message[0]) {
+        simhttp_reply(req, f->status, NULL, NULL, 0);
+        return;
+    }
+    sim_reply_json(req, f->status, "application/json; odata.metadata=minimal",
+                   json_pack("{s:{s:s, s:s}}", "error", "code", "", "message", f->message));
+}
+
+/* Faults a front end would cause, applied before the endpoint sees the request.
+ * Returns 1 when the request has been answered (or the connection closed). */
+static int early_faults(struct sim *s, struct simhttp_req *req)
+{
+    struct simfault_rule f;
+    unsigned kinds = KIND(SF_STATUS) | KIND(SF_CLOSE) | KIND(SF_AADSTS) | KIND(SF_SLOW) |
+                     KIND(SF_STALL) | KIND(SF_TRUNCATE);
+    while (simfault_match(s->faults, req->endpoint, kinds, &f)) {
+        sim_count(s, NULL, "faults_applied", 1);
+        struct simhttp_shape sh = req->shape;
+        switch (f.kind) {
+        case SF_CLOSE: simhttp_close(req); return 1;
+        case SF_STATUS: fault_status(req, &f); return 1;
+        case SF_AADSTS:
+            simtoken_reply_error(s, req, f.status, f.error, f.code,
+                                 f.message[0] ? f.message : "Injected failure.");
+            return 1;
+        case SF_SLOW: sh.rate_bps = f.rate; break;
+        case SF_STALL: sh.stall = 1; break;
+        case SF_TRUNCATE: sh.truncate_at = f.bytes > 0 ? f.bytes : 1; break;
+        default: break;
+        }
+        simhttp_set_shape(req, &sh);
+        kinds &= ~KIND(f.kind);
+    }
+    return 0;
 }
 
 static void on_head(struct simhttp_req *req, void *ctx)
 {
     struct sim *s = ctx;
     const struct sim_route *r = route(req->path);
+    struct simfault_rule f;
     if (!r)
         r = &route_404;
     req->route_data = (void *)r;
     req->endpoint = r->endpoint;
+    int control = strcmp(r->endpoint, "control") == 0;
+    if (!control && early_faults(s, req))
+        return;
     if (r->on_head)
         r->on_head(s, req);
+    if (!control && !req->replied && simfault_match(s->faults, req->endpoint, KIND(SF_TOO_LARGE), &f)) {
+        sim_count(s, NULL, "faults_applied", 1);
+        if (req->body_cap > (size_t)f.size)
+            req->body_cap = (size_t)f.size;
+    }
 }
 
 static void on_request(struct simhttp_req *req, void *ctx)
 {
     const struct sim_route *r = req->route_data;
+    if (req->body_too_large && strcmp(r->endpoint, "control") != 0) {
+        sim_d365_headers(req);
+        sim_reply_json(req, 413, "application/json; charset=utf-8",
+                       json_pack("{s:s}", "Message", "Request Entity Too Large"));
+        return;
+    }
     if (r->on_request)
         r->on_request(ctx, req);
     else
@@ -140,9 +204,11 @@ struct sim *sim_new(struct event_base *base, json_t *conf_doc, const char *host,
         goto fail;
     s->key = simjwt_key_new();
     s->bearer = simbearer_new();
+    s->queue = simqueue_new();
+    s->faults = simfault_new();
     s->data_dir = strdup(data_dir);
     mkdir(data_dir, 0700);
-    if (!s->key || !s->bearer) {
+    if (!s->key || !s->bearer || !s->queue || !s->faults) {
         snprintf(err, cap, "cannot create the signing key");
         goto fail;
     }
@@ -167,6 +233,8 @@ void sim_free(struct sim *s)
         return;
     simhttp_free(s->http);
     simbearer_free(s->bearer);
+    simqueue_free(s->queue);
+    simfault_free(s->faults);
     simjwt_key_free(s->key);
     simconf_free(s->conf);
     json_decref(s->conf_doc);

@@ -5,7 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "simconnector.h"
+#include "simfault.h"
+#include "simguid.h"
 #include "simjson.h"
+#include "simqueue.h"
+#include "simurl.h"
+
+#define EXPORT_CAP (8LL * 1024 * 1024 * 1024)
+#define BULK_CAP (2LL * 1024 * 1024 * 1024)
 
 static void head(struct sim *s, struct simhttp_req *req);
 static void handle(struct sim *s, struct simhttp_req *req);
@@ -16,9 +27,29 @@ const struct sim_route *simctl_route(const char *path)
     return strncmp(path, "/_sim/", 6) == 0 ? &route : NULL;
 }
 
+/* "/_sim/exports/{activity}" (single, streamed) or ".../bulk"; writes the GUID. */
+static int export_target(const char *path, char guid[37], int *bulk)
+{
+    if (strncmp(path, "/_sim/exports/", 14) != 0)
+        return -1;
+    const char *act = path + 14, *slash = strchr(act, '/');
+    size_t n = slash ? (size_t)(slash - act) : strlen(act);
+    *bulk = slash && strcmp(slash, "/bulk") == 0;
+    if (slash && !*bulk)
+        return -1;
+    return simguid_parse(act, n, guid);
+}
+
 static void head(struct sim *s, struct simhttp_req *req)
 {
+    char guid[37], path[512];
+    int bulk;
     req->body_cap = 1024 * 1024;
+    if (strcmp(req->method, "POST") == 0 && export_target(req->path, guid, &bulk) == 0 && !bulk) {
+        sim_data_path(s, "export", path, sizeof(path));
+        simhttp_sink_file(req, path);
+        req->body_cap = (size_t)EXPORT_CAP;
+    }
 }
 
 static void reply_err(struct simhttp_req *req, int status, const char *msg)
@@ -79,8 +110,138 @@ static void clock_set(struct sim *s, struct simhttp_req *req)
                    json_pack("{s:f, s:f}", "offset", s->clock_offset, "now", sim_now(s)));
 }
 
+static json_t *describe(const struct sim *s, const struct simqueue_msg *m)
+{
+    static const char *const st[] = {"Enqueued", "Dequeued", "Downloaded", "Acked"};
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:I, s:i, s:s, s:b}", "message_id",
+                     m->id, "activity_id", m->job, "correlation_id", m->correlation, "blob",
+                     m->blob, "state", m->is_export ? st[m->state] : "Import", "size",
+                     (json_int_t)m->size, "dequeues", m->dequeues, "downloads",
+                     (json_int_t)m->downloads, "job_state",
+                     simconnector_job_state(s, m, sim_now(s)), "execution_id",
+                     m->execution_id, "has_errors", m->has_errors);
+}
+
+static void export_one(struct sim *s, struct simhttp_req *req, const char *guid)
+{
+    if (!simconf_job(s->conf, guid)) {
+        unlink(req->body_path);
+        reply_err(req, 404, "no such job in the config");
+        return;
+    }
+    struct simqueue_msg *m = simconnector_feed(s, guid, req->body_path, (long long)req->body_len);
+    if (!m)
+        reply_err(req, 500, "cannot add the message");
+    else
+        sim_reply_json(req, 200, "application/json", describe(s, m));
+}
+
+static int write_pattern(const char *path, long long size, long long seq)
+{
+    char buf[65536];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    int n = snprintf(buf, sizeof(buf), "FOSIM export %lld\n", seq);
+    for (size_t i = (size_t)n; i < sizeof(buf); i++)
+        buf[i] = (char)('a' + i % 26);
+    for (long long left = size; left > 0;) {
+        size_t chunk = left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf);
+        if (write(fd, buf, chunk) != (ssize_t)chunk) {
+            close(fd);
+            return -1;
+        }
+        left -= (long long)chunk;
+    }
+    return close(fd);
+}
+
+static void export_bulk(struct sim *s, struct simhttp_req *req, const char *guid)
+{
+    char v[32], path[512];
+    long long count = simurl_param(req->query, "count", 0, v, sizeof(v)) == 1 ? atoll(v) : 1;
+    long long size = simurl_param(req->query, "size", 0, v, sizeof(v)) == 1 ? atoll(v) : 1024;
+    if (!simconf_job(s->conf, guid) || count < 1 || count > 100000 || size < 0 ||
+        count * size > BULK_CAP) {
+        reply_err(req, 400, "need a configured job, 1 <= count <= 100000, count*size <= 2 GiB");
+        return;
+    }
+    json_t *ids = json_array();
+    for (long long i = 0; i < count; i++) {
+        sim_data_path(s, "export", path, sizeof(path));
+        struct simqueue_msg *m = write_pattern(path, size, i) == 0
+                                     ? simconnector_feed(s, guid, path, size) : NULL;
+        if (!m) {
+            json_decref(ids);
+            reply_err(req, 500, "cannot write export files");
+            return;
+        }
+        json_array_append_new(ids, json_string(m->id));
+    }
+    sim_reply_json(req, 200, "application/json",
+                   json_pack("{s:I, s:o}", "count", (json_int_t)count, "message_ids", ids));
+}
+
+static void faults(struct sim *s, struct simhttp_req *req)
+{
+    char err[256];
+    if (strcmp(req->method, "DELETE") == 0) {
+        simfault_clear(s->faults);
+        simhttp_reply(req, 204, NULL, NULL, 0);
+        return;
+    }
+    if (strcmp(req->method, "GET") == 0) {
+        sim_reply_json(req, 200, "application/json", simfault_list(s->faults));
+        return;
+    }
+    json_t *rule = simjson_lenient_load(req->body, req->body_len);
+    int rc = rule ? simfault_add(s->faults, rule, err, sizeof(err)) : -1;
+    json_decref(rule);
+    if (rc != 0)
+        reply_err(req, 400, rule ? err : "body must be a JSON fault rule");
+    else
+        sim_reply_json(req, 200, "application/json", simfault_list(s->faults));
+}
+
+static void message(struct sim *s, struct simhttp_req *req)
+{
+    struct simqueue_msg *m = simqueue_find(s->queue, req->path + 15);
+    if (!m)
+        reply_err(req, 404, "no such message");
+    else
+        sim_reply_json(req, 200, "application/json", describe(s, m));
+}
+
+static void reset(struct sim *s, struct simhttp_req *req)
+{
+    sim_counters_reset(s);
+    simfault_clear(s->faults);
+    simqueue_clear(s->queue);
+    s->clock_offset = 0;
+    simhttp_reply(req, 204, NULL, NULL, 0);
+}
+
 static void handle(struct sim *s, struct simhttp_req *req)
 {
+    char guid[37];
+    int bulk;
+    if (strcmp(req->method, "POST") == 0 && export_target(req->path, guid, &bulk) == 0) {
+        if (req->body_too_large)
+            reply_err(req, 413, "export body too large");
+        else if (bulk)
+            export_bulk(s, req, guid);
+        else
+            export_one(s, req, guid);
+        return;
+    }
+    if (strcmp(req->path, "/_sim/faults") == 0) {
+        faults(s, req);
+        return;
+    }
+    if (strcmp(req->method, "GET") == 0 && strncmp(req->path, "/_sim/messages/", 15) == 0) {
+        message(s, req);
+        return;
+    }
     if (req->body_too_large) {
         reply_err(req, 413, "control body too large");
     } else if (is(req, "GET", "/_sim/healthz")) {
@@ -88,8 +249,7 @@ static void handle(struct sim *s, struct simhttp_req *req)
     } else if (is(req, "GET", "/_sim/counters")) {
         sim_reply_json(req, 200, "application/json", json_incref(s->counters));
     } else if (is(req, "POST", "/_sim/reset")) {
-        sim_counters_reset(s);
-        simhttp_reply(req, 204, NULL, NULL, 0);
+        reset(s, req);
     } else if (is(req, "GET", "/_sim/config")) {
         sim_reply_json(req, 200, "application/json", redacted_config(s));
     } else if (is(req, "POST", "/_sim/config")) {

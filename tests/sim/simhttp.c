@@ -535,6 +535,9 @@ static int on_body(http_parser *p, const char *at, size_t n)
     }
     if (r->needle && !r->needle_found && r->sink != SIMHTTP_SINK_DISCARD)
         scan_needle(r, at, n);
+    for (const char *q = at; r->sink != SIMHTTP_SINK_DISCARD && (q = memchr(q, '\n', (size_t)(at + n - q)));
+         q++)
+        r->body_newlines++;
     if (r->sink == SIMHTTP_SINK_MEM)
         body_mem(r, at, n);
     else if (r->sink == SIMHTTP_SINK_FILE)

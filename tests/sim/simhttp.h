@@ -54,6 +54,7 @@ struct simhttp_req {
     int body_too_large;
     int body_io_error;
     int needle_found;
+    long long body_newlines;   /* '\n' bytes seen in the kept body */
     /* routing, set by handler */
     const char *endpoint;      /* static label for counters, e.g. "dequeue" */
     void *route_data;          /* handler-owned cookie */

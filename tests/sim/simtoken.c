@@ -56,6 +56,9 @@ static void head(struct sim *s, struct simhttp_req *req)
 }
 
 static void aad_error(struct sim *s, struct simhttp_req *req, int status, const char *error,
+                      long code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void aad_error(struct sim *s, struct simhttp_req *req, int status, const char *error,
                       long code, const char *fmt, ...)
 {
     char msg[1024], desc[1400], ts[32], trace[40], corr[40], uri[96];
@@ -212,6 +215,12 @@ static void issue(struct sim *s, struct simhttp_req *req, const struct tokreq *t
     simhttp_add_header(req, "Cache-Control", "no-store, no-cache");
     simhttp_add_header(req, "Pragma", "no-cache");
     sim_reply_json(req, 200, "application/json; charset=utf-8", body);
+}
+
+void simtoken_reply_error(struct sim *s, struct simhttp_req *req, int status,
+                          const char *error, long code, const char *msg)
+{
+    aad_error(s, req, status, error, code, "%s", msg);
 }
 
 int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,

@@ -17,4 +17,10 @@ int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
                              const char *tenant, const char *assertion, char *why,
                              size_t whycap);
 
+/* Replies with an Entra ID error body (reference §2.4): error, error_description with the
+ * AADSTS code, Trace ID, Correlation ID and Timestamp, error_codes, timestamp, trace_id,
+ * correlation_id, error_uri. `msg` must not contain secrets. */
+void simtoken_reply_error(struct sim *s, struct simhttp_req *req, int status,
+                          const char *error, long code, const char *msg);
+
 #endif
