@@ -42,7 +42,8 @@ int seal_key_load(const char *path, unsigned char key[SEAL_KEY_LEN], char *err,
                   size_t errlen);
 
 /* Seals `len` bytes of `plain` (borrowed) under `key` and `context` (a NUL-terminated
- * string, may be empty) with a fresh random nonce. Stores a buffer the caller owns
+ * string, may be empty) with a fresh random nonce. The context is compared byte for byte,
+ * so build it unambiguously (e.g. "<env>\n<resource>" with no "\n" in either part). Stores a buffer the caller owns
  * (free()) in *out and its length in *out_len (NUL not counted in SEAL_BASE64).
  * Returns SEAL_OK or SEAL_ERROR (*out is then NULL). */
 enum seal_status seal_seal(const unsigned char key[SEAL_KEY_LEN], const char *context,

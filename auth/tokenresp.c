@@ -157,20 +157,20 @@ static int64_t lifetime_of(json_t *root, int64_t now)
     return 0;
 }
 
-/* Takes the token if the JSON is a valid success shape. Returns 0 or -1. */
-static int take_success(struct tokenresp *r, json_t *root, int64_t now)
+/* Takes the token if the JSON is a valid success shape; else leaves r->access_token NULL. */
+static void take_success(struct tokenresp *r, json_t *root, int64_t now)
 {
     json_t *tok = json_object_get(root, "access_token");
     json_t *type = json_object_get(root, "token_type");
     if (type && !(json_is_string(type) && strcasecmp(json_string_value(type), "Bearer") == 0))
-        return -1;
+        return;
     if (!json_is_string(tok) || json_string_length(tok) > TOKENRESP_TOKEN_MAX ||
         !is_b64token(json_string_value(tok), json_string_length(tok)))
-        return -1;
+        return;
     size_t n = json_string_length(tok);
     r->access_token = malloc(n + 1);
     if (!r->access_token)
-        return -1;
+        return;
     memcpy(r->access_token, json_string_value(tok), n + 1);
     r->access_token_len = n;
     r->lifetime = lifetime_of(root, now);
@@ -178,8 +178,8 @@ static int take_success(struct tokenresp *r, json_t *root, int64_t now)
         r->lifetime = TOKENRESP_LIFETIME_DEFAULT;
         r->lifetime_defaulted = 1;
     }
-    r->expires_at = now + r->lifetime;
-    return 0;
+    /* Saturate rather than overflow on an absurd clock. */
+    r->expires_at = now > INT64_MAX - r->lifetime ? INT64_MAX : now + r->lifetime;
 }
 
 static void copy_error(struct tokenresp *r, json_t *root)

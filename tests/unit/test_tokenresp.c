@@ -237,6 +237,14 @@ static void test_malformed_success(void)
     tokenresp_cleanup(&r);
     CHECK(tokenresp_parse(&r, NULL, 0, 200, NOW) == TOKENRESP_MALFORMED);
     tokenresp_cleanup(&r);
+    /* An absurd clock saturates instead of overflowing. */
+    const char *ok = "{\"access_token\":\"t\",\"expires_in\":3599,\"expires_on\":\"5\"}";
+    CHECK(tokenresp_parse(&r, ok, strlen(ok), 200, INT64_MAX - 10) == TOKENRESP_OK);
+    CHECK(r.expires_at == INT64_MAX && r.lifetime == 3599);
+    tokenresp_cleanup(&r);
+    CHECK(tokenresp_parse(&r, ok + 0, strlen(ok), 200, -100) == TOKENRESP_OK);
+    CHECK(r.expires_at == -100 + 3599);
+    tokenresp_cleanup(&r);
 }
 
 /* A body of `n` bytes: {"access_token":"aaaa..."} padded with spaces. */
