@@ -10,7 +10,10 @@
 #include "revent.h"
 #include "rtls.h"
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredict/async.h>
 #include <hiredict/hiredict_ssl.h>
 #include <openssl/crypto.h>
@@ -25,7 +28,7 @@
 #define MAX_REPLY_ELEMENTS (1 << 20)
 #define MAX_EVAL_ARGS 32
 
-/* Connection states:
+/* Connection states (CONNECTING starts with an async name lookup when a resolver is given):
  *
  *   IDLE --ev_conn (backoff) fires--> CONNECTING --AUTH/SELECT/PING ok--> READY
  *    ^                                    |                                 |
@@ -45,8 +48,16 @@ struct rcmd {
     bool done;                 /* the caller's callback has run */
 };
 
+/* A name lookup in flight. It outlives an abandoned attempt (and the rconn): lookups are
+ * never cancelled, so libevent's cancel/free ordering never matters; the callback frees it. */
+struct lookup {
+    struct rconn *conn; /* borrowed; NULL once abandoned */
+};
+
 struct rconn {
     struct event_base *base;   /* borrowed */
+    struct evdns_base *dns;    /* borrowed; NULL = hiredict resolves (blocking) */
+    struct lookup *lookup;     /* owned by the resolver callback; set while resolving */
     char *host;                /* owned */
     char *unix_path;           /* owned */
     char *username;            /* owned */
@@ -342,7 +353,7 @@ static int attach_tls(struct rconn *c, redictAsyncContext *ac, char *why, size_t
     return 0;
 }
 
-static redictAsyncContext *open_context(struct rconn *c, char *why, size_t len)
+static redictAsyncContext *open_context(struct rconn *c, const char *addr, char *why, size_t len)
 {
     redictOptions ro = { 0 };
     redictAsyncContext *ac = NULL;
@@ -350,7 +361,7 @@ static redictAsyncContext *open_context(struct rconn *c, char *why, size_t len)
     if (c->unix_path)
         REDICT_OPTIONS_SET_UNIX(&ro, c->unix_path);
     else
-        REDICT_OPTIONS_SET_TCP(&ro, c->host, c->port);
+        REDICT_OPTIONS_SET_TCP(&ro, addr, c->port);
     ac = redictAsyncConnectWithOptions(&ro);
     if (!ac) {
         snprintf(why, len, "connect: out of memory");
@@ -373,11 +384,10 @@ fail:
     return NULL;
 }
 
-static void start_connect(struct rconn *c)
+static void start_connect(struct rconn *c, const char *addr)
 {
     char why[192];
-    redictAsyncContext *ac = open_context(c, why, sizeof(why));
-    struct timeval tv = ms_tv(c->connect_timeout_ms);
+    redictAsyncContext *ac = open_context(c, addr, why, sizeof(why));
 
     if (!ac) {
         go_down(c, why);
@@ -390,19 +400,101 @@ static void start_connect(struct rconn *c)
     redictAsyncSetConnectCallback(ac, on_connect);
     redictAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
-    c->state = ST_CONNECTING;
-    evtimer_add(c->ev_conn, &tv);
     if (send_handshake(c) != 0)
         drop(c, "connect: cannot queue the handshake");
+}
+
+static bool is_ip_literal(const char *name)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/* The first IPv4 address, else the first address at all. */
+static void first_address(const struct evutil_addrinfo *res, char *ip, size_t len)
+{
+    const struct evutil_addrinfo *pick = res;
+
+    for (const struct evutil_addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    if (pick->ai_family == AF_INET)
+        evutil_inet_ntop(AF_INET, &((struct sockaddr_in *)pick->ai_addr)->sin_addr, ip, len);
+    else if (pick->ai_family == AF_INET6)
+        evutil_inet_ntop(AF_INET6, &((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr, ip, len);
+}
+
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+    struct lookup *l = arg;
+    struct rconn *c = l->conn;
+    char ip[INET6_ADDRSTRLEN] = "", why[192];
+
+    free(l);
+    if (res) {
+        first_address(res, ip, sizeof(ip));
+        evutil_freeaddrinfo(res);
+    }
+    if (!c)
+        return;
+    c->lookup = NULL;
+    if (!ip[0]) {
+        snprintf(why, sizeof(why), "resolve %s: %s", c->host,
+                 err ? evutil_gai_strerror(err) : "no address");
+        go_down(c, why);
+        return;
+    }
+    start_connect(c, ip);
+}
+
+static void resolve(struct rconn *c)
+{
+    struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                     .ai_protocol = IPPROTO_TCP };
+    struct lookup *l = calloc(1, sizeof(*l));
+
+    if (!l) {
+        go_down(c, "resolve: out of memory");
+        return;
+    }
+    l->conn = c;
+    c->lookup = l;
+    evdns_getaddrinfo(c->dns, c->host, NULL, &hints, on_resolved, l); /* may call back now */
+}
+
+static void abandon_lookup(struct rconn *c)
+{
+    if (c->lookup)
+        c->lookup->conn = NULL;
+    c->lookup = NULL;
+}
+
+static void begin_attempt(struct rconn *c)
+{
+    struct timeval tv = ms_tv(c->connect_timeout_ms);
+
+    c->state = ST_CONNECTING;
+    evtimer_add(c->ev_conn, &tv);
+    if (c->dns && c->host && !is_ip_literal(c->host))
+        resolve(c);
+    else
+        start_connect(c, c->host);
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct rconn *c = arg;
-    char why[64];
+    char why[96];
 
     if (c->state == ST_IDLE) {
-        start_connect(c);
+        begin_attempt(c);
+    } else if (c->state == ST_CONNECTING && c->lookup) {
+        abandon_lookup(c);
+        snprintf(why, sizeof(why), "resolve %s: timeout after %d ms", c->host, c->connect_timeout_ms);
+        go_down(c, why);
     } else if (c->state == ST_CONNECTING) {
         snprintf(why, sizeof(why), "connect timeout after %d ms", c->connect_timeout_ms);
         drop(c, why);
@@ -739,13 +831,14 @@ struct rconn *rconn_new(struct event_base *base, const struct rconn_options *opt
     if (!c)
         return NULL;
     c->base = base;
+    c->dns = opts->dns;
     c->rng = (uint32_t)(mono_ms() ^ wall_ms() ^ (uintptr_t)c ^ ((uint32_t)getpid() << 16));
     c->health.since_unix_ms = wall_ms();
     if (setup(c, opts) != 0) {
         rconn_free(c);
         return NULL;
     }
-    start_connect(c);
+    begin_attempt(c);
     return c;
 }
 
@@ -757,6 +850,7 @@ void rconn_free(struct rconn *c)
         return;
     c->closing = true;
     c->state = ST_CLOSED;
+    abandon_lookup(c);
     ac = c->ac;
     c->ac = NULL;
     c->ssl = NULL;

@@ -14,13 +14,16 @@
 #include <hiredict/hiredict.h>
 
 struct event_base;
+struct evdns_base;
 struct rconn;
 
 /* Plain options, filled by proxy/ from the config. Every string is borrowed for the
  * duration of rconn_new only (it copies them; the password copy is wiped on free).
  * Zero or NULL means the default noted. */
 struct rconn_options {
-    const char *host;            /* borrowed; IP literal or name (resolved when connecting) */
+    const char *host;            /* borrowed; IP literal, or a name resolved at each connect */
+    struct evdns_base *dns;      /* borrowed, must outlive the rconn: resolves host names
+                                    without blocking; NULL = hiredict's blocking getaddrinfo */
     int port;                    /* 0 = 6379 */
     const char *unix_path;       /* borrowed; when set, used instead of host/port */
     int db;                      /* SELECT db after AUTH when > 0 */

@@ -9,6 +9,7 @@
 #include "rdeadline.h"
 #include "rconn/server.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <stdbool.h>
 
@@ -20,6 +21,7 @@ static const char PW_BAD[] = "Wrong-pass-Mv55"; /* never valid */
 
 static struct event_base *base;
 static char tmpdir[256];
+static int dns_hole = -1; /* a UDP socket on 127.0.0.1 that never answers */
 
 struct call {
     int n;
@@ -418,6 +420,63 @@ static void test_restart(void)
     srv_stop(&s, SIGTERM);
 }
 
+/* A resolver knowing `names` (from a hosts file) and a nameserver that never answers, so
+ * nothing leaves 127.0.0.1. Free with evdns_base_free(dns, 0) once no lookup is pending. */
+static struct evdns_base *make_dns(const char *names)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    char hosts[300], ns[32];
+    struct evdns_base *dns = evdns_base_new(base, 0);
+
+    if (dns_hole < 0) {
+        dns_hole = socket(AF_INET, SOCK_DGRAM, 0);
+        CHECK(bind(dns_hole, (struct sockaddr *)&a, sizeof(a)) == 0);
+    }
+    CHECK(getsockname(dns_hole, (struct sockaddr *)&a, &len) == 0);
+    snprintf(hosts, sizeof(hosts), "%s/hosts", tmpdir);
+    FILE *f = fopen(hosts, "w");
+    CHECK(f != NULL && fprintf(f, "127.0.0.1 %s\n", names) > 0);
+    fclose(f);
+    snprintf(ns, sizeof(ns), "127.0.0.1:%d", ntohs(a.sin_port));
+    CHECK(dns && evdns_base_load_hosts(dns, hosts) == 0);
+    CHECK(evdns_base_nameserver_ip_add(dns, ns) == 0);
+    CHECK(evdns_base_set_option(dns, "timeout:", "0.8") == 0);
+    CHECK(evdns_base_set_option(dns, "attempts:", "1") == 0);
+    return dns;
+}
+
+static void test_resolver(void)
+{
+    struct srv s = { 0 };
+    int port = start_plain(&s, NULL, NULL);
+    struct evdns_base *dns = make_dns("redis.fogate.test");
+    struct rconn_options o = opts_tcp(port);
+
+    o.host = "redis.fogate.test";
+    o.dns = dns;
+    struct rconn *c = rconn_new(base, &o);
+    CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
+    CHECK_STR(run(c, "PING", NULL, NULL).str, "PONG");
+    rconn_free(c);
+
+    /* An unanswered lookup never blocks the loop, and the attempt ends on time. */
+    o.host = "nowhere.fogate.test";
+    o.connect_timeout_ms = 300;
+    c = rconn_new(base, &o);
+    struct call k = run(c, "PING", NULL, NULL);
+    CHECK(k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < 50);
+    spin_ms(350);
+    CHECK(!is_up(c));
+    CHECK(strstr(health(c).last_error, "resolve nowhere.fogate.test: timeout after 300 ms") != NULL);
+    spin_ms(600);
+    CHECK(!is_up(c) && health(c).failures >= 2);
+    rconn_free(c);
+    spin_ms(1000); /* abandoned lookups time out inside evdns and free themselves */
+    evdns_base_free(dns, 0);
+    srv_stop(&s, SIGTERM);
+}
+
 struct stat_q {
     char key[64];
     long long val;
@@ -541,6 +600,18 @@ static void test_tls(void)
     c = connect_tls(p, NULL, "ca.crt"); /* the name defaults to the host: IP 127.0.0.1 */
     CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
     rconn_free(c);
+    struct evdns_base *dns = make_dns("localhost");
+    struct rconn_options byname = opts_tcp(p);
+    byname.host = "localhost"; /* resolved, and the default server name */
+    byname.dns = dns;
+    byname.tls = true;
+    byname.tls_ca_file = ca;
+    byname.password = PW_REQ;
+    c = rconn_new(base, &byname);
+    CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
+    CHECK_STR(run(c, "PING", NULL, NULL).str, "PONG");
+    rconn_free(c);
+    evdns_base_free(dns, 0);
 
     check_refused(connect_tls(p, "redis.example.net", "ca.crt"), "hostname mismatch");
     check_refused(connect_tls(p, "127.0.0.2", "ca.crt"), "IP address mismatch");
@@ -671,6 +742,7 @@ int main(void)
     test_auth();
     test_stall();
     test_restart();
+    test_resolver();
     test_eval();
     test_tls();
     test_free_pending();
@@ -679,6 +751,8 @@ int main(void)
 
     log_set_stream(NULL);
     fclose(logf);
+    if (dns_hole >= 0)
+        close(dns_hole);
     event_free(keep);
     event_base_free(base);
     srv_rmtree(tmpdir);
