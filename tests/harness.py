@@ -316,9 +316,17 @@ def start_redis(workdir, extra_conf=""):
 
 
 def start_azurite(workdir):
-    """Azurite's blob service (see harness_azurite). Fails loudly if it is not installed."""
+    """Azurite's blob service (see harness_azurite): an object with endpoint, account, key and
+    stop(). Fails loudly (never skips) if Azurite is not installed."""
     import harness_azurite
-    return harness_azurite.start(workdir)
+    location = os.path.join(workdir, "azurite")
+    os.makedirs(location, exist_ok=True)
+    return harness_azurite.start_azurite(location=location)
+
+
+def azurite_sim_config(az):
+    """The "azurite" block of a fosim config for a started Azurite."""
+    return {"endpoint": az.endpoint, "name": az.account, "key": az.key}
 
 
 def start_fogate(workdir, config_path, extra_args=(), ready_path="/healthz", port=None):

@@ -15,6 +15,8 @@
 #include "simctl.h"
 #include "simfault.h"
 #include "simjwt.h"
+#include "simodata.h"
+#include "simpkg.h"
 #include "simqueue.h"
 #include "simtoken.h"
 
@@ -34,7 +36,8 @@ static void not_found(struct sim *s, struct simhttp_req *req)
 static const struct sim_route *route(const char *path)
 {
     const struct sim_route *r;
-    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simconnector_route(path)))
+    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simconnector_route(path)) ||
+        (r = simodata_route(path)))
         return r;
     return NULL;
 }
@@ -206,9 +209,10 @@ struct sim *sim_new(struct event_base *base, json_t *conf_doc, const char *host,
     s->bearer = simbearer_new();
     s->queue = simqueue_new();
     s->faults = simfault_new();
+    s->pkg = simpkg_new(s);
     s->data_dir = strdup(data_dir);
     mkdir(data_dir, 0700);
-    if (!s->key || !s->bearer || !s->queue || !s->faults) {
+    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg) {
         snprintf(err, cap, "cannot create the signing key");
         goto fail;
     }
@@ -231,6 +235,7 @@ void sim_free(struct sim *s)
 {
     if (!s)
         return;
+    simpkg_free(s->pkg); /* joins workers before the requests they reference go away */
     simhttp_free(s->http);
     simbearer_free(s->bearer);
     simqueue_free(s->queue);

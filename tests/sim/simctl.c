@@ -12,6 +12,7 @@
 #include "simfault.h"
 #include "simguid.h"
 #include "simjson.h"
+#include "simpkg.h"
 #include "simqueue.h"
 #include "simurl.h"
 
@@ -217,6 +218,7 @@ static void reset(struct sim *s, struct simhttp_req *req)
     sim_counters_reset(s);
     simfault_clear(s->faults);
     simqueue_clear(s->queue);
+    simpkg_clear(s->pkg);
     s->clock_offset = 0;
     simhttp_reply(req, 204, NULL, NULL, 0);
 }

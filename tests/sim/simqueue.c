@@ -203,3 +203,11 @@ size_t simqueue_count(const struct simqueue *q)
 {
     return q->n;
 }
+
+struct simqueue_msg *simqueue_by_execution(struct simqueue *q, const char *exec)
+{
+    for (struct simqueue_msg *m = q->head; m; m = m->next)
+        if (!m->is_export && strcmp(m->execution_id, exec) == 0)
+            return m;
+    return NULL;
+}

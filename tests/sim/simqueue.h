@@ -66,6 +66,8 @@ struct simqueue_msg *simqueue_dequeue(struct simqueue *q, const char *job, doubl
 enum simqueue_ack simqueue_ack(struct simqueue *q, const char *corr, const char *pop);
 
 struct simqueue_msg *simqueue_find(struct simqueue *q, const char *id);
+/* The import message whose execution id is `exec`, or NULL. */
+struct simqueue_msg *simqueue_by_execution(struct simqueue *q, const char *exec);
 struct simqueue_msg *simqueue_find_blob(struct simqueue *q, const char *blob);
 
 /* Import processing status at `now`. */
