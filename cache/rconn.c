@@ -1,7 +1,10 @@
 /* rconn: a Redis connection with per-command timeouts and reconnect (see rconn.h).
  * Invariant: a sent command (struct rcmd) is owned by hiredict and freed only in
  * on_reply; `done` guarantees its caller's callback runs once, whichever comes first of
- * the reply, its timeout, the loss of the connection or rconn_free. */
+ * the reply, its timeout, the loss of the connection or rconn_free.
+ * One file on purpose (past the usual ~600 lines): the command queue, the connection
+ * state machine and EVAL's retry all rely on that invariant and on one struct rconn;
+ * the pure parts live in rdeadline, rbackoff, rtls and revent. */
 #include "rconn.h"
 
 #include "log.h"
@@ -297,9 +300,14 @@ static int send_handshake(struct rconn *c)
     int rc = REDICT_OK;
 
     c->handshake_left = 0;
-    if (c->password) {
-        const char *argv[3] = { "AUTH", c->username ? c->username : c->password, c->password };
-        rc |= redictAsyncCommandArgv(ac, on_handshake, c, c->username ? 3 : 2, argv, NULL);
+    if (c->password) { /* AUTH [username] password */
+        const char *argv[3] = { "AUTH", c->username, c->password };
+        int argc = 3;
+        if (!c->username) {
+            argv[1] = c->password;
+            argc = 2;
+        }
+        rc |= redictAsyncCommandArgv(ac, on_handshake, c, argc, argv, NULL);
         c->handshake_left++;
     }
     if (c->db > 0) {
