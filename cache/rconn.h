@@ -37,7 +37,8 @@ struct rconn_options {
     int reconnect_min_ms;        /* first backoff; 0 = 100 */
     int reconnect_max_ms;        /* backoff cap; 0 = 5000 */
     size_t max_pending;          /* commands in flight before RCONN_OVERLOADED; 0 = 65536 */
-    size_t max_reply_bytes;      /* larger replies drop the connection; 0 = 64 MiB */
+    size_t max_reply_bytes;      /* more unparsed reply bytes than this (checked before each
+                                    16 KiB read) drop the connection; 0 = 64 MiB */
 };
 
 /* How a command ended. RCONN_OK carries the reply, which may itself be a Redis error
@@ -70,8 +71,8 @@ void rconn_free(struct rconn *c);
 /* Queues a command in hiredict's format (%s, %b with pointer + size_t, %d, ...).
  * timeout_ms <= 0 uses the connection's command_timeout_ms.
  * Returns 0: cb(arg, ...) will be called exactly once, later.
- * Returns -1 (cb is never called): the format is invalid, memory ran out, or the
- * connection is being freed. */
+ * Returns -1 (cb is never called): cb is NULL, the format is invalid, memory ran out,
+ * or the connection is being freed. */
 int rconn_command(struct rconn *c, rconn_cb *cb, void *arg, int timeout_ms, const char *fmt, ...);
 
 /* Same as rconn_command with an argument vector (binary safe). argv and argvlen are
