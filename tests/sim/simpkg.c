@@ -39,6 +39,7 @@ struct simpkg {
     struct simworker *w;      /* owned */
     struct exec *execs;       /* owned */
     int import_running;       /* a synchronous ImportFromPackage is in progress */
+    struct simworker_job *sync_job; /* its job once the worker finished (waits for the timer) */
     int container_ready;
 };
 
@@ -69,6 +70,8 @@ void simpkg_free(struct simpkg *p)
 {
     if (!p)
         return;
+    if (p->sync_job && p->sync_job->worker_done)
+        simworker_job_free(p->sync_job); /* otherwise still on the worker's list */
     simworker_free(p->w);
     simpkg_clear(p);
     free(p);
@@ -214,6 +217,9 @@ static void import_maybe_reply(struct simworker_job *j)
     struct simpkg *p = j->owner;
     struct exec *e = find(p, j->exec_id);
     p->import_running = 0;
+    p->sync_job = NULL;
+    if (e)
+        e->done_at = sim_now(p->s); /* the answer marks the end, whatever the timers said */
     if (j->rc != 0) {
         if (e)
             e->checked = -1;
@@ -279,6 +285,7 @@ void simpkg_import_from_package(struct sim *s, struct simhttp_req *req, const js
         return;
     }
     s->pkg->import_running = 1;
+    s->pkg->sync_job = j;
     double d = s->conf->import_package_secs;
     struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
     evtimer_add(j->timer, &tv);
