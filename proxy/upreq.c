@@ -1,0 +1,159 @@
+/* upreq: outbound method and header list checks, and the easy-handle options every
+ * transfer gets (see upreq.h). */
+#include "upreq.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool upreq_method_ok(const char *method)
+{
+    size_t i = 0;
+
+    if (!method)
+        return false;
+    for (; method[i]; i++)
+        if (!is_tchar((unsigned char)method[i]) || i >= 32)
+            return false;
+    return i > 0;
+}
+
+/* Length of the name before ':' or 0 when the line is not "token:...". */
+static size_t name_len(const char *line)
+{
+    size_t n = 0;
+
+    while (is_tchar((unsigned char)line[n]))
+        n++;
+    return line[n] == ':' ? n : 0;
+}
+
+static bool named(const char *line, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(line, name, n) == 0;
+}
+
+static bool value_empty(const char *v)
+{
+    return v[strspn(v, " \t")] == '\0';
+}
+
+static int append(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+
+    if (!l)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+/* libcurl drops "Name:" (empty value) from the request; "Name;" sends it empty. */
+static int append_field(struct curl_slist **list, const char *line, size_t n)
+{
+    char *semi;
+    int rc;
+
+    if (!value_empty(line + n + 1))
+        return append(list, line);
+    semi = malloc(n + 2);
+    if (!semi)
+        return -1;
+    memcpy(semi, line, n);
+    memcpy(semi + n, ";", 2);
+    rc = append(list, semi);
+    free(semi);
+    return rc;
+}
+
+int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out)
+{
+    struct curl_slist *list = NULL;
+    bool has_accept = false;
+
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *line = lines[i];
+        size_t nl = line ? name_len(line) : 0;
+
+        if (nl == 0 || strpbrk(line, "\r\n"))
+            goto fail;
+        if (named(line, nl, "Content-Length") || named(line, nl, "Transfer-Encoding") ||
+            named(line, nl, "Expect"))
+            continue;
+        has_accept |= named(line, nl, "Accept");
+        if (append_field(&list, line, nl) != 0)
+            goto fail;
+    }
+    if (append(&list, "Expect:") != 0 || (!has_accept && append(&list, "Accept:") != 0))
+        goto fail;
+    *out = list;
+    return 0;
+fail:
+    curl_slist_free_all(list);
+    return -1;
+}
+
+#define SET(opt, val)                                  \
+    do {                                               \
+        if (rc == CURLE_OK)                            \
+            rc = curl_easy_setopt(e, (opt), (val));    \
+    } while (0)
+
+CURLcode upreq_method(CURL *e, const char *method, int64_t body_len)
+{
+    CURLcode rc = CURLE_OK;
+
+    if (body_len == UPSTREAM_BODY_NONE) {
+        if (strcmp(method, "HEAD") == 0) {
+            SET(CURLOPT_NOBODY, 1L);
+        } else {
+            SET(CURLOPT_HTTPGET, 1L);
+            if (strcmp(method, "GET") != 0)
+                SET(CURLOPT_CUSTOMREQUEST, method);
+        }
+        return rc;
+    }
+    SET(CURLOPT_UPLOAD, 1L);
+    SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)(body_len >= 0 ? body_len : -1));
+    if (strcmp(method, "PUT") != 0)
+        SET(CURLOPT_CUSTOMREQUEST, method);
+    return rc;
+}
+
+CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
+                         const struct upstream_req *req)
+{
+    const char *protocols = o->allow_http ? "http,https" : "https";
+    unsigned cto = req->timeouts.connect_ms ? req->timeouts.connect_ms : o->connect_timeout_ms;
+    unsigned tto = req->timeouts.total_ms ? req->timeouts.total_ms : o->total_timeout_ms;
+    CURLcode rc = CURLE_OK;
+
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_PATH_AS_IS, 1L);  /* keep the caller's path bytes as they are */
+    SET(CURLOPT_PROTOCOLS_STR, protocols);
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_PROXY, o->proxy ? o->proxy : "");
+    SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (o->ca_file)
+        SET(CURLOPT_CAINFO, o->ca_file);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
+    SET(CURLOPT_TIMEOUT_MS, (long)tto);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);  /* imports run for half an hour */
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_BUFFERSIZE, (long)o->recv_buffer_bytes);
+    return rc;
+}
+
+#undef SET

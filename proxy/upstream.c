@@ -1,0 +1,633 @@
+/* upstream: outbound HTTP transfers on the event loop (see upstream.h).
+ * A transfer's easy handle is only ever added, removed or un-paused from the event loop
+ * (its `kick` event, the `reap` event or curlev's done callback), never from inside a
+ * libcurl callback; callbacks only set flags and activate those events.
+ *
+ *   start -> kick: add -> [read/header/write callbacks, pauses] -> done: on_done, free
+ *                \-> upstream_abort: free now (outside libcurl) or mark + reap next turn
+ */
+#include "upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "curlev.h"
+#include "upreq.h"
+
+struct upstream {
+    struct event_base *base;      /* borrowed */
+    struct curlev *ev;            /* owned */
+    struct upstream_opts opts;    /* ca_file and proxy point at the owned copies below */
+    char *ca_file;                /* owned */
+    char *proxy;                  /* owned */
+    struct upstream_xfer *xfers;  /* owned list of live transfers */
+    struct event *reap;           /* owned: frees transfers aborted inside libcurl */
+    struct upstream_stats stats;
+};
+
+struct upstream_xfer {
+    struct upstream *up;          /* borrowed owner */
+    struct upstream_xfer *prev, *next;
+    CURL *easy;                   /* owned */
+    struct curl_slist *hdrs;      /* owned */
+    struct upstream_cbs cbs;
+    struct uphead *head;          /* owned */
+    size_t trailer_bytes;
+    struct evbuffer *sendbuf;     /* owned: request body not yet taken by libcurl */
+    size_t send_cap;
+    int64_t body_len;
+    uint64_t pushed;              /* request body bytes accepted from the caller */
+    struct evbuffer *fetchbuf;    /* owned; upstream_fetch only */
+    size_t fetch_cap;
+    struct event *kick;           /* owned: add, resume, notify space, from the loop */
+    int paused;                   /* CURLPAUSE_SEND/RECV bits libcurl currently holds */
+    enum upstream_result fail;    /* set by our callbacks; UPSTREAM_OK = none */
+    const char *fail_text;        /* static string, with fail */
+    bool added, head_done, send_eof, pause_next, want_recv, space_wanted, notify_space;
+    bool aborted;
+    uint64_t bytes_sent, bytes_received;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+int upstream_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void upstream_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+const char *upstream_result_name(enum upstream_result r)
+{
+    static const char *const names[] = {"OK", "CONNECT_FAILED", "TIMEOUT", "TLS_FAILED",
+                                        "TRUNCATED", "ABORTED", "TOO_LARGE", "OTHER"};
+
+    return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "OTHER";
+}
+
+/* ---- transfer lifetime ---- */
+
+static void xfer_free(struct upstream_xfer *x)
+{
+    struct upstream *up = x->up;
+
+    if (x->prev)
+        x->prev->next = x->next;
+    else if (up->xfers == x)
+        up->xfers = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    if (x->easy && x->added)
+        curlev_remove(up->ev, x->easy);
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->hdrs);
+    uphead_free(x->head);
+    if (x->sendbuf)
+        evbuffer_free(x->sendbuf);
+    if (x->fetchbuf)
+        evbuffer_free(x->fetchbuf);
+    if (x->kick)
+        event_free(x->kick);
+    free(x);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream *up = arg;
+    struct upstream_xfer *x = up->xfers, *next;
+
+    for (; x; x = next) {
+        next = x->next;
+        if (x->aborted)
+            xfer_free(x);
+    }
+}
+
+void upstream_abort(struct upstream_xfer *x)
+{
+    if (!x || x->aborted)
+        return;
+    x->aborted = true;
+    x->up->stats.transfers_aborted++;
+    if (curlev_busy(x->up->ev))
+        event_active(x->up->reap, EV_TIMEOUT, 0);
+    else
+        xfer_free(x);
+}
+
+static bool is_tls_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED: case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CLIENTCERT: case CURLE_USE_SSL_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static enum upstream_result classify(const struct upstream_xfer *x, CURLcode rc)
+{
+    if (x->fail != UPSTREAM_OK)
+        return x->fail;
+    switch (rc) {
+    case CURLE_OK:
+        return UPSTREAM_OK;
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return UPSTREAM_CONNECT_FAILED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return UPSTREAM_TIMEOUT;
+    case CURLE_PARTIAL_FILE:
+        return UPSTREAM_TRUNCATED;
+    case CURLE_RECV_ERROR:
+        /* reset after the head: the body is cut short */
+        return x->head_done ? UPSTREAM_TRUNCATED : UPSTREAM_OTHER;
+    default:
+        return is_tls_error(rc) ? UPSTREAM_TLS_FAILED : UPSTREAM_OTHER;
+    }
+}
+
+/* Drops every "?query" from libcurl's text: queries may carry secrets (SAS signatures). */
+static void scrub_queries(char *s)
+{
+    char *q;
+
+    while ((q = strchr(s, '?'))) {
+        size_t n = strcspn(q, " \t\"'<>");
+
+        memmove(q, q + n, strlen(q + n) + 1);
+        s = q;
+    }
+}
+
+static const char *error_text(struct upstream_xfer *x, enum upstream_result r, CURLcode rc)
+{
+    if (r == UPSTREAM_OK)
+        return "";
+    if (x->fail_text)
+        return x->fail_text;
+    if (!x->errbuf[0])
+        snprintf(x->errbuf, sizeof(x->errbuf), "%s", curl_easy_strerror(rc));
+    scrub_queries(x->errbuf);
+    return x->errbuf;
+}
+
+static void fetch_body(struct upstream_xfer *x, struct upstream_done *d)
+{
+    if (!x->fetchbuf || d->result != UPSTREAM_OK)
+        return;
+    d->body_len = evbuffer_get_length(x->fetchbuf);
+    if (evbuffer_add(x->fetchbuf, "", 1) == 0)
+        d->body = (const char *)evbuffer_pullup(x->fetchbuf, -1);
+    if (!d->body) {
+        d->result = UPSTREAM_OTHER;
+        d->error = "out of memory";
+        d->body_len = 0;
+    }
+}
+
+/* Reports a finished transfer. The handle leaves the multi first, so that a request the
+ * caller starts from on_done can reuse the connection. */
+static void finish(struct upstream_xfer *x, CURLcode rc)
+{
+    struct upstream *up = x->up;
+    struct upstream_done d = {0};
+
+    d.result = classify(x, rc);
+    d.error = error_text(x, d.result, rc);
+    d.status = x->head_done ? uphead_status(x->head) : 0;
+    d.head = x->head_done ? x->head : NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &d.connects);
+    d.bytes_sent = x->bytes_sent;
+    d.bytes_received = x->bytes_received;
+    fetch_body(x, &d);
+    if (x->added)
+        curlev_remove(up->ev, x->easy);
+    x->added = false;
+    up->stats.transfers_done++;
+    up->stats.connects += (uint64_t)(d.connects > 0 ? d.connects : 0);
+    up->stats.bytes_sent += x->bytes_sent;
+    up->stats.bytes_received += x->bytes_received;
+    x->cbs.on_done(x->cbs.arg, &d);
+    xfer_free(x);
+}
+
+static void on_curl_done(void *arg, CURL *easy, CURLcode rc)
+{
+    struct upstream_xfer *x = NULL;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (x->aborted)
+        xfer_free(x);
+    else
+        finish(x, rc);
+}
+
+/* ---- libcurl callbacks: flags and buffers only ---- */
+
+static size_t fail(struct upstream_xfer *x, enum upstream_result r, const char *text)
+{
+    x->fail = r;
+    x->fail_text = text;
+    return 0;
+}
+
+static void kick(struct upstream_xfer *x)
+{
+    event_active(x->kick, EV_TIMEOUT, 0);
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    struct upstream_xfer *x = userp;
+    size_t len = size * n;
+    size_t cap = x->up->opts.max_header_bytes;
+
+    if (x->aborted)
+        return 0;
+    if (x->head_done) {  /* trailers: bounded, then ignored */
+        x->trailer_bytes += len;
+        return x->trailer_bytes > cap ? fail(x, UPSTREAM_TOO_LARGE, "response trailers too large")
+                                      : len;
+    }
+    switch (uphead_feed(x->head, data, len)) {
+    case UPHEAD_MORE:
+    case UPHEAD_INTERIM:
+        return len;
+    case UPHEAD_TOO_BIG:
+        return fail(x, UPSTREAM_TOO_LARGE, "response head too large");
+    case UPHEAD_BAD:
+        return fail(x, UPSTREAM_OTHER, "malformed response head");
+    case UPHEAD_DONE:
+        break;
+    }
+    x->head_done = true;
+    if (x->cbs.on_head)
+        x->cbs.on_head(x->cbs.arg, x->head);
+    return x->aborted ? 0 : len;
+}
+
+static size_t fetch_take(struct upstream_xfer *x, const char *data, size_t len)
+{
+    if (len > x->fetch_cap - evbuffer_get_length(x->fetchbuf))
+        return fail(x, UPSTREAM_TOO_LARGE, "response body over the fetch limit");
+    if (evbuffer_add(x->fetchbuf, data, len) != 0)
+        return fail(x, UPSTREAM_OTHER, "out of memory");
+    x->bytes_received += len;
+    return len;
+}
+
+/* A pause asked by on_body takes effect on the next chunk: libcurl keeps that chunk (at
+ * most its receive buffer) and hands it over again after the un-pause. */
+static size_t on_write(char *data, size_t size, size_t n, void *userp)
+{
+    struct upstream_xfer *x = userp;
+    size_t len = size * n;
+
+    if (x->aborted)
+        return 0;
+    if (x->pause_next) {
+        x->pause_next = false;
+        x->paused |= CURLPAUSE_RECV;
+        x->up->stats.pauses++;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (x->fetchbuf)
+        return fetch_take(x, data, len);
+    x->bytes_received += len;
+    if (x->cbs.on_body && x->cbs.on_body(x->cbs.arg, data, len) == UPSTREAM_PAUSE)
+        x->pause_next = true;
+    return x->aborted ? 0 : len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *userp)
+{
+    struct upstream_xfer *x = userp;
+    size_t have = evbuffer_get_length(x->sendbuf);
+    int got;
+
+    if (x->aborted)
+        return CURL_READFUNC_ABORT;
+    if (have == 0 && !x->send_eof) {
+        x->paused |= CURLPAUSE_SEND;
+        x->up->stats.pauses++;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (have == 0 && x->body_len >= 0 && x->pushed < (uint64_t)x->body_len) {
+        fail(x, UPSTREAM_OTHER, "request body shorter than its Content-Length");
+        return CURL_READFUNC_ABORT;
+    }
+    got = evbuffer_remove(x->sendbuf, buf, have < size * n ? have : size * n);
+    if (got < 0)
+        return CURL_READFUNC_ABORT;
+    x->bytes_sent += (uint64_t)got;
+    if (x->space_wanted && evbuffer_get_length(x->sendbuf) <= x->send_cap / 2) {
+        x->space_wanted = false;
+        x->notify_space = true;
+        kick(x);
+    }
+    return (size_t)got;
+}
+
+/* ---- event loop side ---- */
+
+static void resume(struct upstream_xfer *x)
+{
+    int bits = x->paused;
+
+    if ((bits & CURLPAUSE_SEND) && (evbuffer_get_length(x->sendbuf) > 0 || x->send_eof))
+        bits &= ~CURLPAUSE_SEND;
+    if ((bits & CURLPAUSE_RECV) && x->want_recv) {
+        bits &= ~CURLPAUSE_RECV;
+        x->want_recv = false;
+    }
+    if (bits == x->paused)
+        return;
+    x->paused = bits;  /* before the call: libcurl may pause again from inside it */
+    curlev_pause(x->up->ev, x->easy, bits);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_xfer *x = arg;
+
+    if (x->aborted)
+        return;
+    if (!x->added) {
+        if (curlev_add(x->up->ev, x->easy) != 0) {
+            fail(x, UPSTREAM_OTHER, "could not start the transfer");
+            finish(x, CURLE_FAILED_INIT);
+            return;
+        }
+        x->added = true;
+    }
+    resume(x);
+    if (x->aborted || !x->notify_space)
+        return;
+    x->notify_space = false;
+    if (x->cbs.on_send_space)
+        x->cbs.on_send_space(x->cbs.arg);  /* last: it may abort x */
+}
+
+size_t upstream_send_space(const struct upstream_xfer *x)
+{
+    size_t have = evbuffer_get_length(x->sendbuf);
+    size_t room = have >= x->send_cap ? 0 : x->send_cap - have;
+
+    if (x->aborted || x->send_eof)
+        return 0;
+    if (x->body_len >= 0 && (uint64_t)x->body_len - x->pushed < room)
+        room = (size_t)((uint64_t)x->body_len - x->pushed);
+    return room;
+}
+
+static void pushed(struct upstream_xfer *x, size_t took, size_t offered)
+{
+    bool complete = x->body_len >= 0 && x->pushed + took == (uint64_t)x->body_len;
+
+    x->pushed += took;
+    if (!complete && (took < offered || upstream_send_space(x) == 0))
+        x->space_wanted = true;
+    if (took && (x->paused & CURLPAUSE_SEND))
+        kick(x);
+}
+
+size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
+{
+    size_t room = upstream_send_space(x);
+    size_t take = len < room ? len : room;
+
+    if (take && evbuffer_add(x->sendbuf, data, take) != 0)
+        take = 0;
+    pushed(x, take, len);
+    return take;
+}
+
+size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
+{
+    size_t len = evbuffer_get_length(src);
+    size_t room = upstream_send_space(x);
+    int moved = evbuffer_remove_buffer(src, x->sendbuf, len < room ? len : room);
+    size_t take = moved > 0 ? (size_t)moved : 0;
+
+    pushed(x, take, len);
+    return take;
+}
+
+void upstream_send_eof(struct upstream_xfer *x)
+{
+    if (x->aborted || x->send_eof)
+        return;
+    x->send_eof = true;
+    x->space_wanted = false;
+    if (x->paused & CURLPAUSE_SEND)
+        kick(x);
+}
+
+void upstream_resume_recv(struct upstream_xfer *x)
+{
+    if (x->aborted)
+        return;
+    if (x->pause_next) {
+        x->pause_next = false;
+    } else if (x->paused & CURLPAUSE_RECV) {
+        x->want_recv = true;
+        kick(x);
+    }
+}
+
+/* ---- setup ---- */
+
+#define SET(opt, val)                                  \
+    do {                                               \
+        if (rc == CURLE_OK)                            \
+            rc = curl_easy_setopt(e, (opt), (val));    \
+    } while (0)
+
+static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *req)
+{
+    CURL *e = x->easy;
+    CURLcode rc = upreq_transport(e, &x->up->opts, req);
+
+    if (rc == CURLE_OK)
+        rc = upreq_method(e, req->method, req->body_len);
+    if (req->body_len != UPSTREAM_BODY_NONE) {
+        SET(CURLOPT_READFUNCTION, on_read);
+        SET(CURLOPT_READDATA, x);
+    }
+    SET(CURLOPT_PRIVATE, (char *)x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_HTTPHEADER, x->hdrs);
+    SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);  /* bytes pass through as encoded */
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_WRITEDATA, x);
+    return rc;
+}
+
+#undef SET
+
+struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
+                                     const struct upstream_cbs *cbs)
+{
+    struct upstream_xfer *x;
+
+    if (!upreq_method_ok(req->method) || !req->url || !cbs->on_done ||
+        req->body_len < UPSTREAM_BODY_CHUNKED)
+        return NULL;
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->up = up;
+    x->next = up->xfers;
+    if (up->xfers)
+        up->xfers->prev = x;
+    up->xfers = x;
+    x->cbs = *cbs;
+    x->body_len = req->body_len;
+    x->send_cap = up->opts.send_buffer_bytes;
+    x->easy = curl_easy_init();
+    x->head = uphead_new(up->opts.max_header_bytes);
+    x->sendbuf = evbuffer_new();
+    x->kick = event_new(up->base, -1, 0, on_kick, x);
+    if (!x->easy || !x->head || !x->sendbuf || !x->kick ||
+        upreq_headers(req->headers, req->n_headers, &x->hdrs) != 0 ||
+        set_options(x, req) != CURLE_OK) {
+        xfer_free(x);
+        return NULL;
+    }
+    up->stats.transfers_started++;
+    kick(x);  /* added from the loop, so no callback runs before we return */
+    return x;
+}
+
+static bool bodyless(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+           strcmp(method, "DELETE") == 0;
+}
+
+struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
+                                     const char *url, const char *const *headers,
+                                     size_t n_headers, const void *body, size_t body_len,
+                                     size_t max_response_bytes,
+                                     struct upstream_timeouts timeouts,
+                                     void (*on_done)(void *arg, const struct upstream_done *d),
+                                     void *arg)
+{
+    bool none = !body && method && bodyless(method);
+    struct upstream_req req = {
+        .method = method, .url = url, .headers = headers, .n_headers = n_headers,
+        .body_len = none ? UPSTREAM_BODY_NONE : (int64_t)body_len, .timeouts = timeouts,
+    };
+    struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
+    struct upstream_xfer *x = upstream_start(up, &req, &cbs);
+
+    if (!x)
+        return NULL;
+    x->fetch_cap = max_response_bytes;
+    x->fetchbuf = evbuffer_new();
+    if (!x->fetchbuf) {
+        upstream_abort(x);
+        return NULL;
+    }
+    if (!none) {
+        x->send_cap = body_len;
+        if (upstream_send(x, body, body_len) != body_len) {
+            upstream_abort(x);
+            return NULL;
+        }
+        upstream_send_eof(x);
+    }
+    return x;
+}
+
+/* ---- the client ---- */
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+static void fill_defaults(struct upstream_opts *o)
+{
+    if (!o->max_header_bytes)
+        o->max_header_bytes = 64 * 1024;
+    if (!o->send_buffer_bytes)
+        o->send_buffer_bytes = 256 * 1024;
+    if (!o->recv_buffer_bytes)
+        o->recv_buffer_bytes = 64 * 1024;
+    if (!o->connect_timeout_ms)
+        o->connect_timeout_ms = 10 * 1000;
+    if (!o->total_timeout_ms)
+        o->total_timeout_ms = 60 * 60 * 1000;
+}
+
+struct upstream *upstream_new(struct event_base *base, const struct upstream_opts *opts)
+{
+    struct upstream *up = calloc(1, sizeof(*up));
+    CURLM *m;
+
+    if (!up)
+        return NULL;
+    up->base = base;
+    up->opts = *opts;
+    fill_defaults(&up->opts);
+    up->ca_file = dup_or_null(opts->ca_file);
+    up->proxy = dup_or_null(opts->proxy);
+    up->opts.ca_file = up->ca_file;
+    up->opts.proxy = up->proxy;
+    up->ev = curlev_new(base, on_curl_done, up);
+    up->reap = event_new(base, -1, 0, on_reap, up);
+    if (!up->ev || !up->reap || (opts->ca_file && *opts->ca_file && !up->ca_file) ||
+        (opts->proxy && *opts->proxy && !up->proxy)) {
+        upstream_free(up);
+        return NULL;
+    }
+    m = curlev_multi(up->ev);
+    curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, up->opts.max_host_connections);
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, up->opts.max_total_connections);
+    curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    return up;
+}
+
+void upstream_free(struct upstream *up)
+{
+    if (!up)
+        return;
+    while (up->xfers) {
+        up->xfers->aborted = true;
+        xfer_free(up->xfers);
+    }
+    curlev_free(up->ev);
+    if (up->reap)
+        event_free(up->reap);
+    free(up->ca_file);
+    free(up->proxy);
+    free(up);
+}
+
+void upstream_stats(const struct upstream *up, struct upstream_stats *out)
+{
+    struct curlev_stats cs;
+
+    *out = up->stats;
+    curlev_stats(up->ev, &cs);
+    out->socket_events = cs.socket_events;
+    out->timer_events = cs.timer_events;
+    out->rearms = cs.rearms;
+    out->sockets = cs.sockets;
+}
