@@ -1,0 +1,691 @@
+/* conn: client connections, from accept to lingering close.
+ *
+ *            bytes            head ok             answered (body read or dropped)
+ *   accept ---------> ST_HEAD ---------> ST_HANDLING -----------------------------> ST_HEAD
+ *                      |   \ refused / 408       |        keep-alive: next pipelined head
+ *                      |    `---------------> ST_CLOSING (flush) --> ST_LINGER --> freed
+ *                      `- idle, or no bytes in time ------------------------------> freed
+ *
+ * One request at a time: the next pipelined head is read only after the current request
+ * has finished, so responses leave in order. One timer per connection carries the single
+ * current deadline (head, idle, body, linger); it is re-armed only when a deadline moves
+ * earlier, and a later deadline is picked up when the timer fires. Callbacks never free a
+ * connection under their own feet: kill_conn() marks it and the outermost leave() frees. */
+#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "conn_server.h"
+#include "listener.h"
+#include "log.h"
+#include "reply.h"
+
+#define OUT_HIGH (64 * 1024)        /* unsent output above which the next request waits */
+#define DISCARD_MAX (1024 * 1024)   /* unread body we still read and drop to keep a connection */
+#define LINGER_MS 2000              /* read and drop after the last response, then close */
+#define LINGER_MAX_BYTES (1024 * 1024)
+#define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
+
+enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
+enum deadline { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_LINGER };
+
+struct conn_req {
+    struct conn *conn;          /* borrowed: the connection this request came on */
+    struct http1_head head;     /* slices point into conn->head_buf */
+    bool parsed;
+    bool responded;
+    bool continue_sent;
+    bool body_active;           /* a sink (or the discarder) is reading the body */
+    bool body_failed;
+    struct conn_body_sink sink;
+    uint64_t body_limit;
+    uint64_t body_bytes;        /* decoded body bytes so far */
+    char id[17];
+    int64_t start_us;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    int status;
+    const char *error_code;     /* static string; NULL unless reply_error answered */
+    char error_message[160];
+};
+
+struct conn {
+    struct conn_server *srv;    /* borrowed */
+    const struct conn_options *opt; /* borrowed from srv */
+    struct conn_list *list;     /* borrowed: the list this connection is on */
+    struct conn *prev, *next;   /* list links */
+    struct bufferevent *bev;    /* owned; closes the socket */
+    struct event *timer;        /* owned */
+    evutil_socket_t fd;
+    enum state state;
+    enum deadline dl;
+    int64_t deadline_us;
+    int64_t armed_us;           /* when the timer fires; 0 when it is not pending */
+    int busy;                   /* nesting depth of entry points */
+    bool closing;               /* close after the current response */
+    bool peer_eof;
+    bool in_process;            /* inside process_input: do not recurse into it */
+    bool head_started;          /* bytes of the next head have arrived */
+    bool write_enabled;
+    size_t scanned;             /* http1_head_find resume point */
+    uint64_t linger_bytes;
+    char *head_buf;             /* owned: the current head, copied out of the input */
+    size_t head_cap;
+    struct http1_header *headers; /* owned: opt.head.max_headers entries */
+    char client[64];
+    struct conn_req req;
+};
+
+static void process_input(struct conn *c);
+static void request_done(struct conn *c);
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- lifetime ---------------------------------------------------------------------- */
+
+static void enter(struct conn *c)
+{
+    c->busy++;
+}
+
+static void log_request(struct conn *c)
+{
+    struct conn_req *r = &c->req;
+    struct conn_req_log l = {
+        .id = r->id,
+        .method = r->parsed ? r->head.method_name : NULL,
+        .path = r->parsed ? r->head.target : NULL,
+        .path_len = r->parsed ? r->head.path_len : 0,
+        .client = c->client,
+        .status = r->status,
+        .bytes_in = r->bytes_in,
+        .bytes_out = r->bytes_out,
+        .duration_us = now_us() - r->start_us,
+        .error_code = r->error_code,
+        .error_message = r->error_code ? r->error_message : NULL,
+    };
+    reply_log(&l);
+}
+
+static void destroy(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->list->first = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->list->count--;
+    bufferevent_free(c->bev);
+    event_free(c->timer);
+    free(c->head_buf);
+    free(c->headers);
+    free(c);
+    conn_server_closed(srv);
+}
+
+static void leave(struct conn *c)
+{
+    if (--c->busy == 0 && c->state == ST_DEAD)
+        destroy(c);
+}
+
+/* Ends the connection now. A request in flight still gets its log line (status 0 when
+ * it was never answered). */
+static void kill_conn(struct conn *c)
+{
+    if (c->state == ST_DEAD)
+        return;
+    if (c->state == ST_HANDLING)
+        log_request(c);
+    c->state = ST_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->busy == 0)
+        destroy(c);
+}
+
+/* ---- deadlines --------------------------------------------------------------------- */
+
+static void arm(struct conn *c, int64_t at)
+{
+    int64_t left = at - now_us();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = { .tv_sec = left / 1000000, .tv_usec = left % 1000000 };
+    evtimer_add(c->timer, &tv);
+    c->armed_us = at;
+}
+
+static void set_deadline(struct conn *c, enum deadline kind, unsigned ms)
+{
+    c->dl = kind;
+    if (kind == DL_NONE)
+        return;
+    c->deadline_us = now_us() + (int64_t)ms * 1000;
+    if (!c->armed_us || c->deadline_us < c->armed_us)
+        arm(c, c->deadline_us);
+}
+
+/* A request fogate refuses itself: one error response, then the connection closes. */
+static void refuse(struct conn *c, int status, const char *code, const char *message)
+{
+    c->closing = true;
+    c->state = ST_HANDLING;
+    c->dl = DL_NONE;
+    reply_error(&c->req, status, code, "%s", message);
+}
+
+static void body_failed(struct conn *c);
+
+static void expire(struct conn *c)
+{
+    switch (c->dl) {
+    case DL_HEAD:
+        if (c->state == ST_HEAD && c->head_started)
+            refuse(c, 408, "request_head_timeout",
+                   "the request head did not arrive within the time limit");
+        else
+            kill_conn(c);
+        break;
+    case DL_BODY:
+        body_failed(c);
+        break;
+    case DL_IDLE:
+    case DL_LINGER:
+        kill_conn(c);
+        break;
+    case DL_NONE:
+        break;
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    c->armed_us = 0;
+    if (c->dl != DL_NONE && now_us() < c->deadline_us)
+        arm(c, c->deadline_us);
+    else
+        expire(c);
+    leave(c);
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+/* Sends iov[0..n) in order: straight to the socket when nothing is queued (one syscall,
+ * no write event), and whatever did not fit through the bufferevent. */
+static void send_iov(struct conn *c, struct iovec *iov, int n)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t sent = 0;
+
+    if (evbuffer_get_length(out) == 0) {
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent = (size_t)w;
+    }
+    for (int i = 0; i < n; i++) {
+        if (sent >= iov[i].iov_len) {
+            sent -= iov[i].iov_len;
+            continue;
+        }
+        evbuffer_add(out, (char *)iov[i].iov_base + sent, iov[i].iov_len - sent);
+        sent = 0;
+        if (!c->write_enabled) {
+            bufferevent_enable(c->bev, EV_WRITE);
+            c->write_enabled = true;
+        }
+    }
+}
+
+static size_t output_len(const struct conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static bool body_unread(const struct conn_req *r)
+{
+    return r->parsed && !http1_body_done(&r->head) && !r->body_active && !r->body_failed;
+}
+
+/* Decides, before the response head is written, whether the connection ends with it. */
+static void decide_close(struct conn *c)
+{
+    struct conn_req *r = &c->req;
+
+    if (!r->parsed || !r->head.keep_alive || conn_server_draining(c->srv) || c->peer_eof)
+        c->closing = true;
+    if (body_unread(r)) {
+        /* A client told nothing (no 100) may or may not send its body now: never guess. */
+        if (r->head.expect_continue && !r->continue_sent)
+            c->closing = true;
+        if (r->head.framing == HTTP1_BODY_LENGTH && r->head.body_left > DISCARD_MAX)
+            c->closing = true;
+    }
+}
+
+static size_t format_head(struct conn *c, char *buf, size_t cap, int status,
+                          const char *extra, const char *ctype, size_t body_len)
+{
+    const struct conn_req *r = &c->req;
+    const char *connection = c->closing                   ? "Connection: close\r\n"
+                             : r->head.version_minor == 0 ? "Connection: keep-alive\r\n"
+                                                          : "";
+    char length[48] = "";
+
+    if (status != 204 && status != 304)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s\r\n",
+                     status, http1_reason(status), conn_server_date(c->srv),
+                     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
+                     length, r->id, extra ? extra : "", connection);
+    if (n < 0)
+        return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+void conn_req_respond(struct conn_req *req, int status, const char *extra_headers,
+                      const char *content_type, const char *body, size_t body_len)
+{
+    struct conn *c = req->conn;
+    char head[1024];
+
+    if (req->responded || c->state != ST_HANDLING)
+        return;
+    enter(c);
+    req->responded = true;
+    req->status = status;
+    decide_close(c);
+    size_t hl = format_head(c, head, sizeof head, status, extra_headers, content_type, body_len);
+    bool with_body = !(req->parsed && req->head.method == HTTP_HEAD) && status != 204 &&
+                     status != 304;
+    struct iovec iov[2] = { { head, hl }, { (void *)body, with_body ? body_len : 0 } };
+    send_iov(c, iov, 2);
+    req->bytes_out += hl + iov[1].iov_len;
+    if (!c->closing && body_unread(req))
+        conn_req_read_body(req, NULL); /* drop the body and keep the connection */
+    else if (c->closing || !req->body_active)
+        request_done(c);
+    leave(c);
+}
+
+void conn_req_note_error(struct conn_req *req, const char *code, const char *message)
+{
+    req->error_code = code;
+    snprintf(req->error_message, sizeof req->error_message, "%s", message);
+}
+
+const struct http1_head *conn_req_head(const struct conn_req *req)
+{
+    return req->parsed ? &req->head : NULL;
+}
+
+const char *conn_req_id(const struct conn_req *req)
+{
+    return req->id;
+}
+
+/* ---- closing ----------------------------------------------------------------------- */
+
+static void drop_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+
+    c->linger_bytes += n;
+    evbuffer_drain(in, n);
+    if (c->linger_bytes > LINGER_MAX_BYTES)
+        kill_conn(c);
+}
+
+/* After the last byte is out: half-close and read what the client still sends, so that
+ * closing with unread input does not become a reset that destroys our last response. */
+static void linger_begin(struct conn *c)
+{
+    unsigned idle = c->opt->idle_timeout_ms;
+
+    c->state = ST_LINGER;
+    if (c->peer_eof) {
+        kill_conn(c);
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    set_deadline(c, DL_LINGER, idle < LINGER_MS ? idle : LINGER_MS);
+    drop_input(c);
+}
+
+static void start_close(struct conn *c)
+{
+    c->state = ST_CLOSING;
+    if (output_len(c) == 0) {
+        linger_begin(c);
+        return;
+    }
+    set_deadline(c, DL_IDLE, c->opt->idle_timeout_ms);
+    drop_input(c);
+}
+
+static void request_done(struct conn *c)
+{
+    if (c->state != ST_HANDLING)
+        return;
+    log_request(c);
+    c->head_started = false;
+    c->scanned = 0;
+    if (c->closing) {
+        start_close(c);
+        return;
+    }
+    c->state = ST_HEAD;
+    set_deadline(c, DL_IDLE, c->opt->idle_timeout_ms);
+    if (!c->in_process)
+        process_input(c);
+}
+
+/* ---- bodies ------------------------------------------------------------------------ */
+
+static int on_body_data(void *arg, const char *data, size_t len)
+{
+    struct conn *c = arg;
+    struct conn_req *r = &c->req;
+
+    r->body_bytes += len;
+    if (r->body_bytes > r->body_limit)
+        return -1;
+    return r->sink.on_data ? r->sink.on_data(r, data, len, r->sink.arg) : 0;
+}
+
+static void body_end(struct conn *c, bool ok)
+{
+    struct conn_req *r = &c->req;
+
+    r->body_active = false;
+    if (r->sink.on_end)
+        r->sink.on_end(r, ok, r->sink.arg);
+    if (c->state == ST_HANDLING && r->responded)
+        request_done(c);
+}
+
+static void body_failed(struct conn *c)
+{
+    c->req.body_failed = true;
+    c->closing = true;
+    c->dl = DL_NONE;
+    body_end(c, false);
+}
+
+static void pump_body(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct conn_req *r = &c->req;
+    struct http1_verdict v;
+
+    while (!http1_body_done(&r->head)) {
+        size_t avail = evbuffer_get_contiguous_space(in);
+        if (avail == 0) {
+            if (c->peer_eof)
+                body_failed(c);
+            else
+                set_deadline(c, DL_BODY, c->opt->idle_timeout_ms);
+            return;
+        }
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+        ssize_t n = http1_body_feed(&r->head, p, avail, on_body_data, c, &v);
+        if (n <= 0) {
+            body_failed(c);
+            return;
+        }
+        evbuffer_drain(in, (size_t)n);
+        r->bytes_in += (uint64_t)n;
+    }
+    c->dl = DL_NONE;
+    body_end(c, true);
+}
+
+int conn_req_read_body(struct conn_req *req, const struct conn_body_sink *sink)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct conn *c = req->conn;
+
+    if (!body_unread(req) || c->state != ST_HANDLING)
+        return -1;
+    enter(c);
+    req->body_active = true;
+    req->sink = sink ? *sink : (struct conn_body_sink){ 0 };
+    req->body_limit = sink ? c->opt->max_body_bytes : DISCARD_MAX;
+    if (req->head.expect_continue && !req->continue_sent && !req->responded) {
+        struct iovec iov[1] = { { (void *)cont, sizeof cont - 1 } };
+        send_iov(c, iov, 1);
+        req->continue_sent = true;
+        req->bytes_out += sizeof cont - 1;
+    }
+    pump_body(c);
+    leave(c);
+    return 0;
+}
+
+/* ---- reading heads ----------------------------------------------------------------- */
+
+static void begin_request(struct conn *c)
+{
+    struct conn_req *r = &c->req;
+
+    memset(r, 0, sizeof *r);
+    r->conn = c;
+    r->start_us = now_us();
+    conn_server_request_id(c->srv, r->id);
+    c->head_started = true;
+    c->scanned = 0;
+}
+
+static bool head_buf_fit(struct conn *c, size_t len)
+{
+    size_t max_headers = c->opt->head.max_headers;
+
+    if (!c->headers) {
+        c->headers = calloc(max_headers ? max_headers : 1, sizeof *c->headers);
+        if (!c->headers)
+            return false;
+    }
+    if (len <= c->head_cap)
+        return true;
+    size_t cap = (len + 1023) & ~(size_t)1023;
+    char *p = realloc(c->head_buf, cap);
+    if (!p)
+        return false;
+    c->head_buf = p;
+    c->head_cap = cap;
+    return true;
+}
+
+/* The head is buf[start..end) of the input. Returns 1 when dispatched, -1 when refused. */
+static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
+{
+    const struct conn_options *o = c->opt;
+    struct conn_req *r = &c->req;
+    struct http1_verdict v;
+    size_t len = end - start;
+
+    r->bytes_in = end;
+    if (!head_buf_fit(c, len)) {
+        refuse(c, 503, "out_of_memory", "the server is out of memory, retry later");
+        return -1;
+    }
+    memcpy(c->head_buf, buf + start, len);
+    evbuffer_drain(bufferevent_get_input(c->bev), end);
+    if (http1_parse(c->head_buf, len, &o->head, c->headers, o->head.max_headers, &r->head, &v) < 0) {
+        refuse(c, v.status, v.code, v.message);
+        return -1;
+    }
+    r->parsed = true;
+    if (r->head.framing == HTTP1_BODY_LENGTH && r->head.content_length > o->max_body_bytes) {
+        refuse(c, 413, "body_too_large", "the request body is larger than allowed");
+        return -1;
+    }
+    c->state = ST_HANDLING;
+    c->dl = DL_NONE;
+    conn_server_dispatch(c->srv, r);
+    return 1;
+}
+
+/* Returns 1 when a request was dispatched, 0 when more bytes are needed, -1 if refused. */
+static int read_head(struct conn *c)
+{
+    const struct conn_options *o = c->opt;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in), start = 0, end = 0;
+    struct http1_verdict v;
+
+    if (len == 0)
+        return 0;
+    if (!c->head_started)
+        begin_request(c);
+    c->req.bytes_in = len;
+    size_t n = len < o->head.max_header_bytes ? len : o->head.max_header_bytes;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    switch (http1_head_find(p, n, o->head.max_header_bytes, &c->scanned, &start, &end, &v)) {
+    case HTTP1_FIND_MORE:
+        if (c->dl != DL_HEAD)
+            set_deadline(c, DL_HEAD, o->head_timeout_ms);
+        return 0;
+    case HTTP1_FIND_ERROR:
+        refuse(c, v.status, v.code, v.message);
+        return -1;
+    case HTTP1_FIND_DONE:
+        break;
+    }
+    return take_head(c, p, start, end);
+}
+
+static void process_input(struct conn *c)
+{
+    c->in_process = true;
+    while (c->state == ST_HEAD && output_len(c) <= OUT_HIGH && read_head(c) > 0)
+        ;
+    c->in_process = false;
+    if (c->state != ST_HEAD || !c->peer_eof)
+        return;
+    if (c->head_started)
+        kill_conn(c); /* a partial head, and the client has gone */
+    else
+        start_close(c);
+}
+
+/* ---- bufferevent callbacks --------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->state == ST_HEAD)
+        process_input(c);
+    else if (c->state == ST_HANDLING && c->req.body_active)
+        pump_body(c);
+    else if (c->state == ST_CLOSING || c->state == ST_LINGER)
+        drop_input(c);
+    leave(c);
+}
+
+/* The output buffer has drained. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->state == ST_CLOSING)
+        linger_begin(c);
+    else if (c->state == ST_HEAD)
+        process_input(c); /* pipelined requests waited for the output to drain */
+    leave(c);
+}
+
+static void on_peer_eof(struct conn *c)
+{
+    c->peer_eof = true;
+    if (c->state == ST_HEAD)
+        process_input(c);
+    else if (c->state == ST_HANDLING && c->req.body_active)
+        pump_body(c);
+    else if (c->state == ST_LINGER)
+        kill_conn(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING))
+        on_peer_eof(c);
+    else
+        kill_conn(c); /* a socket error: nothing more can be sent */
+    leave(c);
+}
+
+/* ---- accepting --------------------------------------------------------------------- */
+
+struct conn *conn_new(struct conn_server *srv, struct event_base *base,
+                      struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    int one = 1;
+
+    if (!c)
+        return NULL;
+    c->timer = evtimer_new(base, on_timer, c);
+    if (c->timer)
+        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) { /* the caller still owns fd */
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return NULL;
+    }
+    c->srv = srv;
+    c->opt = conn_server_options(srv);
+    c->fd = fd;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    listener_format_addr(peer, c->client, sizeof c->client);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
+    bufferevent_enable(c->bev, EV_READ);
+    c->list = list;
+    c->next = list->first;
+    if (list->first)
+        list->first->prev = c;
+    list->first = c;
+    list->count++;
+    set_deadline(c, DL_HEAD, c->opt->head_timeout_ms);
+    return c;
+}
+
+void conn_list_close(struct conn_list *list, bool idle_only)
+{
+    for (struct conn *c = list->first, *next; c; c = next) {
+        next = c->next;
+        if (!idle_only || (c->state == ST_HEAD && !c->head_started && output_len(c) == 0))
+            kill_conn(c);
+    }
+}

@@ -1,0 +1,85 @@
+/* conn: fogate's client-facing HTTP/1.1 connection on libevent (bufferevents): limits,
+ * deadlines, keep-alive, pipelining, body framing, lingering close; and its requests.
+ * Invariant: a connection has at most one request in flight and answers requests in the
+ * order they came; a refused head gets exactly one error response, then the connection
+ * closes and nothing is dispatched. */
+#ifndef FOGATE_CONN_H
+#define FOGATE_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include <sys/socket.h>
+
+#include "conn_server.h"
+#include "http1.h"
+
+struct conn;
+
+/* The open connections of a server (embedded in it; links live in struct conn). */
+struct conn_list {
+    struct conn *first;
+    size_t count;
+};
+
+/* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
+ * srv). Returns the connection, or NULL on allocation failure (then the caller still owns
+ * fd). The connection frees itself when it closes. */
+struct conn *conn_new(struct conn_server *srv, struct event_base *base,
+                      struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer);
+
+/* Closes the connections on `list`: all of them, or with idle_only only those waiting
+ * for a next request with nothing received and nothing left to send. */
+void conn_list_close(struct conn_list *list, bool idle_only);
+
+/* The parsed head (borrowed, valid until the response is sent); NULL while a refused head
+ * is being answered. */
+const struct http1_head *conn_req_head(const struct conn_req *req);
+
+/* The request id: 16 lower-case hex characters (borrowed, valid as long as req). */
+const char *conn_req_id(const struct conn_req *req);
+
+/* Sends the whole response: status line, Date, Content-Type (when `content_type` is not
+ * NULL), Content-Length, X-Request-Id, `extra_headers` (NULL or complete lines each ending
+ * in CRLF, borrowed), Connection when needed, then `body` (borrowed, copied) unless the
+ * request was HEAD. Must be called exactly once per request; later calls are ignored. */
+void conn_req_respond(struct conn_req *req, int status, const char *extra_headers,
+                      const char *content_type, const char *body, size_t body_len);
+
+/* Records the error code (static string) and message (copied, truncated) that the request
+ * log line will carry. Used by reply_error. */
+void conn_req_note_error(struct conn_req *req, const char *code, const char *message);
+
+/* Where a request body goes. on_data gets decoded body bytes (return 0, or -1 to refuse
+ * the body: the connection then closes); on_end(req, ok, arg) is called once, with ok
+ * false when the body was malformed, too large, cut off or refused. */
+struct conn_body_sink {
+    int (*on_data)(struct conn_req *req, const char *data, size_t len, void *arg);
+    void (*on_end)(struct conn_req *req, bool ok, void *arg);
+    void *arg;                 /* borrowed */
+};
+
+/* Starts reading the request body into `sink` (copied; NULL discards the body). Sends
+ * "100 Continue" first when the client asked for it. Bodies over max_body_bytes end with
+ * ok false. Returns 0, or -1 if the body is already being read or the request has none. */
+int conn_req_read_body(struct conn_req *req, const struct conn_body_sink *sink);
+
+/* What the request log line says about one finished request (all borrowed). */
+struct conn_req_log {
+    const char *id;
+    const char *method;        /* NULL when the head was refused before it parsed */
+    const char *path;          /* target without the query string; not NUL-terminated */
+    size_t path_len;
+    const char *client;        /* "ip:port" */
+    int status;                /* 0 when the client left before a response */
+    uint64_t bytes_in;         /* head and body bytes read */
+    uint64_t bytes_out;        /* response bytes queued */
+    int64_t duration_us;       /* from the first byte of the head to the end */
+    const char *error_code;    /* NULL unless reply_error answered */
+    const char *error_message;
+};
+
+#endif

@@ -1,0 +1,75 @@
+/* conn_server: the client connections behind one listening socket: a connection cap,
+ * request ids, the cached Date header, and graceful drain on shutdown.
+ * Invariant: on_drained is called at most once, when the last connection has closed or
+ * the grace period has ended (then every connection left is closed first). */
+#ifndef FOGATE_CONN_SERVER_H
+#define FOGATE_CONN_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "http1.h"
+
+struct conn_server;
+struct conn_req;
+
+struct conn_options {
+    struct http1_limits head;  /* request head size and header count */
+    uint64_t max_body_bytes;   /* larger bodies get 413 (by Content-Length, before reading) */
+    unsigned max_connections;  /* beyond it a new connection is accepted and closed at once */
+    unsigned head_timeout_ms;  /* absolute deadline for a whole head, from its first byte */
+    unsigned idle_timeout_ms;  /* keep-alive wait, body and send progress */
+};
+
+/* Called once for each accepted request head. For now the handler must answer (through
+ * conn_req_respond, usually via reply_*) before it returns: answering later, after the
+ * client may have gone, needs a cancel callback the proxy core will add. */
+typedef void (*conn_on_request)(struct conn_req *req, void *arg);
+
+/* Creates a server on `base` (borrowed, must outlive it). `opt` is copied. Returns NULL
+ * on allocation failure. Free with conn_server_free. */
+struct conn_server *conn_server_new(struct event_base *base, const struct conn_options *opt,
+                                    conn_on_request on_request, void *arg);
+
+/* Closes the listener and every connection, then frees. NULL is a no-op. */
+void conn_server_free(struct conn_server *srv);
+
+/* Binds and listens on host (an IP literal, IPv6 without brackets) and port (0 = any free
+ * port). Writes the bound address ("127.0.0.1:41234", "[::1]:8080") to bound. Returns 0,
+ * or -1 with errno set. */
+int conn_server_listen(struct conn_server *srv, const char *host, int port, char *bound,
+                       size_t bound_len);
+
+/* Graceful stop: stops accepting, closes idle connections, lets requests in flight finish
+ * (their responses carry Connection: close). Calls on_drained(arg) once, when no
+ * connection is left or after grace_ms, whichever comes first. */
+void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
+                       void (*on_drained)(void *arg), void *arg);
+
+/* Number of open client connections. */
+size_t conn_server_count(const struct conn_server *srv);
+
+/* ---- for conn.c ---- */
+
+/* The options (borrowed, live as long as srv). */
+const struct conn_options *conn_server_options(const struct conn_server *srv);
+
+/* True once conn_server_drain was called. */
+bool conn_server_draining(const struct conn_server *srv);
+
+/* Writes a new request id (16 lower-case hex characters and a NUL) to out. */
+void conn_server_request_id(struct conn_server *srv, char out[17]);
+
+/* The current Date header value (borrowed; changes once per second). */
+const char *conn_server_date(struct conn_server *srv);
+
+/* Hands an accepted request to the on_request callback. */
+void conn_server_dispatch(struct conn_server *srv, struct conn_req *req);
+
+/* Told by conn.c after a connection was freed. */
+void conn_server_closed(struct conn_server *srv);
+
+#endif

@@ -1,0 +1,33 @@
+/* reply: the one place where fogate's own errors become HTTP responses, and where a
+ * finished request becomes its JSON log line.
+ * Invariant: an error body is always {"code","message","request_id"} and a message never
+ * quotes request bytes or secrets, so it is safe to send and to log. */
+#ifndef FOGATE_REPLY_H
+#define FOGATE_REPLY_H
+
+#include <stddef.h>
+
+#include "conn.h"
+
+/* Answers `req` with `status` and the JSON error shape; `code` is a stable static string,
+ * the message is printf-formatted. Notes the error for the log line. Exactly once per
+ * request (conn_req_respond ignores a second answer). */
+void reply_error(struct conn_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* 405 in the error shape with "Allow: <allow>" (borrowed, e.g. "GET, HEAD"). */
+void reply_method_not_allowed(struct conn_req *req, const char *allow);
+
+/* Answers with a JSON body (borrowed, `len` bytes) and Content-Type application/json. */
+void reply_json(struct conn_req *req, int status, const char *json, size_t len);
+
+/* Builds the error body {"code":..,"message":..,"request_id":..}. Returns a malloc'd,
+ * NUL-terminated string the caller frees, or NULL when out of memory. */
+char *reply_error_body(const char *code, const char *message, const char *request_id);
+
+/* Writes one JSON log line for a finished request (conf/log.h): request_id, method, path
+ * (never the query string), status, bytes_in, bytes_out, duration_us, client, and code and
+ * error when an error reply was sent. */
+void reply_log(const struct conn_req_log *l);
+
+#endif
