@@ -95,10 +95,9 @@ static int classify(const struct op *o, const redictReply *r)
             return TOKENSHARE_OK;
         return r->type == REDICT_REPLY_STRING ? TOKENSHARE_MISS : TOKENSHARE_ERROR;
     case OP_LOCK:
-        if (r->type == REDICT_REPLY_NIL)
-            return TOKENSHARE_MISS;
-        /* fallthrough: "OK" */
     case OP_PUT:
+        if (o->kind == OP_LOCK && r->type == REDICT_REPLY_NIL)
+            return TOKENSHARE_MISS; /* NX: someone holds the lock */
         return r->type == REDICT_REPLY_STATUS && strcmp(r->str, "OK") == 0 ? TOKENSHARE_OK
                                                                           : TOKENSHARE_ERROR;
     case OP_UNLOCK:

@@ -1,0 +1,314 @@
+/* Tests for cache/tokenshare against a real redis-server on a free port: lock exclusivity,
+ * lease expiry takeover, compare-and-delete unlock, sealed blob round trip (with auth's
+ * tokenblob), TTLs, Redis down, and nothing plaintext in Redis. */
+#define _GNU_SOURCE
+#include "check.h"
+#include "log.h"
+#include "rconn.h"
+#include "tokenblob.h"
+#include "tokenshare.h"
+#include "token/procs.h"
+
+#include <event2/event.h>
+#include <ftw.h>
+
+#define TOKEN "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwOi8vc2VjcmV0LXRva2VuIn0.c2lnbmF0dXJl"
+#define NAME "prod:0123456789abcdef"
+#define CTX "fogate-token-v1|prod|tenant|client|http://127.0.0.1"
+
+static struct event_base *base;
+static char tmpdir[] = "/tmp/fogate-test-tokenshare-XXXXXX";
+
+struct res {
+    int n;
+    int result;
+    char val[70000];
+    size_t len;
+};
+
+static void on_done(void *arg, int result, const char *val, size_t len)
+{
+    struct res *r = arg;
+    r->n++;
+    r->result = result;
+    r->len = len;
+    if (val && len < sizeof(r->val)) {
+        memcpy(r->val, val, len);
+        r->val[len] = '\0';
+    }
+}
+
+static void spin_ms(int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+#define WAIT_FOR(cond, ms)                                                  \
+    ({                                                                      \
+        long long end_ = t_now_ms() + (ms);                                 \
+        while (!(cond) && t_now_ms() < end_)                                \
+            spin_ms(5);                                                     \
+        (cond);                                                             \
+    })
+
+/* Waits for one callback and returns its result (-1 if none came). */
+static int wait_res(struct res *r)
+{
+    if (!WAIT_FOR(r->n > 0, 3000))
+        return -1;
+    CHECK(r->n == 1);
+    return r->result;
+}
+
+static int get(struct tokenshare *ts, const char *name, struct res *r)
+{
+    memset(r, 0, sizeof(*r));
+    CHECK(tokenshare_get(ts, name, on_done, r) == 0);
+    return wait_res(r);
+}
+
+static int lock(struct tokenshare *ts, const char *owner, unsigned lease)
+{
+    struct res r = { 0 };
+    CHECK(tokenshare_lock(ts, NAME, owner, lease, on_done, &r) == 0);
+    return wait_res(&r);
+}
+
+static int unlock(struct tokenshare *ts, const char *owner)
+{
+    struct res r = { 0 };
+    CHECK(tokenshare_unlock(ts, NAME, owner, on_done, &r) == 0);
+    return wait_res(&r);
+}
+
+static int put(struct tokenshare *ts, const char *blob, size_t len, unsigned ttl)
+{
+    struct res r = { 0 };
+    CHECK(tokenshare_put(ts, NAME, blob, len, ttl, on_done, &r) == 0);
+    return wait_res(&r);
+}
+
+/* A raw command through rconn; the reply's integer or string goes into r. */
+static void on_raw(void *arg, enum rconn_result res, const redictReply *rep)
+{
+    struct res *r = arg;
+    r->n++;
+    r->result = res == RCONN_OK && rep ? rep->type : -1;
+    if (res == RCONN_OK && rep && rep->type == REDICT_REPLY_INTEGER)
+        r->len = (size_t)rep->integer;
+    if (res == RCONN_OK && rep && rep->str && rep->len < sizeof(r->val)) {
+        memcpy(r->val, rep->str, rep->len);
+        r->val[rep->len] = '\0';
+        r->len = rep->len;
+    }
+}
+
+static struct rconn *connect_to(int port)
+{
+    struct rconn_options o = { .host = "127.0.0.1", .port = port, .connect_timeout_ms = 1000,
+                               .command_timeout_ms = 1000, .reconnect_min_ms = 50,
+                               .reconnect_max_ms = 200 };
+    struct rconn *c = rconn_new(base, &o);
+    struct rconn_health h = { 0 };
+    WAIT_FOR((rconn_get_health(c, &h), h.connected), 3000);
+    CHECK(h.connected);
+    return c;
+}
+
+static void test_script_sha(void)
+{
+    const struct rconn_script *s = tokenshare_unlock_script();
+    struct rconn_script mine;
+    CHECK(rconn_script_init(&mine, s->body) == 0);
+    CHECK_STR(mine.sha1, s->sha1);
+}
+
+static void test_bad_args(struct tokenshare *ts)
+{
+    char big[TOKENSHARE_BLOB_MAX + 2];
+    memset(big, 'a', sizeof(big));
+    CHECK(tokenshare_new(NULL, NULL, 0) == NULL);
+    CHECK(tokenshare_get(ts, "", on_done, NULL) == -1);
+    CHECK(tokenshare_get(ts, "has space", on_done, NULL) == -1);
+    CHECK(tokenshare_get(ts, "a\r\nb", on_done, NULL) == -1);
+    CHECK(tokenshare_get(ts, NAME, NULL, NULL) == -1);
+    CHECK(tokenshare_lock(ts, NAME, "", 1000, on_done, NULL) == -1);
+    CHECK(tokenshare_lock(ts, NAME, "own er", 1000, on_done, NULL) == -1);
+    CHECK(tokenshare_lock(ts, NAME, "owner", 0, on_done, NULL) == -1);
+    CHECK(tokenshare_put(ts, NAME, "x", 1, 0, on_done, NULL) == -1);
+    CHECK(tokenshare_put(ts, NAME, big, sizeof(big), 1000, on_done, NULL) == -1);
+    CHECK(tokenshare_unlock(ts, NAME, NULL, on_done, NULL) == -1);
+}
+
+static void test_lock(struct tokenshare *ts)
+{
+    CHECK(lock(ts, "ownerA", 5000) == TOKENSHARE_OK);
+    CHECK(lock(ts, "ownerB", 5000) == TOKENSHARE_MISS); /* exclusive */
+    CHECK(lock(ts, "ownerA", 5000) == TOKENSHARE_MISS); /* NX, even for the holder */
+    CHECK(unlock(ts, "ownerB") == TOKENSHARE_MISS);     /* not B's: compare-and-delete */
+    CHECK(lock(ts, "ownerB", 5000) == TOKENSHARE_MISS); /* still A's */
+    CHECK(unlock(ts, "ownerA") == TOKENSHARE_OK);
+    CHECK(unlock(ts, "ownerA") == TOKENSHARE_MISS);     /* already released */
+    CHECK(lock(ts, "ownerB", 5000) == TOKENSHARE_OK);
+    CHECK(unlock(ts, "ownerB") == TOKENSHARE_OK);
+}
+
+static void test_lease_takeover(struct tokenshare *ts)
+{
+    CHECK(lock(ts, "dead-owner", 300) == TOKENSHARE_OK); /* the winner "dies" */
+    CHECK(lock(ts, "ownerB", 5000) == TOKENSHARE_MISS);
+    spin_ms(450);
+    CHECK(lock(ts, "ownerB", 5000) == TOKENSHARE_OK);    /* lease ran out: taken over */
+    CHECK(unlock(ts, "dead-owner") == TOKENSHARE_MISS);  /* a late unlock frees nothing */
+    CHECK(lock(ts, "ownerC", 5000) == TOKENSHARE_MISS);
+    CHECK(unlock(ts, "ownerB") == TOKENSHARE_OK);
+}
+
+static void seal_test_blob(char **blob, size_t *len, const unsigned char *key)
+{
+    struct tokenblob b = { .token = TOKEN, .token_len = strlen(TOKEN),
+                           .obtained_at = 1700000000, .expires_at = 1700003599 };
+    CHECK(tokenblob_serial(b.serial) == 0);
+    *blob = tokenblob_seal(key, CTX, &b, len);
+    CHECK(*blob != NULL);
+}
+
+static void test_blob_round_trip(struct tokenshare *ts, const unsigned char *key)
+{
+    struct res r;
+    struct tokenblob out;
+    char *blob = NULL;
+    size_t len = 0;
+
+    CHECK(get(ts, NAME, &r) == TOKENSHARE_MISS && r.len == 0);
+    seal_test_blob(&blob, &len, key);
+    CHECK(put(ts, blob, len, 60000) == TOKENSHARE_OK);
+    CHECK(get(ts, NAME, &r) == TOKENSHARE_OK);
+    CHECK(r.len == len && memcmp(r.val, blob, len) == 0);
+    CHECK(tokenblob_open(key, CTX, r.val, r.len, &out) == 0);
+    CHECK_STR(out.token, TOKEN);
+    CHECK(out.obtained_at == 1700000000 && out.expires_at == 1700003599);
+    tokenblob_cleanup(&out);
+    /* Another context (environment) or another key cannot open it. */
+    CHECK(tokenblob_open(key, CTX "x", r.val, r.len, &out) == -1 && out.token == NULL);
+    unsigned char other[SEAL_KEY_LEN];
+    memcpy(other, key, sizeof(other));
+    other[0] ^= 1;
+    CHECK(tokenblob_open(other, CTX, r.val, r.len, &out) == -1);
+    free(blob);
+}
+
+static void test_ttl(struct tokenshare *ts, struct rconn *c)
+{
+    struct res r = { 0 };
+    CHECK(put(ts, "short-lived", 11, 300) == TOKENSHARE_OK);
+    CHECK(rconn_command(c, on_raw, &r, 0, "PTTL %s", "fogate:token:" NAME) == 0);
+    CHECK(WAIT_FOR(r.n == 1, 2000) && r.len > 0 && r.len <= 300);
+    spin_ms(450);
+    CHECK(get(ts, NAME, &r) == TOKENSHARE_MISS);
+}
+
+/* Collects the names of a KEYS reply, one per line, into r->val. */
+static void on_keys(void *arg, enum rconn_result res, const redictReply *rep)
+{
+    struct res *r = arg;
+    r->n++;
+    for (size_t i = 0; res == RCONN_OK && rep && rep->type == REDICT_REPLY_ARRAY &&
+                       i < rep->elements; i++) {
+        const redictReply *e = rep->element[i];
+        if (r->len + e->len + 2 < sizeof(r->val)) {
+            memcpy(r->val + r->len, e->str, e->len);
+            r->len += e->len;
+            r->val[r->len++] = '\n';
+            r->val[r->len] = '\0';
+        }
+    }
+}
+
+/* Every key and value in Redis: none may contain the token. */
+static void test_nothing_plaintext(struct tokenshare *ts, struct rconn *c, const unsigned char *key)
+{
+    char *blob = NULL, *save = NULL;
+    size_t len = 0;
+    struct res keys = { 0 };
+    int seen = 0;
+
+    seal_test_blob(&blob, &len, key);
+    CHECK(put(ts, blob, len, 60000) == TOKENSHARE_OK);
+    CHECK(lock(ts, "ownerZ", 60000) == TOKENSHARE_OK);
+    free(blob);
+    CHECK(rconn_command(c, on_keys, &keys, 0, "KEYS *") == 0);
+    CHECK(WAIT_FOR(keys.n == 1, 2000));
+    CHECK(strstr(keys.val, "fogate:token:" NAME "\n") != NULL);
+    CHECK(strstr(keys.val, "fogate:token-lock:" NAME "\n") != NULL);
+    for (char *k = strtok_r(keys.val, "\n", &save); k; k = strtok_r(NULL, "\n", &save)) {
+        struct res v = { 0 };
+        CHECK(rconn_command(c, on_raw, &v, 0, "GET %s", k) == 0);
+        CHECK(WAIT_FOR(v.n == 1, 2000) && v.result == REDICT_REPLY_STRING && v.len > 0);
+        CHECK(memmem(v.val, v.len, "eyJ0eXAiOiJKV1Qi", 16) == NULL);
+        CHECK(memmem(v.val, v.len, "c2lnbmF0dXJl", 12) == NULL);
+        CHECK(strstr(k, "eyJ") == NULL);
+        seen++;
+    }
+    CHECK(seen >= 2);
+    CHECK(unlock(ts, "ownerZ") == TOKENSHARE_OK);
+}
+
+/* Pending operations complete after tokenshare_free; Redis down gives ERROR. */
+static void test_free_and_down(struct t_proc *redis, struct rconn *c)
+{
+    struct tokenshare *ts = tokenshare_new(c, "other:", 500);
+    struct res r = { 0 }, down = { 0 };
+    CHECK(tokenshare_get(ts, NAME, on_done, &r) == 0);
+    tokenshare_free(ts);
+    CHECK(wait_res(&r) == TOKENSHARE_MISS);
+
+    ts = tokenshare_new(c, NULL, 500);
+    t_stop(redis);
+    struct rconn_health h = { .connected = true };
+    CHECK(WAIT_FOR((rconn_get_health(c, &h), !h.connected), 3000));
+    CHECK(get(ts, NAME, &down) == TOKENSHARE_ERROR);
+    memset(&down, 0, sizeof(down));
+    int rc = tokenshare_lock(ts, NAME, "ownerD", 1000, on_done, &down);
+    CHECK(rc == 0 && wait_res(&down) == TOKENSHARE_ERROR);
+    tokenshare_free(ts);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+int main(void)
+{
+    struct t_proc redis = { 0 };
+    unsigned char key[SEAL_KEY_LEN];
+
+    signal(SIGPIPE, SIG_IGN);
+    log_set_level(LOG_LVL_ERROR);
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(i * 7 + 3);
+    test_script_sha();
+    if (!mkdtemp(tmpdir) || !(base = event_base_new()) || t_start_redis(&redis, tmpdir, 0)) {
+        CHECK(!"redis-server could not be started");
+        return check_done();
+    }
+    struct rconn *c = connect_to(redis.port);
+    struct tokenshare *ts = tokenshare_new(c, NULL, 1000);
+    CHECK(ts != NULL);
+    test_bad_args(ts);
+    test_lock(ts);
+    test_lease_takeover(ts);
+    test_blob_round_trip(ts, key);
+    test_ttl(ts, c);
+    test_nothing_plaintext(ts, c, key);
+    tokenshare_free(ts);
+    test_free_and_down(&redis, c);
+    rconn_free(c);
+    event_base_free(base);
+    t_stop(&redis);
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return check_done();
+}
