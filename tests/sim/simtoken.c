@@ -13,6 +13,7 @@
 #include <time.h>
 #include <openssl/evp.h>
 
+#include "simassert.h"
 #include "simguid.h"
 #include "simjwt.h"
 #include "simurl.h"
@@ -227,10 +228,14 @@ int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
                              const char *tenant, const char *assertion, char *why,
                              size_t whycap)
 {
-    /* Certificate credentials are a later task: no assertion is accepted yet. */
-    snprintf(why, whycap, "Client assertion failed signature validation. Certificate "
-                          "credentials are not configured in this simulator.");
-    return -1;
+    char a[4][512];
+    snprintf(a[0], sizeof(a[0]), "%s/%s/oauth2/token", s->base_url, tenant);
+    snprintf(a[1], sizeof(a[1]), "%s/%s/oauth2/v2.0/token", s->base_url, tenant);
+    snprintf(a[2], sizeof(a[2]), "https://login.microsoftonline.com/%s/oauth2/token", tenant);
+    snprintf(a[3], sizeof(a[3]), "https://login.microsoftonline.com/%s/oauth2/v2.0/token", tenant);
+    const char *auds[] = {a[0], a[1], a[2], a[3], NULL};
+    return simassert_verify(app->certificate, assertion, app->client_id, auds, sim_now(s), why,
+                            whycap);
 }
 
 static int check_credentials(struct sim *s, struct simhttp_req *req, const struct tokreq *t,
@@ -238,9 +243,12 @@ static int check_credentials(struct sim *s, struct simhttp_req *req, const struc
 {
     char why[512];
     if (t->has_assertion) {
-        if (simtoken_check_assertion(s, app, t->tenant, t->assertion, why, sizeof(why)) == 0)
+        static const long codes[] = {0, 700027, 700024, 50027, 700027};
+        int v = simtoken_check_assertion(s, app, t->tenant, t->assertion, why, sizeof(why));
+        if (v == SIMASSERT_OK)
             return 0;
-        aad_error(s, req, 401, "invalid_client", 700027, "%s", why);
+        aad_error(s, req, v == SIMASSERT_INVALID ? 400 : 401,
+                  v == SIMASSERT_INVALID ? "invalid_request" : "invalid_client", codes[v], "%s", why);
         return -1;
     }
     if (!t->has_secret) {

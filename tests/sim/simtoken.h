@@ -10,9 +10,10 @@
 /* The route for `path` if it is a token endpoint, else NULL. Static storage. */
 const struct sim_route *simtoken_route(const char *path);
 
-/* Seam for certificate credentials: verifies a client_assertion JWT (RS256/PS256 with an
- * x5t thumbprint) for `app` against the certificate configured for it. Returns 0 when
- * valid; otherwise -1 with a reason (no secrets) in why. */
+/* Certificate credentials: verifies a client_assertion JWT (RS256/PS256 with an x5t or
+ * x5t#S256 thumbprint) for `app` against its configured certificate; aud may be either token
+ * endpoint of `tenant`, here or at login.microsoftonline.com. Returns an enum
+ * simassert_verdict (0 = valid); otherwise a reason (no secrets) is written to why. */
 int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
                              const char *tenant, const char *assertion, char *why,
                              size_t whycap);
