@@ -327,3 +327,63 @@ def test_jobstatus_export_states(fosim, tok):
 
 def test_wrong_method_405(fosim, tok):
     assert fosim.post(DEQ, b"", token=tok).status == 405
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_large_bodies_stream_with_bounded_memory():
+    """64 MiB up and 64 MiB down must not raise fosim's peak RSS by more than 24 MiB."""
+    import os
+    from harness import Workdir, default_sim_config, start_fosim
+    w = Workdir()
+    old = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = "quarantine_size_mb=1"   # keep ASan's freed-memory cache small
+    try:
+        sim = start_fosim(w.path, default_sim_config(max_enqueue_bytes=128 * 1024 * 1024))
+        tok = sim.token()
+        base = _rss_kb(sim.proc.pid)
+        size = 64 * 1024 * 1024
+        s = socket.create_connection(("127.0.0.1", sim.port), timeout=60)
+        s.sendall(f"POST {ENQ} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+                  f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        block = b"y" * (1024 * 1024)
+        for _ in range(64):
+            s.sendall(block)
+        resp = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            resp += d
+        s.close()
+        assert resp.startswith(b"HTTP/1.1 200"), resp[:100]
+        sim.post(f"/_sim/exports/{EXPORT_JOB}/bulk?count=1&size={size}")
+        j = sim.get(DEQ, token=tok).json()
+        s = socket.create_connection(("127.0.0.1", sim.port), timeout=60)
+        path = j["DownloadLocation"][len(sim.base_url):]
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        got = 0
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        s.close()
+        assert got > size
+        grew = _rss_kb(sim.proc.pid) - base
+        print("rss growth KiB", grew)
+        assert grew < 24 * 1024, f"peak RSS grew by {grew} KiB"
+        assert sim.stop() == 0
+    finally:
+        if old is None:
+            os.environ.pop("ASAN_OPTIONS", None)
+        else:
+            os.environ["ASAN_OPTIONS"] = old
+        w.cleanup(False)
