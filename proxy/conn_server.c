@@ -142,8 +142,8 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
     srv->draining = true;
     srv->on_drained = on_drained;
     srv->drained_arg = arg;
-    if (srv->listener)
-        listener_stop(srv->listener);
+    listener_free(srv->listener); /* new connections are refused now, not left queued */
+    srv->listener = NULL;
     evtimer_add(srv->grace, &tv);
     conn_list_close(&srv->conns, true); /* idle keep-alive: nothing in flight */
     conn_server_closed(srv);

@@ -87,6 +87,10 @@ enum http1_find http1_head_find(const char *buf, size_t len, size_t max_header_b
     size_t stop = len < max_header_bytes ? len : max_header_bytes;
 
     for (; i < stop; i++) {
+        if (buf[i] == '\0') { /* e.g. TLS spoken to a plain port: no need to wait for more */
+            refuse(v, 400, "nul_byte", "the request head contains a NUL byte");
+            return HTTP1_FIND_ERROR;
+        }
         int r = line_byte(buf, len, i, start);
         if (r == 2)
             break;

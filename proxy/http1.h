@@ -70,7 +70,8 @@ enum http1_find {
  * *scanned is a resume point: set it to 0 for a new head and pass it back unchanged
  * with the same, longer buffer. On DONE, the head is buf[*head_start .. *head_end)
  * (including its final CRLFCRLF). Reports 431 as soon as more than max_header_bytes
- * arrive without an end, and 400 as soon as a bare LF or a CR not followed by LF shows. */
+ * arrive without an end, and 400 as soon as a NUL, a bare LF or a CR not followed by LF
+ * shows. */
 enum http1_find http1_head_find(const char *buf, size_t len, size_t max_header_bytes,
                                 size_t *scanned, size_t *head_start, size_t *head_end,
                                 struct http1_verdict *v);

@@ -22,7 +22,6 @@ struct listener {
     struct event *resume;         /* owned: re-enables accepting after an error pause */
     listener_on_accept on_accept;
     void *arg;                    /* borrowed */
-    bool stopped;
 };
 
 void listener_format_addr(const struct sockaddr *sa, char *buf, size_t len)
@@ -116,8 +115,7 @@ static void on_evl_error(struct evconnlistener *evl, void *arg)
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
-    if (!l->stopped)
-        evconnlistener_enable(l->evl);
+    evconnlistener_enable(l->evl);
 }
 
 static void bound_name(int fd, char *bound, size_t bound_len)
@@ -162,13 +160,6 @@ out:
     listener_free(l);
     errno = err;
     return NULL;
-}
-
-void listener_stop(struct listener *l)
-{
-    l->stopped = true;
-    evconnlistener_disable(l->evl);
-    evtimer_del(l->resume);
 }
 
 void listener_free(struct listener *l)

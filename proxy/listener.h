@@ -21,9 +21,6 @@ struct listener *listener_new(struct event_base *base, const char *host, int por
                               listener_on_accept on_accept, void *arg, char *bound,
                               size_t bound_len);
 
-/* Stops accepting for good (graceful shutdown); the socket stays open until freed. */
-void listener_stop(struct listener *l);
-
 /* Closes the socket and frees. NULL is a no-op. */
 void listener_free(struct listener *l);
 

@@ -239,6 +239,11 @@ static void test_find(void)
     CHECK_STR(v.code, "bare_lf");
     CHECK(find_all("GET / HTTP/1.1\rX", 1024, &start, &end, &v) == HTTP1_FIND_ERROR);
     CHECK_STR(v.code, "bare_cr");
+    scanned = 0;
+    CHECK(http1_head_find("\x16\x03\x01\x00\xa5", 5, 1024, &scanned, &start, &end, &v) ==
+          HTTP1_FIND_ERROR);
+    CHECK_STR(v.code, "nul_byte");
+    scanned = 0;
     /* over the limit without an end: 431 at once */
     CHECK(find_all("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 16, &start, &end, &v) ==
           HTTP1_FIND_ERROR);
