@@ -8,8 +8,7 @@
  *
  * One request at a time: the next pipelined head is read only after the current request
  * has finished, so responses leave in order. One timer per connection carries the single
- * current deadline (head, idle, body, linger); it is re-armed only when a deadline moves
- * earlier, and a later deadline is picked up when the timer fires. Callbacks never free a
+ * current deadline (head, idle, body, linger; see deadline.h). Callbacks never free a
  * connection under their own feet: kill_conn() marks it and the outermost leave() frees. */
 #include "conn.h"
 
@@ -19,12 +18,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include "conn_server.h"
+#include "deadline.h"
+#include "h1body.h"
 #include "listener.h"
 #include "log.h"
 #include "reply.h"
@@ -36,11 +36,12 @@
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
-enum deadline { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_LINGER };
+enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
 
 struct conn_req {
     struct conn *conn;          /* borrowed: the connection this request came on */
     struct http1_head head;     /* slices point into conn->head_buf */
+    struct h1body body;
     bool parsed;
     bool responded;
     bool continue_sent;
@@ -64,12 +65,9 @@ struct conn {
     struct conn_list *list;     /* borrowed: the list this connection is on */
     struct conn *prev, *next;   /* list links */
     struct bufferevent *bev;    /* owned; closes the socket */
-    struct event *timer;        /* owned */
+    struct deadline dl;         /* owned timer: the one current deadline */
     evutil_socket_t fd;
     enum state state;
-    enum deadline dl;
-    int64_t deadline_us;
-    int64_t armed_us;           /* when the timer fires; 0 when it is not pending */
     int busy;                   /* nesting depth of entry points */
     bool closing;               /* close after the current response */
     bool peer_eof;
@@ -87,15 +85,6 @@ struct conn {
 
 static void process_input(struct conn *c);
 static void request_done(struct conn *c);
-
-/* ---- helpers ----------------------------------------------------------------------- */
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- lifetime ---------------------------------------------------------------------- */
 
@@ -116,7 +105,7 @@ static void log_request(struct conn *c)
         .status = r->status,
         .bytes_in = r->bytes_in,
         .bytes_out = r->bytes_out,
-        .duration_us = now_us() - r->start_us,
+        .duration_us = deadline_now_us() - r->start_us,
         .error_code = r->error_code,
         .error_message = r->error_code ? r->error_message : NULL,
     };
@@ -135,7 +124,7 @@ static void destroy(struct conn *c)
         c->next->prev = c->prev;
     c->list->count--;
     bufferevent_free(c->bev);
-    event_free(c->timer);
+    deadline_cleanup(&c->dl);
     free(c->head_buf);
     free(c->headers);
     free(c);
@@ -164,46 +153,29 @@ static void kill_conn(struct conn *c)
 
 /* ---- deadlines --------------------------------------------------------------------- */
 
-static void arm(struct conn *c, int64_t at)
-{
-    int64_t left = at - now_us();
-    if (left < 0)
-        left = 0;
-    struct timeval tv = { .tv_sec = left / 1000000, .tv_usec = left % 1000000 };
-    evtimer_add(c->timer, &tv);
-    c->armed_us = at;
-}
-
-static void set_deadline(struct conn *c, enum deadline kind, unsigned ms)
-{
-    c->dl = kind;
-    if (kind == DL_NONE)
-        return;
-    c->deadline_us = now_us() + (int64_t)ms * 1000;
-    if (!c->armed_us || c->deadline_us < c->armed_us)
-        arm(c, c->deadline_us);
-}
-
 /* A request fogate refuses itself: one error response, then the connection closes. */
 static void refuse(struct conn *c, int status, const char *code, const char *message)
 {
     c->closing = true;
     c->state = ST_HANDLING;
-    c->dl = DL_NONE;
+    deadline_clear(&c->dl);
     reply_error(&c->req, status, code, "%s", message);
 }
 
 static void body_failed(struct conn *c);
 
-static void expire(struct conn *c)
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    switch (c->dl) {
+    struct conn *c = arg;
+
+    enter(c);
+    switch (deadline_fired(&c->dl)) {
     case DL_HEAD:
         if (c->state == ST_HEAD && c->head_started)
             refuse(c, 408, "request_head_timeout",
                    "the request head did not arrive within the time limit");
         else
-            kill_conn(c);
+            kill_conn(c); /* no byte of a request: close without a word */
         break;
     case DL_BODY:
         body_failed(c);
@@ -212,21 +184,7 @@ static void expire(struct conn *c)
     case DL_LINGER:
         kill_conn(c);
         break;
-    case DL_NONE:
-        break;
     }
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-
-    enter(c);
-    c->armed_us = 0;
-    if (c->dl != DL_NONE && now_us() < c->deadline_us)
-        arm(c, c->deadline_us);
-    else
-        expire(c);
     leave(c);
 }
 
@@ -266,7 +224,7 @@ static size_t output_len(const struct conn *c)
 
 static bool body_unread(const struct conn_req *r)
 {
-    return r->parsed && !http1_body_done(&r->head) && !r->body_active && !r->body_failed;
+    return r->parsed && !h1body_done(&r->body) && !r->body_active && !r->body_failed;
 }
 
 /* Decides, before the response head is written, whether the connection ends with it. */
@@ -280,7 +238,7 @@ static void decide_close(struct conn *c)
         /* A client told nothing (no 100) may or may not send its body now: never guess. */
         if (r->head.expect_continue && !r->continue_sent)
             c->closing = true;
-        if (r->head.framing == HTTP1_BODY_LENGTH && r->head.body_left > DISCARD_MAX)
+        if (r->head.framing == HTTP1_BODY_LENGTH && r->body.left > DISCARD_MAX)
             c->closing = true;
     }
 }
@@ -288,21 +246,18 @@ static void decide_close(struct conn *c)
 static size_t format_head(struct conn *c, char *buf, size_t cap, int status,
                           const char *extra, const char *ctype, size_t body_len)
 {
-    const struct conn_req *r = &c->req;
-    const char *connection = c->closing                   ? "Connection: close\r\n"
-                             : r->head.version_minor == 0 ? "Connection: keep-alive\r\n"
-                                                          : "";
-    char length[48] = "";
-
-    if (status != 204 && status != 304)
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
-    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s\r\n",
-                     status, http1_reason(status), conn_server_date(c->srv),
-                     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
-                     length, r->id, extra ? extra : "", connection);
-    if (n < 0)
-        return 0;
-    return (size_t)n < cap ? (size_t)n : cap - 1;
+    struct reply_head h = {
+        .status = status,
+        .date = conn_server_date(c->srv),
+        .content_type = ctype,
+        .content_length = body_len,
+        .request_id = c->req.id,
+        .extra = extra,
+        .connection = c->closing                     ? "close"
+                      : c->req.head.version_minor == 0 ? "keep-alive"
+                                                       : NULL,
+    };
+    return reply_format_head(buf, cap, &h);
 }
 
 void conn_req_respond(struct conn_req *req, int status, const char *extra_headers,
@@ -318,6 +273,12 @@ void conn_req_respond(struct conn_req *req, int status, const char *extra_header
     req->status = status;
     decide_close(c);
     size_t hl = format_head(c, head, sizeof head, status, extra_headers, content_type, body_len);
+    if (hl == 0) { /* only over-long extra headers do this: a bug, not a client's doing */
+        log_msg(LOG_LVL_ERROR, "response head for request %s does not fit", req->id);
+        kill_conn(c);
+        leave(c);
+        return;
+    }
     bool with_body = !(req->parsed && req->head.method == HTTP_HEAD) && status != 204 &&
                      status != 304;
     struct iovec iov[2] = { { head, hl }, { (void *)body, with_body ? body_len : 0 } };
@@ -371,7 +332,7 @@ static void linger_begin(struct conn *c)
         return;
     }
     shutdown(c->fd, SHUT_WR);
-    set_deadline(c, DL_LINGER, idle < LINGER_MS ? idle : LINGER_MS);
+    deadline_set(&c->dl, DL_LINGER, idle < LINGER_MS ? idle : LINGER_MS);
     drop_input(c);
 }
 
@@ -382,7 +343,7 @@ static void start_close(struct conn *c)
         linger_begin(c);
         return;
     }
-    set_deadline(c, DL_IDLE, c->opt->idle_timeout_ms);
+    deadline_set(&c->dl, DL_IDLE, c->opt->idle_timeout_ms);
     drop_input(c);
 }
 
@@ -398,7 +359,7 @@ static void request_done(struct conn *c)
         return;
     }
     c->state = ST_HEAD;
-    set_deadline(c, DL_IDLE, c->opt->idle_timeout_ms);
+    deadline_set(&c->dl, DL_IDLE, c->opt->idle_timeout_ms);
     if (!c->in_process)
         process_input(c);
 }
@@ -431,7 +392,7 @@ static void body_failed(struct conn *c)
 {
     c->req.body_failed = true;
     c->closing = true;
-    c->dl = DL_NONE;
+    deadline_clear(&c->dl);
     body_end(c, false);
 }
 
@@ -441,17 +402,17 @@ static void pump_body(struct conn *c)
     struct conn_req *r = &c->req;
     struct http1_verdict v;
 
-    while (!http1_body_done(&r->head)) {
+    while (!h1body_done(&r->body)) {
         size_t avail = evbuffer_get_contiguous_space(in);
         if (avail == 0) {
             if (c->peer_eof)
                 body_failed(c);
             else
-                set_deadline(c, DL_BODY, c->opt->idle_timeout_ms);
+                deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
             return;
         }
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-        ssize_t n = http1_body_feed(&r->head, p, avail, on_body_data, c, &v);
+        ssize_t n = h1body_feed(&r->body, p, avail, on_body_data, c, &v);
         if (n <= 0) {
             body_failed(c);
             return;
@@ -459,7 +420,7 @@ static void pump_body(struct conn *c)
         evbuffer_drain(in, (size_t)n);
         r->bytes_in += (uint64_t)n;
     }
-    c->dl = DL_NONE;
+    deadline_clear(&c->dl);
     body_end(c, true);
 }
 
@@ -493,7 +454,7 @@ static void begin_request(struct conn *c)
 
     memset(r, 0, sizeof *r);
     r->conn = c;
-    r->start_us = now_us();
+    r->start_us = deadline_now_us();
     conn_server_request_id(c->srv, r->id);
     c->head_started = true;
     c->scanned = 0;
@@ -539,12 +500,13 @@ static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
         return -1;
     }
     r->parsed = true;
+    h1body_init(&r->body, &r->head);
     if (r->head.framing == HTTP1_BODY_LENGTH && r->head.content_length > o->max_body_bytes) {
         refuse(c, 413, "body_too_large", "the request body is larger than allowed");
         return -1;
     }
     c->state = ST_HANDLING;
-    c->dl = DL_NONE;
+    deadline_clear(&c->dl);
     conn_server_dispatch(c->srv, r);
     return 1;
 }
@@ -566,8 +528,8 @@ static int read_head(struct conn *c)
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     switch (http1_head_find(p, n, o->head.max_header_bytes, &c->scanned, &start, &end, &v)) {
     case HTTP1_FIND_MORE:
-        if (c->dl != DL_HEAD)
-            set_deadline(c, DL_HEAD, o->head_timeout_ms);
+        if (c->dl.kind != DL_HEAD)
+            deadline_set(&c->dl, DL_HEAD, o->head_timeout_ms);
         return 0;
     case HTTP1_FIND_ERROR:
         refuse(c, v.status, v.code, v.message);
@@ -654,12 +616,10 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
 
     if (!c)
         return NULL;
-    c->timer = evtimer_new(base, on_timer, c);
-    if (c->timer)
+    if (deadline_init(&c->dl, base, on_timer, c) == 0)
         c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) { /* the caller still owns fd */
-        if (c->timer)
-            event_free(c->timer);
+        deadline_cleanup(&c->dl);
         free(c);
         return NULL;
     }
@@ -677,7 +637,7 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
         list->first->prev = c;
     list->first = c;
     list->count++;
-    set_deadline(c, DL_HEAD, c->opt->head_timeout_ms);
+    deadline_set(&c->dl, DL_HEAD, c->opt->head_timeout_ms);
     return c;
 }
 

@@ -17,8 +17,7 @@
  * whose final coding is not chunked ("xchunked", "chunked, identity") is 400; a known
  * list ending in chunked ("gzip, chunked") is 501; TE with Content-Length, TE on
  * HTTP/1.0 and repeated TE lines are 400. Every refusal closes the connection (conn.c).
- * Chunked bodies are decoded by http_parser behind a byte check of the framing: sizes
- * are hex digits and lines end in CRLF; extensions and trailers are refused (400). */
+ * Bodies are decoded by h1body.c, continuing http_parser's state after the head. */
 #include "http1.h"
 
 #include <string.h>
@@ -528,8 +527,6 @@ static void finish_head(struct http1_head *out)
 {
     const char *q = memchr(out->target, '?', out->target_len);
     out->path_len = q ? (size_t)(q - out->target) : out->target_len;
-    out->body_left = out->framing == HTTP1_BODY_LENGTH ? out->content_length : 0;
-    out->body_done = out->framing == HTTP1_BODY_NONE;
 }
 
 int http1_parse(const char *head, size_t len, const struct http1_limits *lim,
@@ -566,90 +563,6 @@ const struct http1_header *http1_header_find(const struct http1_head *h, const c
         if (slice_ieq(h->headers[i].name, h->headers[i].name_len, name))
             return &h->headers[i];
     return NULL;
-}
-
-/* ---- bodies ------------------------------------------------------------------------ */
-
-struct body_ctx {
-    struct http1_head *head;
-    http1_data_cb on_data;
-    void *arg;
-    const char *framing_from; /* start of bytes not yet checked as framing */
-    bool bad_framing;
-};
-
-/* Framing bytes between data: hex digits, and CR always followed by LF. */
-static void check_chunk_framing(struct body_ctx *c, const char *to)
-{
-    for (const char *p = c->framing_from; p < to; p++) {
-        bool cr = c->head->body_cr;
-        c->head->body_cr = *p == '\r';
-        if (cr ? *p != '\n' : (*p == '\n' || (*p != '\r' && !is_hex((unsigned char)*p))))
-            c->bad_framing = true;
-    }
-    c->framing_from = to;
-}
-
-static int on_chunk_data(http_parser *p, const char *at, size_t len)
-{
-    struct body_ctx *c = p->data;
-    check_chunk_framing(c, at);
-    if (c->bad_framing || c->head->body_cr)
-        return -1;
-    c->framing_from = at + len;
-    return c->on_data && c->on_data(c->arg, at, len) < 0 ? -1 : 0;
-}
-
-static int on_body_complete(http_parser *p)
-{
-    struct body_ctx *c = p->data;
-    c->head->body_done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings body_settings = {
-    .on_body = on_chunk_data,
-    .on_message_complete = on_body_complete,
-};
-
-static ssize_t feed_chunked(struct http1_head *h, const char *buf, size_t len,
-                            http1_data_cb on_data, void *arg, struct http1_verdict *v)
-{
-    struct body_ctx c = { .head = h, .on_data = on_data, .arg = arg, .framing_from = buf };
-    h->parser.data = &c;
-    size_t n = http_parser_execute(&h->parser, &body_settings, buf, len);
-    h->parser.data = NULL;
-    enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
-    if (!c.bad_framing)
-        check_chunk_framing(&c, buf + n);
-    if (c.bad_framing || (e != HPE_OK && !(e == HPE_PAUSED && h->body_done))) {
-        if (e == HPE_CB_body && !c.bad_framing)
-            return refuse(v, 400, "body_rejected", "the request body was refused");
-        return refuse(v, 400, "bad_chunked_body",
-                      "the chunked request body is malformed (extensions and trailers are not accepted)");
-    }
-    return (ssize_t)n;
-}
-
-ssize_t http1_body_feed(struct http1_head *h, const char *buf, size_t len,
-                        http1_data_cb on_data, void *arg, struct http1_verdict *v)
-{
-    if (h->body_done || len == 0)
-        return 0;
-    if (h->framing == HTTP1_BODY_CHUNKED)
-        return feed_chunked(h, buf, len, on_data, arg, v);
-    size_t n = len < h->body_left ? len : (size_t)h->body_left;
-    if (on_data && on_data(arg, buf, n) < 0)
-        return refuse(v, 400, "body_rejected", "the request body was refused");
-    h->body_left -= n;
-    h->body_done = h->body_left == 0;
-    return (ssize_t)n;
-}
-
-bool http1_body_done(const struct http1_head *h)
-{
-    return h->body_done;
 }
 
 const char *http1_reason(int status)

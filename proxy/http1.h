@@ -1,4 +1,4 @@
-/* http1: pure HTTP/1.1 request-head parsing and body framing, no I/O.
+/* http1: pure HTTP/1.1 request-head parsing (finding, checking, parsing), no I/O.
  * Invariant: a head either parses into a struct http1_head whose every slice points into
  * the caller's bytes, or yields one verdict (HTTP status + stable code); never both. */
 #ifndef FOGATE_HTTP1_H
@@ -7,7 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include <http_parser.h>
 
@@ -52,11 +51,7 @@ struct http1_head {
     uint64_t content_length;  /* valid when framing == HTTP1_BODY_LENGTH */
     bool keep_alive;          /* version and Connection header allow another request */
     bool expect_continue;     /* "Expect: 100-continue" on an HTTP/1.1 request */
-    /* private to http1_body_feed: body decoding state after the head */
-    http_parser parser;
-    uint64_t body_left;
-    bool body_done;
-    bool body_cr;             /* chunk framing: the last framing byte was a CR */
+    http_parser parser;       /* private: http_parser's state after the head (h1body.h) */
 };
 
 enum http1_find {
@@ -86,21 +81,6 @@ int http1_parse(const char *head, size_t len, const struct http1_limits *lim,
 
 /* Finds a header by case-insensitive name. Returns a borrowed pointer or NULL. */
 const struct http1_header *http1_header_find(const struct http1_head *h, const char *name);
-
-/* Called with each decoded piece of body. Return 0 to go on, -1 to stop decoding. */
-typedef int (*http1_data_cb)(void *arg, const char *data, size_t len);
-
-/* Feeds body bytes (after the head) through the head's framing: Content-Length bytes are
- * passed as they are; chunked bodies are decoded by http_parser behind a strict check
- * of the framing bytes (hex sizes and CRLF only: chunk extensions and trailers are
- * refused, 400). Stops at the end of the body. Returns the number
- * of bytes consumed (the rest belongs to the next request), or -1 with *v filled when the
- * chunked encoding is malformed or on_data returned -1. */
-ssize_t http1_body_feed(struct http1_head *h, const char *buf, size_t len,
-                        http1_data_cb on_data, void *arg, struct http1_verdict *v);
-
-/* True once the whole body has been consumed (always true for HTTP1_BODY_NONE). */
-bool http1_body_done(const struct http1_head *h);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know. */
 const char *http1_reason(int status);

@@ -2,6 +2,7 @@
 #include "reply.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,23 @@ char *reply_error_body(const char *code, const char *message, const char *reques
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return text;
+}
+
+size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
+{
+    bool no_body = h->status == 204 || h->status == 304;
+    char length[48] = "";
+
+    if (!no_body)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
+    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
+                     h->status, http1_reason(h->status), h->date,
+                     h->content_type ? "Content-Type: " : "",
+                     h->content_type ? h->content_type : "", h->content_type ? "\r\n" : "",
+                     length, h->request_id, h->extra ? h->extra : "",
+                     h->connection ? "Connection: " : "", h->connection ? h->connection : "",
+                     h->connection ? "\r\n" : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 static void send_error(struct conn_req *req, int status, const char *extra_headers,

@@ -25,6 +25,21 @@ void reply_json(struct conn_req *req, int status, const char *json, size_t len);
  * NUL-terminated string the caller frees, or NULL when out of memory. */
 char *reply_error_body(const char *code, const char *message, const char *request_id);
 
+/* The parts of a response head (all borrowed). */
+struct reply_head {
+    int status;
+    const char *date;           /* Date header value */
+    const char *content_type;   /* NULL: no Content-Type */
+    size_t content_length;      /* not sent for 204 and 304 */
+    const char *request_id;     /* X-Request-Id */
+    const char *extra;          /* NULL, or header lines each ending in CRLF */
+    const char *connection;     /* NULL, "close" or "keep-alive" */
+};
+
+/* Formats "HTTP/1.1 <status> <reason>" and the headers, ending with the empty line, into
+ * buf (cap bytes, NUL-terminated). Returns the length, or 0 when it does not fit. Pure. */
+size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h);
+
 /* Writes one JSON log line for a finished request (conf/log.h): request_id, method, path
  * (never the query string), status, bytes_in, bytes_out, duration_us, client, and code and
  * error when an error reply was sent. */

@@ -1,9 +1,11 @@
-/* fuzz_http1: libFuzzer target for proxy/http1 (head finding, head parsing, body decoding).
+/* fuzz_http1: libFuzzer target for proxy/http1 and proxy/h1body (head finding, head
+ * parsing, body decoding).
  * Invariant checked on every input: whatever http1 accepts, http_parser alone accepts too,
  * with the same method, target, framing, Content-Length and decoded body bytes.
  * Built with -DFOGATE_FUZZ=ON under clang it links libFuzzer; otherwise FUZZ_REPLAY_MAIN
  * adds a main() that replays corpus files, and a file named accept-* or reject-* must be
  * accepted or refused by http1 (body included). */
+#include "h1body.h"
 #include "http1.h"
 
 #include <dirent.h>
@@ -117,11 +119,13 @@ static int sink(void *arg, const char *data, size_t len)
 static int check_body(struct http1_head *h, const char *msg, size_t head_len, size_t size)
 {
     struct http1_verdict v;
+    struct h1body body;
     char *mine = malloc(size + 1), *theirs = malloc(size + 1);
     struct capture a = { .body = mine, .body_cap = size }, b = { .body = theirs, .body_cap = size };
-    ssize_t n = http1_body_feed(h, msg + head_len, size - head_len, sink, &a, &v);
+    h1body_init(&body, h);
+    ssize_t n = h1body_feed(&body, msg + head_len, size - head_len, sink, &a, &v);
     int rc = -1;
-    if (n < 0 || !http1_body_done(h))
+    if (n < 0 || !h1body_done(&body))
         goto out;
     if ((size_t)n > size - head_len)
         fail("body consumed more than given");

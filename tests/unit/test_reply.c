@@ -1,0 +1,100 @@
+/* test_reply: response-head formatting, the JSON error body and the request log line. */
+#include "check.h"
+#include "reply.h"
+
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+static void test_head(void)
+{
+    char buf[512];
+    struct reply_head h = {
+        .status = 404, .date = "Mon, 23 Nov 2026 04:30:11 GMT",
+        .content_type = "application/json", .content_length = 87,
+        .request_id = "0123456789abcdef", .extra = "Allow: GET, HEAD\r\n",
+        .connection = "close",
+    };
+    size_t n = reply_format_head(buf, sizeof buf, &h);
+    CHECK(n == strlen(buf));
+    CHECK_STR(buf, "HTTP/1.1 404 Not Found\r\nDate: Mon, 23 Nov 2026 04:30:11 GMT\r\n"
+                   "Content-Type: application/json\r\nContent-Length: 87\r\n"
+                   "X-Request-Id: 0123456789abcdef\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n");
+
+    struct reply_head bare = { .status = 204, .date = "D", .request_id = "r" };
+    reply_format_head(buf, sizeof buf, &bare);
+    CHECK_STR(buf, "HTTP/1.1 204 No Content\r\nDate: D\r\nX-Request-Id: r\r\n\r\n");
+
+    struct reply_head ok = { .status = 200, .date = "D", .request_id = "r",
+                             .content_length = 0, .connection = "keep-alive" };
+    reply_format_head(buf, sizeof buf, &ok);
+    CHECK_STR(buf, "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 0\r\nX-Request-Id: r\r\n"
+                   "Connection: keep-alive\r\n\r\n");
+    CHECK(reply_format_head(buf, 20, &h) == 0); /* does not fit */
+}
+
+static void test_error_body(void)
+{
+    char *body = reply_error_body("bad_host", "a \"quoted\" message\n", "00ff00ff00ff00ff");
+    json_error_t err;
+    json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+    CHECK(o != NULL);
+    CHECK(json_object_size(o) == 3);
+    CHECK_STR(json_string_value(json_object_get(o, "code")), "bad_host");
+    CHECK_STR(json_string_value(json_object_get(o, "message")), "a \"quoted\" message\n");
+    CHECK_STR(json_string_value(json_object_get(o, "request_id")), "00ff00ff00ff00ff");
+    CHECK(strncmp(body, "{\"code\":", 8) == 0); /* field order is part of the shape */
+    json_decref(o);
+    free(body);
+}
+
+static void test_log_line(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    struct conn_req_log l = {
+        .id = "0123456789abcdef", .method = "GET", .path = "/healthz?key=SECRET",
+        .path_len = 8, .client = "127.0.0.1:5555", .status = 404, .bytes_in = 40,
+        .bytes_out = 200, .duration_us = 17, .error_code = "not_found",
+        .error_message = "no route for this path",
+    };
+
+    log_set_stream(mem);
+    reply_log(&l);
+    l.error_code = NULL;
+    l.method = NULL;
+    l.path = NULL;
+    l.status = 500;
+    reply_log(&l);
+    fclose(mem);
+    log_set_stream(NULL);
+
+    char *second = strchr(text, '\n');
+    CHECK(second != NULL);
+    json_t *a = json_loadb(text, (size_t)(second - text), 0, NULL);
+    json_t *b = json_loads(second + 1, JSON_DISABLE_EOF_CHECK, NULL);
+    CHECK(a && b);
+    CHECK_STR(json_string_value(json_object_get(a, "msg")), "request");
+    CHECK_STR(json_string_value(json_object_get(a, "path")), "/healthz");
+    CHECK_STR(json_string_value(json_object_get(a, "code")), "not_found");
+    CHECK(json_integer_value(json_object_get(a, "duration_us")) == 17);
+    CHECK(json_integer_value(json_object_get(a, "bytes_out")) == 200);
+    CHECK_STR(json_string_value(json_object_get(a, "level")), "info");
+    CHECK(strstr(text, "SECRET") == NULL);
+    CHECK(json_object_get(b, "method") == NULL && json_object_get(b, "code") == NULL);
+    CHECK_STR(json_string_value(json_object_get(b, "level")), "warn");
+    json_decref(a);
+    json_decref(b);
+    free(text);
+}
+
+int main(void)
+{
+    test_head();
+    test_error_body();
+    test_log_line();
+    return check_done();
+}
