@@ -48,6 +48,7 @@ struct upstream_xfer {
     const char *fail_text;        /* static string, with fail */
     bool added, head_done, send_eof, pause_next, want_recv, space_wanted, notify_space;
     bool aborted;
+    bool finishing;               /* inside on_done: upstream_abort is a no-op */
     uint64_t bytes_sent, bytes_received;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -76,6 +77,8 @@ static void xfer_free(struct upstream_xfer *x)
 {
     struct upstream *up = x->up;
 
+    up->stats.bytes_sent += x->bytes_sent;
+    up->stats.bytes_received += x->bytes_received;
     if (x->prev)
         x->prev->next = x->next;
     else if (up->xfers == x)
@@ -111,7 +114,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
 void upstream_abort(struct upstream_xfer *x)
 {
-    if (!x || x->aborted)
+    if (!x || x->aborted || x->finishing)
         return;
     x->aborted = true;
     x->up->stats.transfers_aborted++;
@@ -218,17 +221,18 @@ static void finish(struct upstream_xfer *x, CURLcode rc)
     x->added = false;
     up->stats.transfers_done++;
     up->stats.connects += (uint64_t)(d.connects > 0 ? d.connects : 0);
-    up->stats.bytes_sent += x->bytes_sent;
-    up->stats.bytes_received += x->bytes_received;
+    x->finishing = true;
     x->cbs.on_done(x->cbs.arg, &d);
     xfer_free(x);
 }
 
 static void on_curl_done(void *arg, CURL *easy, CURLcode rc)
 {
-    struct upstream_xfer *x = NULL;
+    char *priv = NULL;
+    struct upstream_xfer *x;
 
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    x = (struct upstream_xfer *)priv;
     if (x->aborted)
         xfer_free(x);
     else
@@ -393,7 +397,7 @@ size_t upstream_send_space(const struct upstream_xfer *x)
     return room;
 }
 
-static void pushed(struct upstream_xfer *x, size_t took, size_t offered)
+static void after_push(struct upstream_xfer *x, size_t took, size_t offered)
 {
     bool complete = x->body_len >= 0 && x->pushed + took == (uint64_t)x->body_len;
 
@@ -411,7 +415,7 @@ size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
 
     if (take && evbuffer_add(x->sendbuf, data, take) != 0)
         take = 0;
-    pushed(x, take, len);
+    after_push(x, take, len);
     return take;
 }
 
@@ -422,7 +426,7 @@ size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
     int moved = evbuffer_remove_buffer(src, x->sendbuf, len < room ? len : room);
     size_t take = moved > 0 ? (size_t)moved : 0;
 
-    pushed(x, take, len);
+    after_push(x, take, len);
     return take;
 }
 

@@ -119,7 +119,7 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
 /* Stops the transfer; its connection is closed and its callbacks are never called again,
  * on_done included. The pointer is invalid afterwards. From inside one of the transfer's
  * own callbacks the handle is freed on the next loop turn; otherwise at once. NULL is a
- * no-op. */
+ * no-op, and so is a call from inside the transfer's on_done. */
 void upstream_abort(struct upstream_xfer *x);
 
 /* Request body: room left in the send buffer (0 after upstream_send_eof, or once a known
