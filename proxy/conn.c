@@ -47,6 +47,7 @@ struct conn_req {
     bool continue_sent;
     bool body_active;           /* a sink (or the discarder) is reading the body */
     bool body_failed;
+    bool body_over;             /* the body went over body_limit */
     struct conn_body_sink sink;
     uint64_t body_limit;
     uint64_t body_bytes;        /* decoded body bytes so far */
@@ -138,20 +139,28 @@ static void leave(struct conn *c)
 }
 
 /* Ends the connection now. A request in flight still gets its log line (status 0 when
- * it was never answered). */
+ * it was never answered), and a body sink its on_end(false). */
 static void kill_conn(struct conn *c)
 {
+    struct conn_req *r = &c->req;
+    bool in_flight = c->state == ST_HANDLING;
+
     if (c->state == ST_DEAD)
         return;
-    if (c->state == ST_HANDLING)
-        log_request(c);
-    c->state = ST_DEAD;
+    c->state = ST_DEAD; /* from here on, answers are ignored */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (in_flight)
+        log_request(c);
+    if (in_flight && r->body_active) {
+        r->body_active = false;
+        if (r->sink.on_end)
+            r->sink.on_end(r, false, r->sink.arg);
+    }
     if (c->busy == 0)
         destroy(c);
 }
 
-/* ---- deadlines --------------------------------------------------------------------- */
+/* ---- refusals and deadlines ------------------------------------------------------- */
 
 /* A request fogate refuses itself: one error response, then the connection closes. */
 static void refuse(struct conn *c, int status, const char *code, const char *message)
@@ -162,7 +171,7 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
     reply_error(&c->req, status, code, "%s", message);
 }
 
-static void body_failed(struct conn *c);
+static void body_failed(struct conn *c, int status, const char *code, const char *message);
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -178,7 +187,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             kill_conn(c); /* no byte of a request: close without a word */
         break;
     case DL_BODY:
-        body_failed(c);
+        body_failed(c, 408, "body_timeout", "the request body stopped arriving");
         break;
     case DL_IDLE:
     case DL_LINGER:
@@ -372,8 +381,10 @@ static int on_body_data(void *arg, const char *data, size_t len)
     struct conn_req *r = &c->req;
 
     r->body_bytes += len;
-    if (r->body_bytes > r->body_limit)
+    if (r->body_bytes > r->body_limit) {
+        r->body_over = true;
         return -1;
+    }
     return r->sink.on_data ? r->sink.on_data(r, data, len, r->sink.arg) : 0;
 }
 
@@ -388,12 +399,18 @@ static void body_end(struct conn *c, bool ok)
         request_done(c);
 }
 
-static void body_failed(struct conn *c)
+/* The body cannot be read to its end: the sink hears of it first and may answer; if it
+ * does not, this answers with the reason. Either way the connection closes. */
+static void body_failed(struct conn *c, int status, const char *code, const char *message)
 {
-    c->req.body_failed = true;
+    struct conn_req *r = &c->req;
+
+    r->body_failed = true;
     c->closing = true;
     deadline_clear(&c->dl);
     body_end(c, false);
+    if (c->state == ST_HANDLING && !r->responded)
+        reply_error(r, status, code, "%s", message);
 }
 
 static void pump_body(struct conn *c)
@@ -406,17 +423,19 @@ static void pump_body(struct conn *c)
         size_t avail = evbuffer_get_contiguous_space(in);
         if (avail == 0) {
             if (c->peer_eof)
-                body_failed(c);
+                body_failed(c, 400, "body_cut_off", "the client closed before the body ended");
             else
                 deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
             return;
         }
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
         ssize_t n = h1body_feed(&r->body, p, avail, on_body_data, c, &v);
-        if (n <= 0) {
-            body_failed(c);
+        if (n <= 0 && r->body_over)
+            body_failed(c, 413, "body_too_large", "the request body is larger than allowed");
+        else if (n <= 0)
+            body_failed(c, v.status, v.code, v.message);
+        if (n <= 0)
             return;
-        }
         evbuffer_drain(in, (size_t)n);
         r->bytes_in += (uint64_t)n;
     }

@@ -54,8 +54,11 @@ void conn_req_respond(struct conn_req *req, int status, const char *extra_header
 void conn_req_note_error(struct conn_req *req, const char *code, const char *message);
 
 /* Where a request body goes. on_data gets decoded body bytes (return 0, or -1 to refuse
- * the body: the connection then closes); on_end(req, ok, arg) is called once, with ok
- * false when the body was malformed, too large, cut off or refused. */
+ * the body). on_end(req, ok, arg) comes exactly once: ok at the end of the body, or not ok
+ * when the body was malformed, over max_body_bytes, refused, too slow or cut off, or the
+ * connection died. After a failure the handler may answer inside on_end (an error); if it
+ * does not, conn answers with the reason (400, 408 or 413); the connection then closes,
+ * and `req` must not be used after on_end(false) returns. */
 struct conn_body_sink {
     int (*on_data)(struct conn_req *req, const char *data, size_t len, void *arg);
     void (*on_end)(struct conn_req *req, bool ok, void *arg);
