@@ -73,6 +73,20 @@ def test_connection_reused_for_sequential_requests(nginx):
     assert [line[1] for line in log] == ["1", "2"]  # $connection_requests
 
 
+@pytest.mark.parametrize("limit,conns", [("1", 1), ("0", 3)])
+def test_max_host_connections(nginx, limit, conns):
+    """Three transfers started at once share one connection when the per-host limit is 1
+    (libcurl queues them), and open three without a limit."""
+    before = len(nginx.access_log())
+    urls = [nginx.url(p) for p in ("/files/small.bin", "/files/a.bin", "/files/b.bin")]
+    t, s, _ = run_cli("--allow-http", "--parallel", "--consume-pause", "65536:1",
+                      "--max-host-conns", limit, "get", *urls)
+    assert sorted(x["result"] for x in t) == ["OK"] * 3, t
+    assert s["connects"] == conns, s
+    log = nginx.access_log()[before:]
+    assert len(log) == 3 and len({line[0] for line in log}) == conns, log
+
+
 def test_redirect_returned_as_is(nginx):
     before = len(nginx.access_log())
     t, _, _ = run_cli("--allow-http", "get", nginx.url("/redirect"))

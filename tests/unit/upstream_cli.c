@@ -6,6 +6,7 @@
  *   upstream_cli [options] get URL...     streaming GETs
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
+ * With --parallel all URLs start at once.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -43,6 +44,8 @@ struct cli {
     struct upstream_timeouts timeouts;
     struct job *jobs;          /* one per URL */
     struct event *grace;
+    bool parallel;             /* start every URL at once */
+    int over;                  /* jobs finished, aborted or failed to start */
     int next;
     int done_after_abort;
 };
@@ -110,7 +113,7 @@ static char *hex_digest(EVP_MD_CTX *md, char out[65])
     return out;
 }
 
-static void start_next(struct cli *c);
+static void job_over(struct cli *c);
 
 static void job_cleanup(struct job *j)
 {
@@ -165,7 +168,7 @@ static void on_done(void *arg, const struct upstream_done *d)
         json_object_set_new(o, "headers", head_json(d->head));
     print_json(o);
     job_cleanup(j);
-    start_next(j->cli);
+    job_over(j->cli);
 }
 
 static void abort_job(struct job *j, const char *where)
@@ -176,7 +179,7 @@ static void abort_job(struct job *j, const char *where)
     print_json(json_pack("{si ss ss sI}", "i", j->i, "result", "ABORTED_BY_DRIVER", "where",
                          where, "bytes", (json_int_t)j->bytes));
     job_cleanup(j);
-    start_next(j->cli);
+    job_over(j->cli);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -290,26 +293,17 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
-/* Starts job c->next, or, when all ran, lets stray callbacks show for 300 ms, then stops. */
+/* Starts job c->next (one more URL). */
 static void start_next(struct cli *c)
 {
-    struct timeval tv = {0, 300 * 1000};
-    struct job *j;
+    struct job *j = &c->jobs[c->next++];
 
-    if (c->next >= c->n_urls) {
-        if (!c->grace) {
-            c->grace = evtimer_new(c->base, on_grace, c->base);
-            evtimer_add(c->grace, &tv);
-        }
-        return;
-    }
-    j = &c->jobs[c->next++];
     j->resume_ev = evtimer_new(c->base, on_resume, j);
     j->x = start_job(j);
     if (!j->x) {
         print_json(json_pack("{si ss}", "i", j->i, "result", "START_FAILED"));
         job_cleanup(j);
-        start_next(c);
+        job_over(c);
         return;
     }
     if (c->abort_ms) {
@@ -317,6 +311,21 @@ static void start_next(struct cli *c)
         j->abort_ev = evtimer_new(c->base, on_abort_timer, j);
         evtimer_add(j->abort_ev, &at);
     }
+}
+
+/* A job ended: start the next one (sequential mode), or when all ended, let stray
+ * callbacks show for 300 ms, then stop the loop. */
+static void job_over(struct cli *c)
+{
+    struct timeval tv = {0, 300 * 1000};
+
+    if (++c->over < c->n_urls) {
+        if (!c->parallel)
+            start_next(c);
+        return;
+    }
+    c->grace = evtimer_new(c->base, on_grace, c->base);
+    evtimer_add(c->grace, &tv);
 }
 
 static void split_pair(const char *s, size_t *bytes, unsigned *ms)
@@ -335,7 +344,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         {"method", 1, 0, 'X'}, {"consume-pause", 1, 0, 'p'}, {"produce", 1, 0, 'P'},
         {"chunked", 0, 0, 'k'}, {"abort-after", 1, 0, 'a'}, {"abort-ms", 1, 0, 'A'},
         {"max-bytes", 1, 0, 'm'}, {"body", 1, 0, 'b'}, {"print-headers", 0, 0, 'i'},
-        {"max-header-bytes", 1, 0, 'x'}, {0, 0, 0, 0}};
+        {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'}, {0, 0, 0, 0}};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -360,6 +369,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'm': c->max_bytes = strtoull(optarg, NULL, 10); break;
         case 'b': c->body = optarg; break;
         case 'i': c->print_headers = true; break;
+        case 'L': c->parallel = true; break;
         default: return -1;
         }
     }
@@ -426,7 +436,9 @@ int main(int argc, char **argv)
         EVP_DigestInit_ex(c.jobs[i].md, EVP_sha256(), NULL);
     }
     fds[1] = count_fds();
-    start_next(&c);
+    do
+        start_next(&c);
+    while (c.parallel && c.next < c.n_urls);
     event_base_dispatch(c.base);
     fds[2] = count_fds();
     upstream_stats(c.up, &stats);
