@@ -335,10 +335,9 @@ static json_t *last_error(const struct tenv *e)
 {
     if (!e->last_error_at)
         return json_null();
-    return json_pack("{s:s, s:I, s:i, s:s, s:I}", "reason",
-                     tokenenv_reason_name(e->err_reason),
-                     (json_int_t)e->last_aadsts, e->last_http, "error", e->last_error, "at",
-                     (json_int_t)e->last_error_at);
+    return json_pack("{s:s, s:I, s:i, s:s, s:I}", "reason", tokenenv_reason_name(e->err_reason),
+                     "aadsts", (json_int_t)e->last_aadsts, "http_status", e->last_http, "error",
+                     e->last_error, "at", (json_int_t)e->last_error_at);
 }
 
 json_t *tokenenv_status(const struct tenv *e)

@@ -24,6 +24,7 @@ struct tfetch {
     bool direct;           /* the store failed or stalled: fetch without it */
     char owner[TOKENBLOB_SERIAL_LEN + 1];
     int64_t poll_until_ms; /* give up waiting for the lock holder then (monotonic) */
+    int64_t sent_at;       /* unix seconds the request left: lifetimes count from here */
     struct event *poll;    /* owned until detached */
 };
 
@@ -326,7 +327,7 @@ static void on_http(void *arg, int status, const char *body, size_t len)
         return;
     }
     struct tenv *e = f->env;
-    int64_t now = tokenenv_now();
+    int64_t now = f->sent_at; /* the token's life began no earlier than this */
     if (status <= 0) {
         fail(f, TR_UNREACHABLE, NULL, "no response from the token endpoint");
         return;
@@ -334,7 +335,7 @@ static void on_http(void *arg, int status, const char *body, size_t len)
     enum tokenresp_class cls = tokenresp_parse(&r, body, len, status, now);
     if (cls != TOKENRESP_OK)
         fail(f, (enum tokenenv_reason)(TR_RESP + cls - 1), &r, NULL);
-    else if (!tokentime_usable(&e->mgr->opts.policy, r.expires_at, now))
+    else if (!tokentime_usable(&e->mgr->opts.policy, r.expires_at, tokenenv_now()))
         fail(f, TR_SHORT_LIFETIME, &r, "the token expires within the safety margin");
     else if (tokenblob_serial(serial) != 0)
         fail(f, TR_INTERNAL, NULL, "no random serial");
@@ -362,7 +363,8 @@ static void http_start(struct tfetch *f)
         fail(f, TR_CREDENTIAL, NULL, err);
         return;
     }
-    char *body = tokencred_body(e->cred, &e->ce, tokenenv_now(), &len);
+    f->sent_at = tokenenv_now();
+    char *body = tokencred_body(e->cred, &e->ce, f->sent_at, &len);
     if (!body) {
         fail(f, TR_INTERNAL, NULL, "cannot build the token request");
         return;
