@@ -1,6 +1,7 @@
 """proxy/upstream.c against real peers: nginx (static files, PUT, rate-limited, 302, TLS)
 and scripted raw-socket servers (truncated, stalled, reset, oversized, chunked replies).
 The C driver upstream_cli runs each scenario and reports per-transfer JSON."""
+import gzip
 import hashlib
 import os
 import socket
@@ -319,6 +320,21 @@ def test_fetch_buffers_and_caps(nginx):
     t = only(run_cli("--allow-http", "--max-bytes", str(MiB), "fetch",
                      nginx.url("/files/small.bin"))[0])
     assert (t["result"], t["bytes"], t["sha256"]) == ("OK", MiB, nginx.sha["small"])
+
+
+def test_content_encoding_passed_through(nginx):
+    text = b"fogate passes encoded bytes through untouched. " * 60
+    with open(os.path.join(nginx.www, "gz/t.txt"), "wb") as f:
+        f.write(text)
+    t = only(run_cli("--allow-http", "--print-headers", "--header", "Accept-Encoding: gzip",
+                     "fetch", nginx.url("/gz/t.txt"))[0])
+    assert (t["result"], t["status"]) == ("OK", 200), t
+    assert ["Content-Encoding", "gzip"] in t["headers"], t["headers"]
+    raw_body = bytes.fromhex(t["body_hex"])
+    assert raw_body[:2] == b"\x1f\x8b" and gzip.decompress(raw_body) == text
+    # not asked for: no encoding, plain bytes
+    t = only(run_cli("--allow-http", "fetch", nginx.url("/gz/t.txt"))[0])
+    assert bytes.fromhex(t["body_hex"]) == text
 
 
 def test_fetch_post_sends_body(raw):

@@ -140,6 +140,21 @@ static json_t *head_json(const struct uphead *h)
     return a;
 }
 
+/* Small fetch bodies: as text when UTF-8, and always as hex. */
+static void add_body(json_t *o, const char *body, size_t len)
+{
+    json_t *text = json_stringn(body, len);  /* NULL unless UTF-8 */
+    char *hex = calloc(1, 2 * len + 1);
+
+    for (size_t k = 0; hex && k < len; k++)
+        snprintf(hex + 2 * k, 3, "%02x", (unsigned char)body[k]);
+    if (text)
+        json_object_set_new(o, "body", text);
+    if (hex)
+        json_object_set_new(o, "body_hex", json_string(hex));
+    free(hex);
+}
+
 static void on_done(void *arg, const struct upstream_done *d)
 {
     struct job *j = arg;
@@ -163,7 +178,7 @@ static void on_done(void *arg, const struct upstream_done *d)
     if (d->head && uphead_find(d->head, "Location"))
         json_object_set_new(o, "location", json_string(uphead_find(d->head, "Location")));
     if (d->body && d->body_len <= 4096)
-        json_object_set_new(o, "body", json_stringn(d->body, d->body_len));
+        add_body(o, d->body, d->body_len);
     if (j->cli->print_headers)
         json_object_set_new(o, "headers", head_json(d->head));
     print_json(o);

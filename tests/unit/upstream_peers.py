@@ -2,7 +2,8 @@
 
 - Nginx: Debian's nginx on free 127.0.0.1 ports (plain and TLS) with a generated config:
   /files/ static files, /upload/ accepting PUT (dav_methods) into a temp dir, /slow/
-  rate-limited files, /redirect answering 302; an access log with $connection.
+  rate-limited files, /redirect answering 302, /gz/ gzip-encoding when asked; an access
+  log with $connection.
 - RawServer: a tiny socket server that answers each connection with a scripted reply
   (truncated bodies, stalls, huge heads, chunked bodies) and records the requests.
 - run_cli: runs the C driver (UPSTREAM_CLI) and parses its JSON lines.
@@ -51,6 +52,7 @@ http {{
         }}
         location /slow/ {{ limit_rate 2k; }}
         location = /redirect {{ return 302 /elsewhere; }}
+        location /gz/ {{ gzip on; gzip_types *; gzip_min_length 1; }}
     }}
 }}
 """
@@ -98,7 +100,7 @@ class Nginx:
     def __init__(self, workdir):
         self.dir = workdir
         self.www = os.path.join(workdir, "www")
-        for sub in ("www/files", "www/upload", "www/slow", "client_body"):
+        for sub in ("www/files", "www/upload", "www/slow", "www/gz", "client_body"):
             os.makedirs(os.path.join(workdir, sub), exist_ok=True)
         make_certs(workdir)
         self.ca = os.path.join(workdir, "ca.crt")
