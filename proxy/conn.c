@@ -530,6 +530,16 @@ static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
     return 1;
 }
 
+/* Empty lines between requests (some clients send CRLF after a body) start no request. */
+static void drop_empty_lines(struct evbuffer *in)
+{
+    unsigned char *p;
+
+    while (evbuffer_get_length(in) >= 2 && (p = evbuffer_pullup(in, 2)) && p[0] == '\r' &&
+           p[1] == '\n')
+        evbuffer_drain(in, 2);
+}
+
 /* Returns 1 when a request was dispatched, 0 when more bytes are needed, -1 if refused. */
 static int read_head(struct conn *c)
 {
@@ -538,6 +548,10 @@ static int read_head(struct conn *c)
     size_t len = evbuffer_get_length(in), start = 0, end = 0;
     struct http1_verdict v;
 
+    if (!c->head_started) {
+        drop_empty_lines(in);
+        len = evbuffer_get_length(in);
+    }
     if (len == 0)
         return 0;
     if (!c->head_started)

@@ -13,10 +13,17 @@
  *      Content-Length, Transfer-Encoding exactly "chunked" and never with Content-Length);
  *   2. http_parser over the same bytes; its URL, header names and values, method and
  *      version must equal what the scan found, or the request is refused.
- * Transfer-Encoding decision (RFC 9112 6.1, 6.3): only "chunked" is accepted. A list
- * whose final coding is not chunked ("xchunked", "chunked, identity") is 400; a known
- * list ending in chunked ("gzip, chunked") is 501; TE with Content-Length, TE on
- * HTTP/1.0 and repeated TE lines are 400. Every refusal closes the connection (conn.c).
+ * Decisions where the RFCs leave room (every refusal closes the connection, see conn.c):
+ * - Transfer-Encoding: only "chunked". A list whose final coding is not chunked
+ *   ("xchunked", "chunked, identity") is 400 (RFC 9112 6.3); other codings before chunked
+ *   ("gzip, chunked") are 501; TE with Content-Length, TE on HTTP/1.0 and repeated TE
+ *   lines are 400.
+ * - Content-Length: 1 to 18 digits, once; a repeat is 400 even with the same value.
+ * - Targets: origin-form only ("*" for OPTIONS). Absolute-form is refused although RFC
+ *   9112 3.2.2 asks servers to accept it: fogate is not a forward proxy, and two views of
+ *   the host are a smuggling lever. '#', '\', bad %-escapes and non-ASCII bytes are 400.
+ * - Empty lines before the request line are skipped (RFC 9112 2.2) within the size limit.
+ * - Expect: only 100-continue (417 otherwise); unknown methods are 501.
  * Bodies are decoded by h1body.c, continuing http_parser's state after the head. */
 #include "http1.h"
 

@@ -158,6 +158,18 @@ def test_http10_closes_unless_keep_alive(front):
     s.close()
 
 
+def test_empty_lines_between_requests_are_not_a_request(front):
+    # request_head_ms is 1000, idle_ms 2000: a stray CRLF must not start the head deadline
+    s = front.connect()
+    rd = Reader(s)
+    s.sendall(request("/nope", method="POST", body=b"abc") + b"\r\n")
+    assert rd.next().status == 404
+    time.sleep(1.3)
+    s.sendall(b"\r\n" + request("/healthz"))
+    assert rd.next().status == 200
+    s.close()
+
+
 def test_connection_close_is_honoured(front):
     s = front.connect()
     s.sendall(request("/healthz", headers={"Connection": "close"}) + request("/healthz"))
