@@ -268,6 +268,24 @@ def test_upload_has_no_expect_and_right_framing(raw, tmp_path):
         assert el < 30
 
 
+def test_short_upload_fails_instead_of_sending_short_body(raw, tmp_path):
+    def record(conn, req, rest):
+        try:
+            req["body"] = read_body(conn, req["head"], rest)
+        except OSError:
+            req["body"] = None  # cut short
+            return
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+    srv = raw(record)
+    src = tmp_path / "s.bin"
+    src.write_bytes(os.urandom(1000))
+    t = only(run_cli("--allow-http", "--body-len", "5000", "put", srv.url("/s"), str(src))[0])
+    assert t["result"] == "OTHER" and "shorter" in t["error"], t
+    assert t["sent"] == 1000
+    srv.stop()
+    assert srv.requests[0]["body"] is None
+
+
 @pytest.mark.parametrize("produce,backpressure", [("262144:0", "space"), ("65536:1", "wait")])
 def test_chunked_put_to_nginx(nginx, tmp_path, produce, backpressure):
     """A fast producer fills the send buffer and is told when there is room again

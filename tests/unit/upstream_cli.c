@@ -40,6 +40,7 @@ struct cli {
     size_t consume_bytes, produce_bytes, max_bytes;
     unsigned consume_ms, produce_ms, abort_ms;
     uint64_t abort_after;
+    int64_t body_len;          /* put: declared length instead of the file's; -1 = file's */
     const char *body;
     struct upstream_timeouts timeouts;
     struct job *jobs;          /* one per URL */
@@ -278,6 +279,8 @@ static struct upstream_xfer *start_put(struct job *j)
     if (j->fd < 0 || fstat(j->fd, &st) != 0)
         return NULL;
     req.body_len = c->chunked ? UPSTREAM_BODY_CHUNKED : (int64_t)st.st_size;
+    if (c->body_len >= 0)
+        req.body_len = c->body_len;
     j->chunk = malloc(c->produce_bytes);
     j->produce_ev = evtimer_new(c->base, on_produce, j);
     if (!j->chunk || !j->produce_ev)
@@ -359,7 +362,8 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         {"method", 1, 0, 'X'}, {"consume-pause", 1, 0, 'p'}, {"produce", 1, 0, 'P'},
         {"chunked", 0, 0, 'k'}, {"abort-after", 1, 0, 'a'}, {"abort-ms", 1, 0, 'A'},
         {"max-bytes", 1, 0, 'm'}, {"body", 1, 0, 'b'}, {"print-headers", 0, 0, 'i'},
-        {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'}, {0, 0, 0, 0}};
+        {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'},
+        {"body-len", 1, 0, 'l'}, {0, 0, 0, 0}};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -385,6 +389,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'b': c->body = optarg; break;
         case 'i': c->print_headers = true; break;
         case 'L': c->parallel = true; break;
+        case 'l': c->body_len = strtoll(optarg, NULL, 10); break;
         default: return -1;
         }
     }
@@ -434,6 +439,7 @@ int main(int argc, char **argv)
 
     c.produce_bytes = 256 * 1024;
     c.max_bytes = 1 << 20;
+    c.body_len = -1;
     if (parse_args(&c, argc, argv, &o) != 0 || c.produce_bytes == 0) {
         fprintf(stderr, "usage: see the top of upstream_cli.c\n");
         return 2;
