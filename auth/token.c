@@ -8,6 +8,7 @@
 
 #include <openssl/crypto.h>
 
+#include "conf.h"
 #include "log.h"
 #include "tokenenv.h"
 #include "tokenfetch.h"
@@ -55,6 +56,18 @@ static int take_options(struct token_mgr *m, const struct token_options *o)
     m->has_share = true;
     memcpy(m->key, o->seal_key, SEAL_KEY_LEN);
     return 0;
+}
+
+void token_options_from_conf(struct token_options *o, const struct conf_tokens *t)
+{
+    o->policy = (struct tokentime_policy){
+        .refresh_ratio = t->refresh_percent / 100.0,
+        .jitter = TOKENTIME_JITTER_DEFAULT,
+        .margin_s = t->safety_margin_s,
+        .backoff_base_ms = t->retry_min_ms,
+        .backoff_cap_ms = t->retry_max_ms,
+    };
+    o->http_timeout_ms = t->request_timeout_ms;
 }
 
 struct token_mgr *token_mgr_new(struct event_base *base, const struct conf *conf,

@@ -18,6 +18,7 @@
 
 struct event_base;
 struct conf;
+struct conf_tokens;
 struct token_mgr;
 struct token_wait;
 
@@ -78,6 +79,12 @@ struct token_options {
     const unsigned char *seal_key;      /* 32 bytes (SEAL_KEY_LEN), copied and wiped on
                                            free; required when share is set */
 };
+
+/* Fills the policy and http_timeout_ms of *o from the config's "tokens" section
+ * (borrowed): refresh at refresh_percent (jitter 10 points), safety margin, retry backoff,
+ * request timeout. Leaves the other fields alone (transport, share and seal key are the caller's;
+ * the key comes from seal_key_load(tokens.cache_key_file)). */
+void token_options_from_conf(struct token_options *o, const struct conf_tokens *t);
 
 enum token_status {
     TOKEN_OK,          /* *out / the callback's view holds a usable token */

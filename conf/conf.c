@@ -299,6 +299,16 @@ static void fill_timeouts(struct conf_timeouts *t, json_t *o)
     t->shutdown_grace_ms = (unsigned)get_int(o, "shutdown_grace_ms");
 }
 
+static void fill_tokens(struct fill *f, struct conf_tokens *t, json_t *o)
+{
+    t->cache_key_file = dup_path(f, o, "cache_key_file");
+    t->refresh_percent = (unsigned)get_int(o, "refresh_percent");
+    t->safety_margin_s = (unsigned)get_int(o, "safety_margin_s");
+    t->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
+    t->retry_max_ms = (unsigned)get_int(o, "retry_max_ms");
+    t->request_timeout_ms = (unsigned)get_int(o, "request_timeout_ms");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -337,6 +347,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_redis(f, &conf->redis, json_object_get(root, "redis"));
     fill_limits(&conf->limits, json_object_get(root, "limits"));
     fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
+    fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     if (f->oom)
         return fail(f->err, "", "out of memory");
     return 0;
@@ -485,6 +496,7 @@ void conf_free(struct conf *conf)
     free(conf->jobs);
     free(conf->clients);
     redis_cleanup(&conf->redis);
+    free(conf->tokens.cache_key_file);
     free(conf->path);
     free(conf->listen_host);
     free(conf->public_base_url);

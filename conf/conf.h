@@ -106,6 +106,16 @@ struct conf_timeouts {
     unsigned shutdown_grace_ms;
 };
 
+/* The token manager (auth/token.h): refresh tuning and the shared token cache. */
+struct conf_tokens {
+    char *cache_key_file;        /* owned; NULL = no cache shared through Redis */
+    unsigned refresh_percent;    /* refresh after this % of a token's lifetime */
+    unsigned safety_margin_s;    /* never send a token expiring within this */
+    unsigned retry_min_ms;       /* first retry delay after a failed fetch */
+    unsigned retry_max_ms;       /* largest retry delay */
+    unsigned request_timeout_ms; /* one token request */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -121,6 +131,7 @@ struct conf {
     struct conf_redis redis;
     struct conf_limits limits;
     struct conf_timeouts timeouts;
+    struct conf_tokens tokens;
 };
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller

@@ -373,9 +373,19 @@ static int check_client(struct conf *conf, size_t idx, struct conf_error *err)
     return 0;
 }
 
+static int check_tokens(const struct conf_tokens *t, struct conf_error *err)
+{
+    if (t->retry_min_ms > t->retry_max_ms)
+        return fail(err, "tokens.retry_min_ms", "must not exceed tokens.retry_max_ms (%u)",
+                    t->retry_max_ms);
+    if (t->cache_key_file)
+        return confcheck_file(t->cache_key_file, "tokens.cache_key_file", err);
+    return 0;
+}
+
 int confcheck_run(struct conf *conf, struct conf_error *err)
 {
-    if (check_public_url(conf, err) < 0)
+    if (check_public_url(conf, err) < 0 || check_tokens(&conf->tokens, err) < 0)
         return -1;
     for (size_t i = 0; i < conf->n_envs; i++)
         if (check_env(&conf->envs[i], err) < 0)

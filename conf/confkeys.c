@@ -154,6 +154,25 @@ static const struct key timeouts_keys[] = {
     { 0 }
 };
 
+static const struct key tokens_keys[] = {
+    OPT("cache_key_file", T_STRING,
+        "Path of a file holding 64 hex digits (`openssl rand -hex 32`; mode 0600 or 0640): "
+        "the AES-256-GCM key that seals tokens shared between fogate instances through "
+        "Redis, so one instance fetches and the others read. Every instance needs the same "
+        "key. Without it each instance fetches its own tokens."),
+    INT("refresh_percent", "75", 10, 100,
+        "Refresh a token in the background after this percentage of its lifetime (up to "
+        "10 points earlier, at random, so instances spread out)."),
+    INT("safety_margin_s", "60", 0, 3600,
+        "Never send a token that expires within this many seconds."),
+    INT("retry_min_ms", "500", 1, 600000,
+        "First retry delay after a failed token request; it doubles (with jitter) up to "
+        "`retry_max_ms`."),
+    INT("retry_max_ms", "60000", 1, 86400000, "Largest retry delay after failed token requests."),
+    INT("request_timeout_ms", "10000", 1, 600000, "Time limit of one token request to Entra ID."),
+    { 0 }
+};
+
 static const struct key top_keys[] = {
     DESCRIPTION,
     REQ("listen", T_STRING,
@@ -176,6 +195,8 @@ static const struct key top_keys[] = {
       .doc = "Size and count limits." },
     { .name = "timeouts", .type = T_OBJECT, .def = "{}", .sub = timeouts_keys,
       .doc = "Time limits, in milliseconds." },
+    { .name = "tokens", .type = T_OBJECT, .def = "{}", .sub = tokens_keys,
+      .doc = "Entra ID tokens: background refresh, retries and the cache shared through Redis." },
     { 0 }
 };
 

@@ -79,6 +79,7 @@ static const struct error_case error_cases[] = {
     { "multi-tenant.json", "environments.test.tenant", 7, "\"organizations\" is not a tenant" },
     { "bad-client-id.json", "environments.test.client_id", 8, "\"fogate-uat\" is not a GUID" },
     { "string-with-newline.json", "jobs.groups.entity", 17, "must not contain control characters" },
+    { "tokens-retry-order.json", "tokens.retry_min_ms", 20, "must not exceed tokens.retry_max_ms" },
 };
 
 static void test_error_cases(void)

@@ -174,6 +174,19 @@ static struct token_options opts(void)
     return o;
 }
 
+/* The "tokens" config section maps onto the manager's options. */
+static void test_options_from_conf(void)
+{
+    struct conf *c = make_conf(sim.port, 0, CRED_FILE);
+    struct token_options o = { .max_waiters = 7 };
+    token_options_from_conf(&o, &c->tokens);
+    CHECK(c->tokens.cache_key_file == NULL);
+    CHECK(o.policy.refresh_ratio == 0.75 && o.policy.jitter == TOKENTIME_JITTER_DEFAULT);
+    CHECK(o.policy.margin_s == 60 && o.policy.backoff_base_ms == 500);
+    CHECK(o.policy.backoff_cap_ms == 60000 && o.http_timeout_ms == 10000 && o.max_waiters == 7);
+    conf_free(c);
+}
+
 static bool ready(struct token_mgr *m)
 {
     return token_mgr_ready(m, NULL);
@@ -641,6 +654,7 @@ int main(void)
         CHECK(!"setup failed: FOSIM_BIN, openssl or fosim missing");
         return check_done();
     }
+    test_options_from_conf();
     test_single_flight();
     test_v1_and_env_secret();
     test_certificate();
