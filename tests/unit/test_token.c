@@ -29,6 +29,9 @@ _Static_assert(TOKEN_SHARE_OK == TOKENSHARE_OK && TOKEN_SHARE_MISS == TOKENSHARE
 #define APP_SECRET "s3cr3t~value.with+special&chars"
 #define WRONG_SECRET "not-the-right-Secret-9x7"
 #define CERT_APP "c3a1b2d4-0000-4000-8000-00000000c3a1"
+#define EXPIRED_APP "9b2f1c4a-0d3e-4f5a-8b6c-7d8e9f0a1b2c"
+#define UNKNOWN_APP "00000000-1111-4111-8111-000000000000"
+#define UNKNOWN_TENANT "00000000-0000-4000-8000-00000000dead"
 #define MARGIN 1
 #define BACKOFF_BASE 200
 #define BACKOFF_CAP 2000
@@ -132,14 +135,17 @@ static int claim_is(const char *tok, const char *name, const char *want)
 
 enum cred { CRED_FILE, CRED_ENV, CRED_CERT };
 
-static struct conf *make_conf(int port, int v1, enum cred cred)
+/* An environment "prod" for fosim at `port` (resource: base_port's URL), app `app`,
+ * tenant `tenant`. */
+static struct conf *make_conf_ex(int port, int v1, enum cred cred, const char *app,
+                                 const char *tenant, int base_port)
 {
     char json[8192], credj[2048];
     struct conf_error err;
 
     if (cred == CRED_FILE)
         snprintf(credj, sizeof(credj), "\"client_id\": \"%s\", \"client_secret_file\": \"%s\"",
-                 APP_ID, secret_path);
+                 app, secret_path);
     else if (cred == CRED_ENV)
         snprintf(credj, sizeof(credj),
                  "\"client_id\": \"%s\", \"client_secret_env\": \"FOGATE_TEST_SECRET\"", APP_ID);
@@ -157,12 +163,18 @@ static struct conf *make_conf(int port, int v1, enum cred cred)
              " \"clients\": {\"c\": {\"api_key_sha256\":"
              " \"15ccb0a2d317eea674b286e5db62073676d6113880134fa9f4a1217813d7b9ab\","
              " \"jobs\": [\"j\"]}}}",
-             port, TENANT, credj, v1 ? "v1" : "v2", port, TENANT, v1 ? "token" : "v2.0/token");
+             base_port, tenant, credj, v1 ? "v1" : "v2", port, tenant,
+             v1 ? "token" : "v2.0/token");
     struct conf *c = conf_load_buffer(json, strlen(json), "test", &err);
     if (!c)
         fprintf(stderr, "conf: %s\n", err.message);
     CHECK(c != NULL);
     return c;
+}
+
+static struct conf *make_conf(int port, int v1, enum cred cred)
+{
+    return make_conf_ex(port, v1, cred, APP_ID, TENANT, port);
 }
 
 static struct token_options opts(void)
@@ -264,6 +276,27 @@ static int count_log(const char *level, const char *msg, const char *reason)
         const char *r = json_string_value(json_object_get(j, "reason"));
         n += (!level || (l && !strcmp(l, level))) && (!msg || (m && !strcmp(m, msg))) &&
              (!reason || (r && !strcmp(r, reason)));
+        json_decref(j);
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* "token fetch failed" lines naming this reason, AADSTS code and client id. */
+static int count_fail_lines(const char *reason, long aadsts, const char *client_id)
+{
+    char line[8192];
+    int n = 0;
+
+    fflush(logfile);
+    FILE *f = fopen(log_path, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        const char *r = json_string_value(json_object_get(j, "reason"));
+        const char *id = json_string_value(json_object_get(j, "client_id"));
+        n += r && !strcmp(r, reason) && id && !strcmp(id, client_id) &&
+             json_integer_value(json_object_get(j, "aadsts")) == aadsts;
         json_decref(j);
     }
     if (f)
@@ -444,6 +477,41 @@ static void test_invalidate(void)
     CHECK(count_log("info", "token invalidated after a 401", NULL) >= 1);
     token_mgr_free(m);
     conf_free(c);
+}
+
+/* Each Entra refusal is told apart: reason, AADSTS code in one log line, counter. */
+static void test_failure_classes(void)
+{
+    static const struct {
+        const char *app, *tenant;
+        int other_resource, v1;
+        const char *reason;
+        long aadsts;
+    } cases[] = {
+        { EXPIRED_APP, TENANT, 0, 0, "expired_secret", 7000222 },
+        { UNKNOWN_APP, TENANT, 0, 0, "unknown_app", 700016 },
+        { APP_ID, UNKNOWN_TENANT, 0, 0, "unknown_tenant", 90002 },
+        { APP_ID, TENANT, 1, 0, "invalid_scope", 70011 },
+        { APP_ID, TENANT, 1, 1, "invalid_resource", 500011 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int before = count_log("error", "token fetch failed", cases[i].reason);
+        struct conf *c = make_conf_ex(sim.port, cases[i].v1, CRED_FILE, cases[i].app,
+                                      cases[i].tenant, cases[i].other_resource ? 1 : sim.port);
+        struct token_options o = opts();
+        struct token_mgr *m = token_mgr_new(base, c, &o);
+        CHECK(WAIT_FOR(counter(m, "failures") >= 2, 3000));
+        CHECK(!ready(m));
+        CHECK_STR(token_reason(m, "prod"), cases[i].reason);
+        json_t *s = status0(m);
+        CHECK(json_integer_value(json_object_get(json_object_get(s, "last_error"), "aadsts")) ==
+              cases[i].aadsts);
+        json_decref(s);
+        CHECK(count_log("error", "token fetch failed", cases[i].reason) == before + 1);
+        CHECK(count_fail_lines(cases[i].reason, cases[i].aadsts, cases[i].app) >= 1);
+        token_mgr_free(m);
+        conf_free(c);
+    }
 }
 
 /* Nothing listens at first; fosim comes up on that port later. */
@@ -636,9 +704,11 @@ static int setup(void)
     snprintf(conf, sizeof(conf),
              "{\"tenant\": \"%s\", \"tenants\": [{\"id\": \"%s\", \"apps\": ["
              "{\"client_id\": \"%s\", \"secret\": \"%s\", \"user\": \"Admin\"},"
-             "{\"client_id\": \"%s\", \"certificate\": \"%s\", \"user\": \"Admin\"}]}],"
+             "{\"client_id\": \"%s\", \"certificate\": \"%s\", \"user\": \"Admin\"},"
+             "{\"client_id\": \"%s\", \"secret\": \"%s\", \"user\": \"Admin\","
+             " \"secret_expired\": true}]}],"
              " \"token_lifetime\": 3599}",
-             TENANT, TENANT, APP_ID, APP_SECRET, CERT_APP, cert_path);
+             TENANT, TENANT, APP_ID, APP_SECRET, CERT_APP, cert_path, EXPIRED_APP, APP_SECRET);
     write_file(sim_conf_path, conf, 0600);
     if (!(logfile = fopen(log_path, "w+")))
         return -1;
@@ -660,6 +730,7 @@ int main(void)
     test_certificate();
     test_waiters();
     test_invalidate();
+    test_failure_classes();
     test_endpoint_down_at_start();
     test_wrong_secret_and_reload();
     test_refresh_failure_keeps_token();
