@@ -8,9 +8,9 @@
  */
 #include "upstream.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -30,7 +30,7 @@ struct upstream {
 
 struct upstream_xfer {
     struct upstream *up;          /* borrowed owner */
-    struct upstream_xfer *prev, *next;
+    struct upstream_xfer *prev, *next;  /* in up->xfers */
     CURL *easy;                   /* owned */
     struct curl_slist *hdrs;      /* owned */
     struct upstream_cbs cbs;

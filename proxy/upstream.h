@@ -18,8 +18,11 @@
 struct upstream;
 struct upstream_xfer;
 
-/* Set once per process, before threads: curl_global_init. Returns 0 or -1. */
+/* Call once per process at start-up, before any thread or upstream_new
+ * (curl_global_init). Returns 0 or -1. */
 int upstream_global_init(void);
+
+/* Call once at exit, after the last upstream_free. */
 void upstream_global_cleanup(void);
 
 struct upstream_opts {
