@@ -5,6 +5,7 @@
 #include "check.h"
 #include "log.h"
 #include "rconn.h"
+#include "seal.h"
 #include "tokenblob.h"
 #include "tokenshare.h"
 #include "token/procs.h"
@@ -197,6 +198,30 @@ static void test_blob_round_trip(struct tokenshare *ts, const unsigned char *key
     memcpy(other, key, sizeof(other));
     other[0] ^= 1;
     CHECK(tokenblob_open(other, CTX, r.val, r.len, &out) == -1);
+    /* Truncated, tampered or garbage blobs in Redis are refused. */
+    CHECK(tokenblob_open(key, CTX, r.val, r.len - 4, &out) == -1);
+    r.val[10] = r.val[10] == 'A' ? 'B' : 'A';
+    CHECK(tokenblob_open(key, CTX, r.val, r.len, &out) == -1 && out.token == NULL);
+    CHECK(tokenblob_open(key, CTX, "not base64!", 11, &out) == -1);
+    CHECK(tokenblob_open(key, CTX, "", 0, &out) == -1);
+    /* A sealed plaintext that is not "1 <obtained> <expires> <serial>\n<token>". */
+    static const char *const bad[] = { "junk", "1 5 4 0123456789abcdef0123456789abcdef\nTOK",
+                                       "1 4 5 xyz\nTOK", "1 4 5 0123456789abcdef0123456789abcdef\n",
+                                       "1 4 5 0123456789abcdef0123456789abcdef\nbad token" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        unsigned char *sealed = NULL;
+        size_t slen = 0;
+        CHECK(seal_seal(key, CTX, bad[i], strlen(bad[i]), SEAL_BASE64, &sealed, &slen) == SEAL_OK);
+        CHECK(tokenblob_open(key, CTX, (const char *)sealed, slen, &out) == -1);
+        free(sealed);
+    }
+    /* Names carry no secret and are bounded; contexts bind every identity field. */
+    char name[TOKENBLOB_NAME_MAX + 1], ctx1[256], ctx2[256];
+    CHECK(tokenblob_name("prod", "t", "c", "http://x", name, sizeof(name)) == 0);
+    CHECK(strncmp(name, "prod:", 5) == 0 && strlen(name) == 5 + 16);
+    CHECK(tokenblob_context("prod", "t", "c", "http://x", ctx1, sizeof(ctx1)) == 0);
+    CHECK(tokenblob_context("prod", "t", "c2", "http://x", ctx2, sizeof(ctx2)) == 0);
+    CHECK(strcmp(ctx1, ctx2) != 0);
     free(blob);
 }
 
