@@ -417,7 +417,7 @@ static void pump_body(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct conn_req *r = &c->req;
-    struct http1_verdict v;
+    struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
 
     while (!h1body_done(&r->body)) {
         size_t avail = evbuffer_get_contiguous_space(in);
