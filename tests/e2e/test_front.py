@@ -359,7 +359,7 @@ def test_signal_exits_0_promptly(start_front, sig):
     t0 = time.monotonic()
     f.signal(sig)
     assert f.wait(timeout=5) == 0
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0  # "promptly": no grace wait with nothing in flight
     assert read_until_close(idle, timeout=1) == b""  # the idle keep-alive was closed
     f.wait_log(lambda l: l.get("msg") == "stopped")
 
@@ -389,7 +389,7 @@ def test_shutdown_grace_bounds_the_wait(start_front):
     t0 = time.monotonic()
     f.signal()
     assert f.wait(timeout=5) == 0
-    assert 0.4 < time.monotonic() - t0 < 2.0
+    assert 0.4 < time.monotonic() - t0 < 3.0
     assert read_until_close(s, timeout=1) == b""
 
 

@@ -193,11 +193,11 @@ def test_slowloris_gets_408_within_the_deadline(shared_front):
             continue
         data += chunk
         break
-    data += read_until_close(s, timeout=3)
+    data += read_until_close(s, timeout=4)
     elapsed = time.monotonic() - t0
     r, rest = parse_response(data)
     assert r.status == 408 and r.json()["code"] == "request_head_timeout" and rest == b""
-    assert 0.9 < elapsed < 2.0
+    assert 0.9 < elapsed < 3.0
 
 
 def test_partial_head_then_silence_gets_408(shared_front):
@@ -206,24 +206,23 @@ def test_partial_head_then_silence_gets_408(shared_front):
     t0 = time.monotonic()
     data = read_until_close(s, timeout=3)
     r, rest = parse_response(data)
-    assert r.status == 408 and rest == b"" and time.monotonic() - t0 < 1.5
+    assert r.status == 408 and rest == b"" and 0.8 < time.monotonic() - t0 < 3.0
 
 
 def test_silent_connection_is_closed_without_a_response(shared_front):
     s = shared_front.connect()
     t0 = time.monotonic()
-    assert read_until_close(s, timeout=3) == b""
-    assert 0.8 < time.monotonic() - t0 < 2.0
+    assert read_until_close(s, timeout=4) == b""
+    assert 0.8 < time.monotonic() - t0 < 3.0
 
 
 def test_idle_keep_alive_is_closed(shared_front):
     # idle_ms is 2000: one answered request, then nothing
     s = shared_front.connect()
     s.sendall(request("/healthz"))
-    data = b""
     t0 = time.monotonic()
-    data = read_until_close(s, timeout=4)
+    data = read_until_close(s, timeout=6)
     elapsed = time.monotonic() - t0
     r, rest = parse_response(data)
     assert r.status == 200 and r.header("connection") is None and rest == b""
-    assert 1.8 < elapsed < 3.5
+    assert 1.8 < elapsed < 4.5
