@@ -514,7 +514,8 @@ static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
     }
     memcpy(c->head_buf, buf + start, len);
     evbuffer_drain(bufferevent_get_input(c->bev), end);
-    if (http1_parse(c->head_buf, len, &o->head, c->headers, o->head.max_headers, &r->head, &v) < 0) {
+    if (http1_parse(c->head_buf, len, &o->head, c->headers, o->head.max_headers, &r->head,
+                    &v) < 0) {
         refuse(c, v.status, v.code, v.message);
         return -1;
     }

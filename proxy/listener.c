@@ -149,7 +149,8 @@ struct listener *listener_new(struct event_base *base, const char *host, int por
         goto out;
     }
     bound_name(fd, bound, bound_len);
-    l->evl = evconnlistener_new(base, on_evl_accept, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    l->evl = evconnlistener_new(base, on_evl_accept, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
     if (!l->evl)
         goto out;
     evconnlistener_set_error_cb(l->evl, on_evl_error);

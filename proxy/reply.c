@@ -29,7 +29,8 @@ size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
 
     if (!no_body)
         snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
-    int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
                      h->status, http1_reason(h->status), h->date,
                      h->content_type ? "Content-Type: " : "",
                      h->content_type ? h->content_type : "", h->content_type ? "\r\n" : "",
