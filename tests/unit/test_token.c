@@ -479,6 +479,38 @@ static void test_invalidate(void)
     conf_free(c);
 }
 
+/* Reload: an unchanged environment keeps its token; a changed identity closes the old
+ * state (its waiters get TOKEN_CLOSED) and starts afresh. */
+static void test_reload_identity(void)
+{
+    char tok[4096];
+    uint64_t gen = 0;
+    struct token_view v;
+    struct got w = { 0 };
+
+    sim_post(sim.port, "/_sim/reset", "{}");
+    struct conf *c = make_conf(sim.port, 0, CRED_FILE);
+    struct conf *same = make_conf(sim.port, 0, CRED_FILE);
+    struct conf *other = make_conf_ex(sim.port, 0, CRED_FILE, EXPIRED_APP, TENANT, sim.port);
+    struct token_options o = opts();
+    struct token_mgr *m = token_mgr_new(base, c, &o);
+    CHECK(first_token(m, tok, sizeof(tok), &gen) == 0);
+    CHECK(token_mgr_reload(m, same) == 0);
+    spin_ms(100);
+    CHECK(get_now(m, &v, NULL, 0) == TOKEN_OK && v.generation == gen);
+    CHECK(sim_tokens(sim.port) == 1);
+    CHECK(token_mgr_reload(m, other) == 0);
+    CHECK(get_now(m, &v, NULL, 0) == TOKEN_UNAVAILABLE);
+    CHECK(token_get(m, "prod", 5000, on_got, &w, &v, NULL) == TOKEN_PENDING);
+    CHECK(token_mgr_reload(m, c) == 0); /* back: the waiter's state is gone */
+    CHECK(w.n == 1 && w.st == TOKEN_CLOSED);
+    CHECK(first_token(m, tok, sizeof(tok), &gen) == 0 && gen == 1);
+    token_mgr_free(m);
+    conf_free(c);
+    conf_free(same);
+    conf_free(other);
+}
+
 /* Each Entra refusal is told apart: reason, AADSTS code in one log line, counter. */
 static void test_failure_classes(void)
 {
@@ -730,6 +762,7 @@ int main(void)
     test_certificate();
     test_waiters();
     test_invalidate();
+    test_reload_identity();
     test_failure_classes();
     test_endpoint_down_at_start();
     test_wrong_secret_and_reload();
