@@ -34,6 +34,7 @@
 #define LINGER_MS 2000              /* read and drop after the last response, then close */
 #define LINGER_MAX_BYTES (1024 * 1024)
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
+#define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -48,8 +49,16 @@ struct conn_req {
     bool body_active;           /* a sink (or the discarder) is reading the body */
     bool body_failed;
     bool body_over;             /* the body went over body_limit */
+    bool body_paused;           /* conn_req_pause_body: on_data withheld */
+    bool streaming;             /* conn_req_start was called, conn_req_end not yet */
+    bool stream_chunked;
+    bool stream_nobody;         /* HEAD, 204 or 304: the body is not sent */
+    bool stream_wait;           /* conn_req_write said 1; on_drained is owed */
+    int64_t stream_left;        /* Content-Length still to send; -1 when not counted */
+    struct conn_req_events ev;
     struct conn_body_sink sink;
     uint64_t body_limit;
+    uint64_t body_limit_req;    /* conn_req_set_body_limit; 0 = server's */
     uint64_t body_bytes;        /* decoded body bytes so far */
     char id[17];
     int64_t start_us;
@@ -155,6 +164,11 @@ static void kill_conn(struct conn *c)
         r->body_active = false;
         if (r->sink.on_end)
             r->sink.on_end(r, false, r->sink.arg);
+    }
+    if (in_flight && r->ev.on_gone) {
+        void (*gone)(void *) = r->ev.on_gone;
+        r->ev.on_gone = NULL;
+        gone(r->ev.arg);
     }
     if (c->busy == 0)
         destroy(c);
@@ -273,25 +287,37 @@ void conn_req_respond(struct conn_req *req, int status, const char *extra_header
                       const char *content_type, const char *body, size_t body_len)
 {
     struct conn *c = req->conn;
-    char head[1024];
+    char small[1024], *head = small;
+    size_t cap = sizeof small;
 
     if (req->responded || c->state != ST_HANDLING)
         return;
+    if (extra_headers && strlen(extra_headers) > 256) {
+        cap = strlen(extra_headers) + 768;
+        if (!(head = malloc(cap))) {
+            head = small;
+            cap = sizeof small;
+        }
+    }
     enter(c);
     req->responded = true;
     req->status = status;
     decide_close(c);
-    size_t hl = format_head(c, head, sizeof head, status, extra_headers, content_type, body_len);
+    size_t hl = format_head(c, head, cap, status, extra_headers, content_type, body_len);
     if (hl == 0) { /* only over-long extra headers do this: a bug, not a client's doing */
         log_msg(LOG_LVL_ERROR, "response head for request %s does not fit", req->id);
         kill_conn(c);
         leave(c);
+        if (head != small)
+            free(head);
         return;
     }
     bool with_body = !(req->parsed && req->head.method == HTTP_HEAD) && status != 204 &&
                      status != 304;
     struct iovec iov[2] = { { head, hl }, { (void *)body, with_body ? body_len : 0 } };
     send_iov(c, iov, 2);
+    if (head != small)
+        free(head);
     req->bytes_out += hl + iov[1].iov_len;
     if (!c->closing && body_unread(req))
         conn_req_read_body(req, NULL); /* drop the body and keep the connection */
@@ -420,6 +446,10 @@ static void pump_body(struct conn *c)
     struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
 
     while (!h1body_done(&r->body)) {
+        if (r->body_paused) {
+            deadline_clear(&c->dl);
+            return;
+        }
         size_t avail = evbuffer_get_contiguous_space(in);
         if (avail == 0) {
             if (c->peer_eof)
@@ -454,6 +484,8 @@ int conn_req_read_body(struct conn_req *req, const struct conn_body_sink *sink)
     req->body_active = true;
     req->sink = sink ? *sink : (struct conn_body_sink){ 0 };
     req->body_limit = sink ? c->opt->max_body_bytes : DISCARD_MAX;
+    if (sink && req->body_limit_req && req->body_limit_req < req->body_limit)
+        req->body_limit = req->body_limit_req;
     if (req->head.expect_continue && !req->continue_sent && !req->responded) {
         struct iovec iov[1] = { { (void *)cont, sizeof cont - 1 } };
         send_iov(c, iov, 1);
@@ -463,6 +495,174 @@ int conn_req_read_body(struct conn_req *req, const struct conn_body_sink *sink)
     pump_body(c);
     leave(c);
     return 0;
+}
+
+/* ---- asynchronous handlers and streamed responses --------------------------------- */
+
+void conn_req_set_events(struct conn_req *req, const struct conn_req_events *ev)
+{
+    req->ev = ev ? *ev : (struct conn_req_events){ 0 };
+}
+
+const char *conn_req_client(const struct conn_req *req)
+{
+    return req->conn->client;
+}
+
+void conn_req_set_body_limit(struct conn_req *req, uint64_t limit)
+{
+    req->body_limit_req = limit;
+}
+
+void conn_req_pause_body(struct conn_req *req)
+{
+    req->body_paused = true;
+}
+
+void conn_req_resume_body(struct conn_req *req)
+{
+    struct conn *c = req->conn;
+
+    if (!req->body_paused)
+        return;
+    req->body_paused = false;
+    if (c->state != ST_HANDLING || !req->body_active)
+        return;
+    enter(c);
+    pump_body(c);
+    leave(c);
+}
+
+int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
+                   const char *content_type, int64_t content_length)
+{
+    struct conn *c = req->conn;
+    size_t el = extra_headers ? strlen(extra_headers) : 0, cap = el + 1024;
+    char *extra = NULL, *head = NULL;
+    int rc = -1;
+
+    if (req->responded || c->state != ST_HANDLING)
+        return -1;
+    req->stream_nobody = (req->parsed && req->head.method == HTTP_HEAD) || status == 204 ||
+                         status == 304;
+    req->stream_chunked = content_length < 0 && !req->stream_nobody &&
+                          req->head.version_minor == 1;
+    extra = malloc(el + 32);
+    head = malloc(cap);
+    if (!extra || !head)
+        goto out;
+    snprintf(extra, el + 32, "%s%s", extra_headers ? extra_headers : "",
+             req->stream_chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    enter(c);
+    req->responded = true;
+    req->streaming = true;
+    req->status = status;
+    req->stream_left = req->stream_nobody ? 0 : content_length;
+    decide_close(c);
+    if (content_length < 0 && !req->stream_nobody && !req->stream_chunked)
+        c->closing = true; /* HTTP/1.0: the body ends with the connection */
+    struct reply_head h = {
+        .status = status, .date = conn_server_date(c->srv), .content_type = content_type,
+        .content_length = content_length < 0 ? 0 : (size_t)content_length,
+        .no_length = content_length < 0, .request_id = req->id, .extra = extra,
+        .connection = c->closing ? "close"
+                      : req->head.version_minor == 0 ? "keep-alive" : NULL,
+    };
+    size_t hl = reply_format_head(head, cap, &h);
+    struct iovec iov[1] = { { head, hl } };
+    if (hl > 0) {
+        send_iov(c, iov, 1);
+        req->bytes_out += hl;
+        rc = 0;
+    } else {
+        kill_conn(c);
+    }
+    leave(c);
+out:
+    free(extra);
+    free(head);
+    return rc;
+}
+
+int conn_req_write(struct conn_req *req, const char *data, size_t len)
+{
+    struct conn *c = req->conn;
+    char size[24];
+
+    if (c->state != ST_HANDLING || !req->streaming)
+        return -1;
+    if (req->stream_nobody || len == 0)
+        return 0;
+    if (req->stream_left >= 0 && (uint64_t)len > (uint64_t)req->stream_left)
+        len = (size_t)req->stream_left; /* never more than announced */
+    if (req->stream_chunked) {
+        int n = snprintf(size, sizeof size, "%zx\r\n", len);
+        struct iovec iov[3] = { { size, (size_t)n }, { (void *)data, len }, { "\r\n", 2 } };
+        send_iov(c, iov, 3);
+        req->bytes_out += (uint64_t)n + len + 2;
+    } else {
+        struct iovec iov[1] = { { (void *)data, len } };
+        send_iov(c, iov, 1);
+        req->bytes_out += len;
+    }
+    if (req->stream_left >= 0)
+        req->stream_left -= (int64_t)len;
+    if (output_len(c) <= STREAM_HIGH)
+        return 0;
+    req->stream_wait = true;
+    deadline_set(&c->dl, DL_IDLE, c->opt->idle_timeout_ms); /* a client that stops reading */
+    return 1;
+}
+
+void conn_req_end(struct conn_req *req)
+{
+    struct conn *c = req->conn;
+
+    if (c->state != ST_HANDLING || !req->streaming)
+        return;
+    if (req->stream_left > 0) {
+        conn_req_abort(req);
+        return;
+    }
+    enter(c);
+    req->streaming = false;
+    req->stream_wait = false;
+    req->ev = (struct conn_req_events){ 0 };
+    if (req->stream_chunked) {
+        struct iovec iov[1] = { { "0\r\n\r\n", 5 } };
+        send_iov(c, iov, 1);
+        req->bytes_out += 5;
+    }
+    deadline_clear(&c->dl);
+    if (!c->closing && body_unread(req))
+        conn_req_read_body(req, NULL);
+    else if (c->closing || !req->body_active)
+        request_done(c);
+    leave(c);
+}
+
+void conn_req_drop_body(struct conn_req *req)
+{
+    struct conn *c = req->conn;
+
+    if (!req->body_active)
+        return;
+    req->body_active = false;
+    req->body_failed = true; /* the rest is never read: the connection must close */
+    req->sink = (struct conn_body_sink){ 0 };
+    c->closing = true;
+}
+
+void conn_req_abort(struct conn_req *req)
+{
+    struct conn *c = req->conn;
+
+    req->ev = (struct conn_req_events){ 0 };
+    req->body_active = false;
+    req->sink = (struct conn_body_sink){ 0 };
+    enter(c);
+    kill_conn(c);
+    leave(c);
 }
 
 /* ---- reading heads ----------------------------------------------------------------- */
@@ -610,7 +810,12 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
 
     enter(c);
-    if (c->state == ST_CLOSING)
+    if (c->state == ST_HANDLING && c->req.stream_wait) {
+        c->req.stream_wait = false;
+        deadline_clear(&c->dl);
+        if (c->req.ev.on_drained)
+            c->req.ev.on_drained(c->req.ev.arg);
+    } else if (c->state == ST_CLOSING)
         linger_begin(c);
     else if (c->state == ST_HEAD)
         process_input(c); /* pipelined requests waited for the output to drain */

@@ -70,6 +70,61 @@ struct conn_body_sink {
  * ok false. Returns 0, or -1 if the body is already being read or the request has none. */
 int conn_req_read_body(struct conn_req *req, const struct conn_body_sink *sink);
 
+/* ---- asynchronous handlers and streamed responses ---- */
+
+/* Events of a request answered later or streamed (all optional; `arg` borrowed).
+ * on_gone: the connection died (client left, socket error, idle limit while sending)
+ * while the request was in flight; called once, after a body sink's on_end(false); `req`
+ * must not be used afterwards. on_drained: the output of a streamed response fell below
+ * the low-water mark after conn_req_write asked the caller to wait. */
+struct conn_req_events {
+    void (*on_gone)(void *arg);
+    void (*on_drained)(void *arg);
+    void *arg;
+};
+
+/* Sets (copies) the request's events. A handler that returns without answering must set
+ * on_gone, so that it hears of a client that went away. */
+void conn_req_set_events(struct conn_req *req, const struct conn_req_events *ev);
+
+/* The client's address, "ip:port" or "[ip6]:port" (borrowed, valid as long as req). */
+const char *conn_req_client(const struct conn_req *req);
+
+/* Lowers this request's body limit (never above the server's max_body_bytes); call before
+ * conn_req_read_body. Bodies over it end with ok false (413). */
+void conn_req_set_body_limit(struct conn_req *req, uint64_t limit);
+
+/* Backpressure on the request body: stop delivering on_data (bytes stay in the socket)
+ * until conn_req_resume_body. While paused no body deadline runs: the caller's own
+ * timeouts (upstream) bound the wait. */
+void conn_req_pause_body(struct conn_req *req);
+void conn_req_resume_body(struct conn_req *req);
+
+/* Starts a streamed response: writes the head (status, Date, Content-Type if not NULL,
+ * X-Request-Id, `extra_headers` (complete CRLF lines, borrowed), Connection). With
+ * content_length >= 0 it is sent as Content-Length; with -1 the body is chunked (HTTP/1.1)
+ * or ends with the connection (HTTP/1.0). Returns 0, or -1 when the request was already
+ * answered or the connection is dead. */
+int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
+                   const char *content_type, int64_t content_length);
+
+/* Queues body bytes (copied). Returns 0, 1 when the output is over the high-water mark
+ * (stop and wait for on_drained), or -1 when the connection is dead. */
+int conn_req_write(struct conn_req *req, const char *data, size_t len);
+
+/* Ends a streamed response (the last chunk). A body shorter than its Content-Length
+ * closes the connection instead, so the client sees an error. */
+void conn_req_end(struct conn_req *req);
+
+/* Stops delivering the request body to its sink (no on_end follows) when the answer is
+ * complete before the body: the rest is not read and the connection closes after the
+ * response. A no-op when no body is being read. */
+void conn_req_drop_body(struct conn_req *req);
+
+/* A streamed response failed midway: closes the connection at once, so the client sees
+ * a cut-off body rather than a short file that looks complete. on_gone is not called. */
+void conn_req_abort(struct conn_req *req);
+
 /* What the request log line says about one finished request (all borrowed). */
 struct conn_req_log {
     const char *id;

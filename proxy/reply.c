@@ -27,7 +27,7 @@ size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
     bool no_body = h->status == 204 || h->status == 304;
     char length[48] = "";
 
-    if (!no_body)
+    if (!no_body && !h->no_length)
         snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
     int n = snprintf(buf, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",

@@ -5,6 +5,7 @@
 #ifndef FOGATE_REPLY_H
 #define FOGATE_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conn.h"
@@ -30,7 +31,8 @@ struct reply_head {
     int status;
     const char *date;           /* Date header value */
     const char *content_type;   /* NULL: no Content-Type */
-    size_t content_length;      /* not sent for 204 and 304 */
+    size_t content_length;      /* not sent for 204 and 304, nor with no_length */
+    bool no_length;             /* no Content-Length (chunked or close-delimited body) */
     const char *request_id;     /* X-Request-Id */
     const char *extra;          /* NULL, or header lines each ending in CRLF */
     const char *connection;     /* NULL, "close" or "keep-alive" */
