@@ -1,0 +1,37 @@
+/* simple: fogate's simple API for internal services (/v1/...), documented in
+ * docs/openapi.yaml: enqueue a file, poll or wait for its status, read its errors, take
+ * the next export as a streamed file, ack it.
+ * Invariant: every /v1 request is answered exactly once, in fogate's error shape when it
+ * fails, and everything it started (D365 calls, waits) ends when its client goes away. */
+#ifndef FOGATE_SIMPLE_H
+#define FOGATE_SIMPLE_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "upcall.h"
+
+struct simple;
+
+/* The simple API on `base`, calling D365 through `ctx`, with config `conf` (all borrowed;
+ * they must outlive it). NULL when out of memory. */
+struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
+                          const struct conf *conf);
+
+/* A new config snapshot (borrowed) for requests that start from now on. */
+void simple_set_conf(struct simple *s, const struct conf *conf);
+
+/* Ends every wait and call of the simple API and frees it. NULL is a no-op. */
+void simple_free(struct simple *s);
+
+/* True iff `h`'s path is under /v1 (the caller then hands the request to simple_handle). */
+bool simple_owns(const struct http1_head *h);
+
+/* Serves a /v1 request of `client` (authenticated by the caller; borrowed from the conf
+ * given last). Answers now or later; registers on_gone on `req` when it answers later. */
+void simple_handle(struct simple *s, struct conn_req *req, const struct conf_client *client);
+
+#endif

@@ -1,0 +1,358 @@
+/* simplexfer: the simple API's file routes. Enqueue streams the client's body to D365 with
+ * backpressure both ways; next dequeues and streams the export's file in the same
+ * response; ack sends D365 the original dequeue body kept by simpleack. */
+#include "simplexfer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- POST /v1/jobs/{job}/messages ---- */
+
+/* Moves pending body bytes to D365 while it has room. */
+static void push_pending(struct simple_req *r)
+{
+    while (r->call && evbuffer_get_length(r->pending) > 0) {
+        size_t n = evbuffer_get_length(r->pending), room = d365_send_space(r->call), took;
+        if (room == 0)
+            return;
+        n = n < room ? n : room;
+        took = d365_send(r->call, evbuffer_pullup(r->pending, (ev_ssize_t)n), n);
+        evbuffer_drain(r->pending, took);
+        if (took == 0)
+            return;
+    }
+}
+
+static void on_send_space(void *arg)
+{
+    struct simple_req *r = arg;
+
+    push_pending(r);
+    if (evbuffer_get_length(r->pending) > 0 || !r->call)
+        return;
+    if (r->body_eof)
+        d365_send_eof(r->call);
+    else if (r->req && r->body_reading)
+        conn_req_resume_body(r->req);
+}
+
+static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
+{
+    struct simple_req *r = arg;
+    size_t took = 0;
+
+    if (!r->call || r->responded)
+        return 0; /* answered already: the rest is dropped */
+    if (evbuffer_get_length(r->pending) == 0)
+        took = d365_send(r->call, data, len);
+    if (took < len) {
+        if (evbuffer_add(r->pending, data + took, len - took) < 0)
+            return -1;
+        conn_req_pause_body(req);
+    }
+    return 0;
+}
+
+static void on_body_end(struct conn_req *req, bool ok, void *arg)
+{
+    struct simple_req *r = arg;
+
+    r->body_reading = false;
+    if (ok && !r->responded) {
+        r->body_eof = true;
+        if (r->call && evbuffer_get_length(r->pending) == 0)
+            d365_send_eof(r->call);
+        return;
+    }
+    /* The body failed (conn answers with the reason) or we answered already: either way
+     * the request is conn's again once this returns. */
+    conn_req_set_events(req, NULL);
+    r->req = NULL;
+    r->responded = true;
+    d365_cancel(r->call);
+    r->call = NULL;
+    simple_req_settle(r);
+}
+
+static void on_enqueued(void *arg, const struct d365_result *res)
+{
+    struct simple_req *r = arg;
+    char url[1024];
+
+    r->call = NULL;
+    if (r->req && r->body_reading) { /* D365 answered before the body ended: stop reading */
+        conn_req_drop_body(r->req);
+        r->body_reading = false;
+    }
+    if (!res->ok) {
+        simple_req_fail(r, &res->err);
+    } else {
+        snprintf(url, sizeof url, "%s/v1/messages/%s?job=%s", r->s->conf->public_base_url,
+                 res->value, r->route.job);
+        simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", res->value,
+                                          "status_url", url));
+    }
+    simple_req_settle(r);
+}
+
+/* A file name header value fit for x-ms-dyn-externalidentifier: 1..255 visible bytes. */
+static bool file_name_ok(const struct http1_header *f)
+{
+    if (f->value_len == 0 || f->value_len > 255)
+        return false;
+    for (size_t i = 0; i < f->value_len; i++)
+        if ((unsigned char)f->value[i] < 0x20 || f->value[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* ?entity= / ?company= override the job's value; an empty value omits it. */
+static int query_override(struct simple_req *r, const char *name, const char *dflt,
+                          char *buf, size_t cap, const char **out)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    int n = simpleroute_query(h->target, h->target_len, name, buf, cap);
+
+    if (n == -2) {
+        simple_req_error(r, 400, "bad_query", "the %s parameter is malformed or too long",
+                         name);
+        return -1;
+    }
+    *out = n < 0 ? dflt : n == 0 ? NULL : buf;
+    return 0;
+}
+
+static int start_enqueue(struct simple_req *r, const struct conf_job *job)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    const struct http1_header *fh = http1_header_find(h, "X-File-Name");
+    char entity[256], company[64], file[256];
+    const char *e, *c;
+    struct d365_cbs cbs = { .on_result = on_enqueued, .on_send_space = on_send_space,
+                            .arg = r };
+
+    if (query_override(r, "entity", job->entity, entity, sizeof entity, &e) < 0 ||
+        query_override(r, "company", job->company, company, sizeof company, &c) < 0)
+        return -1;
+    if (fh && !file_name_ok(fh)) {
+        simple_req_error(r, 400, "bad_file_name",
+                         "X-File-Name must be 1 to 255 bytes without control characters");
+        return -1;
+    }
+    if (fh)
+        snprintf(file, sizeof file, "%.*s", (int)fh->value_len, fh->value);
+    r->call = d365_enqueue(r->s->ctx, r->env, r->activity, e, c, fh ? file : NULL,
+                           h->framing == HTTP1_BODY_LENGTH ? (int64_t)h->content_length
+                                                           : UPSTREAM_BODY_CHUNKED,
+                           &cbs);
+    if (!r->call) {
+        simple_req_error(r, 500, "internal", "cannot start the enqueue call");
+        return -1;
+    }
+    return 0;
+}
+
+void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    size_t limit = r->s->conf->limits.max_enqueue_bytes;
+    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+
+    if (h->framing == HTTP1_BODY_NONE) {
+        simple_req_error(r, 400, "empty_body", "the request body is the file to enqueue");
+        return;
+    }
+    if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
+        simple_req_error(r, 413, "body_too_large", "the file is over max_enqueue_bytes "
+                         "(%zu bytes)", limit);
+        return;
+    }
+    if (!(r->pending = evbuffer_new())) {
+        simple_req_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (start_enqueue(r, job) < 0)
+        return;
+    conn_req_set_body_limit(r->req, limit);
+    r->body_reading = conn_req_read_body(r->req, &sink) == 0;
+    if (!r->body_reading) {
+        d365_cancel(r->call);
+        r->call = NULL;
+        simple_req_error(r, 500, "internal", "cannot read the request body");
+    }
+}
+
+/* ---- POST /v1/jobs/{job}/next ---- */
+
+static void on_drained(void *arg)
+{
+    struct simple_req *r = arg;
+
+    if (r->call)
+        d365_resume(r->call);
+}
+
+/* Appends "Name: value\r\n" when value is made of safe visible bytes only. */
+static void add_header(char *buf, size_t cap, const char *name, const char *value)
+{
+    size_t n = strlen(buf);
+
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return;
+    snprintf(buf + n, cap - n, "%s: %s\r\n", name, value);
+}
+
+static void on_dl_head(void *arg, const struct uphead *head)
+{
+    struct simple_req *r = arg;
+    const char *cl = uphead_find(head, "Content-Length");
+    const char *ct = uphead_find(head, "Content-Type");
+    char extra[1536] = "", url[1024], job[3 * SIMPLEROUTE_NAME_MAX + 1] = "";
+    size_t jl = 0;
+    int64_t len = -1;
+
+    if (!r->req)
+        return;
+    if (cl && cl[0] >= '0' && cl[0] <= '9')
+        len = (int64_t)strtoll(cl, NULL, 10);
+    d365parse_query_encode(job, sizeof job, &jl, r->route.job);
+    snprintf(url, sizeof url, "%s/v1/jobs/%s/messages/%s/ack", r->s->conf->public_base_url,
+             job, r->route.message_id);
+    add_header(extra, sizeof extra, "X-Fogate-Message-Id", r->route.message_id);
+    add_header(extra, sizeof extra, "X-Fogate-Ack-Url", url);
+    if (r->last_dequeue) /* LastDequeueDateTime: D365 handed this message out before */
+        add_header(extra, sizeof extra, "X-Fogate-Last-Dequeue", r->last_dequeue);
+    r->responded = true;
+    simple_req_watch(r, on_drained);
+    conn_req_start(r->req, 200, extra, ct ? ct : "application/octet-stream", len);
+}
+
+static enum upstream_flow on_dl_body(void *arg, const char *data, size_t len)
+{
+    struct simple_req *r = arg;
+
+    if (!r->req)
+        return UPSTREAM_PAUSE;
+    return conn_req_write(r->req, data, len) == 0 ? UPSTREAM_CONTINUE : UPSTREAM_PAUSE;
+}
+
+static void on_downloaded(void *arg, const struct d365_result *res)
+{
+    struct simple_req *r = arg;
+    struct conn_req *req = r->req;
+
+    r->call = NULL;
+    if (r->responded && req) { /* streaming: end it, or cut it off so the client sees */
+        r->req = NULL;
+        if (res->ok)
+            conn_req_end(req);
+        else
+            conn_req_abort(req);
+    } else if (!res->ok) {
+        simple_req_fail(r, &res->err);
+    }
+    simple_req_settle(r);
+}
+
+/* Remembers the dequeue for the ack and starts the download; answers on failure. */
+static void start_download(struct simple_req *r, const struct d365_result *res)
+{
+    struct d365parse_dequeue d;
+    struct d365_cbs cbs = { .on_result = on_downloaded, .on_head = on_dl_head,
+                            .on_body = on_dl_body, .arg = r };
+    char *path = NULL;
+
+    if (d365parse_dequeue(res->body, res->body_len, &d) < 0 ||
+        guid_canonical(d.correlation_id, strlen(d.correlation_id), r->route.message_id) < 0) {
+        simple_req_error(r, 502, "d365_bad_answer", "D365's dequeue answer is unreadable");
+        return;
+    }
+    if (simpleack_put(r->s->acks, r->route.job, r->route.message_id, res->body, res->body_len,
+                      now_s()) < 0)
+        simple_req_error(r, 502, "d365_bad_answer", "D365's dequeue answer is too large");
+    else if (!d.file_exists || !d.download_location)
+        simple_req_error(r, 502, "export_file_missing", "D365 has no file for message %s "
+                         "(ack it to drop it): %s", r->route.message_id,
+                         d.file_error ? d.file_error : "no download location");
+    else if (!(path = d365parse_download_path(d.download_location)))
+        simple_req_error(r, 502, "d365_bad_answer", "D365's download location for message "
+                         "%s is not a connector download URL", r->route.message_id);
+    else if (!(r->call = d365_download(r->s->ctx, r->env, path, &cbs)))
+        simple_req_error(r, 500, "internal", "cannot start the download");
+    else if (d.last_dequeue)
+        r->last_dequeue = strdup(d.last_dequeue); /* NULL when out of memory: no header */
+    free(path);
+    d365parse_dequeue_cleanup(&d);
+}
+
+static void on_dequeued(void *arg, const struct d365_result *res)
+{
+    struct simple_req *r = arg;
+
+    r->call = NULL;
+    if (!res->ok)
+        simple_req_fail(r, &res->err);
+    else if (res->status == 204)
+        conn_req_respond(simple_req_take(r), 204, NULL, NULL, NULL, 0);
+    else
+        start_download(r, res);
+    simple_req_settle(r);
+}
+
+void simplexfer_next(struct simple_req *r, const struct conf_job *job)
+{
+    struct d365_cbs cbs = { .on_result = on_dequeued, .arg = r };
+
+    (void)job;
+    r->call = d365_dequeue(r->s->ctx, r->env, r->activity, &cbs);
+    if (!r->call)
+        simple_req_error(r, 500, "internal", "cannot start the dequeue call");
+}
+
+/* ---- POST /v1/jobs/{job}/messages/{id}/ack ---- */
+
+static void on_acked(void *arg, const struct d365_result *res)
+{
+    struct simple_req *r = arg;
+
+    r->call = NULL;
+    if (!res->ok) {
+        simple_req_fail(r, &res->err);
+    } else {
+        simpleack_remove(r->s->acks, r->route.job, r->route.message_id);
+        simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", r->route.message_id,
+                                          "acked", 1));
+    }
+    simple_req_settle(r);
+}
+
+void simplexfer_ack(struct simple_req *r, const struct conf_job *job)
+{
+    struct d365_cbs cbs = { .on_result = on_acked, .arg = r };
+    size_t len = 0;
+    const char *body = simpleack_get(r->s->acks, r->route.job, r->route.message_id, now_s(),
+                                     &len);
+
+    (void)job;
+    if (!body) {
+        simple_req_error(r, 404, "unknown_delivery", "no delivery of message %s on job '%s' "
+                         "is waiting for an ack here (acked, expired or never delivered)",
+                         r->route.message_id, r->route.job);
+        return;
+    }
+    r->call = d365_ack(r->s->ctx, r->env, r->activity, body, len, &cbs);
+    if (!r->call)
+        simple_req_error(r, 500, "internal", "cannot start the ack call");
+}
