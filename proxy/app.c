@@ -1,4 +1,4 @@
-/* app: wires config, event loop and connection layer; owns the routes. */
+/* app: wires config, event loop, connection layer, upstream, tokens and routes; reloads. */
 #include "app.h"
 
 #include <errno.h>
@@ -11,52 +11,60 @@
 #include "conn.h"
 #include "log.h"
 #include "reply.h"
+#include "routes.h"
+#include "token.h"
+#include "tokenwire.h"
+#include "upcall.h"
+#include "upstream.h"
+
+/* A replaced config snapshot: requests in flight may still point into it, so it lives
+ * until the app is freed (reloads are rare; each costs one small snapshot). */
+struct retired {
+    struct conf *conf;          /* owned */
+    struct retired *next;
+};
 
 struct app {
     struct conf *conf;              /* owned */
+    struct retired *retired;        /* owned list */
     struct event_base *base;        /* owned */
     struct conn_server *server;     /* owned */
+    struct upstream *up;            /* owned */
+    struct tokenwire *tokens;       /* owned */
+    struct upcall_ctx *uc;          /* owned */
     struct event *sigterm;          /* owned */
     struct event *sigint;           /* owned */
+    struct event *sighup;           /* owned */
     bool stopping;
 };
+
+static size_t max3(size_t a, size_t b, size_t c)
+{
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
 
 void app_conn_options(const struct conf *conf, struct conn_options *out)
 {
     memset(out, 0, sizeof *out);
     out->head.max_header_bytes = conf->limits.max_header_bytes;
     out->head.max_headers = conf->limits.max_headers;
-    out->max_body_bytes = conf->limits.max_body_bytes;
+    /* the largest route limit; each route applies its own before reading (routes.c) */
+    out->max_body_bytes = max3(conf->limits.max_body_bytes, conf->limits.max_enqueue_bytes,
+                               conf->limits.max_package_bytes);
     out->max_connections = conf->limits.max_connections;
     out->head_timeout_ms = conf->timeouts.request_head_ms;
     out->idle_timeout_ms = conf->timeouts.idle_ms;
 }
 
-static bool path_is(const struct http1_head *h, const char *path)
-{
-    size_t n = strlen(path);
-    return h->path_len == n && memcmp(h->target, path, n) == 0;
-}
-
-static void route_healthz(struct conn_req *req, const struct http1_head *h)
-{
-    static const char ok[] = "{\"status\":\"ok\"}";
-
-    if (h->method != HTTP_GET && h->method != HTTP_HEAD) {
-        reply_method_not_allowed(req, "GET, HEAD");
-        return;
-    }
-    reply_json(req, 200, ok, sizeof ok - 1);
-}
-
 static void on_request(struct conn_req *req, void *arg)
 {
-    const struct http1_head *h = conn_req_head(req);
+    struct app *app = arg;
+    struct routes_deps d = { .conf = app->conf, .uc = app->uc,
+                             .tm = tokenwire_mgr(app->tokens),
+                             .token_shared = tokenwire_shared(app->tokens) };
 
-    if (path_is(h, "/healthz"))
-        route_healthz(req, h);
-    else
-        reply_error(req, 404, "not_found", "no route for this path");
+    routes_dispatch(&d, req);
 }
 
 static void on_drained(void *arg)
@@ -82,6 +90,56 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     conn_server_drain(app->server, grace, on_drained, app);
 }
 
+/* SIGHUP: a new snapshot replaces the old one; listener, limits and Redis settings stay
+ * as they were at start. A config that does not load is logged and ignored. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct app *app = arg;
+    struct conf_error err = { 0 };
+    struct conf *n = conf_load(app->conf->path, &err);
+    struct retired *r = calloc(1, sizeof *r);
+
+    if (!n || !r) {
+        log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
+                n ? "out of memory" : err.message);
+        conf_free(n);
+        free(r);
+        return;
+    }
+    if (token_mgr_reload(tokenwire_mgr(app->tokens), n) < 0) {
+        log_msg(LOG_LVL_ERROR, "reload ignored: out of memory");
+        conf_free(n);
+        free(r);
+        return;
+    }
+    r->conf = app->conf;
+    r->next = app->retired;
+    app->retired = r;
+    app->conf = n;
+    upcall_ctx_set_conf(app->uc, n);
+    log_set_level(n->log_level);
+    log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
+}
+
+static struct upstream *make_upstream(struct event_base *base, const struct conf *conf)
+{
+    struct upstream_opts o = { 0 };
+
+    /* http:// is only possible where the config allowed it per environment (conf checks
+     * base_url and token_endpoint), so one client allowing http serves them all */
+    for (size_t i = 0; i < conf->n_envs; i++)
+        o.allow_http |= conf->envs[i].allow_http;
+    o.connect_timeout_ms = conf->timeouts.upstream_connect_ms;
+    o.total_timeout_ms = conf->timeouts.upstream_total_ms;
+    return upstream_new(base, &o);
+}
+
+static bool add_signal(struct app *app, struct event **ev, int sig, event_callback_fn cb)
+{
+    *ev = evsignal_new(app->base, sig, cb, app);
+    return *ev && evsignal_add(*ev, NULL) == 0;
+}
+
 struct app *app_new(struct conf *conf)
 {
     struct app *app = calloc(1, sizeof *app);
@@ -96,12 +154,16 @@ struct app *app_new(struct conf *conf)
     app->base = event_base_new();
     if (app->base) {
         app->server = conn_server_new(app->base, &opt, on_request, app);
-        app->sigterm = evsignal_new(app->base, SIGTERM, on_signal, app);
-        app->sigint = evsignal_new(app->base, SIGINT, on_signal, app);
+        app->up = make_upstream(app->base, conf);
     }
-    if (!app->server || !app->sigterm || !app->sigint || evsignal_add(app->sigterm, NULL) ||
-        evsignal_add(app->sigint, NULL)) {
-        log_msg(LOG_LVL_ERROR, "cannot set up the event loop");
+    if (app->up)
+        app->tokens = tokenwire_new(app->base, app->up, conf);
+    if (app->tokens)
+        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
+    if (!app->server || !app->uc || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
+        !add_signal(app, &app->sigint, SIGINT, on_signal) ||
+        !add_signal(app, &app->sighup, SIGHUP, on_reload)) {
+        log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
         app_free(app);
         return NULL;
     }
@@ -135,13 +197,24 @@ void app_free(struct app *app)
 {
     if (!app)
         return;
-    conn_server_free(app->server);
+    conn_server_free(app->server); /* requests in flight cancel their upcalls */
+    upcall_ctx_free(app->uc);
+    tokenwire_free(app->tokens);
+    upstream_free(app->up);
     if (app->sigterm)
         event_free(app->sigterm);
     if (app->sigint)
         event_free(app->sigint);
+    if (app->sighup)
+        event_free(app->sighup);
     if (app->base)
         event_base_free(app->base);
     conf_free(app->conf);
+    while (app->retired) {
+        struct retired *r = app->retired;
+        app->retired = r->next;
+        conf_free(r->conf);
+        free(r);
+    }
     free(app);
 }

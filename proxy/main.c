@@ -7,6 +7,7 @@
 #include "app.h"
 #include "conf.h"
 #include "log.h"
+#include "upstream.h"
 
 #ifndef FOGATE_VERSION
 #define FOGATE_VERSION "unknown"
@@ -52,11 +53,14 @@ static int run(const char *path)
         return 2;
     log_set_level(conf->log_level);
     signal(SIGPIPE, SIG_IGN); /* a client that goes away is an error return, not a signal */
-    struct app *app = app_new(conf);
-    if (!app)
+    if (upstream_global_init() < 0) {
+        conf_free(conf);
         return 1;
-    int rc = app_run(app);
+    }
+    struct app *app = app_new(conf);
+    int rc = app ? app_run(app) : 1;
     app_free(app);
+    upstream_global_cleanup();
     return rc;
 }
 

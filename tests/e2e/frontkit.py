@@ -39,6 +39,8 @@ def make_config(port, limits=None, timeouts=None):
                 "tenant": "6e6f5fa4-847c-4433-8909-76e4520510ec",
                 "client_id": "de98fcb1-273a-4488-a307-0c070a259f1c",
                 "client_secret_env": SECRET_ENV,
+                # nothing may leave the machine: the token endpoint is a closed local port
+                "token_endpoint": "http://127.0.0.1:9/t/oauth2/v2.0/token",
             }
         },
         "jobs": {

@@ -1,0 +1,49 @@
+/* passthru: forwards one authenticated client request to a D365 environment and its
+ * answer back: request bodies stream to D365 as they arrive (or are buffered, small JSON
+ * bodies, so a 401 can be retried), response bodies stream to the client with
+ * backpressure both ways; a dequeue 200 body gets its DownloadLocation rewritten.
+ * Invariants: the client's Authorization / X-Api-Key never leave fogate; path and query are
+ * forwarded byte for byte; a body that fails midway closes the client connection (never
+ * a short body that looks complete); a client that leaves aborts the upstream transfer. */
+#ifndef FOGATE_PASSTHRU_H
+#define FOGATE_PASSTHRU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "upcall.h"
+
+struct conf_env;
+
+enum passthru_body {
+    PASSTHRU_BODY_BUFFER,   /* read whole (up to body_limit) before calling D365 */
+    PASSTHRU_BODY_STREAM,   /* stream to D365 as it arrives (enqueue); no retry */
+};
+
+struct passthru_route {
+    const struct conf_env *env;        /* borrowed from the conf snapshot */
+    enum upcall_retry retry;
+    enum passthru_body body;
+    uint64_t body_limit;               /* 413 above it, before reading when announced */
+    bool dequeue;                      /* buffer a 200 answer and rewrite DownloadLocation */
+    const char *public_base_url;       /* borrowed; for the rewrite */
+    struct upstream_timeouts timeouts;
+};
+
+/* Takes over `req` (answered later, or at once on an error) for `rt` (copied) through
+ * `ctx` (borrowed, must outlive the request). */
+void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct passthru_route *rt);
+
+/* True for a request header that must not be forwarded: hop-by-hop fields (Connection,
+ * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*), framing and host
+ * (Content-Length, Expect, Host: libcurl sets them), the client's credentials
+ * (Authorization, X-Api-Key) and fogate's own X-Fogate-Environment. Pure. */
+bool passthru_drop_header(const char *name, size_t len);
+
+/* True for a response header passed back to the client: Retry-After, ms-dyn-*,
+ * OData-Version, Content-Encoding, Content-Disposition, Location. Content-Type is passed
+ * separately. Pure. */
+bool passthru_keep_response_header(const char *name);
+
+#endif

@@ -1,0 +1,38 @@
+/* routes: maps a request to its handler: /healthz, /readyz, /admin/status (loopback only),
+ * the connector pass-through ([/en]/api/connector/{op}/{activityId}) and /data/....
+ * Invariant: every route but /healthz, /readyz and /admin/status authenticates the client
+ * first, and a client reaches only its own jobs and environments. */
+#ifndef FOGATE_ROUTES_H
+#define FOGATE_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conn.h"
+
+struct conf;
+struct token_mgr;
+struct upcall_ctx;
+
+/* What the handlers need (all borrowed from the app for the duration of the call). */
+struct routes_deps {
+    const struct conf *conf;
+    struct upcall_ctx *uc;
+    struct token_mgr *tm;
+    bool token_shared;             /* tokens shared through Redis */
+};
+
+/* Handles one request (answers it, or hands it to a handler that answers later). */
+void routes_dispatch(const struct routes_deps *d, struct conn_req *req);
+
+enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, ROUTES_DOWNLOAD };
+
+/* Parses a connector path (`path`, `len` bytes, no query): optional "/en", then
+ * "/api/connector/<op>/<activityId>". Returns 0 with *op and the id slice, or -1. Pure. */
+int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
+                           size_t *id_len);
+
+/* True for a peer address string ("ip:port") on the loopback interface. Pure. */
+bool routes_loopback(const char *client);
+
+#endif
