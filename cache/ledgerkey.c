@@ -66,17 +66,15 @@ static int copy_pop(const json_t *v, char out[LEDGERKEY_POP_MAX + 1])
 
 int ledgerkey_blob_from_url(const char *url, size_t len, char out[GUID_CANON_SIZE])
 {
-    const char *q = url ? memchr(url, '?', len) : NULL;
-    const char *end = url ? url + len : NULL;
-    const char *hash = q ? memchr(q, '#', (size_t)(end - q)) : NULL;
+    const char *hash = url ? memchr(url, '#', len) : NULL;
+    const char *end = hash ? hash : url ? url + len : NULL;
+    const char *q = url ? memchr(url, '?', (size_t)(end - url)) : NULL;
     int seen = 0;
     char one[GUID_CANON_SIZE];
 
     out[0] = '\0';
     if (!q)
         return -1;
-    if (hash)
-        end = hash;
     for (const char *p = q + 1; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;

@@ -23,7 +23,7 @@
 #define LEDGERKEY_ENV_MAX 64     /* environment names: 1..64 of [A-Za-z0-9_-], as conf */
 /* "<env>:<activity>" plus ":blob:" or ":corr:" plus a GUID, plus the NUL. */
 #define LEDGERKEY_SCOPE_SIZE (LEDGERKEY_ENV_MAX + 1 + GUID_CANON_SIZE)
-#define LEDGERKEY_ID_SIZE (LEDGERKEY_SCOPE_SIZE + 6 + GUID_CANON_SIZE)
+#define LEDGERKEY_ID_SIZE (LEDGERKEY_SCOPE_SIZE - 1 + 6 + GUID_CANON_SIZE)
 
 enum ledgerkey_kind {
     LEDGERKEY_BLOB, /* keyed by the blob GUID: survives a new CorrelationId */
