@@ -12,6 +12,7 @@
 #include "log.h"
 #include "reply.h"
 #include "routes.h"
+#include "simple.h"
 #include "token.h"
 #include "tokenwire.h"
 #include "upcall.h"
@@ -32,6 +33,7 @@ struct app {
     struct upstream *up;            /* owned */
     struct tokenwire *tokens;       /* owned */
     struct upcall_ctx *uc;          /* owned */
+    struct simple *simple;          /* owned: the /v1 API */
     struct event *sigterm;          /* owned */
     struct event *sigint;           /* owned */
     struct event *sighup;           /* owned */
@@ -62,7 +64,8 @@ static void on_request(struct conn_req *req, void *arg)
     struct app *app = arg;
     struct routes_deps d = { .conf = app->conf, .uc = app->uc,
                              .tm = tokenwire_mgr(app->tokens),
-                             .token_shared = tokenwire_shared(app->tokens) };
+                             .token_shared = tokenwire_shared(app->tokens),
+                             .simple = app->simple };
 
     routes_dispatch(&d, req);
 }
@@ -117,6 +120,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     app->retired = r;
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
+    simple_set_conf(app->simple, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
 }
@@ -160,7 +164,9 @@ struct app *app_new(struct conf *conf)
         app->tokens = tokenwire_new(app->base, app->up, conf);
     if (app->tokens)
         app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
-    if (!app->server || !app->uc || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
+    if (app->uc)
+        app->simple = simple_new(app->base, app->uc, conf);
+    if (!app->server || !app->simple || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
         !add_signal(app, &app->sigint, SIGINT, on_signal) ||
         !add_signal(app, &app->sighup, SIGHUP, on_reload)) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
@@ -198,6 +204,7 @@ void app_free(struct app *app)
     if (!app)
         return;
     conn_server_free(app->server); /* requests in flight cancel their upcalls */
+    simple_free(app->simple);
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

@@ -18,8 +18,8 @@ struct d365_call {
     struct upcall *uc;           /* owned until on_done; NULL afterwards */
     struct d365_cbs cbs;
     bool streaming_ok;           /* download: the 200 head was passed on */
-    char *err_body;              /* owned: download error body (capped) */
-    size_t err_len;
+    char *buf;              /* owned: download error body (capped) */
+    size_t buf_len;
 };
 
 static const char *const json_headers[] = {
@@ -140,15 +140,30 @@ static void done_action(struct d365_call *c, const struct upcall_done *d)
     free(v);
 }
 
+/* A streamed call's upcall_done with the body collected by on_body. */
+static struct upcall_done with_body(const struct d365_call *c, const struct upcall_done *d)
+{
+    struct upcall_done copy = *d;
+
+    copy.body = c->buf ? c->buf : "";
+    copy.body_len = c->buf_len;
+    if (copy.st == UPCALL_OK && d->transport != UPSTREAM_OK) { /* cut off after the head */
+        copy.st = UPCALL_FAILED;
+        copy.transport = UPSTREAM_TRUNCATED;
+    }
+    return copy;
+}
+
 static void done_enqueue(struct d365_call *c, const struct upcall_done *d)
 {
+    struct upcall_done b = with_body(c, d);
     char id[GUID_CANON_SIZE];
 
-    if (d->st != UPCALL_OK || d->status != 200)
-        return result_err(c, d);
-    if (d365parse_message_id(d->body, d->body_len, id) < 0)
+    if (b.st != UPCALL_OK || b.status != 200)
+        return result_err(c, &b);
+    if (d365parse_message_id(b.body, b.body_len, id) < 0)
         return result_bad(c, "holds no message id");
-    result_ok(c, d, id);
+    result_ok(c, &b, id);
 }
 
 static void done_plain(struct d365_call *c, const struct upcall_done *d)
@@ -163,19 +178,11 @@ static void done_plain(struct d365_call *c, const struct upcall_done *d)
 
 static void done_download(struct d365_call *c, const struct upcall_done *d)
 {
-    struct upcall_done copy = *d;
+    struct upcall_done b = with_body(c, d);
 
-    if (d->st == UPCALL_OK && d->status == 200 && c->streaming_ok)
-        return result_ok(c, d, NULL);
-    if (c->streaming_ok && d->st == UPCALL_OK) { /* cut off after the head: never OK */
-        copy.st = UPCALL_FAILED;
-        copy.transport = UPSTREAM_TRUNCATED;
-    }
-    if (!c->streaming_ok && c->err_body) {
-        copy.body = c->err_body;
-        copy.body_len = c->err_len;
-    }
-    result_err(c, &copy);
+    if (b.st == UPCALL_OK && b.status == 200 && c->streaming_ok)
+        return result_ok(c, &b, NULL);
+    result_err(c, &b);
 }
 
 static void on_done(void *arg, const struct upcall_done *d)
@@ -198,7 +205,7 @@ static void on_done(void *arg, const struct upcall_done *d)
         done_plain(c, d);
         break;
     }
-    free(c->err_body);
+    free(c->buf);
     free(c);
 }
 
@@ -214,7 +221,7 @@ static void on_head(void *arg, const struct uphead *head)
 {
     struct d365_call *c = arg;
 
-    if (uphead_status(head) != 200)
+    if (uphead_status(head) != 200 || c->op != OP_DOWNLOAD)
         return;
     c->streaming_ok = true;
     if (c->cbs.on_head)
@@ -228,12 +235,12 @@ static enum upstream_flow on_body(void *arg, const char *data, size_t len)
 
     if (c->streaming_ok)
         return c->cbs.on_body ? c->cbs.on_body(c->cbs.arg, data, len) : UPSTREAM_CONTINUE;
-    if (!c->err_body && !(c->err_body = malloc(ERROR_BODY_MAX + 1)))
+    if (!c->buf && !(c->buf = malloc(ERROR_BODY_MAX + 1)))
         return UPSTREAM_CONTINUE;
-    take = len < ERROR_BODY_MAX - c->err_len ? len : ERROR_BODY_MAX - c->err_len;
-    memcpy(c->err_body + c->err_len, data, take);
-    c->err_len += take;
-    c->err_body[c->err_len] = '\0';
+    take = len < ERROR_BODY_MAX - c->buf_len ? len : ERROR_BODY_MAX - c->buf_len;
+    memcpy(c->buf + c->buf_len, data, take);
+    c->buf_len += take;
+    c->buf[c->buf_len] = '\0';
     return UPSTREAM_CONTINUE;
 }
 
@@ -250,7 +257,7 @@ static struct d365_call *start(struct upcall_ctx *ctx, enum op op, const char *w
     snprintf(c->what, sizeof c->what, "%s", what);
     if (op == OP_ENQUEUE)
         ucb.on_send_space = on_send_space;
-    if (op == OP_DOWNLOAD) {
+    if (op == OP_DOWNLOAD || op == OP_ENQUEUE) {
         ucb.on_head = on_head;
         ucb.on_body = on_body;
     }
@@ -369,6 +376,6 @@ void d365_cancel(struct d365_call *c)
     if (!c)
         return;
     upcall_cancel(c->uc);
-    free(c->err_body);
+    free(c->buf);
     free(c);
 }

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "passthru.h"
 #include "reply.h"
+#include "simple.h"
 #include "token.h"
 #include "upcall.h"
 
@@ -228,8 +229,11 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {
         route_data(d, req, h);
+    } else if (simple_owns(h)) {
+        const struct conf_client *client;
+        if (authenticate(d, req, h, &client))
+            simple_handle(d->simple, req, client);
     } else {
-        /* the simple API (/v1/...) is routed here once it lands */
         reply_error(req, 404, "not_found", "no route for this path");
     }
 }

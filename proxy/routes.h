@@ -11,6 +11,7 @@
 #include "conn.h"
 
 struct conf;
+struct simple;
 struct token_mgr;
 struct upcall_ctx;
 
@@ -20,6 +21,7 @@ struct routes_deps {
     struct upcall_ctx *uc;
     struct token_mgr *tm;
     bool token_shared;             /* tokens shared through Redis */
+    struct simple *simple;         /* the simple API (/v1/...) */
 };
 
 /* Handles one request (answers it, or hands it to a handler that answers later). */
