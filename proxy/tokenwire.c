@@ -29,8 +29,26 @@ struct post {
     void *arg;                   /* borrowed: the token manager's request */
 };
 
+/* A share operation asked for before Redis answered for the first time: replayed when the
+ * connection comes up, or failed (each instance then fetches for itself) when the first
+ * connect window ends. Without this every instance would fetch its own token at start. */
+enum pend_kind { PEND_GET, PEND_LOCK, PEND_PUT, PEND_UNLOCK };
+
+struct pend {
+    struct pend *next;
+    enum pend_kind kind;
+    char *name, *owner, *blob;   /* owned copies; blob is sealed (no plaintext token) */
+    size_t len;
+    unsigned ms;
+    token_share_done *done;
+    void *arg;                   /* borrowed */
+};
+
 struct tokenwire {
     struct upstream *up;         /* borrowed */
+    struct pend *pend;           /* owned queue, newest first */
+    struct event *settle;        /* owned: end of the first connect window */
+    bool settled;                /* Redis answered once, or the window ended */
     struct evdns_base *dns;      /* owned, only with Redis */
     struct rconn *rc;            /* owned, only with Redis */
     struct tokenshare *ts;       /* owned, only with Redis */
@@ -104,12 +122,122 @@ static void post_cancel(void *ctx, void *arg)
     }
 }
 
+static int run_op(struct tokenwire *tw, const struct pend *p)
+{
+    switch (p->kind) {
+    case PEND_GET: return tokenshare_get(tw->ts, p->name, p->done, p->arg);
+    case PEND_LOCK: return tokenshare_lock(tw->ts, p->name, p->owner, p->ms, p->done, p->arg);
+    case PEND_PUT:
+        return tokenshare_put(tw->ts, p->name, p->blob, p->len, p->ms, p->done, p->arg);
+    case PEND_UNLOCK: return tokenshare_unlock(tw->ts, p->name, p->owner, p->done, p->arg);
+    }
+    return -1;
+}
+
+static void pend_free(struct pend *p)
+{
+    free(p->name);
+    free(p->owner);
+    free(p->blob);
+    free(p);
+}
+
+/* Replays (connected) or fails (window over) the queued operations, oldest first. */
+static void settle(struct tokenwire *tw, bool connected)
+{
+    struct pend *rev = NULL;
+
+    tw->settled = true;
+    if (tw->settle)
+        event_del(tw->settle);
+    while (tw->pend) {
+        struct pend *p = tw->pend;
+        tw->pend = p->next;
+        p->next = rev;
+        rev = p;
+    }
+    while (rev) {
+        struct pend *p = rev;
+        rev = p->next;
+        if (!connected || run_op(tw, p) < 0)
+            p->done(p->arg, TOKEN_SHARE_ERROR, NULL, 0);
+        pend_free(p);
+    }
+}
+
+static void on_redis_state(void *arg, bool connected)
+{
+    struct tokenwire *tw = arg;
+
+    if (connected && !tw->settled)
+        settle(tw, true);
+}
+
+static void on_settle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct tokenwire *tw = arg;
+
+    if (!tw->settled)
+        settle(tw, false);
+}
+
+static int op(void *ctx, enum pend_kind kind, const char *name, const char *owner,
+              const char *blob, size_t len, unsigned ms, token_share_done *done, void *arg)
+{
+    struct tokenwire *tw = ctx;
+    struct pend q = { .kind = kind, .name = (char *)name, .owner = (char *)owner,
+                      .blob = (char *)blob, .len = len, .ms = ms, .done = done, .arg = arg };
+
+    if (tw->settled)
+        return run_op(tw, &q);
+    struct pend *p = calloc(1, sizeof *p);
+    if (!p || !(p->name = strdup(name)) || (owner && !(p->owner = strdup(owner))) ||
+        (blob && !(p->blob = malloc(len + 1)))) {
+        if (p)
+            pend_free(p);
+        return -1;
+    }
+    if (blob)
+        memcpy(p->blob, blob, len);
+    p->kind = kind;
+    p->len = len;
+    p->ms = ms;
+    p->done = done;
+    p->arg = arg;
+    p->next = tw->pend;
+    tw->pend = p;
+    return 0;
+}
+
+static int share_get(void *ctx, const char *name, token_share_done *done, void *arg)
+{
+    return op(ctx, PEND_GET, name, NULL, NULL, 0, 0, done, arg);
+}
+
+static int share_lock(void *ctx, const char *name, const char *owner, unsigned lease_ms,
+                      token_share_done *done, void *arg)
+{
+    return op(ctx, PEND_LOCK, name, owner, NULL, 0, lease_ms, done, arg);
+}
+
+static int share_put(void *ctx, const char *name, const char *blob, size_t len,
+                     unsigned ttl_ms, token_share_done *done, void *arg)
+{
+    return op(ctx, PEND_PUT, name, NULL, blob, len, ttl_ms, done, arg);
+}
+
+static int share_unlock(void *ctx, const char *name, const char *owner, token_share_done *done,
+                        void *arg)
+{
+    return op(ctx, PEND_UNLOCK, name, owner, NULL, 0, 0, done, arg);
+}
+
 static const struct token_share_ops share_ops = {
     .ctx = NULL, /* set per instance */
-    .get = tokenshare_get,
-    .lock = tokenshare_lock,
-    .put = tokenshare_put,
-    .unlock = tokenshare_unlock,
+    .get = share_get,
+    .lock = share_lock,
+    .put = share_put,
+    .unlock = share_unlock,
 };
 
 /* Reads the Redis password named by the config into *out (secretfile buffer or a copy of
@@ -163,8 +291,15 @@ static int open_share(struct tokenwire *tw, struct event_base *base, const struc
     secretfile_free(pw, pwlen);
     if (!tw->rc || !(tw->ts = tokenshare_new(tw->rc, NULL, 0)))
         return -1;
+    struct timeval tv = { .tv_sec = ro.connect_timeout_ms / 1000,
+                          .tv_usec = (ro.connect_timeout_ms % 1000) * 1000 };
+    if (ro.connect_timeout_ms <= 0)
+        tv.tv_sec = 2;
+    if (!(tw->settle = evtimer_new(base, on_settle_timeout, tw)) || evtimer_add(tw->settle, &tv))
+        return -1;
+    rconn_set_state_cb(tw->rc, on_redis_state, tw);
     *ops = share_ops;
-    ops->ctx = tw->ts;
+    ops->ctx = tw;
     return 0;
 }
 
@@ -220,13 +355,18 @@ void tokenwire_free(struct tokenwire *tw)
 {
     if (!tw)
         return;
+    settle(tw, false); /* queued share ops fail while the manager still listens */
     token_mgr_free(tw->mgr);
+    if (tw->settle)
+        event_free(tw->settle);
     while (tw->posts) {
         struct post *p = tw->posts;
         post_unlink(p);
         upstream_abort(p->x);
         free(p);
     }
+    if (tw->rc)
+        rconn_set_state_cb(tw->rc, NULL, NULL);
     tokenshare_free(tw->ts);
     rconn_free(tw->rc);
     if (tw->dns)

@@ -1,0 +1,158 @@
+"""End to end: fogate's tokens as its clients see them: one token request for 200
+concurrent requests on a cold start, short-lived tokens never reach D365 expired, readiness
+while the token endpoint is down or the secret is wrong (and SIGHUP recovery), and two
+instances sharing one redis-server fetch one token between them."""
+import concurrent.futures
+import os
+import signal
+import time
+
+import pytest
+
+import harness
+import passkit
+from harness import EXPORT_JOB
+from harness import workdir  # noqa: F401
+
+DEQ = "/api/connector/dequeue/" + EXPORT_JOB
+
+
+def fresh_sim(workdir, **cfg):
+    return harness.start_fosim(workdir, harness.default_sim_config(**cfg))
+
+
+def test_200_concurrent_requests_on_cold_start_one_token_request(workdir):
+    sim = fresh_sim(workdir)
+    g = passkit.Gate(workdir, sim, wait_ready=False)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=200) as ex:
+            got = list(ex.map(lambda _: g.request("GET", DEQ).status, range(200)))
+        assert got == [204] * 200
+        assert sim.counters()["tokens_total"] == 1
+    finally:
+        assert g.stop() == 0
+        sim.stop()
+
+
+def test_short_lived_tokens_never_expire_at_d365(workdir):
+    sim = fresh_sim(workdir, token_lifetime=5)
+    g = passkit.Gate(workdir, sim, tokens={"safety_margin_s": 1, "refresh_percent": 50})
+    try:
+        end = time.monotonic() + 40
+        n = 0
+        while time.monotonic() < end:
+            r = g.request("GET", DEQ)
+            assert r.status == 204, r
+            n += 1
+            time.sleep(0.05)
+        c = sim.counters()
+        assert c["expired_tokens"] == 0
+        assert c["tokens_total"] >= 6, c  # it really refreshed along the way
+        assert n > 100
+    finally:
+        assert g.stop() == 0
+        sim.stop()
+
+
+def test_token_endpoint_down_at_start_then_ready_within_one_backoff(workdir):
+    sim = fresh_sim(workdir)
+    sim.fault(endpoint="token", kind="status", status=503)
+    g = passkit.Gate(workdir, sim, wait_ready=False)
+    try:
+        time.sleep(1.0)
+        r = g.get("/readyz")
+        assert r.status == 503, r
+        assert r.json()["environments"]["sim"] not in ("", "ok")
+        assert g.request("GET", DEQ).status == 503
+        sim.clear_faults()
+        t0 = time.monotonic()
+        g.wait_ready(timeout=5)
+        assert time.monotonic() - t0 < 2.5  # retry_max_ms is 1000
+    finally:
+        assert g.stop() == 0
+        sim.stop()
+
+
+def test_wrong_secret_not_ready_then_sighup_recovers(workdir):
+    sim = fresh_sim(workdir)
+    secret = os.path.join(workdir, "secret-%d" % os.getpid())
+    with open(secret, "w") as f:
+        f.write("totally-wrong-secret-value\n")
+    os.chmod(secret, 0o600)
+    g = passkit.Gate(workdir, sim, wait_ready=False, secret_file=secret)
+    try:
+        harness.wait_until(lambda: g.get("/readyz").json()["environments"].get("sim")
+                           not in (None, "starting"), what="a verdict")
+        r = g.get("/readyz")
+        assert r.status == 503 and "secret" in r.json()["environments"]["sim"], r
+        with open(secret, "w") as f:
+            f.write(harness.APP_SECRET + "\n")
+        g.proc.send_signal(signal.SIGHUP)
+        g.wait_ready(timeout=5)
+        assert g.request("GET", DEQ).status == 204
+        text = g.log_text()
+        assert "totally-wrong-secret-value" not in text and harness.APP_SECRET not in text
+        assert "config reloaded" in text
+    finally:
+        assert g.stop() == 0
+        sim.stop()
+
+
+def test_bad_config_on_sighup_is_ignored(workdir):
+    sim = fresh_sim(workdir)
+    g = passkit.Gate(workdir, sim)
+    try:
+        with open(g.config_path, "w") as f:
+            f.write("{ not json")
+        g.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "reload ignored" in g.log_text(), what="reload refused")
+        assert g.request("GET", DEQ).status == 204
+        assert g.get("/readyz").status == 200
+    finally:
+        assert g.stop() == 0
+        sim.stop()
+
+
+def test_two_instances_share_tokens_through_redis(workdir):
+    sim = fresh_sim(workdir, token_lifetime=6)
+    redis = harness.start_redis(workdir)
+    key = os.path.join(workdir, "seal.key")
+    with open(key, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    kw = dict(tokens={"cache_key_file": key, "safety_margin_s": 1, "refresh_percent": 50},
+              redis={"url": "redis://127.0.0.1:%d" % redis.port})
+    a = passkit.Gate(workdir, sim, **kw)
+    b = passkit.Gate(workdir, sim, **kw)
+    try:
+        assert sim.counters()["tokens_total"] == 1
+        for g in (a, b):
+            assert g.request("GET", DEQ).status == 204
+        status = a.request("GET", "/admin/status", key=None).json()
+        assert status["tokens_shared"] is True
+        time.sleep(7)  # two refresh periods (refresh at 40-50% of 6 s)
+        for g in (a, b):
+            assert g.request("GET", DEQ).status == 204
+        c = sim.counters()
+        # alone, each instance would have fetched at least 3 tokens by now
+        assert c["tokens_total"] <= 4, c
+        assert c["expired_tokens"] == 0
+    finally:
+        assert a.stop() == 0
+        assert b.stop() == 0
+        redis.stop()
+        sim.stop()
+
+
+def test_admin_status_never_shows_a_token(workdir):
+    sim = fresh_sim(workdir)
+    g = passkit.Gate(workdir, sim)
+    try:
+        r = g.request("GET", "/admin/status", key=None)
+        assert r.status == 200
+        env = r.json()["environments"][0]
+        assert env["environment"] == "sim" and env["token_present"] is True
+        assert "eyJ" not in r.body.decode()
+    finally:
+        assert g.stop() == 0
+        sim.stop()
