@@ -88,7 +88,8 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
 static void on_enqueued(void *arg, const struct d365_result *res)
 {
     struct simple_req *r = arg;
-    char url[1024];
+    char url[1024], job[3 * SIMPLEROUTE_NAME_MAX + 1] = "";
+    size_t jl = 0;
 
     r->call = NULL;
     if (r->req && r->body_reading) { /* D365 answered before the body ended: stop reading */
@@ -98,8 +99,9 @@ static void on_enqueued(void *arg, const struct d365_result *res)
     if (!res->ok) {
         simple_req_fail(r, &res->err);
     } else {
+        d365parse_query_encode(job, sizeof job, &jl, r->route.job);
         snprintf(url, sizeof url, "%s/v1/messages/%s?job=%s", r->s->conf->public_base_url,
-                 res->value, r->route.job);
+                 res->value, job);
         simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", res->value,
                                           "status_url", url));
     }

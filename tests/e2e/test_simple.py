@@ -440,3 +440,23 @@ def test_client_leaving_a_wait_stops_the_poll_loop(gate, sim):
         assert before >= 1
     finally:
         sim.configure(enqueued_secs=0.3, processing_secs=0.3)
+
+
+def test_openapi_documents_every_error_code():
+    src = harness.require_bin("FOGATE_SRC")
+    codes = set()
+    for name in ("simple.c", "simplexfer.c", "d365.c", "msgwait.c"):
+        with open(os.path.join(src, "proxy", name)) as f:
+            text = f.read()
+        codes |= set(re.findall(r'simple_req_error\(r,\s*\d+,\s*"([a-z0-9_]+)"', text))
+        codes |= set(re.findall(r'set_err\([^,]+,\s*\d+,\s*"([a-z0-9_]+)"', text))
+        codes |= set(re.findall(r'\.code = "([a-z0-9_]+)"', text))
+        codes |= set(re.findall(r'"(not_(?:import|export)_job)"', text))
+    assert len(codes) >= 25, codes
+    with open(os.path.join(src, "docs", "openapi.yaml")) as f:
+        doc = f.read()
+    missing = sorted(c for c in codes if f"`{c}`" not in doc)
+    assert not missing, f"error codes missing from docs/openapi.yaml: {missing}"
+    for path in ("/v1/jobs/{job}/messages:", "/v1/messages/{id}:", "/v1/messages/{id}/errors:",
+                 "/v1/jobs/{job}/next:", "/v1/jobs/{job}/messages/{id}/ack:"):
+        assert f"  {path}\n" in doc, path
