@@ -71,7 +71,13 @@ struct ledger_opts {
                                   confirmed or claimed it; 0 = 60000 */
 };
 
-/* Why a call did not reach a verdict. Anything but LEDGER_OK comes with a NULL result. */
+/* Why a call did not reach a verdict. Anything but LEDGER_OK comes with a NULL result.
+ * After an error the script may still have run (e.g. Redis answered after the timeout),
+ * and nothing is lost either way: a repeated mark_delivered/confirm/mark_acked/release
+ * says ALREADY or NOT_HOLDER (a confirm that was applied leaves its outbox entry to the
+ * outbox loop); entries a lost claim leased come due again after outbox_lease_ms; and a
+ * dequeue recorded without its verdict is leased to this instance until lease_ms, after
+ * which D365's next re-offer is a REDELIVERY. Do not repeat on_dequeue for the same body. */
 enum ledger_err {
     LEDGER_OK,
     LEDGER_ERR_TIMEOUT,     /* no answer within timeout_ms (Redis slow or stopped) */

@@ -1,364 +1,12 @@
 /* Tests for cache/ledger against a real redis-server on a free port, two instances (two
  * rconns, two ledgers) on one event loop: the lifecycle, redelivery with the same and a
- * new CorrelationId, lease expiry, the outbox passing from a dead instance to a live one,
- * TTLs, 20 racing dequeues, Redis stopped, SCRIPT FLUSH, and the Lua scripts agreeing with
- * ledgerrule on every state. Every callback is counted: each must run exactly once. */
-#define _GNU_SOURCE
-#include "check.h"
-#include "ledger.h"
-#include "ledgerlua.h"
-#include "log.h"
-#include "rconn.h"
-#include "rconn/server.h"
-
-#include <event2/event.h>
-#include <stdbool.h>
-
-#define SLACK_MS 250 /* allowed lateness of a timeout on a busy 2-core machine */
-#define ACT "b0b5401e-56ca-4dc8-b566-84389a001236"
-#define MARGIN_MS 3600000LL
-#define TTL_MS (7 * 24 * 3600 * 1000LL + MARGIN_MS)
-#define BODY_CAP 2048
-
-static struct event_base *base;
-static char tmpdir[256];
-static struct srv server;
-static struct rconn *conn_a, *conn_b, *admin;
-
-/* ---- loop and result holders ---- */
-
-static void spin_ms(int ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-}
-
-#define WAIT_FOR(cond, ms)                                                 \
-    ({                                                                     \
-        long long end_ = srv_now_ms() + (ms);                              \
-        while (!(cond) && srv_now_ms() < end_)                             \
-            spin_ms(1);                                                    \
-        (cond);                                                            \
-    })
-
-static void copy(char *dst, size_t cap, const char *src, size_t len)
-{
-    len = len < cap - 1 ? len : cap - 1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
-struct dq {
-    int n;
-    enum ledger_err err;
-    enum ledger_verdict verdict;
-    char id[LEDGERKEY_ID_SIZE];
-    unsigned deliveries;
-    char holder[LEDGER_NAME_MAX + 1];
-    long long left, sent_ms, done_ms;
-    bool has_body;
-    char body[BODY_CAP];
-    size_t body_len;
-};
-
-static void on_dq(void *arg, enum ledger_err err, const struct ledger_dequeue_result *r)
-{
-    struct dq *d = arg;
-
-    d->n++;
-    d->err = err;
-    d->done_ms = srv_now_ms();
-    if (!r)
-        return;
-    d->verdict = r->verdict;
-    copy(d->id, sizeof(d->id), r->id, strlen(r->id));
-    copy(d->holder, sizeof(d->holder), r->holder, strlen(r->holder));
-    d->deliveries = r->deliveries;
-    d->left = r->lease_left_ms;
-    d->has_body = r->body != NULL;
-    if (r->body) {
-        copy(d->body, sizeof(d->body), r->body, r->body_len);
-        d->body_len = r->body_len;
-    }
-}
-
-struct dn {
-    int n;
-    enum ledger_err err;
-    enum ledger_status status;
-    char id[LEDGERKEY_ID_SIZE];
-    bool has_body;
-    char body[BODY_CAP];
-    size_t body_len;
-    long long sent_ms, done_ms;
-};
-
-static void on_dn(void *arg, enum ledger_err err, const struct ledger_result *r)
-{
-    struct dn *d = arg;
-
-    d->n++;
-    d->err = err;
-    d->done_ms = srv_now_ms();
-    if (!r)
-        return;
-    d->status = r->status;
-    copy(d->id, sizeof(d->id), r->id, strlen(r->id));
-    d->has_body = r->body != NULL;
-    if (r->body) {
-        copy(d->body, sizeof(d->body), r->body, r->body_len);
-        d->body_len = r->body_len;
-    }
-}
-
-struct cl {
-    int n;
-    enum ledger_err err;
-    size_t count;
-    char ids[8][LEDGERKEY_ID_SIZE];
-    char bodies[8][BODY_CAP];
-    unsigned attempts[8];
-    long long sent_ms, done_ms;
-};
-
-static void on_cl(void *arg, enum ledger_err err, const struct ledger_claim *e, size_t n)
-{
-    struct cl *c = arg;
-
-    c->n++;
-    c->err = err;
-    c->count = n;
-    c->done_ms = srv_now_ms();
-    for (size_t i = 0; i < n && i < 8; i++) {
-        copy(c->ids[i], sizeof(c->ids[i]), e[i].id, strlen(e[i].id));
-        copy(c->bodies[i], sizeof(c->bodies[i]), e[i].body, e[i].body_len);
-        c->attempts[i] = e[i].attempts;
-    }
-}
-
-struct st {
-    int n;
-    enum ledger_err err;
-    struct ledger_stats s;
-    long long sent_ms, done_ms;
-};
-
-static void on_st(void *arg, enum ledger_err err, const struct ledger_stats *s)
-{
-    struct st *t = arg;
-
-    t->n++;
-    t->err = err;
-    t->done_ms = srv_now_ms();
-    if (s)
-        t->s = *s;
-}
-
-/* ---- raw Redis (through the admin connection) ---- */
-
-struct raw {
-    int n;
-    enum rconn_result res;
-    int type;
-    long long integer;
-    char str[BODY_CAP];
-    size_t len, elements;
-    char elems[128][160];
-};
-
-static void on_raw(void *arg, enum rconn_result res, const redictReply *r)
-{
-    struct raw *w = arg;
-
-    w->n++;
-    w->res = res;
-    w->type = r ? r->type : -1;
-    if (r && r->type == REDICT_REPLY_INTEGER)
-        w->integer = r->integer;
-    if (r && r->str) {
-        copy(w->str, sizeof(w->str), r->str, r->len);
-        w->len = r->len;
-    }
-    for (size_t i = 0; r && r->type == REDICT_REPLY_ARRAY && i < r->elements && i < 128; i++) {
-        const redictReply *e = r->element[i];
-        if (e->type == REDICT_REPLY_INTEGER)
-            snprintf(w->elems[i], sizeof(w->elems[i]), "%lld", e->integer);
-        else if (e->str)
-            copy(w->elems[i], sizeof(w->elems[i]), e->str, e->len);
-        w->elements = i + 1;
-    }
-}
-
-/* Runs one command (NULL-terminated words) on the admin connection. */
-static struct raw redis_do(const char *a0, ...)
-{
-    const char *argv[16] = { a0 };
-    int argc = 1;
-    struct raw w;
-    va_list ap;
-
-    memset(&w, 0, sizeof(w));
-    va_start(ap, a0);
-    while (argc < 16 && (argv[argc] = va_arg(ap, const char *)))
-        argc++;
-    va_end(ap);
-    CHECK(rconn_command_argv(admin, on_raw, &w, 2000, argc, argv, NULL) == 0);
-    CHECK(WAIT_FOR(w.n > 0, 3000) && w.n == 1 && w.res == RCONN_OK);
-    return w;
-}
-
-static bool is_up(struct rconn *c)
-{
-    struct rconn_health h;
-
-    rconn_get_health(c, &h);
-    return h.connected;
-}
-
-static struct rconn *connect_redis(int port)
-{
-    struct rconn_options o = { .host = "127.0.0.1", .port = port, .connect_timeout_ms = 1000,
-                               .command_timeout_ms = 1000, .reconnect_min_ms = 50,
-                               .reconnect_max_ms = 200 };
-    struct rconn *c = rconn_new(base, &o);
-
-    CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
-    return c;
-}
-
-/* ---- bodies and calls ---- */
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A GUID that differs by `n` and by `tag` (a hex digit naming its role). */
-static void guid(char out[GUID_CANON_SIZE], char tag, unsigned n)
-{
-    snprintf(out, GUID_CANON_SIZE, "%c%07x-0000-4000-8000-00000000%04x", tag, n, n & 0xffff);
-}
-
-/* A dequeue body as D365 sends it; blob NULL gives DownloadLocation null. */
-static void body_for(char *out, size_t cap, const char *corr, const char *pop, const char *blob,
-                     bool http80, const char *last)
-{
-    char loc[400] = "null";
-
-    if (blob)
-        snprintf(loc, sizeof(loc), "\"%s/api/connector/download/%%7B%s%%7D?correlation-id=%s"
-                 "&blob=%s\"", http80 ? "http://fo.example.com:80" : "https://fo.example.com",
-                 ACT, corr, blob);
-    snprintf(out, cap, "{\"CorrelationId\":\"%s\",\"PopReceipt\":\"%s\",\"DownloadLocation\":%s,"
-             "\"IsDownLoadFileExist\":true,\"FileDownLoadErrorMessage\":\"\","
-             "\"LastDequeueDateTime\":%s}", corr, pop, loc, last ? last : "null");
-}
-
-static struct ledger *mk(struct rconn *c, const char *prefix, const char *inst, int timeout_ms,
-                         unsigned ob_lease_ms)
-{
-    struct ledger_opts o = { .prefix = prefix, .instance = inst, .timeout_ms = timeout_ms,
-                             .margin_ms = MARGIN_MS, .outbox_lease_ms = ob_lease_ms };
-    struct ledger *l = ledger_new(c, &o);
-
-    CHECK(l != NULL);
-    return l;
-}
-
-static int send_dequeue(struct ledger *l, const char *body, const char *client, unsigned lease,
-                        struct dq *d)
-{
-    struct ledgerkey k;
-
-    memset(d, 0, sizeof(*d));
-    d->sent_ms = srv_now_ms();
-    if (ledgerkey_parse(body, strlen(body), "prod", ACT, &k) != LEDGERKEY_OK)
-        return -1;
-    return ledger_on_dequeue(l, &k, body, strlen(body), client, lease, on_dq, d);
-}
-
-static struct dq dequeue(struct ledger *l, const char *body, const char *client, unsigned lease)
-{
-    struct dq d;
-
-    CHECK(send_dequeue(l, body, client, lease, &d) == 0);
-    CHECK(d.n == 0); /* never from inside the call */
-    CHECK(WAIT_FOR(d.n > 0, 3000) && d.n == 1 && d.err == LEDGER_OK);
-    return d;
-}
-
-enum dn_op { DN_DELIVER, DN_CONFIRM, DN_ACK, DN_RENEW, DN_RELEASE };
-
-static int send_dn(struct ledger *l, enum dn_op op, const char *id, struct dn *d)
-{
-    memset(d, 0, sizeof(*d));
-    d->sent_ms = srv_now_ms();
-    switch (op) {
-    case DN_DELIVER: return ledger_mark_delivered(l, id, on_dn, d);
-    case DN_CONFIRM: return ledger_confirm(l, id, "client-x", on_dn, d);
-    case DN_ACK: return ledger_mark_acked(l, id, on_dn, d);
-    case DN_RENEW: return ledger_outbox_renew(l, id, on_dn, d);
-    case DN_RELEASE: return ledger_outbox_release(l, id, 0, on_dn, d);
-    }
-    return -1;
-}
-
-static struct dn call(struct ledger *l, enum dn_op op, const char *id)
-{
-    struct dn d;
-
-    CHECK(send_dn(l, op, id, &d) == 0);
-    CHECK(d.n == 0);
-    CHECK(WAIT_FOR(d.n > 0, 3000) && d.n == 1 && d.err == LEDGER_OK);
-    return d;
-}
-
-static struct cl claim(struct ledger *l, unsigned max)
-{
-    struct cl c;
-
-    memset(&c, 0, sizeof(c));
-    CHECK(ledger_outbox_claim(l, max, on_cl, &c) == 0);
-    CHECK(WAIT_FOR(c.n > 0, 3000) && c.n == 1 && c.err == LEDGER_OK);
-    return c;
-}
-
-static struct ledger_stats stats(struct ledger *l)
-{
-    struct st t;
-
-    memset(&t, 0, sizeof(t));
-    CHECK(ledger_stats(l, on_st, &t) == 0);
-    CHECK(WAIT_FOR(t.n > 0, 3000) && t.n == 1 && t.err == LEDGER_OK);
-    return t.s;
-}
-
-static struct raw hget(const char *prefix, const char *id, const char *field)
-{
-    char key[300];
-
-    snprintf(key, sizeof(key), "%sledger:m:%s", prefix, id);
-    return redis_do("HGET", key, field, NULL);
-}
-
+ * new CorrelationId, lease expiry, null-location aliases, the outbox passing from a dead
+ * instance to a live one, 20 racing dequeues, gauges, TTLs, Redis stopped or absent.
+ * Every callback is counted: each must run exactly once. (The Lua scripts against
+ * ledgerrule, and SCRIPT FLUSH: test_ledgerlua.) */
+#include "ledger/harness.h"
 
 /* ---- tests ---- */
-
-static void test_script_shas(void)
-{
-    for (int i = 0; i < LEDGERLUA_COUNT; i++) {
-        const struct rconn_script *s = ledgerlua_script((enum ledgerlua_id)i);
-        struct rconn_script mine;
-        CHECK(s != NULL && rconn_script_init(&mine, s->body) == 0);
-        CHECK_STR(mine.sha1, s->sha1);
-    }
-    CHECK(ledgerlua_script(LEDGERLUA_COUNT) == NULL);
-}
 
 /* new -> delivered -> confirmed -> acked, byte-exact bodies, idempotent repeats. */
 static void test_lifecycle(void)
@@ -424,11 +72,11 @@ static void test_lifecycle(void)
     CHECK(call(la, DN_CONFIRM, other).status == LEDGER_NOT_FOUND);
     CHECK(call(la, DN_ACK, other).status == LEDGER_NOT_FOUND);
     CHECK(call(la, DN_RELEASE, other).status == LEDGER_NOT_FOUND);
-    CHECK(redis_do("EXISTS", "t-life:ledger:m:prod:" ACT ":blob:c0000001-0000-4000-8000-000000000001",
-               NULL).integer == 0);
+    char key[300];
+    snprintf(key, sizeof(key), "t-life:ledger:m:%s", other);
+    CHECK(redis_do("EXISTS", key, NULL).integer == 0); /* nothing was created for it */
 
     /* Only the known fields are stored: no header, no token. */
-    char key[300];
     snprintf(key, sizeof(key), "t-life:ledger:m:%s", id);
     static const char *const known[] = {
         "state", "body", "corr", "pop", "holder", "client", "lease_until", "first_ms",
@@ -631,7 +279,8 @@ static void test_outbox_takeover(void)
     CHECK(call(lb, DN_RELEASE, id).status == LEDGER_ALREADY);
     CHECK(call(la, DN_RENEW, id).status == LEDGER_ALREADY);
     /* Entries that are not confirmed any more (or gone) are dropped, not handed out. */
-    CHECK(redis_do("ZADD", "t-ob:ledger:outbox", "0", "prod:" ACT ":blob:ghost", NULL).res == RCONN_OK);
+    CHECK(redis_do("ZADD", "t-ob:ledger:outbox", "0", "prod:" ACT ":blob:ghost", NULL).res ==
+          RCONN_OK);
     CHECK(redis_do("ZADD", "t-ob:ledger:outbox", "0", id, NULL).res == RCONN_OK);
     CHECK(claim(lb, 10).count == 0);
     CHECK(redis_do("ZCARD", "t-ob:ledger:outbox", NULL).integer == 0);
@@ -720,97 +369,6 @@ static void test_stats_ages(void)
     ledger_free(la);
 }
 
-/* The Lua scripts and ledgerrule agree on every state, lease, holder and outbox owner. */
-static const char *const M_PREFIX = "t-mirror:";
-
-static void mirror_setup(const char *key, int state, long long until, const char *holder,
-                         const char *owner, const char *body)
-{
-    char until_s[24], last_s[24];
-
-    snprintf(until_s, sizeof(until_s), "%lld", until);
-    snprintf(last_s, sizeof(last_s), "%lld", wall_ms());
-    redis_do("DEL", key, NULL);
-    if (state != LEDGER_S_NONE)
-        redis_do("HSET", key, "state", ledgerrule_state_str((enum ledger_state)state), "holder",
-             holder, "lease_until", until_s, "ob_owner", owner, "body", body,
-             "last_dequeue_ms", last_s, NULL);
-}
-
-static enum ledger_state stored_state(const char *id)
-{
-    enum ledger_state s = LEDGER_S_NONE;
-    struct raw w = hget(M_PREFIX, id, "state");
-
-    if (w.type == REDICT_REPLY_STRING)
-        CHECK(ledgerrule_state_parse(w.str, &s) == 0);
-    return s;
-}
-
-static int mirror_case(struct ledger *la, const char *key, const char *id, const char *body,
-                       int op, const struct ledgerrule_entry *e)
-{
-    enum ledger_state next = e->state;
-    long long now = wall_ms();
-    int want, got;
-
-    if (op == 0) {
-        want = ledgerrule_dequeue(e, now, &next);
-        struct dq d = dequeue(la, body, "consumer-m", 60000);
-        got = d.verdict;
-        if (got == LEDGER_LEASED_ELSEWHERE)
-            CHECK_STR(d.holder, e->holder);
-    } else {
-        static const enum dn_op ops[] = { DN_DELIVER, DN_CONFIRM, DN_ACK, DN_RENEW, DN_RELEASE };
-        if (op == 1)
-            want = ledgerrule_deliver(e, "inst-A", &next);
-        else if (op == 2)
-            want = ledgerrule_confirm(e, &next);
-        else if (op == 3)
-            want = ledgerrule_ack(e, &next);
-        else
-            want = ledgerrule_outbox(e, "inst-A");
-        got = call(la, ops[op - 1], id).status;
-    }
-    int ok = want == got && stored_state(id) == next;
-    if (!ok)
-        fprintf(stderr, "mirror: state %s op %d: rule %d lua %d, next %s stored %s\n",
-                ledgerrule_state_str(e->state), op, want, got, ledgerrule_state_str(next),
-                ledgerrule_state_str(stored_state(id)));
-    return ok;
-}
-
-static void test_mirror(void)
-{
-    struct ledger *la = mk(conn_a, M_PREFIX, "inst-A", 0, 60000);
-    static const char *const names[] = { "inst-A", "inst-B" };
-    static const char *const owners[] = { "inst-A", "inst-B", "" };
-    char c[GUID_CANON_SIZE], blob[GUID_CANON_SIZE], body[BODY_CAP], id[LEDGERKEY_ID_SIZE];
-    char key[300];
-    int cases = 0, agree = 0;
-
-    guid(c, 'c', 10);
-    guid(blob, 'b', 10);
-    body_for(body, sizeof(body), c, "POP-M", blob, false, NULL);
-    snprintf(id, sizeof(id), "prod:%s:blob:%s", ACT, blob);
-    snprintf(key, sizeof(key), "%sledger:m:%s", M_PREFIX, id);
-    for (int s = LEDGER_S_NONE; s <= LEDGER_S_ACKED; s++)
-        for (int live = 0; live < 2; live++)
-            for (int h = 0; h < 2; h++)
-                for (int o = 0; o < 3; o++)
-                    for (int op = 0; op < 6; op++) {
-                        long long until = wall_ms() + (live ? 3600000 : -3600000);
-                        struct ledgerrule_entry e = { (enum ledger_state)s, names[h], until,
-                                                      owners[o] };
-                        mirror_setup(key, s, until, names[h], owners[o], body);
-                        agree += mirror_case(la, key, id, body, op, &e);
-                        cases++;
-                    }
-    CHECK(cases == 360 && agree == cases);
-    redis_do("DEL", key, NULL);
-    ledger_free(la);
-}
-
 /* Redis stopped: every call ends with a timeout within its limit, exactly once. */
 static void test_redis_stopped(void)
 {
@@ -855,29 +413,14 @@ static void test_redis_stopped(void)
         once += dn[i].n == 1;
     CHECK(once == 8);
     CHECK(WAIT_FOR(is_up(c) && is_up(conn_a) && is_up(conn_b) && is_up(admin), 5000));
-    CHECK(dequeue(l, body, "consumer-1", 60000).verdict == LEDGER_LEASED_ELSEWHERE);
+    /* Calls work again. (The timed-out ones may have run late: a timeout does not say
+     * whether a script ran, so only a fresh message has a known verdict.) */
+    guid(corr, 'c', 15);
+    guid(blob, 'b', 15);
+    body_for(body, sizeof(body), corr, "POP-S", blob, false, NULL);
+    CHECK(dequeue(l, body, "consumer-1", 60000).verdict == LEDGER_NEW);
     ledger_free(l);
     rconn_free(c);
-}
-
-/* SCRIPT FLUSH: the next call reloads its script transparently. */
-static void test_noscript(void)
-{
-    struct ledger *la = mk(conn_a, "t-flush:", "inst-A", 0, 60000);
-    const char *sha = ledgerlua_script(LEDGERLUA_DEQUEUE)->sha1;
-    char corr[GUID_CANON_SIZE], blob[GUID_CANON_SIZE], body[BODY_CAP];
-
-    guid(corr, 'c', 12);
-    guid(blob, 'b', 12);
-    body_for(body, sizeof(body), corr, "POP-F", blob, false, NULL);
-    CHECK(dequeue(la, body, "consumer-1", 60000).verdict == LEDGER_NEW);
-    CHECK(redis_do("SCRIPT", "FLUSH", NULL).res == RCONN_OK);
-    CHECK_STR(redis_do("SCRIPT", "EXISTS", sha, NULL).elems[0], "0");
-    struct dq d = dequeue(la, body, "consumer-1", 60000);
-    CHECK(d.n == 1 && d.err == LEDGER_OK && d.verdict == LEDGER_LEASED_ELSEWHERE);
-    CHECK_STR(redis_do("SCRIPT", "EXISTS", sha, NULL).elems[0], "1");
-    CHECK(stats(la).leased_elsewhere == 1);
-    ledger_free(la);
 }
 
 /* Not connected: errors come fast, later, once; freeing the rconn cancels. */
@@ -1022,24 +565,7 @@ static void test_ttls(void)
 
 int main(void)
 {
-    char port[16];
-    const char *args[] = { "--port", port, NULL };
-
-    (void)srv_sh; /* part of the shared helper, not needed here */
-    signal(SIGPIPE, SIG_IGN);
-    log_set_level(LOG_LVL_ERROR);
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/fogate-test-ledger-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return 1;
-    base = event_base_new();
-    int p = srv_free_port();
-    snprintf(port, sizeof(port), "%d", p);
-    CHECK(srv_start(&server, p, tmpdir, args) == 0);
-    conn_a = connect_redis(p);
-    conn_b = connect_redis(p);
-    admin = connect_redis(p);
-
-    test_script_shas();
+    CHECK(harness_start() == 0);
     test_lifecycle();
     test_redelivery_after_confirm();
     test_lease_expiry();
@@ -1047,18 +573,10 @@ int main(void)
     test_outbox_takeover();
     test_concurrency();
     test_stats_ages();
-    test_mirror();
-    test_noscript();
     test_unavailable_and_free();
     test_bad_args();
     test_ttls();
     test_redis_stopped();
-
-    rconn_free(conn_a);
-    rconn_free(conn_b);
-    rconn_free(admin);
-    srv_stop(&server, SIGTERM);
-    srv_rmtree(tmpdir);
-    event_base_free(base);
+    harness_stop();
     return check_done();
 }

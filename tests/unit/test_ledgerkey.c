@@ -51,13 +51,15 @@ static void test_same_message_every_shape(void)
     expect_blob("{\"CorrelationId\":\"" CORR1 "\",\"PopReceipt\":\"" POP2 "\","
                 "\"DownloadLocation\":\"http://fo.example.com:80/api/connector/download/" ACT
                 "?correlation-id=" CORR1 "&blob=" BLOB "\",\"IsDownLoadFileExist\":true,"
-                "\"FileDownLoadErrorMessage\":\"\",\"LastDequeueDateTime\":\"2024-05-01T10:00:00Z\"}",
+                "\"FileDownLoadErrorMessage\":\"\","
+                "\"LastDequeueDateTime\":\"2024-05-01T10:00:00Z\"}",
                 CORR1, POP2);
     /* redelivered with a NEW CorrelationId: same blob, same id. */
     expect_blob("{\"CorrelationId\":\"" CORR2 "\",\"PopReceipt\":\"" POP2 "\","
                 "\"DownloadLocation\":\"https://fo.example.com/api/connector/download/" ACT_BRACED
                 "?correlation-id=" CORR2 "&blob=" BLOB "\",\"IsDownLoadFileExist\":true,"
-                "\"FileDownLoadErrorMessage\":\"\",\"LastDequeueDateTime\":\"2024-05-01T10:30:00Z\"}",
+                "\"FileDownLoadErrorMessage\":\"\","
+                "\"LastDequeueDateTime\":\"2024-05-01T10:30:00Z\"}",
                 CORR2, POP2);
     /* RIS ack: three fields, rewritten to fogate's origin, upper-case GUIDs. */
     expect_blob("{\"CorrelationId\":\"5ACD8121-D4E1-4CF8-B31F-9713DE3E3627\",\"PopReceipt\":\"" POP1
