@@ -4,19 +4,19 @@
  * script (ledgerlua.c), judged by the Redis server's clock; every call's callback runs
  * exactly once.
  *
- *                 dequeue: NEW
- *   (none) ───────────────────────► LEASED ──mark_delivered──► DELIVERED
- *                                   │  ▲  (holder, client,         │
- *          dequeue, lease live:     │  │   lease_until)            │
- *          LEASED_ELSEWHERE ◄───────┤  └── dequeue, lease over: ───┤
- *          (left alone)             │      REDELIVERY              │
- *                                   └──────────┬───────────────────┘
- *                                     confirm  │ (consumer acked to fogate; outbox
- *                                              ▼  entry leased to the confirming instance)
- *          dequeue: DUPLICATE_CONFIRMED ──► CONFIRMED ◄─── outbox: claim / renew / release
- *          (re-ack with the new body)          │  ▲
- *                                   mark_acked │  │ dequeue again: DUPLICATE_CONFIRMED
- *                                              ▼  │ (the upstream ack did not stick)
+ *                  dequeue: NEW
+ *   (none) ------------------------> LEASED --mark_delivered--> DELIVERED
+ *                                    |  ^  (holder, client,         |
+ *          dequeue, lease live:      |  |   lease_until)            |
+ *          LEASED_ELSEWHERE <--------+  +--- dequeue, lease over: --+
+ *          (left alone)              |       REDELIVERY             |
+ *                                    +-----------+------------------+
+ *                                      confirm   |  (consumer acked to fogate; outbox
+ *                                                v   entry leased to the confirming instance)
+ *          dequeue: DUPLICATE_CONFIRMED ---> CONFIRMED <--- outbox: claim / renew / release
+ *          (re-ack with the new body)          |   ^
+ *                                   mark_acked |   | dequeue again: DUPLICATE_CONFIRMED
+ *                                              v   | (the upstream ack did not stick)
  *                                             ACKED
  *
  * Identity (ledgerkey.h): the blob GUID of DownloadLocation, scoped by environment and

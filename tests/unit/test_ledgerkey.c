@@ -13,7 +13,7 @@
 #define POP2 "AgAAAAMAAAAAAAAAfTbB9Q0b1QE="
 #define BLOB_ID "prod:" ACT ":blob:" BLOB
 
-/* The onebox sample of reference §3.2, byte for byte (pretty-printed as in the doc). */
+/* The onebox sample of reference section 3.2, byte for byte (pretty-printed as in the doc). */
 static const char onebox[] =
     "{\n"
     "  \"CorrelationId\": \"" CORR1 "\",\n"
