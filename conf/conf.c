@@ -5,12 +5,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "confcheck.h"
+#include "conferr.h"
 #include "confkeys.h"
 #include "confredis.h"
 #include "jsonpos.h"
@@ -23,50 +23,26 @@ struct fill {
     struct conf_error *err;
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-
-    snprintf(err->path, sizeof err->path, "%s", path);
-    err->line = 0;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* snprintf for JSON paths and messages: truncation is acceptable (buffers are bounded). */
-__attribute__((format(printf, 3, 4)))
-static void pathf(char *dst, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, n, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- read and parse ---- */
 
 static int read_file(const char *path, char **text, size_t *len, struct conf_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, "", "cannot open the config file: %s", strerror(errno));
+        return conferr_fail(err, "", "cannot open the config file: %s", strerror(errno));
     int rc = -1;
     char *buf = malloc(CONF_FILE_MAX + 1);
     if (!buf) {
-        fail(err, "", "out of memory");
+        conferr_fail(err, "", "out of memory");
         goto out;
     }
     size_t n = fread(buf, 1, CONF_FILE_MAX + 1, f);
     if (ferror(f)) {
-        fail(err, "", "cannot read the config file: %s", strerror(errno));
+        conferr_fail(err, "", "cannot read the config file: %s", strerror(errno));
         goto out;
     }
     if (n > CONF_FILE_MAX) {
-        fail(err, "", "the config file is larger than %d bytes", CONF_FILE_MAX);
+        conferr_fail(err, "", "the config file is larger than %d bytes", CONF_FILE_MAX);
         goto out;
     }
     *text = buf;
@@ -85,7 +61,7 @@ static json_t *parse(const char *text, size_t len, struct conf_error *err)
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 
     if (!root) {
-        fail(err, "", "invalid JSON: %s", je.text);
+        conferr_fail(err, "", "invalid JSON: %s", je.text);
         err->line = je.line > 0 ? je.line : 0;
     }
     return root;
@@ -156,16 +132,17 @@ static int fill_listen(struct conf *conf, const char *listen, struct conf_error 
     unsigned char addr[16];
 
     if (!colon || colon == host)
-        return fail(err, "listen", "must be IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080");
+        return conferr_fail(err, "listen", "must be IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080");
     conf->listen_host = strndup(host, (size_t)(colon - host));
     if (!conf->listen_host)
-        return fail(err, "listen", "out of memory");
+        return conferr_fail(err, "listen", "out of memory");
     int family = listen[0] == '[' ? AF_INET6 : AF_INET;
     if (inet_pton(family, conf->listen_host, addr) != 1)
-        return fail(err, "listen", "\"%s\" is not an IP%s address (host names are not accepted)",
-                    conf->listen_host, family == AF_INET6 ? "v6" : "v4");
+        return conferr_fail(err, "listen",
+                            "\"%s\" is not an IP%s address (host names are not accepted)",
+                            conf->listen_host, family == AF_INET6 ? "v6" : "v4");
     if (parse_port(colon + 1 + (listen[0] == '['), &conf->listen_port) < 0)
-        return fail(err, "listen", "the port must be a number from 1 to 65535");
+        return conferr_fail(err, "listen", "the port must be a number from 1 to 65535");
     return 0;
 }
 
@@ -205,9 +182,9 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     }
     if (guid_canonical(j->activity_id_raw, strlen(j->activity_id_raw), j->activity_id) < 0) {
         char path[CONF_ERR_PATH_MAX];
-        pathf(path, sizeof path, "jobs.%s.activity_id", name);
-        return fail(f->err, path, "\"%s\" is not a GUID (expected 8-4-4-4-12 hex digits, "
-                    "e.g. 6d31e09f-0249-459f-94f0-aad9c2c47b64)", j->activity_id_raw);
+        conferr_pathf(path, sizeof path, "jobs.%s.activity_id", name);
+        return conferr_fail(f->err, path, "\"%s\" is not a GUID (expected 8-4-4-4-12 hex digits, "
+                            "e.g. 6d31e09f-0249-459f-94f0-aad9c2c47b64)", j->activity_id_raw);
     }
     return 0;
 }
@@ -257,9 +234,9 @@ static int fill_client(struct fill *f, struct conf_client *c, const char *name, 
     if (decode_sha256(json_string_value(json_object_get(o, "api_key_sha256")),
                       c->api_key_sha256) < 0) {
         char path[CONF_ERR_PATH_MAX];
-        pathf(path, sizeof path, "clients.%s.api_key_sha256", name);
-        return fail(f->err, path, "must be exactly 64 hex digits (the SHA-256 of the "
-                    "client's API key, e.g. from: printf %%s \"$KEY\" | sha256sum)");
+        conferr_pathf(path, sizeof path, "clients.%s.api_key_sha256", name);
+        return conferr_fail(f->err, path, "must be exactly 64 hex digits (the SHA-256 of the "
+                            "client's API key, e.g. from: printf %%s \"$KEY\" | sha256sum)");
     }
     return 0;
 }
@@ -321,7 +298,7 @@ static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
     conf->jobs = calloc(json_object_size(jobs) + 1, sizeof *conf->jobs);
     conf->clients = calloc(json_object_size(clients) + 1, sizeof *conf->clients);
     if (!conf->envs || !conf->jobs || !conf->clients)
-        return fail(f->err, "", "out of memory");
+        return conferr_fail(f->err, "", "out of memory");
     json_object_foreach(envs, name, v)
         fill_env(f, &conf->envs[conf->n_envs++], name, v);
     json_object_foreach(jobs, name, v)
@@ -349,7 +326,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     if (f->oom)
-        return fail(f->err, "", "out of memory");
+        return conferr_fail(f->err, "", "out of memory");
     return 0;
 }
 
@@ -365,7 +342,7 @@ static void finish_error(struct conf_error *err, const char *name, const char *t
         err->line = jsonpos_line(text, len, err->path);
     if (err->line > 0)
         snprintf(line, sizeof line, ":%d", err->line);
-    pathf(msg, sizeof msg, "%s%s: %s%s%s", name, line, err->path, err->path[0] ? ": " : "",
+    conferr_pathf(msg, sizeof msg, "%s%s: %s%s%s", name, line, err->path, err->path[0] ? ": " : "",
              err->message);
     memcpy(err->message, msg, sizeof msg);
 }
@@ -384,7 +361,7 @@ static struct conf *load_text(const char *text, size_t len, const char *name,
         goto fail;
     conf = calloc(1, sizeof *conf);
     if (!conf || !(conf->path = strdup(name))) {
-        fail(err, "", "out of memory");
+        conferr_fail(err, "", "out of memory");
         goto fail;
     }
     if (fill(&f, conf, root) < 0)
@@ -425,7 +402,7 @@ struct conf *conf_load(const char *path, struct conf_error *err)
     const char *slash = strrchr(path, '/');
     dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
     if (!dir) {
-        fail(err, "", "out of memory");
+        conferr_fail(err, "", "out of memory");
         finish_error(err, path, "", 0);
         goto out;
     }

@@ -6,38 +6,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conferr.h"
+
 #define LIST_MAX 200 /* names listed in a "not found" message */
-
-__attribute__((format(printf, 3, 4)))
-static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-
-    snprintf(err->path, sizeof err->path, "%s", path);
-    err->line = 0;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* snprintf for JSON paths and messages: truncation is acceptable (buffers are bounded). */
-__attribute__((format(printf, 3, 4)))
-static void pathf(char *dst, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- files and environment variables (existence only, contents never read) ---- */
 
@@ -47,16 +24,16 @@ int confcheck_file(const char *file, const char *path, struct conf_error *err)
     int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
     if (fd < 0)
-        return fail(err, path, "cannot read %s: %s", file, strerror(errno));
+        return conferr_fail(err, path, "cannot read %s: %s", file, strerror(errno));
     int rc = fstat(fd, &st);
     int saved = errno;
     close(fd);
     if (rc < 0)
-        return fail(err, path, "cannot stat %s: %s", file, strerror(saved));
+        return conferr_fail(err, path, "cannot stat %s: %s", file, strerror(saved));
     if (!S_ISREG(st.st_mode))
-        return fail(err, path, "%s is not a regular file", file);
+        return conferr_fail(err, path, "%s is not a regular file", file);
     if (st.st_size == 0)
-        return fail(err, path, "%s is empty", file);
+        return conferr_fail(err, path, "%s is empty", file);
     return 0;
 }
 
@@ -67,12 +44,12 @@ int confcheck_env_var(const char *name, const char *path, struct conf_error *err
     for (const char *p = name; ok && *p; p++)
         ok = isalnum((unsigned char)*p) || *p == '_';
     if (!ok)
-        return fail(err, path, "\"%s\" is not an environment variable name", name);
+        return conferr_fail(err, path, "\"%s\" is not an environment variable name", name);
     const char *value = getenv(name);
     if (!value)
-        return fail(err, path, "environment variable %s is not set", name);
+        return conferr_fail(err, path, "environment variable %s is not set", name);
     if (!*value)
-        return fail(err, path, "environment variable %s is empty", name);
+        return conferr_fail(err, path, "environment variable %s is empty", name);
     return 0;
 }
 
@@ -173,10 +150,11 @@ static int check_public_url(struct conf *conf, struct conf_error *err)
     const char *why = parse_url(conf->public_base_url, &u);
 
     if (why)
-        return fail(err, "public_base_url", "%s", why);
+        return conferr_fail(err, "public_base_url", "%s", why);
     if (!u.https && !is_loopback(&u))
-        return fail(err, "public_base_url", "must use https:// (http:// only for a loopback "
-                    "host, in tests)");
+        return conferr_fail(err, "public_base_url",
+                            "must use https:// (http:// only for a loopback "
+                            "host, in tests)");
     strip_trailing_slashes(conf->public_base_url, &u);
     return 0;
 }
@@ -189,13 +167,13 @@ static int check_base_url(struct conf_env *e, const char *path, struct conf_erro
     const char *why = parse_url(e->base_url, &u);
 
     if (why)
-        return fail(err, path, "%s", why);
+        return conferr_fail(err, path, "%s", why);
     if (!u.https && !e->allow_http)
-        return fail(err, path, "must use https:// (http:// only with \"allow_http\": true, "
-                    "for tests)");
+        return conferr_fail(err, path, "must use https:// (http:// only with \"allow_http\": true, "
+                            "for tests)");
     strip_trailing_slashes(e->base_url, &u);
     if (!(e->resource = strdup(e->base_url)))
-        return fail(err, path, "out of memory");
+        return conferr_fail(err, path, "out of memory");
     for (char *p = e->resource; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     return 0;
@@ -207,10 +185,10 @@ static int check_tenant(struct conf_env *e, const char *path, struct conf_error 
 
     for (const char *const *m = multi; *m; m++)
         if (strcasecmp(e->tenant, *m) == 0)
-            return fail(err, path, "\"%s\" is not a tenant: use the tenant ID or domain "
-                        "(D365 rejects tokens from multi-tenant endpoints)", e->tenant);
+            return conferr_fail(err, path, "\"%s\" is not a tenant: use the tenant ID or domain "
+                                "(D365 rejects tokens from multi-tenant endpoints)", e->tenant);
     if (!confcheck_host_ok(e->tenant, strlen(e->tenant), false) || strchr(e->tenant, '_'))
-        return fail(err, path, "must be a tenant ID (GUID) or domain name");
+        return conferr_fail(err, path, "must be a tenant ID (GUID) or domain name");
     return 0;
 }
 
@@ -219,8 +197,8 @@ static int check_client_id(struct conf_env *e, const char *path, struct conf_err
     char canon[GUID_CANON_SIZE];
 
     if (guid_canonical(e->client_id, strlen(e->client_id), canon) < 0)
-        return fail(err, path, "\"%s\" is not a GUID (the Entra application ID, "
-                    "8-4-4-4-12 hex digits)", e->client_id);
+        return conferr_fail(err, path, "\"%s\" is not a GUID (the Entra application ID, "
+                            "8-4-4-4-12 hex digits)", e->client_id);
     memcpy(e->client_id, canon, GUID_CANON_SIZE); /* canonical form is never longer */
     return 0;
 }
@@ -231,24 +209,24 @@ static int check_credential(struct conf_env *e, const char *envpath, struct conf
     int n = !!e->client_secret_file + !!e->client_secret_env + !!e->cert_file;
 
     if (n != 1)
-        return fail(err, envpath, "%s: set exactly one of client_secret_file, "
-                    "client_secret_env and client_certificate",
-                    n ? "more than one credential" : "no credential");
+        return conferr_fail(err, envpath, "%s: set exactly one of client_secret_file, "
+                            "client_secret_env and client_certificate",
+                            n ? "more than one credential" : "no credential");
     if (e->client_secret_file) {
         e->credential = CONF_CRED_SECRET_FILE;
-        pathf(path, sizeof path, "%s.client_secret_file", envpath);
+        conferr_pathf(path, sizeof path, "%s.client_secret_file", envpath);
         return confcheck_file(e->client_secret_file, path, err);
     }
     if (e->client_secret_env) {
         e->credential = CONF_CRED_SECRET_ENV;
-        pathf(path, sizeof path, "%s.client_secret_env", envpath);
+        conferr_pathf(path, sizeof path, "%s.client_secret_env", envpath);
         return confcheck_env_var(e->client_secret_env, path, err);
     }
     e->credential = CONF_CRED_CERTIFICATE;
-    pathf(path, sizeof path, "%s.client_certificate.cert_file", envpath);
+    conferr_pathf(path, sizeof path, "%s.client_certificate.cert_file", envpath);
     if (confcheck_file(e->cert_file, path, err) < 0)
         return -1;
-    pathf(path, sizeof path, "%s.client_certificate.key_file", envpath);
+    conferr_pathf(path, sizeof path, "%s.client_certificate.key_file", envpath);
     return confcheck_file(e->key_file, path, err);
 }
 
@@ -261,16 +239,16 @@ static int check_token_endpoint(struct conf_env *e, const char *path, struct con
         size_t n = strlen("https://login.microsoftonline.com/") + strlen(e->tenant) + 1 +
                    strlen(tail) + 1;
         if (!(e->token_endpoint = malloc(n)))
-            return fail(err, path, "out of memory");
+            return conferr_fail(err, path, "out of memory");
         snprintf(e->token_endpoint, n, "https://login.microsoftonline.com/%s/%s", e->tenant, tail);
         return 0;
     }
     const char *why = parse_url(e->token_endpoint, &u);
     if (why)
-        return fail(err, path, "%s", why);
+        return conferr_fail(err, path, "%s", why);
     if (!u.https && !e->allow_http)
-        return fail(err, path, "must use https:// (http:// only with \"allow_http\": true, "
-                    "for tests)");
+        return conferr_fail(err, path, "must use https:// (http:// only with \"allow_http\": true, "
+                            "for tests)");
     return 0;
 }
 
@@ -278,19 +256,19 @@ static int check_env(struct conf_env *e, struct conf_error *err)
 {
     char base[CONF_ERR_PATH_MAX], path[CONF_ERR_PATH_MAX];
 
-    pathf(base, sizeof base, "environments.%s", e->name);
-    pathf(path, sizeof path, "%s.base_url", base);
+    conferr_pathf(base, sizeof base, "environments.%s", e->name);
+    conferr_pathf(path, sizeof path, "%s.base_url", base);
     if (check_base_url(e, path, err) < 0)
         return -1;
-    pathf(path, sizeof path, "%s.tenant", base);
+    conferr_pathf(path, sizeof path, "%s.tenant", base);
     if (check_tenant(e, path, err) < 0)
         return -1;
-    pathf(path, sizeof path, "%s.client_id", base);
+    conferr_pathf(path, sizeof path, "%s.client_id", base);
     if (check_client_id(e, path, err) < 0)
         return -1;
     if (check_credential(e, base, err) < 0)
         return -1;
-    pathf(path, sizeof path, "%s.token_endpoint", base);
+    conferr_pathf(path, sizeof path, "%s.token_endpoint", base);
     return check_token_endpoint(e, path, err);
 }
 
@@ -319,17 +297,17 @@ static int check_job(struct conf *conf, size_t idx, struct conf_error *err)
     struct conf_job *j = &conf->jobs[idx];
     char path[CONF_ERR_PATH_MAX], names[LIST_MAX];
 
-    pathf(path, sizeof path, "jobs.%s.environment", j->name);
+    conferr_pathf(path, sizeof path, "jobs.%s.environment", j->name);
     if (!(j->env = conf_env_find(conf, j->env_name))) {
         env_names(names, sizeof names, conf);
-        return fail(err, path, "no environment named \"%s\" (defined: %s)", j->env_name,
-                    names[0] ? names : "none");
+        return conferr_fail(err, path, "no environment named \"%s\" (defined: %s)", j->env_name,
+                            names[0] ? names : "none");
     }
-    pathf(path, sizeof path, "jobs.%s.activity_id", j->name);
+    conferr_pathf(path, sizeof path, "jobs.%s.activity_id", j->name);
     for (size_t i = 0; i < idx; i++)
         if (strcmp(conf->jobs[i].activity_id, j->activity_id) == 0)
-            return fail(err, path, "same activity ID as jobs.%s: each job needs its own",
-                        conf->jobs[i].name);
+            return conferr_fail(err, path, "same activity ID as jobs.%s: each job needs its own",
+                                conf->jobs[i].name);
     return 0;
 }
 
@@ -338,15 +316,15 @@ static int link_client_jobs(struct conf *conf, struct conf_client *c, struct con
     char path[CONF_ERR_PATH_MAX], names[LIST_MAX];
 
     for (size_t i = 0; i < c->n_jobs; i++) {
-        pathf(path, sizeof path, "clients.%s.jobs[%zu]", c->name, i);
+        conferr_pathf(path, sizeof path, "clients.%s.jobs[%zu]", c->name, i);
         if (!(c->jobs[i] = conf_job_find(conf, c->job_names[i]))) {
             job_names(names, sizeof names, conf);
-            return fail(err, path, "no job named \"%s\" (defined: %s)", c->job_names[i],
-                        names[0] ? names : "none");
+            return conferr_fail(err, path, "no job named \"%s\" (defined: %s)", c->job_names[i],
+                                names[0] ? names : "none");
         }
         for (size_t k = 0; k < i; k++)
             if (c->jobs[k] == c->jobs[i])
-                return fail(err, path, "job \"%s\" is listed twice", c->job_names[i]);
+                return conferr_fail(err, path, "job \"%s\" is listed twice", c->job_names[i]);
     }
     return 0;
 }
@@ -363,21 +341,22 @@ static int check_client(struct conf *conf, size_t idx, struct conf_error *err)
 
     if (link_client_jobs(conf, c, err) < 0)
         return -1;
-    pathf(path, sizeof path, "clients.%s.api_key_sha256", c->name);
+    conferr_pathf(path, sizeof path, "clients.%s.api_key_sha256", c->name);
     if (memcmp(c->api_key_sha256, empty, 32) == 0)
-        return fail(err, path, "is the SHA-256 of an empty key");
+        return conferr_fail(err, path, "is the SHA-256 of an empty key");
     for (size_t i = 0; i < idx; i++)
         if (memcmp(conf->clients[i].api_key_sha256, c->api_key_sha256, 32) == 0)
-            return fail(err, path, "same API key as clients.%s: each client needs its own key",
-                        conf->clients[i].name);
+            return conferr_fail(err, path,
+                                "same API key as clients.%s: each client needs its own key",
+                                conf->clients[i].name);
     return 0;
 }
 
 static int check_tokens(const struct conf_tokens *t, struct conf_error *err)
 {
     if (t->retry_min_ms > t->retry_max_ms)
-        return fail(err, "tokens.retry_min_ms", "must not exceed tokens.retry_max_ms (%u)",
-                    t->retry_max_ms);
+        return conferr_fail(err, "tokens.retry_min_ms", "must not exceed tokens.retry_max_ms (%u)",
+                            t->retry_max_ms);
     if (t->cache_key_file)
         return confcheck_file(t->cache_key_file, "tokens.cache_key_file", err);
     return 0;

@@ -2,9 +2,10 @@
  * Invariant: every key fogate reads is in this table, and nothing else is accepted. */
 #include "confkeys.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
+
+#include "conferr.h"
 
 #define STRING_MAX 4096 /* longest string value accepted anywhere */
 #define NAME_MAX_LEN 64 /* longest entry name (environments.<name> ...) */
@@ -202,30 +203,6 @@ static const struct key top_keys[] = {
 
 /* ---- shape check ---- */
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-
-    snprintf(err->path, sizeof err->path, "%s", path);
-    err->line = 0;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* snprintf for JSON paths and messages: truncation is acceptable (buffers are bounded). */
-__attribute__((format(printf, 3, 4)))
-static void pathf(char *dst, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, n, fmt, ap);
-    va_end(ap);
-}
-
 /* Copies a user-supplied name for a message: at most 64 chars, non-printables as '?'. */
 static const char *printable(char *dst, size_t n, const char *src)
 {
@@ -241,7 +218,8 @@ static void join(char *dst, size_t n, const char *parent, const char *name)
 {
     char safe[NAME_MAX_LEN + 1];
 
-    pathf(dst, n, "%s%s%s", parent, parent[0] ? "." : "", printable(safe, sizeof safe, name));
+    conferr_pathf(dst, n,
+                  "%s%s%s", parent, parent[0] ? "." : "", printable(safe, sizeof safe, name));
 }
 
 static const char *type_name(const json_t *v)
@@ -302,14 +280,14 @@ static int check_string(const json_t *v, const struct key *k, const char *path,
     size_t len = json_string_length(v);
 
     if (strlen(s) != len)
-        return fail(err, path, "must not contain a NUL character");
+        return conferr_fail(err, path, "must not contain a NUL character");
     if (len == 0)
-        return fail(err, path, "must not be empty");
+        return conferr_fail(err, path, "must not be empty");
     if (len > STRING_MAX)
-        return fail(err, path, "is too long (%zu characters, at most %d)", len, STRING_MAX);
+        return conferr_fail(err, path, "is too long (%zu characters, at most %d)", len, STRING_MAX);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return fail(err, path, "must not contain control characters");
+            return conferr_fail(err, path, "must not contain control characters");
     if (!k || !k->choices)
         return 0;
     for (const char *const *c = k->choices; *c; c++)
@@ -317,7 +295,7 @@ static int check_string(const json_t *v, const struct key *k, const char *path,
             return 0;
     char choices[200];
     list_choices(choices, sizeof choices, k->choices);
-    return fail(err, path, "must be one of %s", choices);
+    return conferr_fail(err, path, "must be one of %s", choices);
 }
 
 static int check_object(json_t *obj, const struct key *keys, const char *path,
@@ -336,8 +314,9 @@ static int check_name(const char *name, const char *path, struct conf_error *err
              c == '_' || c == '-';
     }
     if (!ok)
-        return fail(err, path, "bad name \"%s\": names are 1 to %d letters, digits, '_' or '-'",
-                    printable(safe, sizeof safe, name), NAME_MAX_LEN);
+        return conferr_fail(err, path,
+                            "bad name \"%s\": names are 1 to %d letters, digits, '_' or '-'",
+                            printable(safe, sizeof safe, name), NAME_MAX_LEN);
     return 0;
 }
 
@@ -353,7 +332,7 @@ static int check_map(json_t *map, const struct key *k, const char *path,
             return -1;
         join(sub, sizeof sub, path, name);
         if (!json_is_object(entry))
-            return fail(err, sub, "must be an object, not %s", type_name(entry));
+            return conferr_fail(err, sub, "must be an object, not %s", type_name(entry));
         if (check_object(entry, k->sub, sub, err) < 0)
             return -1;
     }
@@ -368,11 +347,12 @@ static int check_strings(json_t *arr, const struct key *k, const char *path,
     char sub[CONF_ERR_PATH_MAX];
 
     if ((long long)n < k->min || (long long)n > k->max)
-        return fail(err, path, "must hold %lld to %lld entries, not %zu", k->min, k->max, n);
+        return conferr_fail(err, path,
+                            "must hold %lld to %lld entries, not %zu", k->min, k->max, n);
     json_array_foreach(arr, i, v) {
-        pathf(sub, sizeof sub, "%s[%zu]", path, i);
+        conferr_pathf(sub, sizeof sub, "%s[%zu]", path, i);
         if (!json_is_string(v))
-            return fail(err, sub, "must be a string, not %s", type_name(v));
+            return conferr_fail(err, sub, "must be a string, not %s", type_name(v));
         if (check_string(v, NULL, sub, err) < 0)
             return -1;
     }
@@ -393,13 +373,14 @@ static bool type_ok(const json_t *v, enum key_type t)
 static int check_value(json_t *v, const struct key *k, const char *path, struct conf_error *err)
 {
     if (!type_ok(v, k->type))
-        return fail(err, path, "must be %s, not %s", wanted_name(k->type), type_name(v));
+        return conferr_fail(err, path, "must be %s, not %s", wanted_name(k->type), type_name(v));
     switch (k->type) {
     case T_STRING: return check_string(v, k, path, err);
     case T_INT: {
         long long n = json_integer_value(v);
         if (n < k->min || n > k->max)
-            return fail(err, path, "must be between %lld and %lld, not %lld", k->min, k->max, n);
+            return conferr_fail(err, path,
+                                "must be between %lld and %lld, not %lld", k->min, k->max, n);
         return 0;
     }
     case T_OBJECT: return check_object(v, k->sub, path, err);
@@ -416,12 +397,12 @@ static int ensure_present(json_t *obj, const struct key *k, const char *path,
     if (json_object_get(obj, k->name))
         return 1;
     if (k->required)
-        return fail(err, path, "required key is missing");
+        return conferr_fail(err, path, "required key is missing");
     if (!k->def)
         return 0;
     json_t *def = json_loads(k->def, JSON_DECODE_ANY, NULL);
     if (!def || json_object_set_new(obj, k->name, def) < 0)
-        return fail(err, path, "out of memory");
+        return conferr_fail(err, path, "out of memory");
     return 1;
 }
 
@@ -437,7 +418,7 @@ static int check_object(json_t *obj, const struct key *keys, const char *path,
             char known[300];
             join(sub, sizeof sub, path, name);
             list_names(known, sizeof known, keys);
-            return fail(err, sub, "unknown key (known keys here: %s)", known);
+            return conferr_fail(err, sub, "unknown key (known keys here: %s)", known);
         }
     }
     for (const struct key *k = keys; k->name; k++) {
@@ -454,7 +435,7 @@ static int check_object(json_t *obj, const struct key *keys, const char *path,
 int confkeys_check(json_t *root, struct conf_error *err)
 {
     if (!json_is_object(root))
-        return fail(err, "", "the file must hold one JSON object, not %s", type_name(root));
+        return conferr_fail(err, "", "the file must hold one JSON object, not %s", type_name(root));
     return check_object(root, top_keys, "", err);
 }
 
@@ -495,7 +476,7 @@ static void print_rows(FILE *out, const struct key *keys, const char *prefix)
     char path[CONF_ERR_PATH_MAX];
 
     for (const struct key *k = keys; k->name; k++) {
-        pathf(path, sizeof path, "%s%s", prefix, k->name);
+        conferr_pathf(path, sizeof path, "%s%s", prefix, k->name);
         fprintf(out, "| `%s` | ", path);
         print_type(out, k);
         if (k->required)
@@ -511,7 +492,7 @@ static void print_rows(FILE *out, const struct key *keys, const char *prefix)
         fputs(" |\n", out);
         if (k->type == T_OBJECT || k->type == T_MAP) {
             char sub[CONF_ERR_PATH_MAX];
-            pathf(sub, sizeof sub, "%s%s", path, k->type == T_MAP ? ".<name>." : ".");
+            conferr_pathf(sub, sizeof sub, "%s%s", path, k->type == T_MAP ? ".<name>." : ".");
             print_rows(out, k->sub, sub);
         }
     }

@@ -2,28 +2,15 @@
  * Invariant: on success exactly one of host and unix_path is set. */
 #include "confredis.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "confcheck.h"
+#include "conferr.h"
 
 #define DEFAULT_PORT 6379
 #define DB_MAX 65535
 #define SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-
-__attribute__((format(printf, 3, 4)))
-static int fail(struct conf_error *err, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-
-    snprintf(err->path, sizeof err->path, "%s", path);
-    err->line = 0;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* Parses exactly `len` decimal digits into *out (at most max). Returns 0 or -1. */
 static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
@@ -49,17 +36,18 @@ static int parse_unix(struct conf_redis *r, const char *s, struct conf_error *er
     unsigned long db = 0;
 
     if (s[0] != '/')
-        return fail(err, "redis.url", "a unix socket URL needs an absolute path: "
-                    "unix:///run/redis/redis.sock");
+        return conferr_fail(err, "redis.url", "a unix socket URL needs an absolute path: "
+                            "unix:///run/redis/redis.sock");
     if (strchr(s, '#'))
-        return fail(err, "redis.url", "must not have a fragment (#)");
+        return conferr_fail(err, "redis.url", "must not have a fragment (#)");
     if (path_len > SUN_PATH_MAX)
-        return fail(err, "redis.url", "the socket path is longer than %d bytes", SUN_PATH_MAX);
+        return conferr_fail(err, "redis.url",
+                            "the socket path is longer than %d bytes", SUN_PATH_MAX);
     if (s[path_len] && (strncmp(s + path_len, "?db=", 4) != 0 ||
                         parse_uint(s + path_len + 4, strlen(s + path_len + 4), DB_MAX, &db) < 0))
-        return fail(err, "redis.url", "the only query allowed is ?db=N (0 to %d)", DB_MAX);
+        return conferr_fail(err, "redis.url", "the only query allowed is ?db=N (0 to %d)", DB_MAX);
     if (!(r->unix_path = strndup(s, path_len)))
-        return fail(err, "redis.url", "out of memory");
+        return conferr_fail(err, "redis.url", "out of memory");
     r->db = (int)db;
     return 0;
 }
@@ -67,18 +55,19 @@ static int parse_unix(struct conf_redis *r, const char *s, struct conf_error *er
 static int take_username(struct conf_redis *r, const char *s, size_t len, struct conf_error *err)
 {
     if (memchr(s, ':', len))
-        return fail(err, "redis.url", "must not contain a password (config files get shared): "
-                    "name a file in redis.password_file or a variable in redis.password_env");
+        return conferr_fail(err, "redis.url",
+                            "must not contain a password (config files get shared): name a file "
+                            "in redis.password_file or a variable in redis.password_env");
     if (len == 0)
-        return fail(err, "redis.url", "has an empty user name before '@'");
+        return conferr_fail(err, "redis.url", "has an empty user name before '@'");
     if (memchr(s, '%', len))
-        return fail(err, "redis.url", "percent-encoded user names are not supported: "
-                    "use redis.username");
+        return conferr_fail(err, "redis.url", "percent-encoded user names are not supported: "
+                            "use redis.username");
     if (r->username)
-        return fail(err, "redis.username", "a user name is also given in redis.url: "
-                    "set it in one place");
+        return conferr_fail(err, "redis.username", "a user name is also given in redis.url: "
+                            "set it in one place");
     if (!(r->username = strndup(s, len)))
-        return fail(err, "redis.url", "out of memory");
+        return conferr_fail(err, "redis.url", "out of memory");
     return 0;
 }
 
@@ -91,18 +80,18 @@ static int parse_hostport(struct conf_redis *r, const char *s, size_t len, struc
     unsigned long port = DEFAULT_PORT;
 
     if (!host_end && v6)
-        return fail(err, "redis.url", "has an unclosed '[' in the host");
+        return conferr_fail(err, "redis.url", "has an unclosed '[' in the host");
     if (!host_end)
         host_end = end;
     const char *host = s + v6;
     if (!confcheck_host_ok(host, (size_t)(host_end - host), v6))
-        return fail(err, "redis.url", "has a missing or invalid host");
+        return conferr_fail(err, "redis.url", "has a missing or invalid host");
     const char *p = host_end + v6;
     if (p < end && (*p != ':' || parse_uint(p + 1, (size_t)(end - p - 1), 65535, &port) < 0 ||
                     port == 0))
-        return fail(err, "redis.url", "has an invalid port (1 to 65535)");
+        return conferr_fail(err, "redis.url", "has an invalid port (1 to 65535)");
     if (!(r->host = strndup(host, (size_t)(host_end - host))))
-        return fail(err, "redis.url", "out of memory");
+        return conferr_fail(err, "redis.url", "out of memory");
     r->port = (int)port;
     return 0;
 }
@@ -115,15 +104,16 @@ static int parse_tcp(struct conf_redis *r, const char *s, struct conf_error *err
     unsigned long db = 0;
 
     if (strpbrk(s, "?#"))
-        return fail(err, "redis.url", "must not have a query or fragment (database: "
-                    "redis://host:port/N)");
+        return conferr_fail(err, "redis.url", "must not have a query or fragment (database: "
+                            "redis://host:port/N)");
     if (at && take_username(r, s, (size_t)(at - s), err) < 0)
         return -1;
     if (parse_hostport(r, hostport, (size_t)(s + auth_len - hostport), err) < 0)
         return -1;
     const char *path = s + auth_len;
     if (path[0] == '/' && path[1] && parse_uint(path + 1, strlen(path + 1), DB_MAX, &db) < 0)
-        return fail(err, "redis.url", "the path must be a database number (0 to %d)", DB_MAX);
+        return conferr_fail(err, "redis.url",
+                            "the path must be a database number (0 to %d)", DB_MAX);
     r->db = (int)db;
     return 0;
 }
@@ -140,13 +130,13 @@ static int parse_url(struct conf_redis *r, struct conf_error *err)
     }
     if (strncmp(u, "redis://", 8) == 0)
         return parse_tcp(r, u + 8, err);
-    return fail(err, "redis.url", "must start with redis://, rediss:// or unix://");
+    return conferr_fail(err, "redis.url", "must start with redis://, rediss:// or unix://");
 }
 
 static int check_password(struct conf_redis *r, struct conf_error *err)
 {
     if (r->password_file && r->password_env)
-        return fail(err, "redis", "set at most one of password_file and password_env");
+        return conferr_fail(err, "redis", "set at most one of password_file and password_env");
     if (r->password_file) {
         r->password_source = CONF_PASSWORD_FILE;
         return confcheck_file(r->password_file, "redis.password_file", err);
@@ -163,13 +153,13 @@ static int check_tls(struct conf_redis *r, struct conf_error *err)
 {
     if (!r->tls) {
         if (r->ca_file || r->server_name)
-            return fail(err, "redis.tls", "TLS settings need a rediss:// URL");
+            return conferr_fail(err, "redis.tls", "TLS settings need a rediss:// URL");
         return 0;
     }
     if (r->ca_file && confcheck_file(r->ca_file, "redis.tls.ca_file", err) < 0)
         return -1;
     if (!r->server_name && !(r->server_name = strdup(r->host)))
-        return fail(err, "redis.tls.server_name", "out of memory");
+        return conferr_fail(err, "redis.tls.server_name", "out of memory");
     return 0;
 }
 
