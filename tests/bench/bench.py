@@ -1,0 +1,224 @@
+"""bench: fogate against nginx as a reverse proxy, side by side, in one run.
+
+Starts the upstream (nginx with fixed bodies, sink.py for uploads), two fosims for tokens,
+fogate and the nginx peer (benchkit), then measures both alternately with repetitions
+(benchlegs) and writes results.json, results.md and results.png (benchreport). See README.md.
+
+Usage: bench.py [--smoke] [--out DIR] [--fogate BIN] [--fosim BIN]"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import benchkit as k
+import benchlegs as legs
+import benchreport
+import harness
+
+FULL = {"secs": 10, "paced_secs": 10, "syscall_secs": 3, "reps": 5, "stream_reps": 3,
+        "big": 1 << 30, "idle": 10000}
+SMOKE = {"secs": 2, "paced_secs": 2, "syscall_secs": 1, "reps": 1, "stream_reps": 1,
+         "big": 64 << 20, "idle": 300}
+
+
+class Target:
+    def __init__(self, name, base, stats, headers=(), headers_upload=()):
+        self.name, self.base, self.stats = name, base, stats
+        self.pid = stats.pid
+        self.headers, self.headers_upload = list(headers), list(headers_upload)
+
+
+class Runs:
+    """Figures by target and metric: runs[target][metric] = [values]."""
+
+    def __init__(self):
+        self.runs = {}
+
+    def add(self, target, figures, prefix=""):
+        for key, v in figures.items():
+            self.runs.setdefault(target, {}).setdefault(prefix + key, []).append(v)
+        return figures
+
+
+def summary(values):
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": values}
+
+
+class Bench:
+    def __init__(self, args, p):
+        self.args, self.p = args, p
+        self.work = tempfile.mkdtemp(prefix="fogate-bench-")
+        self.procs = []
+        self.runs = Runs()
+        self.log = lambda msg: print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg),
+                                     flush=True)
+
+    def start(self):
+        self.log("work dir %s; writing files (%d MiB)" % (self.work, self.p["big"] >> 20))
+        self.big = k.make_files(self.work, self.p["big"])
+        up = k.Nginx("upstream", self.work, "nginx-upstream.conf.in", {}, k.LOAD_CPU)
+        self.procs.append(up)
+        sink = k.Sink(self.work)
+        self.procs.append(sink)
+        sims = [k.start_sim(self.work, "sim-up", up.base),
+                k.start_sim(self.work, "sim-sink", sink.base)]
+        self.procs += sims
+        fg = k.Fogate(self.work, self.args.fogate, up, sink, *sims)
+        self.procs.append(fg)
+        # the "helper script": one token per environment, fetched once, put into the config
+        peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", {
+            "UP_PORT": up.port, "SINK_PORT": sink.port, "API_KEY": k.API_KEY,
+            "UPLOAD_KEY": k.UPLOAD_KEY, "TOKEN": sims[0].token(resource=up.base),
+            "SINK_TOKEN": sims[1].token(resource=sink.base)}, k.PROXY_CPU)
+        self.procs.append(peer)
+        keys = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
+        self.fogate = Target("fogate", fg.base, fg.stats, *keys)
+        self.nginx = Target("nginx", peer.base, peer.stats, *keys)
+        self.direct = Target("direct", up.base, up.stats)
+        self.direct_sink = Target("direct", sink.base, k.Stats(sink.proc.pid))
+        self.fg_proc = fg
+
+    def order(self, rep):
+        return [self.fogate, self.nginx] if rep % 2 == 0 else [self.nginx, self.fogate]
+
+    def leg_idle(self):
+        for t in (self.fogate, self.nginx):
+            self.log("idle connections: %s, %d" % (t.name, self.p["idle"]))
+            self.runs.add(t.name, legs.idle(t, self.p["idle"]))
+
+    def leg_small(self):
+        p = self.p
+        for rep in range(p["reps"]):
+            self.log("small requests, repetition %d/%d" % (rep + 1, p["reps"]))
+            self.runs.add("direct", legs.small(self.direct, p["secs"]))
+            self.runs.add("direct", legs.paced(self.direct, p["paced_secs"]))
+            for t in self.order(rep):
+                self.runs.add(t.name, legs.small(t, p["secs"]))
+                self.runs.add(t.name, legs.paced(t, p["paced_secs"]))
+                self.runs.add(t.name, legs.syscalls(t, p["syscall_secs"], self.work))
+
+    def leg_stream(self):
+        size = self.p["big"]
+        for rep in range(self.p["stream_reps"]):
+            self.log("streaming, repetition %d/%d" % (rep + 1, self.p["stream_reps"]))
+            self.runs.add("direct", legs.transfers(self.direct, 1, size), "down1_")
+            self.runs.add("direct", legs.transfers(self.direct_sink, 1, size, self.big), "up1_")
+            for t in self.order(rep):
+                for name, n, slow in (("1", 1, False), ("4", 4, False), ("3slow", 3, True)):
+                    self.runs.add(t.name, legs.transfers(t, n, size, None, slow), "down%s_" % name)
+                    self.runs.add(t.name, legs.transfers(t, n, size, self.big, slow),
+                                  "up%s_" % name)
+
+    def leg_ledger(self):
+        """Leg 3 runs once fogate routes the simple API's dequeue (/v1/jobs/{job}/next) through
+        the ack ledger; until then it is reported as not available, with the reason."""
+        r = harness.request(self.fogate.base, "POST", "/v1/jobs/exp/next", b"",
+                            {"X-Api-Key": k.API_KEY}, timeout=10)
+        if r.status == 404:
+            return {"status": "not available yet",
+                    "reason": "fogate answers 404 for POST /v1/jobs/{job}/next: the simple API "
+                              "and the ack ledger are not wired into the binary yet"}
+        return {"status": "not available yet",
+                "reason": "the /v1 route answers %d, but this benchmark has no ledger leg "
+                          "yet; add one to benchlegs.py" % r.status}
+
+    def stop(self):
+        codes = {}
+        for pr in reversed(self.procs):
+            codes[pr.proc.name + ("-%d" % len(codes))] = pr.stop()
+        return codes
+
+    def run(self):
+        meta = machine_meta(self.args, self.p)
+        meta["loadavg_start"] = os.getloadavg()
+        t0 = time.monotonic()
+        try:
+            self.start()
+            self.leg_idle()
+            self.leg_small()
+            self.leg_stream()
+            ledger = self.leg_ledger()
+            fogate_log = self.fg_proc.proc.log_path
+        finally:
+            codes = self.stop()
+        meta["loadavg_end"] = os.getloadavg()
+        meta["duration_s"] = round(time.monotonic() - t0)
+        check_fogate_log(fogate_log)
+        bad = {n: c for n, c in codes.items() if c != 0 and not n.startswith("sink")}
+        if bad:
+            raise RuntimeError("processes exited badly: %s" % bad)
+        return {"meta": meta, "ledger": ledger,
+                "runs": {t: {m: summary(v) for m, v in ms.items()}
+                         for t, ms in self.runs.runs.items()}}
+
+
+def check_fogate_log(path):
+    """fogate's log must hold no sanitizer report, and no token or secret."""
+    with open(path, errors="replace") as f:
+        text = f.read()
+    for mark in ("ERROR: AddressSanitizer", "runtime error:", harness.APP_SECRET, "eyJ"):
+        if mark in text:
+            raise RuntimeError("fogate's log holds %r" % mark[:20])
+
+
+def machine_meta(args, p):
+    def out(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "mode": args.mode, "params": p,
+            "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "nginx": out(["nginx", "-v"]), "wrk": out(["wrk", "-v"]),
+            "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
+            "pinning": "proxy under test on cpu %s; wrk, curl, upstream nginx, sink, fosim "
+                       "and this driver on cpu %s" % (k.PROXY_CPU, k.LOAD_CPU)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="a few seconds per leg, small files")
+    ap.add_argument("--out", help="directory for results.* (default: tests/bench, or the "
+                                  "work dir's out/ with --smoke)")
+    ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
+    ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
+    args = ap.parse_args()
+    args.mode = "smoke" if args.smoke else "full"
+    for name in ("fogate", "fosim"):
+        if not getattr(args, name) or not os.path.exists(getattr(args, name)):
+            sys.exit("bench: the %s binary is not given (--%s or %s_BIN)"
+                     % (name, name, name.upper()))
+    os.environ["FOSIM_BIN"] = args.fosim
+    os.sched_setaffinity(0, {int(k.LOAD_CPU)})
+    b = Bench(args, SMOKE if args.smoke else FULL)
+    try:
+        results = b.run()
+    except BaseException:
+        print("[bench] failed; logs kept in %s" % b.work, file=sys.stderr)
+        shutil.rmtree(os.path.join(b.work, "www"), ignore_errors=True)
+        raise
+    shutil.rmtree(b.work, ignore_errors=True)
+    out = args.out or (tempfile.mkdtemp(prefix="fogate-bench-out-") if args.smoke else k.HERE)
+    os.makedirs(out, exist_ok=True)
+    benchreport.write(results, out)
+    b.log("results in %s" % out)
+
+
+if __name__ == "__main__":
+    main()

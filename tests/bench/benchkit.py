@@ -1,0 +1,230 @@
+"""benchkit: the processes of the benchmark and how they are measured.
+
+Starts the upstream (nginx with fixed bodies + sink.py for uploads), two fosims (one Entra
+audience each: the upstream's and the sink's), fogate and the nginx peer on free 127.0.0.1
+ports, each pinned with taskset; reads CPU time and memory from /proc; runs wrk and curl.
+Every wait has a deadline; every process is stopped by PID. The token given to the peer lives
+only in its config file inside the work directory, which is removed at the end."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import harness  # noqa: E402
+
+API_KEY = "bench-key-5e0c1d2b3a4f"            # client of /data (test value)
+UPLOAD_KEY = "bench-upload-key-9a8b7c6d"      # client of the import job (test value)
+SECRET_ENV = "FOGATE_BENCH_SECRET"
+PROXY_CPU = "0"                               # the proxy under test
+LOAD_CPU = "1"                                # load generators, upstream, simulators
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ENQUEUE_PATH = "/api/connector/enqueue/%s?entity=Customer%%20groups" % harness.IMPORT_JOB
+
+
+def fill(template, values):
+    """The template file's text with every @KEY@ replaced; fails on a placeholder left over."""
+    with open(os.path.join(HERE, template)) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@(?!NAME@)[A-Z_0-9]+@", text)
+    if left:
+        raise RuntimeError("%s: unfilled placeholders %s" % (template, left))
+    return text
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pin(pid, cpu):
+    """Pins every thread of pid to cpu (for processes started without taskset)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), {int(cpu)})
+
+
+class Stats:
+    """CPU and memory of one process, from /proc."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def cpu_s(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
+
+    def vm_kb(self, field):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise KeyError(field)
+
+    def reset_peak(self):
+        """Resets VmHWM to the current RSS (Linux >= 4.0)."""
+        with open("/proc/%d/clear_refs" % self.pid, "w") as f:
+            f.write("5")
+
+
+class Nginx:
+    """nginx from a template, master + one worker pinned to cpu; .stats is the worker's."""
+
+    def __init__(self, name, workdir, template, values, cpu):
+        self.name = name
+        self.port = harness.free_port()
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(workdir, name + "-tmp", d), exist_ok=True)
+        vals = dict(values, PORT=self.port, WORK=workdir,
+                    USER="user root;" if os.geteuid() == 0 else "")
+        self.conf = os.path.join(workdir, name + ".conf")
+        with open(self.conf, "w") as f:
+            f.write(fill(template, vals))
+        self.proc = harness.Proc(name, ["taskset", "-c", cpu, nginx_bin(), "-p", workdir,
+                                        "-c", self.conf], workdir)
+        harness.wait_port(self.port)
+        self.worker = harness.wait_until(self.find_worker, what=name + " worker")
+        self.stats = Stats(self.worker)
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def find_worker(self):
+        with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+            kids = [int(p) for p in f.read().split()]
+        return kids[0] if len(kids) == 1 else None
+
+    def stop(self):
+        return self.proc.stop(sig=signal.SIGQUIT)
+
+
+def nginx_bin():
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class Sink:
+    """sink.py on a free port, pinned to the load cpu."""
+
+    def __init__(self, workdir):
+        self.proc = harness.Proc("sink", [sys.executable, os.path.join(HERE, "sink.py")],
+                                 workdir, stdout_pipe=True)
+        self.port = json.loads(self.proc.read_line())["port"]
+        pin(self.proc.pid, LOAD_CPU)
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        return self.proc.stop()
+
+
+class Fogate:
+    """fogate pinned to the proxy cpu, its environment "bench" at the nginx upstream and
+    "upload" at the sink (one client each, so /data needs no X-Fogate-Environment); ready
+    once /readyz says its tokens are there."""
+
+    def __init__(self, workdir, fogate_bin, upstream, sink, sim_up, sim_sink):
+        self.port = harness.free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        cfg = json.loads(fill("fogate.json.in", {
+            "PORT": self.port, "UP_PORT": upstream.port, "SINK_PORT": sink.port,
+            "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID, "FOSIM": sim_up.base_url,
+            "SINK_FOSIM": sim_sink.base_url, "IMPORT_JOB": harness.IMPORT_JOB,
+            "EXPORT_JOB": harness.EXPORT_JOB, "API_KEY_SHA256": sha256(API_KEY),
+            "UPLOAD_KEY_SHA256": sha256(UPLOAD_KEY)}))
+        self.config = os.path.join(workdir, "fogate.json")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f, indent=1)
+        env = dict(os.environ)
+        env[SECRET_ENV] = harness.APP_SECRET
+        self.proc = harness.Proc("fogate", ["taskset", "-c", PROXY_CPU, fogate_bin, "-c",
+                                            self.config], workdir, env=env)
+        self.stats = Stats(self.proc.pid)
+        harness.wait_until(lambda: harness.request(self.base, "GET", "/readyz", timeout=2)
+                           .status == 200, what="fogate ready")
+
+    def stop(self):
+        return self.proc.stop()
+
+
+def start_sim(workdir, name, audience):
+    """A fosim whose Entra endpoint issues tokens for `audience`, pinned to the load cpu."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    sim = harness.start_fosim(d, harness.default_sim_config(audience=audience),
+                              extra_args=("--log-level", "warn"))
+    pin(sim.proc.pid, LOAD_CPU)
+    return sim
+
+
+def make_files(workdir, big_bytes):
+    """www/data/small (a 1 KiB JSON document) and www/data/big (big_bytes) for the upstream;
+    the big file is also the upload source. Returns the big file's path."""
+    data = os.path.join(workdir, "www", "data")
+    os.makedirs(data, exist_ok=True)
+    rows = [{"dataAreaId": "usmf", "CustomerGroupId": "%02d" % i,
+             "Description": "Wholesale customers %d" % i} for i in range(12)]
+    doc = json.dumps({"@odata.context": "https://d365.example/data/$metadata#CustomerGroups",
+                      "value": rows}, separators=(",", ":"))
+    doc = (doc + " " * 1024)[:1024] if len(doc) < 1024 else doc[:1024]
+    with open(os.path.join(data, "small"), "w") as f:
+        f.write(doc)
+    big = os.path.join(data, "big")
+    block = bytes(range(256)) * 4096                     # 1 MiB, not all zeros
+    with open(big, "wb") as f:
+        for _ in range(big_bytes // len(block)):
+            f.write(block)
+    return big
+
+
+# -- load generators ------------------------------------------------------------------
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(url, seconds, conns, headers=(), script=None, timeout_s=10):
+    """Runs wrk (1 thread, pinned to the load cpu) and returns requests, rps, p50/p90/p99 in
+    ms. Raises if any response was not 2xx/3xx or a socket error happened."""
+    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds,
+            "--latency", "--timeout", "%ds" % timeout_s]
+    for h in headers:
+        argv += ["-H", h]
+    if script:
+        argv += ["-s", script]
+    out = subprocess.run(argv + [url], capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError("wrk saw errors against %s:\n%s" % (url, out))
+    r = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for p in ("50", "90", "99"):
+        r["p" + p] = ms(re.search(r"\s%s%%\s+(\S+)" % p, out).group(1))
+    return r
+
+
+class PerfSyscalls:
+    """perf stat -e raw_syscalls:sys_enter attached to a pid (all its threads)."""
+
+    def __init__(self, pid, workdir):
+        self.out = os.path.join(workdir, "perf-%d.txt" % pid)
+        self.proc = subprocess.Popen(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter",
+                                      "-p", str(pid), "-o", self.out],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(10)
+        with open(self.out) as f:
+            for line in f:
+                if "raw_syscalls:sys_enter" in line:
+                    return int(line.split(",")[0])
+        raise RuntimeError("perf wrote no count")

@@ -1,0 +1,178 @@
+"""benchlegs: one measurement of one leg against one target (fogate, the nginx peer or the
+upstream directly). A target has .name, .base, .stats (benchkit.Stats) and .pid. Every
+function returns a flat dict of figures; it raises when the target misbehaved (non-2xx,
+short transfer), so a broken proxy never turns into a number."""
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import benchkit as k
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CURL_MAX_S = 300
+SLOW_RATE = 8 << 20            # bytes/s of the throttled client
+
+
+def small(t, seconds, conns=64):
+    """Closed-loop wrk on GET /data/small: rps, latency, CPU per request, utilisation."""
+    c0, w0 = t.stats.cpu_s(), time.monotonic()
+    r = k.wrk(t.base + "/data/small", seconds, conns, t.headers)
+    cpu, wall = t.stats.cpu_s() - c0, time.monotonic() - w0
+    return {"rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"],
+            "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall}
+
+
+def syscalls(t, seconds, workdir, conns=16):
+    """System calls per request of the target's process (all threads), by perf stat."""
+    perf = k.PerfSyscalls(t.pid, workdir)
+    try:
+        r = k.wrk(t.base + "/data/small", seconds, conns, t.headers)
+    finally:
+        n = perf.stop()
+    return {"syscalls_per_req": n / r["requests"]}
+
+
+def paced(t, seconds, conns=10):
+    """wrk paced to about 1,000 req/s (pace.lua): achieved rate and p50/p99 latency."""
+    r = k.wrk(t.base + "/data/small", seconds, conns, t.headers,
+              script=os.path.join(HERE, "pace.lua"))
+    return {"paced_rps": r["rps"], "paced_p50_ms": r["p50"], "paced_p99_ms": r["p99"]}
+
+
+# -- streaming ------------------------------------------------------------------------
+
+def curl_argv(t, size, upload):
+    argv = ["taskset", "-c", k.LOAD_CPU, "curl", "-sS", "--max-time", str(CURL_MAX_S),
+            "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{size_upload} %{time_total}"]
+    for h in t.headers_upload if upload else t.headers:
+        argv += ["-H", h]
+    if upload:
+        return argv + ["-H", "Expect:", "-X", "POST", "-T", upload, t.base + k.ENQUEUE_PATH]
+    return argv + [t.base + "/data/big"]
+
+
+class SlowClient(threading.Thread):
+    """One client that downloads (or uploads) through the target at SLOW_RATE until stopped."""
+
+    def __init__(self, t, upload_size=0):
+        super().__init__(daemon=True)
+        self.t, self.upload_size = t, upload_size
+        self.stop_ev = threading.Event()
+        self.moved = 0
+        self.error = None
+
+    def run(self):
+        port = int(self.t.base.rsplit(":", 1)[1])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                hdrs = "".join("%s\r\n" % h for h in
+                               (self.t.headers_upload if self.upload_size else self.t.headers))
+                if self.upload_size:
+                    s.sendall(("POST %s HTTP/1.1\r\nHost: bench\r\n%sContent-Length: %d\r\n\r\n"
+                               % (k.ENQUEUE_PATH, hdrs, self.upload_size)).encode())
+                else:
+                    s.sendall(("GET /data/big HTTP/1.1\r\nHost: bench\r\n%s\r\n" % hdrs).encode())
+                self.pump(s)
+        except OSError as e:
+            self.error = e
+
+    def pump(self, s):
+        block = bytes(64 << 10)
+        start = time.monotonic()
+        while not self.stop_ev.is_set() and time.monotonic() - start < CURL_MAX_S:
+            n = s.send(block) if self.upload_size else len(s.recv(64 << 10))
+            if n == 0:
+                return
+            self.moved += n
+            ahead = self.moved / SLOW_RATE - (time.monotonic() - start)
+            if ahead > 0:
+                self.stop_ev.wait(ahead)
+
+
+def transfers(t, n, size, upload=None, slow=False):
+    """n concurrent 1-file transfers (downloads, or uploads of the file `upload`), optionally
+    with one throttled client alongside. Returns aggregate MB/s (10^6 bytes) of the n and the
+    target's peak RSS (VmHWM, reset first) in MB."""
+    t.stats.reset_peak()
+    sc = SlowClient(t, size if upload else 0) if slow else None
+    if sc:
+        sc.start()
+        time.sleep(0.3)
+    procs = [subprocess.Popen(curl_argv(t, size, upload), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    total, longest = 0, 0.0
+    for p in procs:
+        out, err = p.communicate(timeout=CURL_MAX_S + 30)
+        code, down, up, secs = out.split()
+        moved = int(up if upload else down)
+        if p.returncode != 0 or code != "200" or moved != size:
+            raise RuntimeError("%s transfer failed: rc %d, %s, %s bytes: %s"
+                               % (t.name, p.returncode, code, moved, err.strip()))
+        total += moved
+        longest = max(longest, float(secs))
+    peak = t.stats.vm_kb("VmHWM") / 1024
+    res = {"mbps": total / longest / 1e6, "peak_rss_mb": peak}
+    if sc:
+        sc.stop_ev.set()
+        sc.join(10)
+        if sc.moved == 0:
+            raise RuntimeError("%s: the slow client moved nothing (%s)" % (t.name, sc.error))
+        res["slow_client_mb"] = sc.moved / 1e6
+    return res
+
+
+# -- idle connections -----------------------------------------------------------------
+
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed before a response head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError("unexpected response %r" % head[:80])
+    n = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
+    while len(body) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed inside a body")
+        body += chunk
+
+
+def idle(t, n):
+    """Opens n connections, one GET /data/small on each, keeps them open and idle: RSS
+    delta of the target per connection (bytes)."""
+    port = int(t.base.rsplit(":", 1)[1])
+    req = ("GET /data/small HTTP/1.1\r\nHost: bench\r\n%s\r\n"
+           % "".join("%s\r\n" % h for h in t.headers)).encode()
+    socks = []
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(req)
+        read_response(s)
+        s.close()
+        time.sleep(0.5)
+        rss0 = t.stats.vm_kb("VmRSS")
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(s)
+            s.sendall(req)
+            read_response(s)
+        time.sleep(1.0)
+        rss1 = t.stats.vm_kb("VmRSS")
+        for s in socks:       # all still open: the target did not drop an idle connection
+            s.setblocking(False)
+            try:
+                if s.recv(1) == b"":
+                    raise RuntimeError("%s closed an idle connection" % t.name)
+            except BlockingIOError:
+                pass
+    finally:
+        for s in socks:
+            s.close()
+    return {"idle_bytes_per_conn": (rss1 - rss0) * 1024 / n, "idle_conns": n}

@@ -1,0 +1,22 @@
+#!/bin/sh
+# run.sh: the fogate vs nginx benchmark in one command (see tests/bench/README.md).
+# Usage: tests/bench/run.sh [--smoke] [--out DIR] [BUILD_DIR]
+#   BUILD_DIR defaults to ./build (fogate at proxy/fogate, fosim at tests/sim/fosim).
+#   Without --smoke it writes tests/bench/results.{md,json,png} (about 10 minutes).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+args=""
+build="$here/../../build"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) args="$args --smoke" ;;
+        --out) args="$args --out $2"; shift ;;
+        *) build=$1 ;;
+    esac
+    shift
+done
+for tool in wrk nginx curl gnuplot perf taskset; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 2; }
+done
+exec /usr/bin/python3 "$here/bench.py" $args --fogate "$build/proxy/fogate" \
+    --fosim "$build/tests/sim/fosim"
