@@ -1,11 +1,11 @@
 /* fuzz_dlrewrite: libFuzzer target for proxy/dlrewrite.c (dequeue bodies from D365).
  * Invariants on every input: a rewrite keeps every byte before and after the value it
  * replaced, the new value starts with the public base URL, and the result is a valid JSON
- * document whenever the input was one (checked with jansson). With FUZZ_REPLAY_MAIN a main()
- * replays corpus files; a file named rewrite-* must be rewritten, keep-* must not. */
+ * document whenever the input was one (checked with jansson). Without libFuzzer, replay.c's
+ * main() replays corpus files; a file named rewrite-* must be rewritten, keep-* must not. */
 #include "dlrewrite.h"
+#include "replay.h"
 
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,6 @@
 #include <jansson.h>
 
 #define BASE "https://gw.example.com"
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static void fail(const char *why)
 {
@@ -55,26 +53,17 @@ static int one_input(const char *in, size_t len)
     return 1;
 }
 
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     one_input((const char *)data, size);
     return 0;
 }
 
-#ifdef FUZZ_REPLAY_MAIN
-static int replay_file(const char *dir, const char *name)
+/* Seeds named rewrite-* must be rewritten, keep-* left alone. */
+int replay_check(const char *name, const uint8_t *data, size_t size)
 {
-    char path[4096];
-    static char buf[1 << 20];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    int rewritten = one_input(buf, n);
+    int rewritten = one_input((const char *)data, size);
+
     if ((strncmp(name, "rewrite-", 8) == 0 && !rewritten) ||
         (strncmp(name, "keep-", 5) == 0 && rewritten)) {
         fprintf(stderr, "%s: unexpected result %d\n", name, rewritten);
@@ -82,26 +71,3 @@ static int replay_file(const char *dir, const char *name)
     }
     return 0;
 }
-
-int main(int argc, char **argv)
-{
-    int files = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        struct dirent *e;
-        if (!d) {
-            perror(argv[i]);
-            return 2;
-        }
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            files++;
-            failed += replay_file(argv[i], e->d_name) != 0;
-        }
-        closedir(d);
-    }
-    printf("%d corpus files replayed, %d failed\n", files, failed);
-    return failed || files == 0 ? 1 : 0;
-}
-#endif

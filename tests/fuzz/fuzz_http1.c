@@ -2,13 +2,13 @@
  * parsing, body decoding).
  * Invariant checked on every input: whatever http1 accepts, http_parser alone accepts too,
  * with the same method, target, framing, Content-Length and decoded body bytes.
- * Built with -DFOGATE_FUZZ=ON under clang it links libFuzzer; otherwise FUZZ_REPLAY_MAIN
- * adds a main() that replays corpus files, and a file named accept-* or reject-* must be
- * accepted or refused by http1 (body included). */
+ * Built with -DFOGATE_FUZZ=ON under clang it links libFuzzer; otherwise replay.c's main()
+ * replays corpus files, and a file named accept-* or reject-* must be accepted or refused
+ * by http1 (body included). */
 #include "h1body.h"
 #include "http1.h"
+#include "replay.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,30 +167,19 @@ static int one_input(const char *buf, size_t size)
     return check_body(&h, buf + start, end - start, size - start) == 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     (void)one_input((const char *)data, size);
     return 0;
 }
 
-#ifdef FUZZ_REPLAY_MAIN
-static int replay_file(const char *dir, const char *name)
+/* Seeds named accept-* must be accepted whole (body included), reject-* refused. */
+int replay_check(const char *name, const uint8_t *data, size_t size)
 {
-    char path[4096];
-    static char buf[1 << 20];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    int accepted = one_input(buf, n);
+    int accepted = one_input((const char *)data, size);
     bool want_accept = strncmp(name, "accept-", 7) == 0;
     bool want_reject = strncmp(name, "reject-", 7) == 0;
+
     if ((want_accept && !accepted) || (want_reject && accepted)) {
         fprintf(stderr, "%s: expected %s, got %s\n", name, want_accept ? "accept" : "reject",
                 accepted ? "accept" : "reject");
@@ -198,26 +187,3 @@ static int replay_file(const char *dir, const char *name)
     }
     return 0;
 }
-
-int main(int argc, char **argv)
-{
-    int files = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        struct dirent *e;
-        if (!d) {
-            perror(argv[i]);
-            return 2;
-        }
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            files++;
-            failed += replay_file(argv[i], e->d_name) != 0;
-        }
-        closedir(d);
-    }
-    printf("%d corpus files replayed, %d failed\n", files, failed);
-    return failed || files == 0 ? 1 : 0;
-}
-#endif

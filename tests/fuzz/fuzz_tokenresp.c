@@ -2,11 +2,11 @@
  * Input: an optional "NNN\n" status line (default 200), then the response body.
  * Checks the parser's invariants on every input and cross-checks a success against
  * jansson directly. Built with -DFOGATE_FUZZ=ON under clang it links libFuzzer; otherwise
- * FUZZ_REPLAY_MAIN adds a main() that replays corpus files, and a file named
- * <class>-* (e.g. ok-v1, wrong_secret-401) must parse to that class. */
+ * replay.c's main() replays corpus files, and a file named <class>-* (e.g. ok-v1,
+ * wrong_secret-401) must parse to that class. */
 #include "tokenresp.h"
+#include "replay.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +14,6 @@
 #include <jansson.h>
 
 #define NOW 1700000000LL
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static void fail(const char *why)
 {
@@ -105,13 +103,12 @@ static enum tokenresp_class one_input(const unsigned char *data, size_t size)
     return cls;
 }
 
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     one_input(data, size);
     return 0;
 }
 
-#ifdef FUZZ_REPLAY_MAIN
 /* The class a file name asks for ("ok-v1" -> "ok"), or NULL if it asks for none. */
 static const char *wanted_class(const char *name, char *buf, size_t cap)
 {
@@ -123,45 +120,16 @@ static const char *wanted_class(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-static int replay_file(const char *dir, const char *name)
+/* Seeds named <class>-* must parse to that class. */
+int replay_check(const char *name, const uint8_t *data, size_t size)
 {
-    char path[4096], want_buf[64];
-    static unsigned char buf[TOKENRESP_BODY_MAX * 2];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    const char *got = tokenresp_class_name(one_input(buf, n));
+    char want_buf[64];
+    const char *got = tokenresp_class_name(one_input(data, size));
     const char *want = wanted_class(name, want_buf, sizeof want_buf);
+
     if (want && strcmp(want, got) != 0) {
         fprintf(stderr, "%s: expected %s, got %s\n", name, want, got);
         return -1;
     }
     return 0;
 }
-
-int main(int argc, char **argv)
-{
-    int files = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            perror(argv[i]);
-            return 1;
-        }
-        for (struct dirent *e; (e = readdir(d));) {
-            if (e->d_name[0] == '.')
-                continue;
-            files++;
-            failed += replay_file(argv[i], e->d_name) != 0;
-        }
-        closedir(d);
-    }
-    printf("fuzz_tokenresp: %d files replayed, %d failed\n", files, failed);
-    return failed || files == 0 ? 1 : 0;
-}
-#endif
