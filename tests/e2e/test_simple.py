@@ -460,3 +460,16 @@ def test_openapi_documents_every_error_code():
     for path in ("/v1/jobs/{job}/messages:", "/v1/messages/{id}:", "/v1/messages/{id}/errors:",
                  "/v1/jobs/{job}/next:", "/v1/jobs/{job}/messages/{id}/ack:"):
         assert f"  {path}\n" in doc, path
+
+
+def test_download_cut_off_by_d365_is_never_a_short_file(gate, sim):
+    import http.client
+    data = os.urandom(200_000)
+    sim.feed_export(data)
+    sim.fault(endpoint="download", kind="truncate", bytes=50_000)
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        gate.req("POST", "/v1/jobs/customers-out/next")
+    assert count(sim, "download") >= 1
+    assert sim.counters()["acks"] == 0
+    # the connection was closed, fogate itself carries on
+    assert gate.req("POST", "/v1/jobs/customers-out/next").status == 204
