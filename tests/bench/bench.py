@@ -185,7 +185,7 @@ def machine_meta(args, p):
                 break
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "mode": args.mode, "params": p,
             "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "nginx": out(["nginx", "-v"]), "wrk": out(["wrk", "-v"]),
+            "nginx": out(["nginx", "-v"]), "wrk": " ".join(out(["wrk", "-v"]).split()[:2]),
             "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
             "pinning": "proxy under test on cpu %s; wrk, curl, upstream nginx, sink, fosim "
                        "and this driver on cpu %s" % (k.PROXY_CPU, k.LOAD_CPU)}

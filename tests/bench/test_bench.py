@@ -1,0 +1,64 @@
+"""Smoke run of the benchmark (tests/bench/bench.py --smoke): every leg runs against fogate
+and the nginx peer and yields figures; results.json/.md/.png are written. No timing
+threshold: this proves the benchmark works, not how fast fogate is."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import benchreport  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("bench-out"))
+    argv = [sys.executable, os.path.join(HERE, "bench.py"), "--smoke", "--out", out,
+            "--fogate", harness.require_bin("FOGATE_BIN"),
+            "--fosim", harness.require_bin("FOSIM_BIN")]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, "bench.py failed:\n" + r.stdout[-3000:] + r.stderr[-5000:]
+    with open(os.path.join(out, "results.json")) as f:
+        return out, json.load(f)
+
+
+def test_every_measured_metric_has_a_figure_for_both(results):
+    _, res = results
+    for _, rows in benchreport.LEGS:
+        for metric, _, _, _ in rows:
+            for target in ("fogate", "nginx"):
+                s = res["runs"][target].get(metric)
+                assert s is not None, (target, metric)
+                assert len(s["runs"]) >= 1 and s["min"] <= s["median"] <= s["max"]
+
+
+def test_figures_are_plausible(results):
+    _, res = results
+    for target in ("fogate", "nginx"):
+        r = res["runs"][target]
+        assert r["rps"]["median"] > 100, (target, r["rps"])
+        assert 0 < r["p50_ms"]["median"] <= r["p99_ms"]["median"]
+        assert r["cpu_us_per_req"]["median"] > 0
+        assert r["syscalls_per_req"]["median"] >= 2       # at least a read and a write
+        assert 500 < r["paced_rps"]["median"] < 1100      # the pacing works
+        for s, _ in benchreport.STREAMS:
+            assert r[s + "_mbps"]["median"] > 1, (target, s)
+            assert r[s + "_peak_rss_mb"]["median"] > 0.5
+        assert r["idle_conns"]["median"] == res["meta"]["params"]["idle"]
+    assert res["runs"]["direct"]["rps"]["median"] > 100
+
+
+def test_reports_are_written(results):
+    out, res = results
+    with open(os.path.join(out, "results.md")) as f:
+        md = f.read()
+    assert "## Targets" in md and "| fogate | nginx | fogate/nginx |" in md
+    assert "## 3. Dequeue through the ack ledger" in md
+    assert res["ledger"]["status"] and res["ledger"]["reason"]
+    with open(os.path.join(out, "results.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
