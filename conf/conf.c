@@ -175,9 +175,14 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     j->activity_id_raw = dup_opt(f, o, "activity_id");
     j->entity = dup_opt(f, o, "entity");
     j->company = dup_opt(f, o, "company");
+    j->project = dup_opt(f, o, "project");
     j->direction = str_is(o, "direction", "export") ? CONF_DIR_EXPORT : CONF_DIR_IMPORT;
-    if (!j->name || !j->activity_id_raw) {
+    if (!j->name) {
         f->oom = true;
+        return 0;
+    }
+    if (!j->activity_id_raw) { /* a package job: confcheck requires project then */
+        j->activity_id[0] = '\0';
         return 0;
     }
     if (guid_canonical(j->activity_id_raw, strlen(j->activity_id_raw), j->activity_id) < 0) {
@@ -434,6 +439,7 @@ static void job_cleanup(struct conf_job *j)
     free(j->name);
     free(j->env_name);
     free(j->activity_id_raw);
+    free(j->project);
     free(j->entity);
     free(j->company);
 }

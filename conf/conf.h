@@ -58,6 +58,8 @@ struct conf_job {
     char activity_id[GUID_CANON_SIZE]; /* canonical: lower-case, no braces, 36 chars */
     char *entity;                /* owned; NULL when not configured (data-package jobs) */
     char *company;               /* owned; NULL when not configured */
+    char *project;               /* owned; data project (definitionGroupId) of a package
+                                    job (package API); NULL for recurring jobs */
     enum conf_direction direction;
 };
 

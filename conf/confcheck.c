@@ -303,6 +303,15 @@ static int check_job(struct conf *conf, size_t idx, struct conf_error *err)
         return conferr_fail(err, path, "no environment named \"%s\" (defined: %s)", j->env_name,
                             names[0] ? names : "none");
     }
+    conferr_pathf(path, sizeof path, "jobs.%s.%s", j->name, j->project ? "project" : "activity_id");
+    if (!j->activity_id_raw && !j->project)
+        return conferr_fail(err, path, "required key is missing (or set project for a "
+                            "package job)");
+    if (j->activity_id_raw && j->project)
+        return conferr_fail(err, path, "set activity_id (a recurring data job) or project "
+                            "(a package job), not both");
+    if (j->project)
+        return 0;
     conferr_pathf(path, sizeof path, "jobs.%s.activity_id", j->name);
     for (size_t i = 0; i < idx; i++)
         if (strcmp(conf->jobs[i].activity_id, j->activity_id) == 0)

@@ -77,9 +77,13 @@ static const struct key env_keys[] = {
 static const struct key job_keys[] = {
     DESCRIPTION,
     REQ("environment", T_STRING, "Name of the environment (a key of `environments`)."),
-    REQ("activity_id", T_STRING,
+    OPT("activity_id", T_STRING,
         "Activity ID of the recurring data job in D365, a GUID. Braces, `%7B`/`%7D` and any "
-        "case are accepted here and from clients."),
+        "case are accepted here and from clients. Required unless `project` is set."),
+    OPT("project", T_STRING,
+        "Makes this a package job (package API, `/v1/packages/...`): the data project name "
+        "(definitionGroupId) imported into or exported from. Set this or `activity_id`, "
+        "not both."),
     OPT("entity", T_STRING,
         "Data entity name sent as `entity=` on enqueue, e.g. `Customer groups`. Omit for "
         "data-package jobs."),
