@@ -99,10 +99,10 @@ class Bench:
         p = self.p
         for rep in range(p["reps"]):
             self.log("small requests, repetition %d/%d" % (rep + 1, p["reps"]))
-            self.runs.add("direct", legs.small(self.direct, p["secs"]))
+            self.runs.add("direct", legs.small(self.direct, p["secs"], self.direct.base))
             self.runs.add("direct", legs.paced(self.direct, p["paced_secs"]))
             for t in self.order(rep):
-                self.runs.add(t.name, legs.small(t, p["secs"]))
+                self.runs.add(t.name, legs.small(t, p["secs"], self.direct.base))
                 self.runs.add(t.name, legs.paced(t, p["paced_secs"]))
                 self.runs.add(t.name, legs.syscalls(t, p["syscall_secs"], self.work))
 

@@ -10,19 +10,29 @@ import threading
 import time
 
 import benchkit as k
+import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CURL_MAX_S = 300
 SLOW_RATE = 8 << 20            # bytes/s of the throttled client
 
 
-def small(t, seconds, conns=64):
-    """Closed-loop wrk on GET /data/small: rps, latency, CPU per request, utilisation."""
-    c0, w0 = t.stats.cpu_s(), time.monotonic()
+def upstream_accepts(upstream):
+    """Connections the upstream nginx has accepted so far (stub_status)."""
+    r = harness.request(upstream, "GET", "/_status", timeout=10)
+    return int(r.body.split(b"\n")[2].split()[0])
+
+
+def small(t, seconds, upstream, conns=64):
+    """Closed-loop wrk on GET /data/small: rps, latency, CPU per request, utilisation, and
+    new upstream connections per request (keep-alive to the upstream works: near 0)."""
+    a0, c0, w0 = upstream_accepts(upstream), t.stats.cpu_s(), time.monotonic()
     r = k.wrk(t.base + "/data/small", seconds, conns, t.headers)
     cpu, wall = t.stats.cpu_s() - c0, time.monotonic() - w0
+    a1 = upstream_accepts(upstream)
     return {"rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"],
-            "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall}
+            "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall,
+            "upstream_conns_per_req": (a1 - a0 - 1) / r["requests"]}
 
 
 def syscalls(t, seconds, workdir, conns=16):

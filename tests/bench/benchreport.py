@@ -13,6 +13,7 @@ SMALL = [
     ("cpu_us_per_req", "proxy CPU per request (utime+stime)", "µs", "lower"),
     ("cpu_util", "proxy CPU use during the run (1 = one core)", "cores", None),
     ("syscalls_per_req", "proxy system calls per request", "calls", "lower"),
+    ("upstream_conns_per_req", "new upstream connections per request", "conns", "lower"),
     ("paced_rps", "paced run: achieved rate", "req/s", None),
     ("paced_p50_ms", "paced ~1,000 req/s: latency p50", "ms", "lower"),
     ("paced_p99_ms", "paced ~1,000 req/s: latency p99", "ms", "lower"),

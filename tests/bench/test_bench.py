@@ -46,6 +46,7 @@ def test_figures_are_plausible(results):
         assert r["cpu_us_per_req"]["median"] > 0
         assert r["syscalls_per_req"]["median"] >= 2       # at least a read and a write
         assert 500 < r["paced_rps"]["median"] < 1100      # the pacing works
+        assert r["upstream_conns_per_req"]["median"] < 0.05  # keep-alive to the upstream
         for s, _ in benchreport.STREAMS:
             assert r[s + "_mbps"]["median"] > 1, (target, s)
             assert r[s + "_peak_rss_mb"]["median"] > 0.5
