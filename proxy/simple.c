@@ -52,6 +52,16 @@ bool simple_owns(const struct http1_head *h)
            (h->path_len == 3 || h->target[3] == '/');
 }
 
+uint64_t simple_body_limit(const struct conf *conf, const struct http1_head *h)
+{
+    struct simpleroute r;
+
+    if (h->method == HTTP_POST &&
+        simpleroute_match(h->target, h->path_len, &r) == SIMPLEROUTE_ENQUEUE)
+        return conf->limits.max_enqueue_bytes;
+    return conf->limits.max_body_bytes;
+}
+
 /* ---- answers and lifetime ---- */
 
 struct conn_req *simple_req_take(struct simple_req *r)
@@ -317,6 +327,14 @@ static bool route_ok(struct simple_req *r, const struct http1_head *h)
     }
     if (!simpleroute_allows(r->route.allow, h->method_name)) {
         reply_method_not_allowed(simple_req_take(r), r->route.allow);
+        return false;
+    }
+    if (h->framing == HTTP1_BODY_LENGTH &&
+        h->content_length > simple_body_limit(r->s->conf, h)) {
+        simple_req_error(r, 413, "body_too_large", "the request body is over %s (%llu bytes)",
+                         r->route.kind == SIMPLEROUTE_ENQUEUE ? "max_enqueue_bytes"
+                                                              : "max_body_bytes",
+                         (unsigned long long)simple_body_limit(r->s->conf, h));
         return false;
     }
     return true;

@@ -7,6 +7,7 @@
 #define FOGATE_SIMPLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -29,6 +30,11 @@ void simple_free(struct simple *s);
 
 /* True iff `h`'s path is under /v1 (the caller then hands the request to simple_handle). */
 bool simple_owns(const struct http1_head *h);
+
+/* The largest request body the simple API takes for `h`: limits.max_enqueue_bytes for an
+ * enqueue (POST /v1/jobs/{job}/messages), limits.max_body_bytes otherwise. Pure; for a
+ * router that refuses announced bodies before dispatching. */
+uint64_t simple_body_limit(const struct conf *conf, const struct http1_head *h);
 
 /* Serves a /v1 request of `client` (authenticated by the caller; borrowed from the conf
  * given last). Answers now or later; registers on_gone on `req` when it answers later. */

@@ -175,11 +175,6 @@ void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job)
         simple_req_error(r, 400, "empty_body", "the request body is the file to enqueue");
         return;
     }
-    if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
-        simple_req_error(r, 413, "body_too_large", "the file is over max_enqueue_bytes "
-                         "(%zu bytes)", limit);
-        return;
-    }
     if (!(r->pending = evbuffer_new())) {
         simple_req_error(r, 500, "internal", "out of memory");
         return;

@@ -26,6 +26,7 @@ OTHER_JOB = "0f8fad5b-d9cb-469f-a165-70867728950e"
 GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 ENQUEUE_LIMIT = 1_000_000
+BODY_LIMIT = 100_000  # other routes; an enqueue may be larger
 
 
 def sha(key):
@@ -60,7 +61,7 @@ def fogate_config(sim, port):
             "one": {"api_key_sha256": sha(KEY1), "jobs": ["groups-in", "customers-out"]},
             "two": {"api_key_sha256": sha(KEY2), "jobs": ["other-out"]},
         },
-        "limits": {"max_enqueue_bytes": ENQUEUE_LIMIT, "max_body_bytes": 4_000_000},
+        "limits": {"max_enqueue_bytes": ENQUEUE_LIMIT, "max_body_bytes": BODY_LIMIT},
         "timeouts": {"shutdown_grace_ms": 3000},
     }
 
@@ -361,6 +362,15 @@ def test_enqueue_passes_file_name_entity_and_company(gate, sim):
     assert r.status == 400 and r.json()["code"] == "empty_body"
     r = gate.req("POST", "/v1/jobs/groups-in/messages", b"a", headers={"X-File-Name": ""})
     assert r.status == 400 and r.json()["code"] == "bad_file_name"
+
+
+def test_enqueue_limit_is_max_enqueue_bytes_not_max_body_bytes(gate, sim):
+    data = b"CUSTGROUPID\n" + b"1234567\n" * ((ENQUEUE_LIMIT - 20) // 8)
+    assert BODY_LIMIT < len(data) <= ENQUEUE_LIMIT
+    doc = enqueue(gate, data)
+    assert GUID_RE.match(doc["message_id"])
+    r = gate.req("POST", "/v1/jobs/customers-out/next", b"x" * (BODY_LIMIT + 1))
+    assert r.status == 413, r
 
 
 def test_enqueue_is_not_resent_after_a_d365_failure(gate, sim):
