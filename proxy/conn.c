@@ -641,6 +641,11 @@ void conn_req_end(struct conn_req *req)
     leave(c);
 }
 
+void conn_req_close_after(struct conn_req *req)
+{
+    req->conn->closing = true;
+}
+
 void conn_req_drop_body(struct conn_req *req)
 {
     struct conn *c = req->conn;

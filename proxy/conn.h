@@ -116,6 +116,10 @@ int conn_req_write(struct conn_req *req, const char *data, size_t len);
  * closes the connection instead, so the client sees an error. */
 void conn_req_end(struct conn_req *req);
 
+/* The connection closes after this request's response (e.g. a 413 whose body is never
+ * read). Call before answering. */
+void conn_req_close_after(struct conn_req *req);
+
 /* Stops delivering the request body to its sink (no on_end follows) when the answer is
  * complete before the body: the rest is not read and the connection closes after the
  * response. A no-op when no body is being read. */

@@ -427,6 +427,7 @@ void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct p
     struct conn_req_events ev = { .on_gone = on_gone, .on_drained = on_drained, .arg = p };
     conn_req_set_events(req, &ev);
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > rt->body_limit) {
+        conn_req_close_after(req);
         fail_reply(p, 413, "body_too_large", "the request body is larger than allowed here", 0);
         return;
     }

@@ -216,6 +216,15 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
     const char *id;
     size_t id_len;
 
+    bool conn_route = routes_parse_connector(h->target, h->path_len, &op, &id, &id_len) == 0;
+    uint64_t limit = conn_route && op == ROUTES_ENQUEUE ? d->conf->limits.max_enqueue_bytes
+                                                        : d->conf->limits.max_body_bytes;
+    if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
+        /* before authentication and routing: nothing of the body is read */
+        conn_req_close_after(req);
+        reply_error(req, 413, "body_too_large", "the request body is larger than allowed");
+        return;
+    }
     if (path_is(h, "/healthz")) {
         if (get_or_head(req, h))
             reply_json(req, 200, ok, sizeof ok - 1);
@@ -225,7 +234,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
     } else if (path_is(h, "/admin/status")) {
         if (get_or_head(req, h))
             route_admin(d, req);
-    } else if (routes_parse_connector(h->target, h->path_len, &op, &id, &id_len) == 0) {
+    } else if (conn_route) {
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {
         route_data(d, req, h);

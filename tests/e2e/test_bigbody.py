@@ -24,7 +24,7 @@ RSS_LIMIT_KB = 32 * 1024
 def rss_limit():
     with open(os.environ["FOGATE_BIN"], "rb") as f:
         asan = b"__asan_init" in f.read()
-    return RSS_LIMIT_KB * 8 if asan else RSS_LIMIT_KB
+    return RSS_LIMIT_KB * 4 if asan else RSS_LIMIT_KB
 
 
 def pattern(i):

@@ -183,7 +183,7 @@ def test_connection_close_is_honoured(front):
 
 def test_404_shape(front):
     s = front.connect()
-    s.sendall(request("/api/connector/enqueue/x?token=abc"))
+    s.sendall(request("/no/such/route?token=abc"))
     r = Reader(s).next()
     assert r.status == 404 and r.header("content-type") == "application/json"
     body = r.json()
