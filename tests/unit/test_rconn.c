@@ -7,11 +7,16 @@
 #include "rbackoff.h"
 #include "rconn.h"
 #include "rdeadline.h"
-#include "rconn/server.h"
+#include "testproc.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define SLACK_MS 250 /* allowed lateness of a timeout callback on a busy 2-core machine */
 
@@ -39,7 +44,7 @@ static void on_call(void *arg, enum rconn_result res, const redictReply *r)
 
     c->n++;
     c->res = res;
-    c->done_ms = srv_now_ms();
+    c->done_ms = testproc_now_ms();
     c->type = r ? r->type : -1;
     if (r && r->type == REDICT_REPLY_INTEGER)
         c->integer = r->integer;
@@ -61,8 +66,8 @@ static void spin_ms(int ms)
 /* Runs the loop until cond holds or ms pass; evaluates to cond. */
 #define WAIT_FOR(cond, ms)                                                 \
     ({                                                                     \
-        long long end_ = srv_now_ms() + (ms);                              \
-        while (!(cond) && srv_now_ms() < end_)                             \
+        long long end_ = testproc_now_ms() + (ms);                              \
+        while (!(cond) && testproc_now_ms() < end_)                             \
             spin_ms(5);                                                    \
         (cond);                                                            \
     })
@@ -97,21 +102,21 @@ static struct call run(struct rconn *c, const char *fmt, const char *a1, const c
 {
     struct call k = { 0 };
 
-    k.sent_ms = srv_now_ms();
+    k.sent_ms = testproc_now_ms();
     CHECK(rconn_command(c, on_call, &k, 2000, fmt, a1, a2) == 0);
     WAIT_FOR(k.n > 0, 3000);
     CHECK(k.n == 1);
     return k;
 }
 
-static int start_plain(struct srv *s, const char *extra1, const char *extra2)
+static int start_plain(struct testproc *s, const char *extra1, const char *extra2)
 {
     char port[16];
-    int p = srv_free_port();
+    int p = testproc_free_port();
     const char *args[] = { "--port", port, extra1, extra2, NULL };
 
     snprintf(port, sizeof(port), "%d", p);
-    return srv_start(s, p, tmpdir, args) == 0 ? p : -1;
+    return testproc_start_redis(s, p, tmpdir, args) == 0 ? p : -1;
 }
 
 /* ---- pure helpers ---- */
@@ -184,7 +189,7 @@ static void on_state(void *arg, bool up)
 
 static void test_basic(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     char sock[300];
     struct call k[300];
 
@@ -250,7 +255,7 @@ static void test_basic(void)
     rconn_free(NULL);
     rconn_free(c);
     CHECK(state_changes == 1); /* free does not report a state change */
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 static struct rconn *connect_auth(int port, const char *user, const char *pw)
@@ -279,7 +284,7 @@ static void check_refused(struct rconn *c, const char *expect)
 
 static void test_auth(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     int port = start_plain(&s, "--requirepass", PW_REQ);
     CHECK(port > 0);
 
@@ -302,14 +307,14 @@ static void test_auth(void)
     check_refused(connect_auth(port, "fogate", PW_BAD), "WRONGPASS");
     check_refused(connect_auth(port, NULL, NULL), "NOAUTH");
     rconn_free(c);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 /* Queues n GETs with timeout_ms each into k[]. */
 static void send_gets(struct rconn *c, struct call *k, int n, int timeout_ms)
 {
     for (int i = 0; i < n; i++) {
-        k[i] = (struct call){ .sent_ms = srv_now_ms() };
+        k[i] = (struct call){ .sent_ms = testproc_now_ms() };
         CHECK(rconn_command(c, on_call, &k[i], timeout_ms, "GET %s", "k") == 0);
     }
 }
@@ -331,7 +336,7 @@ static bool timed_out_in_time(const struct call *k, int n, int timeout_ms)
 
 static void test_stall(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     struct call a[5], b[4], l[2], late = { 0 };
     int port = start_plain(&s, NULL, NULL);
     struct rconn_options o = opts_tcp(port);
@@ -379,12 +384,12 @@ static void test_stall(void)
         once = once && b[i].n == 1;
     CHECK(once && l[0].n == 1 && l[1].n == 1 && nc.n == 1);
     rconn_free(c);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 static void test_restart(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     int port = start_plain(&s, NULL, NULL);
     char portstr[16];
     struct rconn_options o = opts_tcp(port);
@@ -393,7 +398,7 @@ static void test_restart(void)
     state_changes = 0;
     rconn_set_state_cb(c, on_state, NULL);
     CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
-    srv_stop(&s, SIGKILL);
+    testproc_stop(&s, SIGKILL);
     CHECK(WAIT_FOR(!is_up(c), 1000));
     CHECK(state_changes == 2 && !last_state);
     CHECK(health(c).last_error[0] != '\0');
@@ -412,12 +417,12 @@ static void test_restart(void)
 
     snprintf(portstr, sizeof(portstr), "%d", port);
     const char *args[] = { "--port", portstr, NULL };
-    CHECK(srv_start(&s, port, tmpdir, args) == 0);
+    CHECK(testproc_start_redis(&s, port, tmpdir, args) == 0);
     CHECK(WAIT_FOR(is_up(c), 3000));
     CHECK(state_changes == 3 && last_state && health(c).connects == 2);
     CHECK_STR(run(c, "PING", NULL, NULL).str, "PONG");
     rconn_free(c);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 /* A resolver knowing `names` (from a hosts file) and a nameserver that never answers, so
@@ -448,7 +453,7 @@ static struct evdns_base *make_dns(const char *names)
 
 static void test_resolver(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     int port = start_plain(&s, NULL, NULL);
     struct evdns_base *dns = make_dns("redis.fogate.test");
     struct rconn_options o = opts_tcp(port);
@@ -474,7 +479,7 @@ static void test_resolver(void)
     rconn_free(c);
     spin_ms(1000); /* abandoned lookups time out inside evdns and free themselves */
     evdns_base_free(dns, 0);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 struct stat_q {
@@ -505,7 +510,7 @@ static long long stat_calls(struct rconn *c, const char *cmd)
 
 static void test_eval(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     int port = start_plain(&s, NULL, NULL);
     struct rconn_options o = opts_tcp(port);
     struct rconn *c = rconn_new(base, &o);
@@ -546,7 +551,7 @@ static void test_eval(void)
     CHECK(e1.n == 1 && e2.n == 1 && e3.n == 1 && e4.n == 1 && e5.n == 1);
     CHECK(rconn_evalv(c, &incr, on_call, &e5, 0, 2, 1, argv, lens) == -1); /* nkeys > argc */
     rconn_free(c);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 static const char *cert_dir(char *buf, size_t len)
@@ -579,10 +584,10 @@ static struct rconn *connect_tls(int port, const char *name, const char *ca)
 static void test_tls(void)
 {
     char dir[512], port[16], cert[300], key[300], ca[300];
-    struct srv s = { 0 };
-    int p = srv_free_port();
+    struct testproc s = { 0 };
+    int p = testproc_free_port();
 
-    CHECK(srv_sh("sh '%s/make-certs.sh' '%s'", cert_dir(dir, sizeof(dir)), tmpdir) == 0);
+    CHECK(testproc_sh("sh '%s/make-certs.sh' '%s'", cert_dir(dir, sizeof(dir)), tmpdir) == 0);
     snprintf(port, sizeof(port), "%d", p);
     snprintf(cert, sizeof(cert), "%s/server.crt", tmpdir);
     snprintf(key, sizeof(key), "%s/server.key", tmpdir);
@@ -590,7 +595,7 @@ static void test_tls(void)
     const char *args[] = { "--port", "0", "--tls-port", port, "--tls-cert-file", cert,
                            "--tls-key-file", key, "--tls-ca-cert-file", ca,
                            "--tls-auth-clients", "no", "--requirepass", PW_REQ, NULL };
-    CHECK(srv_start(&s, p, tmpdir, args) == 0);
+    CHECK(testproc_start_redis(&s, p, tmpdir, args) == 0);
 
     struct rconn *c = connect_tls(p, "localhost", "ca.crt");
     CHECK(c != NULL && WAIT_FOR(is_up(c), 3000));
@@ -618,7 +623,7 @@ static void test_tls(void)
     check_refused(connect_tls(p, "localhost", "other-ca.crt"), "verify failed");
     check_refused(connect_tls(p, "localhost", NULL), "verify failed"); /* system store */
     CHECK(connect_tls(p, "localhost", "missing-ca.crt") == NULL);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 static struct rconn *requeue_target;
@@ -632,7 +637,7 @@ static void on_cancel_requeue(void *arg, enum rconn_result res, const redictRepl
 
 static void test_free_pending(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     struct call k[10], ev = { 0 }, ov[5], nc[3];
     struct rconn_script sc;
     int port = start_plain(&s, NULL, NULL);
@@ -666,19 +671,19 @@ static void test_free_pending(void)
     kill(s.pid, SIGCONT);
 
     /* Failures not delivered yet are cancelled too, exactly once. */
-    struct rconn_options dead = opts_tcp(srv_free_port());
+    struct rconn_options dead = opts_tcp(testproc_free_port());
     struct rconn *d = rconn_new(base, &dead);
     send_gets(d, nc, 3, 1000);
     rconn_free(d);
     CHECK(nc[0].n == 1 && nc[0].res == RCONN_CANCELLED && nc[2].n == 1);
     spin_ms(100);
     CHECK(k[0].n == 1 && nc[0].n == 1 && ov[0].n == 1);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 static void test_reply_cap(void)
 {
-    struct srv s = { 0 };
+    struct testproc s = { 0 };
     int port = start_plain(&s, NULL, NULL);
     struct rconn_options o = opts_tcp(port);
     struct rconn *c = rconn_new(base, &o);
@@ -697,7 +702,7 @@ static void test_reply_cap(void)
     CHECK_STR(run(small, "PING", NULL, NULL).str, "PONG");
     rconn_free(small);
     rconn_free(c);
-    srv_stop(&s, SIGTERM);
+    testproc_stop(&s, SIGTERM);
 }
 
 /* The log must name the errors and never carry a password. */
@@ -755,6 +760,6 @@ int main(void)
         close(dns_hole);
     event_free(keep);
     event_base_free(base);
-    srv_rmtree(tmpdir);
+    testproc_rmtree(tmpdir);
     return check_done();
 }

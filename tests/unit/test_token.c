@@ -13,11 +13,15 @@
 #include "tokenblob.h"
 #include "tokenshare.h"
 #include "token/evtransport.h"
-#include "token/procs.h"
+#include "testproc.h"
 
 #include <event2/event.h>
-#include <ftw.h>
 #include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 _Static_assert(TOKEN_SHARE_OK == TOKENSHARE_OK && TOKEN_SHARE_MISS == TOKENSHARE_MISS &&
@@ -41,7 +45,7 @@ static struct event_base *base;
 static char dir[] = "/tmp/fogate-test-token-XXXXXX";
 static char sim_conf_path[600], secret_path[600], key_path[600], cert_path[600], log_path[600];
 static const char *fosim_bin;
-static struct t_proc sim; /* the main fosim */
+static struct testproc sim; /* the main fosim */
 static struct tx tx;
 static FILE *logfile;
 
@@ -56,8 +60,8 @@ static void spin_ms(int ms)
 
 #define WAIT_FOR(cond, ms)                                                  \
     ({                                                                      \
-        long long end_ = t_now_ms() + (ms);                                 \
-        while (!(cond) && t_now_ms() < end_)                                \
+        long long end_ = testproc_now_ms() + (ms);                                 \
+        while (!(cond) && testproc_now_ms() < end_)                                \
             spin_ms(5);                                                     \
         (cond);                                                             \
     })
@@ -76,7 +80,7 @@ static void write_file(const char *path, const char *content, mode_t mode)
 static json_t *sim_call(int port, const char *method, const char *path, const char *body)
 {
     char out[65536];
-    int st = t_http(port, method, path, body, out, sizeof(out));
+    int st = testproc_http(port, method, path, body, out, sizeof(out));
     CHECK(st >= 200 && st < 300);
     return json_loads(out, 0, NULL);
 }
@@ -95,9 +99,9 @@ static long sim_tokens(int port)
     return n;
 }
 
-static int start_sim(struct t_proc *p, int port)
+static int start_sim(struct testproc *p, int port)
 {
-    return t_start_fosim(p, fosim_bin, sim_conf_path, dir, port);
+    return testproc_start_fosim(p, fosim_bin, sim_conf_path, dir, port);
 }
 
 /* The JWT's claims (new reference) or NULL. */
@@ -424,7 +428,7 @@ static void test_waiters(void)
     o.max_waiters = 3;
     int cancels = tx.cancels;
     struct token_mgr *m = token_mgr_new(base, c, &o);
-    long long t0 = t_now_ms();
+    long long t0 = testproc_now_ms();
     CHECK(token_get(m, "prod", 300, on_got, &g[0], &v, NULL) == TOKEN_PENDING);
     CHECK(token_get(m, "prod", 5000, on_got, &g[1], &v, &h1) == TOKEN_PENDING && h1);
     CHECK(token_get(m, "prod", 5000, on_got, &g[2], &v, NULL) == TOKEN_PENDING);
@@ -432,7 +436,7 @@ static void test_waiters(void)
     CHECK(token_get(m, "prod", 0, on_got, &g[3], &v, NULL) == TOKEN_UNAVAILABLE);
     token_cancel(h1);
     CHECK(WAIT_FOR(g[0].n == 1, 1000));
-    CHECK(g[0].st == TOKEN_UNAVAILABLE && t_now_ms() - t0 >= 280);
+    CHECK(g[0].st == TOKEN_UNAVAILABLE && testproc_now_ms() - t0 >= 280);
     spin_ms(100);
     CHECK(tx.in_flight == 1 && g[2].n == 0);
     token_mgr_free(m);
@@ -549,9 +553,9 @@ static void test_failure_classes(void)
 /* Nothing listens at first; fosim comes up on that port later. */
 static void test_endpoint_down_at_start(void)
 {
-    struct t_proc late = { 0 };
+    struct testproc late = { 0 };
     struct token_view v;
-    int port = t_free_port();
+    int port = testproc_free_port();
     struct conf *c = make_conf(port, 0, CRED_FILE);
     struct token_options o = opts();
     struct token_mgr *m = token_mgr_new(base, c, &o);
@@ -572,13 +576,13 @@ static void test_endpoint_down_at_start(void)
     CHECK(counter(m, "failures") >= 2);
     CHECK(count_log("warn", "token fetch failed", "unreachable") == 1);
     CHECK(start_sim(&late, port) == 0);
-    long long t0 = t_now_ms();
+    long long t0 = testproc_now_ms();
     CHECK(WAIT_FOR(ready(m), BACKOFF_CAP + 2000));
-    CHECK(t_now_ms() - t0 <= BACKOFF_CAP + 500); /* within one (capped) backoff interval */
+    CHECK(testproc_now_ms() - t0 <= BACKOFF_CAP + 500); /* within one (capped) backoff interval */
     CHECK(count_log("info", "token fetch recovered", NULL) >= 1);
     token_mgr_free(m);
     conf_free(c);
-    t_stop(&late);
+    testproc_stop(&late, SIGTERM);
 }
 
 /* A wrong secret: not ready, growing backoff, one error line; fixed by a reload. */
@@ -595,9 +599,9 @@ static void test_wrong_secret_and_reload(void)
     struct token_options o = opts();
     int posts = tx.posts;
     struct token_mgr *m = token_mgr_new(base, c, &o);
-    for (long long end = t_now_ms() + 8000; n < 6 && t_now_ms() < end; spin_ms(2))
+    for (long long end = testproc_now_ms() + 8000; n < 6 && testproc_now_ms() < end; spin_ms(2))
         if (tx.posts - posts > n)
-            at[n++] = t_now_ms();
+            at[n++] = testproc_now_ms();
     CHECK(n == 6);
     /* Equal-jitter backoff 200 * 2^k ms: intervals in [100,200), [200,400), [400,800), ... */
     CHECK(at[3] - at[2] > at[1] - at[0] && at[4] - at[3] > at[2] - at[1]);
@@ -639,8 +643,8 @@ static void test_refresh_failure_keeps_token(void)
     CHECK(first_token(m, tok, sizeof(tok), NULL) == 0);
     sim_post(sim.port, "/_sim/faults", "{\"endpoint\": \"token\", \"kind\": \"status\", "
                                       "\"status\": 503}");
-    long long end = t_now_ms() + 9000;
-    while (t_now_ms() < end && get_now(m, &v, tok, sizeof(tok)) == TOKEN_OK) {
+    long long end = testproc_now_ms() + 9000;
+    while (testproc_now_ms() < end && get_now(m, &v, tok, sizeof(tok)) == TOKEN_OK) {
         expired += claim_int(tok, "exp") <= (long long)time(NULL);
         kept += counter(m, "failures") > 0;
         spin_ms(50);
@@ -670,7 +674,7 @@ static void test_refresh_ahead(void)
     struct token_options o = opts();
     struct token_mgr *m = token_mgr_new(base, c, &o);
     CHECK(first_token(m, tok, sizeof(tok), NULL) == 0);
-    for (long long end = t_now_ms() + 20000; t_now_ms() < end; spin_ms(50)) {
+    for (long long end = testproc_now_ms() + 20000; testproc_now_ms() < end; spin_ms(50)) {
         if (get_now(m, &v, tok, sizeof(tok)) != TOKEN_OK) {
             not_ok++;
             continue;
@@ -709,11 +713,6 @@ static void test_logs_clean(void)
     if (f)
         fclose(f);
     CHECK(lines > 10 && leaks == 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
 }
 
 static int setup(void)
@@ -772,12 +771,12 @@ int main(void)
     test_dead_lock_holder();
     test_redis_down();
     test_logs_clean();
-    t_stop(&sim);
+    testproc_stop(&sim, SIGTERM);
     event_base_free(base);
     log_set_stream(stderr);
     fclose(logfile);
     if (!check_failed)
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        testproc_rmtree(dir);
     else
         fprintf(stderr, "kept %s\n", dir);
     return check_done();

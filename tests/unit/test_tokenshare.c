@@ -8,10 +8,14 @@
 #include "seal.h"
 #include "tokenblob.h"
 #include "tokenshare.h"
-#include "token/procs.h"
+#include "testproc.h"
 
 #include <event2/event.h>
-#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define TOKEN "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwOi8vc2VjcmV0LXRva2VuIn0.c2lnbmF0dXJl"
 #define NAME "prod:0123456789abcdef"
@@ -48,8 +52,8 @@ static void spin_ms(int ms)
 
 #define WAIT_FOR(cond, ms)                                                  \
     ({                                                                      \
-        long long end_ = t_now_ms() + (ms);                                 \
-        while (!(cond) && t_now_ms() < end_)                                \
+        long long end_ = testproc_now_ms() + (ms);                                 \
+        while (!(cond) && testproc_now_ms() < end_)                                \
             spin_ms(5);                                                     \
         (cond);                                                             \
     })
@@ -282,7 +286,7 @@ static void test_nothing_plaintext(struct tokenshare *ts, struct rconn *c, const
 }
 
 /* Pending operations complete after tokenshare_free; Redis down gives ERROR. */
-static void test_free_and_down(struct t_proc *redis, struct rconn *c)
+static void test_free_and_down(struct testproc *redis, struct rconn *c)
 {
     struct tokenshare *ts = tokenshare_new(c, "other:", 500);
     struct res r = { 0 }, down = { 0 };
@@ -291,7 +295,7 @@ static void test_free_and_down(struct t_proc *redis, struct rconn *c)
     CHECK(wait_res(&r) == TOKENSHARE_MISS);
 
     ts = tokenshare_new(c, NULL, 500);
-    t_stop(redis);
+    testproc_stop(redis, SIGTERM);
     struct rconn_health h = { .connected = true };
     CHECK(WAIT_FOR((rconn_get_health(c, &h), !h.connected), 3000));
     CHECK(get(ts, NAME, &down) == TOKENSHARE_ERROR);
@@ -301,14 +305,9 @@ static void test_free_and_down(struct t_proc *redis, struct rconn *c)
     tokenshare_free(ts);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 int main(void)
 {
-    struct t_proc redis = { 0 };
+    struct testproc redis = { 0 };
     unsigned char key[SEAL_KEY_LEN];
 
     signal(SIGPIPE, SIG_IGN);
@@ -316,7 +315,7 @@ int main(void)
     for (size_t i = 0; i < sizeof(key); i++)
         key[i] = (unsigned char)(i * 7 + 3);
     test_script_sha();
-    if (!mkdtemp(tmpdir) || !(base = event_base_new()) || t_start_redis(&redis, tmpdir, 0)) {
+    if (!mkdtemp(tmpdir) || !(base = event_base_new()) || testproc_start_redis_plain(&redis, tmpdir)) {
         CHECK(!"redis-server could not be started");
         return check_done();
     }
@@ -333,7 +332,7 @@ int main(void)
     test_free_and_down(&redis, c);
     rconn_free(c);
     event_base_free(base);
-    t_stop(&redis);
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    testproc_stop(&redis, SIGTERM);
+    testproc_rmtree(tmpdir);
     return check_done();
 }

@@ -108,13 +108,13 @@ static void check_redis_clean(struct rconn *rc, const char *tok)
 /* Two instances on one Redis with 5 s tokens: one token request per refresh for both. */
 static void test_shared_two_instances(void)
 {
-    struct t_proc redis = { 0 };
+    struct testproc redis = { 0 };
     struct inst a = { 0 }, b = { 0 };
     char ta[4096], tb[4096];
     struct token_view va, vb;
     int not_ok = 0, expired = 0;
 
-    CHECK(t_start_redis(&redis, dir, 0) == 0);
+    CHECK(testproc_start_redis_plain(&redis, dir) == 0);
     sim_post(sim.port, "/_sim/reset", "{}");
     sim_post(sim.port, "/_sim/config", "{\"token_lifetime\": 5}");
     struct conf *c = make_conf(sim.port, 0, CRED_FILE);
@@ -129,7 +129,7 @@ static void test_shared_two_instances(void)
     CHECK(get_now(b.m, &vb, tb, sizeof(tb)) == TOKEN_OK);
     CHECK(strcmp(ta, tb) == 0);
     check_redis_clean(a.rc, ta);
-    for (long long end = t_now_ms() + 12000; t_now_ms() < end; spin_ms(50)) {
+    for (long long end = testproc_now_ms() + 12000; testproc_now_ms() < end; spin_ms(50)) {
         int oka = get_now(a.m, &va, ta, sizeof(ta)) == TOKEN_OK;
         int okb = get_now(b.m, &vb, tb, sizeof(tb)) == TOKEN_OK;
         not_ok += !oka + !okb;
@@ -151,7 +151,7 @@ static void test_shared_two_instances(void)
     check_redis_clean(b.rc, tb);
 
     /* Redis goes away: an instance keeps working on its own. */
-    t_stop(&redis);
+    testproc_stop(&redis, SIGTERM);
     CHECK(WAIT_FOR(!connected(a.rc), 3000));
     CHECK(get_now(a.m, &va, ta, sizeof(ta)) == TOKEN_OK);
     CHECK(token_invalidate(a.m, "prod", va.generation) == 1);
@@ -171,12 +171,12 @@ static void on_lock_result(void *arg, int result, const char *val, size_t len)
 /* A lock holder that died without publishing: its lease runs out and we take over. */
 static void test_dead_lock_holder(void)
 {
-    struct t_proc redis = { 0 };
+    struct testproc redis = { 0 };
     struct inst a = { 0 };
     int locked = -1;
     char name[TOKENBLOB_NAME_MAX + 1], url[64];
 
-    CHECK(t_start_redis(&redis, dir, 0) == 0);
+    CHECK(testproc_start_redis_plain(&redis, dir) == 0);
     sim_post(sim.port, "/_sim/reset", "{}");
     struct conf *c = make_conf(sim.port, 0, CRED_FILE);
     inst_connect(&a, redis.port, true);
@@ -184,23 +184,23 @@ static void test_dead_lock_holder(void)
     CHECK(tokenblob_name("prod", TENANT, APP_ID, url, name, sizeof(name)) == 0);
     CHECK(tokenshare_lock(a.ts, name, "dead-instance", 1000, on_lock_result, &locked) == 0);
     CHECK(WAIT_FOR(locked != -1, 2000) && locked == TOKENSHARE_OK);
-    long long t0 = t_now_ms();
+    long long t0 = testproc_now_ms();
     inst_start(&a, c);
     spin_ms(600);
     CHECK(!ready(a.m) && sim_tokens(sim.port) == 0); /* waiting for the holder */
     CHECK(WAIT_FOR(ready(a.m), 3000));
-    CHECK(t_now_ms() - t0 >= 900);
+    CHECK(testproc_now_ms() - t0 >= 900);
     CHECK(sim_tokens(sim.port) == 1 && counter(a.m, "fetches") == 1);
     inst_free(&a);
     conf_free(c);
-    t_stop(&redis);
+    testproc_stop(&redis, SIGTERM);
 }
 
 /* No Redis at all: each instance fetches for itself. */
 static void test_redis_down(void)
 {
     struct inst a = { 0 }, b = { 0 };
-    int port = t_free_port();
+    int port = testproc_free_port();
 
     sim_post(sim.port, "/_sim/reset", "{}");
     struct conf *c = make_conf(sim.port, 0, CRED_FILE);
