@@ -12,6 +12,7 @@
 #include "log.h"
 #include "reply.h"
 #include "routes.h"
+#include "package.h"
 #include "simple.h"
 #include "token.h"
 #include "tokenwire.h"
@@ -34,6 +35,7 @@ struct app {
     struct tokenwire *tokens;       /* owned */
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
+    struct package *package;        /* owned: the package API */
     struct event *sigterm;          /* owned */
     struct event *sigint;           /* owned */
     struct event *sighup;           /* owned */
@@ -65,7 +67,7 @@ static void on_request(struct conn_req *req, void *arg)
     struct routes_deps d = { .conf = app->conf, .uc = app->uc,
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
-                             .simple = app->simple };
+                             .simple = app->simple, .package = app->package };
 
     routes_dispatch(&d, req);
 }
@@ -121,6 +123,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
     simple_set_conf(app->simple, n);
+    package_set_conf(app->package, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
 }
@@ -166,7 +169,9 @@ struct app *app_new(struct conf *conf)
         app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
     if (app->uc)
         app->simple = simple_new(app->base, app->uc, conf);
-    if (!app->server || !app->simple || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
+    if (app->simple)
+        app->package = package_new(app->base, app->uc, app->up, conf);
+    if (!app->server || !app->simple || !app->package || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
         !add_signal(app, &app->sigint, SIGINT, on_signal) ||
         !add_signal(app, &app->sighup, SIGHUP, on_reload)) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
@@ -205,6 +210,7 @@ void app_free(struct app *app)
         return;
     conn_server_free(app->server); /* requests in flight cancel their upcalls */
     simple_free(app->simple);
+    package_free(app->package);
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

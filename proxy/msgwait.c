@@ -23,7 +23,7 @@ struct entry {
     struct msgwait *mw;          /* borrowed */
     struct entry *prev, *next;   /* registry list */
     char *env;                   /* owned */
-    char id[GUID_CANON_SIZE];
+    char id[256];
     struct d365_call *poll;      /* owned while in flight */
     struct event *timer;         /* owned: next poll */
     struct msgwait_waiter *waiters;
@@ -70,6 +70,9 @@ struct msgwait *msgwait_new(struct event_base *base, struct upcall_ctx *ctx,
     mw->o.max_interval_ms = mw->o.max_interval_ms ? mw->o.max_interval_ms : 5000;
     mw->o.fresh_ms = mw->o.fresh_ms ? mw->o.fresh_ms : 500;
     mw->o.max_waiters = mw->o.max_waiters ? mw->o.max_waiters : 10000;
+    mw->o.action = mw->o.action ? mw->o.action : "GetMessageStatus";
+    mw->o.param = mw->o.param ? mw->o.param : "messageId";
+    mw->o.is_final = mw->o.is_final ? mw->o.is_final : d365parse_status_final;
     return mw;
 }
 
@@ -152,7 +155,7 @@ static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct entry *e = arg;
     struct d365_err err = { .status = 500, .code = "internal",
-                            .message = "cannot start a GetMessageStatus call" };
+                            .message = "cannot start a status call" };
     struct msgwait_result r = { .ok = false, .err = &err };
     struct msgwait_waiter *all;
 
@@ -202,15 +205,16 @@ static void on_poll(void *arg, const struct d365_result *dr)
     struct msgwait *mw = e->mw;
     struct msgwait_result r = { 0 };
     struct msgwait_waiter *all;
+    const char *not_yet = NULL;
 
     e->poll = NULL;
-    if (dr->ok) {
+    if (dr->ok || (mw->o.not_yet && (not_yet = mw->o.not_yet(&dr->err)))) {
         free(e->last);
-        e->last = strdup(dr->value);
-        e->last_final = d365parse_status_final(dr->value);
+        e->last = strdup(dr->ok ? dr->value : not_yet);
+        e->last_final = dr->ok && mw->o.is_final(dr->value);
         e->last_at = now_s();
         r.ok = true;
-        r.status = dr->value;
+        r.status = dr->ok ? dr->value : not_yet;
         r.final = e->last_final;
         if (!r.final)
             return after_progress(e, &r);
@@ -228,7 +232,7 @@ static int start_poll(struct entry *e)
 {
     struct d365_cbs cbs = { .on_result = on_poll, .arg = e };
 
-    e->poll = d365_action(e->mw->ctx, e->env, "GetMessageStatus", "messageId", e->id, &cbs);
+    e->poll = d365_action(e->mw->ctx, e->env, e->mw->o.action, e->mw->o.param, e->id, &cbs);
     if (!e->poll)
         return -1;
     e->mw->polls++;

@@ -29,6 +29,14 @@ struct msgwait_opts {
     unsigned max_interval_ms;    /* the pause grows by half up to this; 0 = 5000 */
     unsigned fresh_ms;           /* a result this young serves a new waiter; 0 = 500 */
     size_t max_waiters;          /* over it msgwait_add refuses; 0 = 10000 */
+    /* What is polled (the package API polls executions): all static; NULL = the default. */
+    const char *action;          /* OData action; NULL = "GetMessageStatus" */
+    const char *param;           /* its one parameter; NULL = "messageId" */
+    bool (*is_final)(const char *status); /* NULL = d365parse_status_final */
+    /* A failed poll that means "no status yet" (e.g. "Execution details were not found"
+     * right after an export): returns the status to report instead (not final), or NULL
+     * for a real failure. NULL = every failed poll is a failure. */
+    const char *(*not_yet)(const struct d365_err *err);
 };
 
 /* What a waiter's callback gets (borrowed, valid during the callback). */
@@ -49,7 +57,8 @@ struct msgwait *msgwait_new(struct event_base *base, struct upcall_ctx *ctx,
 /* Cancels every poll and frees every waiter without calling back. NULL is a no-op. */
 void msgwait_free(struct msgwait *mw);
 
-/* Asks for the status of message `id` (canonical GUID) in environment `env` (both
+/* Asks for the status of message `id` (canonical GUID, or any id under 256 bytes for
+ * another action) in environment `env` (both
  * copied). wait_ms 0: the current status (one poll, or a fresh shared result). Otherwise
  * the answer comes when the status is final or wait_ms has passed. The callback runs from
  * the event loop, never before this returns. Returns the waiter (valid until its callback

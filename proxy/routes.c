@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "passthru.h"
 #include "reply.h"
+#include "package.h"
 #include "simple.h"
 #include "token.h"
 #include "upcall.h"
@@ -218,6 +219,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
 
     bool conn_route = routes_parse_connector(h->target, h->path_len, &op, &id, &id_len) == 0;
     uint64_t limit = conn_route && op == ROUTES_ENQUEUE ? d->conf->limits.max_enqueue_bytes
+                     : package_is_import(h)             ? d->conf->limits.max_package_bytes
                                                         : d->conf->limits.max_body_bytes;
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
         /* before authentication and routing: nothing of the body is read */
@@ -238,6 +240,10 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {
         route_data(d, req, h);
+    } else if (package_owns(h)) {
+        const struct conf_client *client;
+        if (authenticate(d, req, h, &client))
+            package_handle(d->package, req, client);
     } else if (simple_owns(h)) {
         const struct conf_client *client;
         if (authenticate(d, req, h, &client))

@@ -11,6 +11,7 @@
 #include "conn.h"
 
 struct conf;
+struct package;
 struct simple;
 struct token_mgr;
 struct upcall_ctx;
@@ -22,6 +23,7 @@ struct routes_deps {
     struct token_mgr *tm;
     bool token_shared;             /* tokens shared through Redis */
     struct simple *simple;         /* the simple API (/v1/...) */
+    struct package *package;       /* the package API (/v1/packages, /v1/executions) */
 };
 
 /* Handles one request (answers it, or hands it to a handler that answers later). */

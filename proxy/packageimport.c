@@ -1,0 +1,461 @@
+/* packageimport: POST /v1/packages/import. GetAzureWriteUrl, then the client's body is
+ * streamed to the SAS URL (one Put Blob, x-ms-blob-type: BlockBlob, no bearer token) while
+ * its SHA-256 is computed, then ImportFromPackage runs through the environment's queue:
+ *   body --> [Idempotency-Key done?] -- yes --> hash only --> same: first id / else 422
+ *              | no
+ *   GetAzureWriteUrl --> Put Blob (streamed) --> queue (one per environment)
+ *              --> ImportFromPackage (never retried, long timeout) --> 202
+ * A client that leaves during the upload stops it; once uploaded, the import goes on. */
+#include "packagereq.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the per-environment queue ---- */
+
+static struct package_queue *queue_get(struct package *p, const char *env)
+{
+    struct package_queue *q;
+
+    for (q = p->queues; q; q = q->next)
+        if (strcmp(q->env, env) == 0)
+            return q;
+    if (!(q = calloc(1, sizeof *q)) || !(q->env = strdup(env))) {
+        free(q);
+        return NULL;
+    }
+    q->next = p->queues;
+    p->queues = q;
+    return q;
+}
+
+static void run_import(struct package_req *r);
+
+static void queue_next(struct package *p, const char *env)
+{
+    struct package_queue *q = queue_get(p, env);
+    struct package_req *r;
+
+    while (q && !q->running && (r = q->head)) {
+        q->head = r->qnext;
+        if (!q->head)
+            q->tail = NULL;
+        r->qnext = NULL;
+        q->running = r;
+        run_import(r);
+    }
+}
+
+static void on_imported(void *arg, const struct upcall_done *d)
+{
+    struct package_req *r = arg;
+    struct package_queue *q = queue_get(r->p, r->env);
+    struct d365_err err;
+    json_t *o;
+
+    r->import = NULL;
+    r->queued = false;
+    if (q && q->running == r)
+        q->running = NULL;
+    if (d->st == UPCALL_FAILED && d->transport == UPSTREAM_TIMEOUT) {
+        /* D365 keeps going (reference §4.7): never re-send; the status tells */
+        o = package_req_accepted(r);
+        json_object_set_new(o, "note", json_string("ImportFromPackage did not answer in "
+                                                   "time; poll the execution's status"));
+        package_req_json(r, 202, o);
+    } else if (d->st != UPCALL_OK || d->status != 200) {
+        d365_error_from(d, "ImportFromPackage", &err);
+        package_req_fail(r, &err);
+    } else {
+        package_req_json(r, 202, package_req_accepted(r));
+    }
+    queue_next(r->p, r->env);
+    package_req_settle(r);
+}
+
+static void run_import(struct package_req *r)
+{
+    static const char *const headers[] = { "Accept: application/json",
+                                           "Content-Type: application/json; charset=utf-8" };
+    json_t *b = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "packageUrl", r->blob_url,
+                          "definitionGroupId", r->project, "executionId", r->exec_id,
+                          "execute", r->execute, "overwrite", r->overwrite,
+                          "legalEntityId", r->company);
+    char *body = b ? json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct upcall_req req = {
+        .env = r->env, .method = "POST", .headers = headers, .n_headers = 2,
+        .path_query = "/data/DataManagementDefinitionGroups/"
+                      "Microsoft.Dynamics.DataEntities.ImportFromPackage",
+        .retry = UPCALL_RETRY_NONE, .body = body, .body_len = body ? strlen(body) : 0,
+        .max_response_bytes = 1024 * 1024,
+        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms },
+    };
+    struct upcall_cbs cbs = { .on_done = on_imported, .arg = r };
+
+    json_decref(b);
+    r->import = body ? upcall_start(r->p->ctx, &req, &cbs) : NULL;
+    free(body);
+    if (!r->import) {
+        struct package_queue *q = queue_get(r->p, r->env);
+        if (q)
+            q->running = NULL;
+        r->queued = false;
+        package_req_error(r, 500, "internal", "cannot start the ImportFromPackage call");
+    }
+}
+
+static void enqueue_import(struct package_req *r)
+{
+    struct package_queue *q = queue_get(r->p, r->env);
+
+    if (!q) {
+        package_req_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    r->queued = true;
+    if (q->tail)
+        q->tail->qnext = r;
+    else
+        q->head = r;
+    q->tail = r;
+    queue_next(r->p, r->env);
+}
+
+/* ---- the upload ---- */
+
+static void push_pending(struct package_req *r)
+{
+    while (r->xfer && evbuffer_get_length(r->pending) > 0) {
+        size_t n = evbuffer_get_length(r->pending), room = upstream_send_space(r->xfer), took;
+        if (room == 0)
+            return;
+        n = n < room ? n : room;
+        took = upstream_send(r->xfer, evbuffer_pullup(r->pending, (ev_ssize_t)n), n);
+        evbuffer_drain(r->pending, took);
+        if (took == 0)
+            return;
+    }
+}
+
+static void on_send_space(void *arg)
+{
+    struct package_req *r = arg;
+
+    push_pending(r);
+    if (evbuffer_get_length(r->pending) > 0 || !r->xfer)
+        return;
+    if (r->body_eof)
+        upstream_send_eof(r->xfer);
+    else if (r->req && r->body_reading)
+        conn_req_resume_body(r->req);
+}
+
+static void drop_key(struct package_req *r)
+{
+    if (r->idem_key[0] && !r->replay)
+        packageidem_drop(r->p->idem, r->job, r->idem_key);
+    r->idem_key[0] = '\0';
+}
+
+static void on_blob_done(void *arg, const struct upstream_done *d)
+{
+    struct package_req *r = arg;
+    unsigned char sha[32];
+
+    r->xfer = NULL;
+    if (d->result == UPSTREAM_OK && d->status == 201 && r->body_eof) {
+        r->uploaded = true;
+        EVP_DigestFinal_ex(r->sha, sha, NULL);
+        if (r->idem_key[0])
+            packageidem_complete(r->p->idem, r->job, r->idem_key, sha);
+        enqueue_import(r);
+    } else {
+        drop_key(r);
+        if (d->result != UPSTREAM_OK)
+            package_req_error(r, 502, "blob_unreachable", "the package upload to blob "
+                              "storage failed: %s", upstream_result_name(d->result));
+        else
+            package_req_error(r, 502, "blob_upload_failed", "blob storage answered %d to the "
+                              "package upload (an expired SAS answers 403)", d->status);
+    }
+    package_req_settle(r);
+}
+
+static void start_upload(struct package_req *r)
+{
+    static const char *const headers[] = { "x-ms-blob-type: BlockBlob",
+                                           "Content-Type: application/zip" };
+    const struct http1_head *h = conn_req_head(r->req);
+    struct upstream_req req = { .method = "PUT", .url = r->blob_url, .headers = headers,
+                                .n_headers = 2, .body_len = (int64_t)h->content_length };
+    struct upstream_cbs cbs = { .on_send_space = on_send_space, .on_done = on_blob_done,
+                                .arg = r };
+
+    r->xfer = upstream_start(r->p->up, &req, &cbs);
+    if (!r->xfer) {
+        drop_key(r);
+        package_req_error(r, 502, "d365_bad_answer", "D365's blob URL is not usable");
+        return;
+    }
+    on_send_space(r);
+}
+
+static void on_write_url(void *arg, const struct d365_result *res)
+{
+    struct package_req *r = arg;
+
+    r->call = NULL;
+    if (!res->ok) {
+        drop_key(r);
+        package_req_fail(r, &res->err);
+    } else if (!(r->blob_url = packagename_write_url(res->value))) {
+        drop_key(r);
+        package_req_error(r, 502, "d365_bad_answer", "GetAzureWriteUrl gave no BlobUrl");
+    } else if (r->req) {
+        start_upload(r);
+    }
+    package_req_settle(r);
+}
+
+/* ---- the client's body ---- */
+
+static void finish_replay(struct package_req *r)
+{
+    unsigned char sha[32];
+    json_t *o;
+
+    EVP_DigestFinal_ex(r->sha, sha, NULL);
+    if (memcmp(sha, r->replay_sha, 32) != 0) {
+        package_req_error(r, 422, "idempotency_key_reused", "this Idempotency-Key was used "
+                          "for a different package");
+        return;
+    }
+    o = package_req_accepted(r);
+    json_object_set_new(o, "replayed", json_true());
+    package_req_json(r, 202, o);
+}
+
+static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
+{
+    struct package_req *r = arg;
+    size_t took = 0;
+
+    if (r->responded)
+        return 0;
+    EVP_DigestUpdate(r->sha, data, len);
+    if (r->replay)
+        return 0;
+    if (r->xfer && evbuffer_get_length(r->pending) == 0)
+        took = upstream_send(r->xfer, data, len);
+    if (took < len) {
+        if (evbuffer_add(r->pending, data + took, len - took) < 0)
+            return -1;
+        conn_req_pause_body(req);
+    }
+    return 0;
+}
+
+static void on_body_end(struct conn_req *req, bool ok, void *arg)
+{
+    struct package_req *r = arg;
+
+    r->body_reading = false;
+    if (ok && !r->responded) {
+        r->body_eof = true;
+        if (r->replay)
+            finish_replay(r);
+        else if (r->xfer && evbuffer_get_length(r->pending) == 0)
+            upstream_send_eof(r->xfer);
+        if (!r->replay)
+            return;
+    }
+    if (!ok)
+        drop_key(r);
+    conn_req_set_events(req, NULL);
+    r->req = NULL;
+    r->responded = true;
+    d365_cancel(r->call);
+    r->call = NULL;
+    upstream_abort(r->xfer);
+    r->xfer = NULL;
+    package_req_settle(r);
+}
+
+/* ---- start ---- */
+
+static int flag(struct package_req *r, const char *name, bool dflt, bool *out)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    char v[8];
+    int n = simpleroute_query(h->target, h->target_len, name, v, sizeof v);
+
+    *out = dflt;
+    if (n < 0 && n != -2)
+        return 0;
+    if (n > 0 && (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)) {
+        *out = v[0] == 't';
+        return 0;
+    }
+    package_req_error(r, 400, "bad_query", "%s must be true or false", name);
+    return -1;
+}
+
+/* Company from the file name when neither ?company= nor the job gives one. */
+static int company(struct package_req *r)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    const struct http1_header *f = http1_header_find(h, "X-File-Name");
+    char name[256];
+
+    if (r->company[0] || !f)
+        return 0;
+    snprintf(name, sizeof name, "%.*s", (int)(f->value_len < 255 ? f->value_len : 255),
+             f->value);
+    if (packagename_company(name, r->company, sizeof r->company) < 0) {
+        package_req_error(r, 400, "company_required", "no ?company=, no company on the job, "
+                          "and the file name has no <COMPANY>_ prefix");
+        return -1;
+    }
+    return 0;
+}
+
+/* Idempotency-Key: reserve it, or switch to replay mode, or answer. */
+static int idempotency(struct package_req *r)
+{
+    const struct http1_header *k = http1_header_find(conn_req_head(r->req), "Idempotency-Key");
+    const char *first = NULL;
+    const unsigned char *sha = NULL;
+
+    if (!k)
+        return 0;
+    if (k->value_len == 0 || k->value_len >= sizeof r->idem_key) {
+        package_req_error(r, 400, "bad_idempotency_key", "Idempotency-Key must be 1 to %zu "
+                          "bytes", sizeof r->idem_key - 1);
+        return -1;
+    }
+    memcpy(r->idem_key, k->value, k->value_len);
+    r->idem_key[k->value_len] = '\0';
+    switch (packageidem_begin(r->p->idem, r->job, r->idem_key, r->exec_id, now_s(), &first,
+                              &sha)) {
+    case PACKAGEIDEM_NEW:
+        return 0;
+    case PACKAGEIDEM_DONE:
+        r->replay = true;
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", first);
+        memcpy(r->replay_sha, sha, 32);
+        return 0;
+    case PACKAGEIDEM_PENDING:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 409, "idempotency_key_in_use", "an import with this "
+                          "Idempotency-Key is still uploading");
+        return -1;
+    case PACKAGEIDEM_FULL:
+        break;
+    }
+    r->idem_key[0] = '\0';
+    package_req_error(r, 503, "idempotency_store_full", "too many Idempotency-Keys remembered");
+    return -1;
+}
+
+static int check_body(struct package_req *r)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    size_t limit = r->p->conf->limits.max_package_bytes;
+
+    if (h->framing != HTTP1_BODY_LENGTH) {
+        package_req_error(r, h->framing == HTTP1_BODY_NONE ? 400 : 411, "length_required",
+                          "send the package with a Content-Length");
+        return -1;
+    }
+    if (h->content_length == 0 || h->content_length > limit) {
+        package_req_error(r, h->content_length ? 413 : 400, h->content_length ?
+                          "body_too_large" : "empty_body", "the package must be 1 to %zu "
+                          "bytes (max_package_bytes)", limit);
+        return -1;
+    }
+    return 0;
+}
+
+void packageimport_start(struct package_req *r, const struct conf_job *job)
+{
+    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+    struct d365_cbs cbs = { .on_result = on_write_url, .arg = r };
+    char unique[PACKAGENAME_EXEC_MAX + 8];
+
+    (void)job;
+    if (check_body(r) < 0 || company(r) < 0 || flag(r, "execute", true, &r->execute) < 0 ||
+        flag(r, "overwrite", false, &r->overwrite) < 0 || idempotency(r) < 0)
+        return;
+    if (!(r->pending = evbuffer_new()) || !(r->sha = EVP_MD_CTX_new()) ||
+        EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
+        drop_key(r);
+        package_req_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(unique, sizeof unique, "%s.zip", r->exec_id);
+    if (!r->replay &&
+        !(r->call = d365_action(r->p->ctx, r->env, "GetAzureWriteUrl", "uniqueFileName",
+                                unique, &cbs))) {
+        drop_key(r);
+        package_req_error(r, 500, "internal", "cannot start the GetAzureWriteUrl call");
+        return;
+    }
+    conn_req_set_body_limit(r->req, r->p->conf->limits.max_package_bytes);
+    r->body_reading = conn_req_read_body(r->req, &sink) == 0;
+    if (!r->body_reading) {
+        drop_key(r);
+        package_req_error(r, 500, "internal", "cannot read the request body");
+    } else if (!r->replay) {
+        conn_req_pause_body(r->req); /* until the blob transfer exists */
+    }
+}
+
+void packageimport_cancel(struct package_req *r)
+{
+    d365_cancel(r->call);
+    r->call = NULL;
+    upstream_abort(r->xfer);
+    r->xfer = NULL;
+    if (!r->uploaded)
+        drop_key(r);
+}
+
+void packageimport_stop(struct package_req *r)
+{
+    struct package_queue *q = r->env ? queue_get(r->p, r->env) : NULL;
+
+    packageimport_cancel(r);
+    upcall_cancel(r->import);
+    r->import = NULL;
+    for (struct package_req **pp = q ? &q->head : NULL; pp && *pp; pp = &(*pp)->qnext)
+        if (*pp == r) {
+            *pp = r->qnext;
+            break;
+        }
+    if (q) {
+        q->tail = NULL;
+        for (struct package_req *w = q->head; w; w = w->qnext)
+            q->tail = w;
+        if (q->running == r)
+            q->running = NULL;
+    }
+    r->queued = false;
+    if (r->pending)
+        evbuffer_free(r->pending);
+    r->pending = NULL;
+    EVP_MD_CTX_free(r->sha);
+    r->sha = NULL;
+    free(r->blob_url);
+    r->blob_url = NULL;
+}

@@ -1,0 +1,94 @@
+/* packagereq: the package API's shared state and per-request object, internal to
+ * package.c (routes, executions, export) and packageimport.c (the import flow).
+ * Invariant: a package_req is freed exactly once, when nothing (D365 call, blob transfer,
+ * wait, body sink, import queue, connection event) can reach it any more. */
+#ifndef FOGATE_PACKAGEREQ_H
+#define FOGATE_PACKAGEREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <openssl/evp.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "d365.h"
+#include "msgwait.h"
+#include "package.h"
+#include "packageidem.h"
+#include "packagename.h"
+#include "simpleroute.h"
+
+#define PACKAGE_WAIT_MAX_S 60           /* cap on ?wait= */
+#define PACKAGE_IDEM_MAX 10000          /* Idempotency-Key records kept */
+#define PACKAGE_IDEM_TTL_S 86400        /* how long a key is remembered */
+
+struct package_req;
+
+/* Imports waiting for (or running) ImportFromPackage on one environment. */
+struct package_queue {
+    struct package_queue *next;
+    char *env;                          /* owned */
+    struct package_req *running;        /* borrowed: its ImportFromPackage is in flight */
+    struct package_req *head, *tail;    /* borrowed: waiting, in arrival order */
+};
+
+struct package {
+    struct event_base *base;            /* borrowed */
+    struct upcall_ctx *ctx;             /* borrowed */
+    struct upstream *up;                /* borrowed */
+    const struct conf *conf;            /* borrowed: the current snapshot */
+    struct msgwait *mw;                 /* owned: GetExecutionSummaryStatus polls */
+    struct packageidem *idem;           /* owned */
+    struct package_queue *queues;       /* owned list */
+    struct package_req *reqs;           /* borrowed list of live requests (for free) */
+};
+
+struct package_req {
+    struct package *p;                  /* borrowed */
+    struct package_req *prev, *next;    /* p->reqs */
+    struct package_req *qnext;          /* its queue's waiting list */
+    struct conn_req *req;               /* borrowed; NULL once answered or gone */
+    char *env;                          /* owned */
+    char job[SIMPLEROUTE_NAME_MAX];
+    char project[256];
+    char company[64];
+    char exec_id[PACKAGENAME_EXEC_MAX];
+    char idem_key[PACKAGEIDEM_KEY_MAX];  /* "" without Idempotency-Key */
+    bool execute, overwrite;
+    struct d365_call *call;             /* owned while in flight */
+    struct upcall *import;              /* owned while ImportFromPackage is in flight */
+    struct upstream_xfer *xfer;         /* owned while a blob transfer runs */
+    struct msgwait_waiter *waiter;      /* owned while waiting */
+    struct evbuffer *pending;           /* owned: body bytes the blob had no room for */
+    EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming */
+    char *blob_url;                     /* owned: the SAS URL (a secret: never logged) */
+    bool queued;                        /* on a queue (waiting or running) */
+    bool body_reading, body_eof, responded, replay, uploaded;
+    unsigned char replay_sha[32];
+};
+
+/* Answers `r` with a D365 failure / a fogate error / 2xx JSON (`o` stolen). */
+void package_req_fail(struct package_req *r, const struct d365_err *e);
+void package_req_error(struct package_req *r, int status, const char *code, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+void package_req_json(struct package_req *r, int status, json_t *o);
+
+/* Frees `r` when nothing can reach it any more. Returns true when it was freed. */
+bool package_req_settle(struct package_req *r);
+
+/* The status URL of an execution for `r`'s job. */
+json_t *package_req_accepted(struct package_req *r);
+
+/* POST /v1/packages/import: starts the flow (reads the body). */
+void packageimport_start(struct package_req *r, const struct conf_job *job);
+
+/* The client went away: stops the upload (GetAzureWriteUrl, Put Blob); an uploaded
+ * package's queued or running import goes on (and so does an ExportToPackage call). */
+void packageimport_cancel(struct package_req *r);
+
+/* Stops everything of `r`'s import (queued, running) and frees its buffers; for req_free. */
+void packageimport_stop(struct package_req *r);
+
+#endif
