@@ -24,9 +24,9 @@ struct conn_options {
     unsigned idle_timeout_ms;  /* keep-alive wait, body and send progress */
 };
 
-/* Called once for each accepted request head. For now the handler must answer (through
- * conn_req_respond, usually via reply_*) before it returns: answering later, after the
- * client may have gone, needs a cancel callback the proxy core will add. */
+/* Called once for each accepted request head. The handler answers at once (reply_*), or
+ * later (conn_req_respond or a streamed response) after setting conn_req_set_events so
+ * that it hears, through on_gone, of a client that went away meanwhile. */
 typedef void (*conn_on_request)(struct conn_req *req, void *arg);
 
 /* Creates a server on `base` (borrowed, must outlive it). `opt` is copied. Returns NULL

@@ -4,7 +4,12 @@
  * backpressure both ways; a dequeue 200 body gets its DownloadLocation rewritten.
  * Invariants: the client's Authorization / X-Api-Key never leave fogate; path and query are
  * forwarded byte for byte; a body that fails midway closes the client connection (never
- * a short body that looks complete); a client that leaves aborts the upstream transfer. */
+ * a short body that looks complete); a client that leaves aborts the upstream transfer.
+ * Decision: D365's status and body pass through unchanged, an OData innererror.stacktrace
+ * included: it is D365's answer to the client's own call and the client may need it for a
+ * support case. Errors fogate makes itself (reply.h) never carry upstream text beyond a
+ * status or result name, and a final 401 from D365 becomes fogate's 502
+ * d365_rejected_token, so a client never mistakes it for a bad API key. */
 #ifndef FOGATE_PASSTHRU_H
 #define FOGATE_PASSTHRU_H
 
