@@ -291,6 +291,20 @@ static void fill_tokens(struct fill *f, struct conf_tokens *t, json_t *o)
     t->request_timeout_ms = (unsigned)get_int(o, "request_timeout_ms");
 }
 
+static void fill_ledger(struct conf_ledger *l, json_t *o)
+{
+    l->enabled = json_is_true(json_object_get(o, "enabled"));
+    l->fail_open = json_is_true(json_object_get(o, "fail_open"));
+    l->lease_s = (unsigned)get_int(o, "lease_s");
+    l->max_skips = (unsigned)get_int(o, "max_skips");
+    l->outbox_interval_ms = (unsigned)get_int(o, "outbox_interval_ms");
+    l->ack_retry_min_ms = (unsigned)get_int(o, "ack_retry_min_ms");
+    l->ack_retry_max_ms = (unsigned)get_int(o, "ack_retry_max_ms");
+    l->stats_interval_ms = (unsigned)get_int(o, "stats_interval_ms");
+    l->warn_unacked_s = (unsigned)get_int(o, "warn_unacked_s");
+    l->retry_after_s = (unsigned)get_int(o, "retry_after_s");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -330,6 +344,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_limits(&conf->limits, json_object_get(root, "limits"));
     fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
+    fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;

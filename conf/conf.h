@@ -118,6 +118,20 @@ struct conf_tokens {
     unsigned request_timeout_ms; /* one token request */
 };
 
+/* The ack ledger (cache/ledger.h) on the export paths; Redis is the `redis` section. */
+struct conf_ledger {
+    bool enabled;                /* consult the ledger on every dequeue and ack */
+    bool fail_open;              /* Redis unavailable: deliver without the ledger (counted) */
+    unsigned lease_s;            /* delivery lease; below D365's 30-minute visibility */
+    unsigned max_skips;          /* duplicates / leased-elsewhere skipped per dequeue */
+    unsigned outbox_interval_ms; /* outbox claim period */
+    unsigned ack_retry_min_ms;   /* first delay after a failed upstream ack */
+    unsigned ack_retry_max_ms;   /* cap of that delay */
+    unsigned stats_interval_ms;  /* gauges refresh period */
+    unsigned warn_unacked_s;     /* warn when the oldest unconfirmed/unacked is this old */
+    unsigned retry_after_s;      /* Retry-After of a fail-closed 503 */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -134,6 +148,7 @@ struct conf {
     struct conf_limits limits;
     struct conf_timeouts timeouts;
     struct conf_tokens tokens;
+    struct conf_ledger ledger;
 };
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller

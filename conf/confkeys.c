@@ -178,6 +178,35 @@ static const struct key tokens_keys[] = {
     { 0 }
 };
 
+static const struct key ledger_keys[] = {
+    { .name = "enabled", .type = T_BOOL, .def = "false",
+      .doc = "Keep every export message's state in Redis (the ack ledger): a message a "
+             "consumer confirmed is never delivered again, an unconfirmed one is redelivered "
+             "marked `X-Fogate-Redelivery: true`, upstream acks are retried from an outbox." },
+    { .name = "fail_open", .type = T_BOOL, .def = "false",
+      .doc = "When Redis is unavailable: false answers dequeues 503 with Retry-After and "
+             "dequeues nothing from D365; true delivers without the ledger (counted)." },
+    INT("lease_s", "1200", 1, 86400,
+        "How long a delivered message belongs to its consumer before a re-offer by D365 is "
+        "a redelivery. Keep it below D365's 30-minute visibility timeout."),
+    INT("max_skips", "16", 1, 1000,
+        "Most messages one dequeue skips (already confirmed, or leased elsewhere) before it "
+        "answers 204; the next poll goes on."),
+    INT("outbox_interval_ms", "1000", 10, 600000,
+        "How often each instance claims confirmed messages whose upstream ack is due."),
+    INT("ack_retry_min_ms", "1000", 1, 3600000,
+        "First delay after a failed upstream ack; it doubles (with jitter) up to "
+        "`ack_retry_max_ms`."),
+    INT("ack_retry_max_ms", "60000", 1, 86400000, "Largest delay between upstream ack attempts."),
+    INT("stats_interval_ms", "5000", 100, 3600000,
+        "How often the ledger's counters and ages are read for /admin/status and the logs."),
+    INT("warn_unacked_s", "1200", 1, 86400,
+        "Log a warning when the oldest unconfirmed or unacked message is this old (D365 "
+        "offers it again after 30 minutes)."),
+    INT("retry_after_s", "2", 1, 3600, "Retry-After of a dequeue refused because Redis is down."),
+    { 0 }
+};
+
 static const struct key top_keys[] = {
     DESCRIPTION,
     REQ("listen", T_STRING,
@@ -202,6 +231,8 @@ static const struct key top_keys[] = {
       .doc = "Time limits, in milliseconds." },
     { .name = "tokens", .type = T_OBJECT, .def = "{}", .sub = tokens_keys,
       .doc = "Entra ID tokens: background refresh, retries and the cache shared through Redis." },
+    { .name = "ledger", .type = T_OBJECT, .def = "{}", .sub = ledger_keys,
+      .doc = "The ack ledger on the export paths (needs `redis`)." },
     { 0 }
 };
 
