@@ -1,0 +1,218 @@
+"""End-to-end tests of fogate's package API (/v1/packages, /v1/executions) against real
+fosim + Azurite: import (GetAzureWriteUrl, Put Blob, ImportFromPackage) and export through
+fogate, statuses, errors, serialisation per environment, Idempotency-Key, no SAS in logs."""
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+import pytest
+
+import harness
+from harness import Workdir
+
+SECRET_ENV = "FOGATE_E2E_D365_SECRET"
+KEY = "package-client-key-0123456789abcdef"
+KEY_OTHER = "package-other-key-fedcba9876543210"
+BIG = 200 * 1024 * 1024
+
+
+def sha(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def fogate_config(sim, port):
+    return {
+        "listen": f"127.0.0.1:{port}", "public_base_url": f"http://127.0.0.1:{port}",
+        "log_level": "debug",
+        "environments": {"sim": {
+            "base_url": sim.base_url, "allow_http": True, "tenant": harness.TENANT,
+            "client_id": harness.APP_ID, "client_secret_env": SECRET_ENV,
+            "token_endpoint": f"{sim.base_url}/{harness.TENANT}/oauth2/v2.0/token"}},
+        "jobs": {
+            "pkg-in": {"environment": "sim", "project": "Customers", "company": "usmf",
+                       "direction": "import"},
+            "pkg-out": {"environment": "sim", "project": "Customers", "company": "usmf",
+                        "direction": "export"},
+            "groups-in": {"environment": "sim", "activity_id": harness.IMPORT_JOB,
+                          "entity": "Customer groups", "direction": "import"},
+        },
+        "clients": {
+            "one": {"api_key_sha256": sha(KEY), "jobs": ["pkg-in", "pkg-out"]},
+            "other": {"api_key_sha256": sha(KEY_OTHER), "jobs": ["groups-in"]},
+        },
+        "limits": {"max_package_bytes": BIG + 1024},
+    }
+
+
+@pytest.fixture(scope="module")
+def env(request):
+    w = Workdir()
+    az = harness.start_azurite(w.path)
+    sim = gate = None
+    try:
+        sim = harness.start_fosim(w.path, harness.default_sim_config(
+            azurite=harness.azurite_sim_config(az), import_package_secs=0.5,
+            export_secs=0.5))
+        port = harness.free_port()
+        path = os.path.join(w.path, "fogate.json")
+        with open(path, "w") as f:
+            json.dump(fogate_config(sim, port), f)
+        os.environ[SECRET_ENV] = harness.APP_SECRET
+        gate = harness.start_fogate(w.path, path, port=port)
+        gate.base = f"http://127.0.0.1:{port}"
+        yield sim, gate
+    finally:
+        rc = gate.stop() if gate else 0
+        src = sim.stop() if sim else 0
+        az.stop()
+        w.cleanup(request.session.testsfailed > 0)
+        assert rc == 0 and src == 0
+
+
+@pytest.fixture
+def sim(env):
+    s = env[0]
+    s.reset()
+    s.configure(import_package_secs=0.5, export_secs=0.5, exec_not_found_secs=0,
+                package_outcome="Succeeded", package_bytes=4096)
+    return s
+
+
+@pytest.fixture
+def gate(env):
+    return env[1]
+
+
+def call(gate, method, path, body=None, key=KEY, headers=None, timeout=120):
+    h = dict(headers or {})
+    h["X-Api-Key"] = key
+    return harness.request(gate.base, method, path, body, h, timeout=timeout)
+
+
+def requests_to(sim, endpoint):
+    return sum(sim.counters()["requests"].get(endpoint, {}).values())
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_final(gate, exec_id):
+    r = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-in&wait=30", timeout=60)
+    assert r.status == 200, r
+    assert r.json()["final"] is True, r.json()
+    return r.json()["status"]
+
+
+def test_import_succeeds_and_status_final(sim, gate):
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-small-package" * 100)
+    assert r.status == 202, r
+    j = r.json()
+    assert j["execution_id"].startswith("Customers-fogate-")
+    assert j["status_url"].endswith(f"/v1/executions/{j['execution_id']}?job=pkg-in")
+    assert wait_final(gate, j["execution_id"]) == "Succeeded"
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_import_failed_lists_errors(sim, gate):
+    sim.configure(package_outcome="Failed")
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-bad" * 50)
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    assert wait_final(gate, exec_id) == "Failed"
+    e = call(gate, "GET", f"/v1/executions/{exec_id}/errors?job=pkg-in")
+    assert e.status == 200, e
+    assert isinstance(e.json()["errors"], list) and len(e.json()["errors"]) > 0
+
+
+def test_odata_400_is_a_clear_error_and_not_retried(sim, gate):
+    sim.fault(endpoint="odata:ImportFromPackage", kind="status", status=400, count=1,
+              message="Could not find file 'PackageHeader.xml'")
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"not a zip")
+    assert r.status == 400, r
+    assert r.json()["code"] == "d365_rejected"
+    assert "stacktrace" not in r.body.decode() and " at Microsoft" not in r.body.decode()
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_two_imports_at_once_run_one_after_the_other(sim, gate):
+    sim.configure(import_package_secs=1.0)
+    out = []
+    ts = [threading.Thread(target=lambda i=i: out.append(
+        call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK%d" % i * 1000)))
+        for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert [r.status for r in out] == [202, 202], out
+    assert sim.counters()["import_overlaps"] == 0
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
+
+
+def test_idempotency_key_replay_and_conflict(sim, gate):
+    h = {"Idempotency-Key": "key-42"}
+    a = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-same" * 100, headers=h)
+    assert a.status == 202, a
+    b = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-same" * 100, headers=h)
+    assert b.status == 202, b
+    assert b.json()["execution_id"] == a.json()["execution_id"]
+    assert b.json().get("replayed") is True
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
+    c = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-other" * 100, headers=h)
+    assert c.status == 422, c
+    assert c.json()["code"] == "idempotency_key_reused"
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_company_from_file_name_and_authorisation(sim, gate):
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK", key=KEY_OTHER)
+    assert r.status == 403, r
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-out", b"PK")
+    assert r.status == 400 and r.json()["code"] == "not_import_job", r
+    r = call(gate, "GET", "/v1/executions/x-1?job=pkg-in", key=KEY_OTHER)
+    assert r.status == 403, r
+
+
+def test_export_download_and_not_ready(sim, gate):
+    sim.configure(export_secs=1.5, exec_not_found_secs=0.5, package_bytes=100000)
+    r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    s = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-out")
+    assert s.status == 200 and s.json()["final"] is False, s
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 409 and p.header("Retry-After"), p
+    s = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-out&wait=30", timeout=60)
+    assert s.json()["status"] == "Succeeded", s
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 200 and p.body[:2] == b"PK" and len(p.body) > 100000
+
+
+def test_200mb_import_and_export_bounded_memory(sim, gate):
+    data = os.urandom(1024 * 1024) * 200
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", data, timeout=600)
+    assert r.status == 202, r
+    assert wait_final(gate, r.json()["execution_id"]) == "Succeeded"
+    sim.configure(package_bytes=BIG)
+    r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    s = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-out&wait=60", timeout=120)
+    assert s.json()["status"] == "Succeeded", s
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out", timeout=600)
+    assert p.status == 200 and len(p.body) > BIG
+    assert vm_hwm_kb(gate.pid) < 48 * 1024
+
+
+def test_no_sas_query_in_logs(gate):
+    with open(gate.log_path, "rb") as f:
+        log = f.read()
+    assert b"sig=" not in log and b"sv=20" not in log
