@@ -58,6 +58,7 @@ class Bench:
         self.args, self.p = args, p
         self.work = tempfile.mkdtemp(prefix="fogate-bench-")
         self.procs = []
+        self.fg = self.peer = None
         self.runs = Runs()
         self.log = lambda msg: print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg),
                                      flush=True)
@@ -65,27 +66,37 @@ class Bench:
     def start(self):
         self.log("work dir %s; writing files (%d MiB)" % (self.work, self.p["big"] >> 20))
         self.big = k.make_files(self.work, self.p["big"])
-        up = k.Nginx("upstream", self.work, "nginx-upstream.conf.in", {}, k.LOAD_CPU)
-        self.procs.append(up)
-        sink = k.Sink(self.work)
-        self.procs.append(sink)
-        sims = [k.start_sim(self.work, "sim-up", up.base),
-                k.start_sim(self.work, "sim-sink", sink.base)]
-        self.procs += sims
-        fg = k.Fogate(self.work, self.args.fogate, up, sink, *sims)
-        self.procs.append(fg)
-        # the "helper script": one token per environment, fetched once, put into the config
-        peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", {
+        self.up = k.Nginx("upstream", self.work, "nginx-upstream.conf.in", {}, k.LOAD_CPU)
+        self.procs.append(self.up)
+        self.sink = k.Sink(self.work)
+        self.procs.append(self.sink)
+        self.sims = [k.start_sim(self.work, "sim-up", self.up.base),
+                     k.start_sim(self.work, "sim-sink", self.sink.base)]
+        self.procs += self.sims
+        self.direct = Target("direct", self.up.base, self.up.stats)
+        self.direct_sink = Target("direct", self.sink.base, k.Stats(self.sink.proc.pid))
+        self.start_proxies()
+
+    def start_proxies(self):
+        """fogate and the nginx peer, fresh; the peer gets one token per environment, fetched
+        once (the helper script)."""
+        up, sink, sims = self.up, self.sink, self.sims
+        self.fg = k.Fogate(self.work, self.args.fogate, up, sink, *sims)
+        self.peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", {
             "UP_PORT": up.port, "SINK_PORT": sink.port, "API_KEY": k.API_KEY,
             "UPLOAD_KEY": k.UPLOAD_KEY, "TOKEN": sims[0].token(resource=up.base),
             "SINK_TOKEN": sims[1].token(resource=sink.base)}, k.PROXY_CPU)
-        self.procs.append(peer)
         keys = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
-        self.fogate = Target("fogate", fg.base, fg.stats, *keys)
-        self.nginx = Target("nginx", peer.base, peer.stats, *keys)
-        self.direct = Target("direct", up.base, up.stats)
-        self.direct_sink = Target("direct", sink.base, k.Stats(sink.proc.pid))
-        self.fg_proc = fg
+        self.fogate = Target("fogate", self.fg.base, self.fg.stats, *keys)
+        self.nginx = Target("nginx", self.peer.base, self.peer.stats, *keys)
+
+    def stop_proxies(self):
+        """Stops both (SIGTERM / SIGQUIT, by PID); both must exit 0 and fogate's log be clean."""
+        codes = {"fogate": self.fg.stop(), "nginx": self.peer.stop()}
+        self.fg, self.peer = None, None
+        if codes != {"fogate": 0, "nginx": 0}:
+            raise RuntimeError("proxies exited badly: %s" % codes)
+        check_fogate_log(os.path.join(self.work, "fogate.log"))
 
     def order(self, rep):
         return [self.fogate, self.nginx] if rep % 2 == 0 else [self.nginx, self.fogate]
@@ -110,8 +121,10 @@ class Bench:
         size = self.p["big"]
         for rep in range(self.p["stream_reps"]):
             self.log("streaming, repetition %d/%d" % (rep + 1, self.p["stream_reps"]))
-            self.runs.add("direct", legs.transfers(self.direct, 1, size), "down1_")
-            self.runs.add("direct", legs.transfers(self.direct_sink, 1, size, self.big), "up1_")
+            for prefix, res in (
+                    ("down1_", legs.transfers(self.direct, 1, size)),
+                    ("up1_", legs.transfers(self.direct_sink, 1, size, self.big))):
+                self.runs.add("direct", {"mbps": res["mbps"]}, prefix)
             for t in self.order(rep):
                 for name, n, slow in (("1", 1, False), ("4", 4, False), ("3slow", 3, True)):
                     self.runs.add(t.name, legs.transfers(t, n, size, None, slow), "down%s_" % name)
@@ -133,8 +146,9 @@ class Bench:
 
     def stop(self):
         codes = {}
-        for pr in reversed(self.procs):
-            codes[pr.proc.name + ("-%d" % len(codes))] = pr.stop()
+        for pr in [self.fg, self.peer] + list(reversed(self.procs)):
+            if pr:
+                codes[pr.proc.name + ("-%d" % len(codes))] = pr.stop()
         return codes
 
     def run(self):
@@ -143,16 +157,17 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.start()
-            self.leg_idle()
             self.leg_small()
             self.leg_stream()
             ledger = self.leg_ledger()
-            fogate_log = self.fg_proc.proc.log_path
+            self.stop_proxies()
+            self.start_proxies()          # the idle leg on fresh processes
+            self.leg_idle()
+            self.stop_proxies()
         finally:
             codes = self.stop()
         meta["loadavg_end"] = os.getloadavg()
         meta["duration_s"] = round(time.monotonic() - t0)
-        check_fogate_log(fogate_log)
         bad = {n: c for n, c in codes.items() if c != 0 and not n.startswith("sink")}
         if bad:
             raise RuntimeError("processes exited badly: %s" % bad)

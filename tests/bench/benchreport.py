@@ -25,7 +25,8 @@ STREAM = [(s + "_mbps", what + ": throughput", "MB/s", "higher") for s, what in 
          [(s + "_peak_rss_mb", what + ": proxy peak RSS (VmHWM)", "MB", "lower")
           for s, what in STREAMS]
 IDLE = [("idle_bytes_per_conn", "memory per idle keep-alive connection (RSS delta / N)",
-         "bytes", "lower")]
+         "bytes", "lower"),
+        ("idle_retained_mb", "RSS still held 2 s after the N connections closed", "MB", "lower")]
 LEGS = [("1. Small pass-through requests (GET /data/small, 1 KiB JSON)", SMALL),
         ("2. Streaming 1 file each way (GET /data/big, POST enqueue)", STREAM),
         ("4. Idle keep-alive connections", IDLE)]
@@ -138,7 +139,7 @@ def plot(results, path):
     for _, rows in LEGS:
         for metric, label, _, better in rows:
             r = ratio(results, metric)
-            if r and better:
+            if r and r > 0 and better:
                 bars.append((metric, r if better == "higher" else 1 / r))
     with tempfile.TemporaryDirectory() as d:
         dat = os.path.join(d, "bars.dat")
