@@ -46,12 +46,10 @@ static const struct sim_route *route(const char *path)
 
 static void fault_status(struct simhttp_req *req, const struct simfault_rule *f)
 {
-    char ra[24];
+    char ra[40];
     sim_d365_headers(req);
-    if (f->status == 429) {
-        snprintf(ra, sizeof(ra), "%ld", f->retry_after);
+    if (f->status == 429 && simfault_retry_after(f, time(NULL), ra, sizeof(ra)) == 0)
         simhttp_add_header(req, "Retry-After", ra);
-    }
     if (!f->message[0]) {
         simhttp_reply(req, f->status, NULL, NULL, 0);
         return;

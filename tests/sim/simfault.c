@@ -57,6 +57,17 @@ static void copy_str(char *dst, size_t cap, const json_t *rule, const char *key,
     snprintf(dst, cap, "%s", v ? v : dflt);
 }
 
+/* retry_after_form: absent or "seconds" -> 0, "date" -> 1, anything else -> -1. */
+static int retry_after_form(const json_t *rule)
+{
+    const json_t *v = json_object_get(rule, "retry_after_form");
+    if (!v || (json_is_string(v) && strcmp(json_string_value(v), "seconds") == 0))
+        return 0;
+    if (json_is_string(v) && strcmp(json_string_value(v), "date") == 0)
+        return 1;
+    return -1;
+}
+
 static int kind_of(const char *name)
 {
     for (int i = 0; name && kind_names[i]; i++)
@@ -84,6 +95,7 @@ int simfault_add(struct simfault *f, const json_t *rule, char *err, size_t cap)
     r->kind = (enum simfault_kind)kind;
     r->status = (int)num(rule, "status", kind == SF_AADSTS ? 400 : 503);
     r->retry_after = num(rule, "retry_after", 1);
+    r->retry_after_date = retry_after_form(rule);
     r->code = num(rule, "code", 7000215);
     r->size = num(rule, "size", 0);
     r->rate = num(rule, "rate", 1024);
@@ -94,8 +106,10 @@ int simfault_add(struct simfault *f, const json_t *rule, char *err, size_t cap)
     const char *limit = json_string_value(json_object_get(rule, "limit"));
     copy_str(r->message, sizeof(r->message), rule, "message",
              r->status == 429 ? simfault_spl_message(limit) : "");
-    if (r->status < 100 || r->status > 599 || r->retry_after < 0 || r->rate <= 0) {
-        snprintf(err, cap, "status must be 100..599, retry_after >= 0, rate > 0");
+    if (r->status < 100 || r->status > 599 || r->retry_after < 0 || r->rate <= 0 ||
+        r->retry_after_date < 0) {
+        snprintf(err, cap, "status must be 100..599, retry_after >= 0, rate > 0, "
+                           "retry_after_form \"seconds\" or \"date\"");
         return -1;
     }
     f->n++;
@@ -113,6 +127,20 @@ json_t *simfault_list(const struct simfault *f)
                                            "after", (json_int_t)r->skip, "message", r->message));
     }
     return a;
+}
+
+int simfault_retry_after(const struct simfault_rule *r, time_t now, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t when = now + (time_t)r->retry_after;
+    if (!r->retry_after_date) {
+        int n = snprintf(buf, cap, "%ld", r->retry_after);
+        return n < 0 || (size_t)n >= cap ? -1 : 0;
+    }
+    /* strftime's %a and %b follow the locale; fosim never calls setlocale, so "C" */
+    if (!gmtime_r(&when, &tm) || strftime(buf, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        return -1;
+    return 0;
 }
 
 static int endpoint_matches(const char *rule, const char *ep)

@@ -5,6 +5,7 @@
 #define SIMFAULT_H
 
 #include <stddef.h>
+#include <time.h>
 #include <jansson.h>
 
 enum simfault_kind {
@@ -23,6 +24,7 @@ struct simfault_rule {
     enum simfault_kind kind;
     int status;
     long retry_after;      /* seconds */
+    int retry_after_date;  /* 1: Retry-After as an HTTP date (now + retry_after), 0: seconds */
     char error[64];        /* AADSTS error string */
     long code;             /* AADSTS code */
     char message[512];
@@ -39,8 +41,9 @@ struct simfault *simfault_new(void);
 void simfault_free(struct simfault *f);
 void simfault_clear(struct simfault *f);
 
-/* Adds a rule from JSON {endpoint, kind, count?, after?, status?, retry_after?, limit?,
- * message?, code?, error?, size?, rate?, bytes?}. Returns 0, or -1 with err written. */
+/* Adds a rule from JSON {endpoint, kind, count?, after?, status?, retry_after?,
+ * retry_after_form? ("seconds" | "date"), limit?, message?, code?, error?, size?, rate?,
+ * bytes?}. Returns 0, or -1 with err written. */
 int simfault_add(struct simfault *f, const json_t *rule, char *err, size_t errcap);
 
 /* The rules as a JSON array (new reference). */
@@ -53,6 +56,11 @@ int simfault_match(struct simfault *f, const char *endpoint, unsigned kinds,
 
 /* Shorthand: 1 if a rule of kind name ("null_location", ...) hits `endpoint`. */
 int simfault_take(struct simfault *f, const char *endpoint, const char *kind);
+
+/* Writes the rule's Retry-After value into buf: whole seconds, or with retry_after_date the
+ * IMF-fixdate of now + retry_after ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 §5.6.7).
+ * Returns 0, or -1 when it does not fit in cap (32 bytes always do). */
+int simfault_retry_after(const struct simfault_rule *r, time_t now, char *buf, size_t cap);
 
 /* The §5.1 service-protection message for a limit name (requests, time, concurrent,
  * resource). Static string. */

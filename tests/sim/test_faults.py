@@ -1,5 +1,7 @@
 """Conformance: fault injection, counters and the control API (reference §5, §7, §8.1)."""
+import email.utils
 import http.client
+import re
 import socket
 import time
 
@@ -32,6 +34,32 @@ def test_429_with_integer_retry_after_and_spl_message(fosim, tok):
         assert r.json() == {"error": {"code": "", "message": SPL_REQUESTS}}
     assert fosim.get(DEQ, token=tok).status == 204
     assert fosim.counters()["faults_applied"] == 2
+
+
+def test_429_with_http_date_retry_after(fosim, tok):
+    """retry_after_form "date": an IMF-fixdate retry_after seconds from now (RFC 9110
+    §10.2.3); real D365 sends whole seconds (§5.1), this tests clients accepting both."""
+    fosim.fault(endpoint="dequeue", kind="status", status=429, retry_after=30,
+                retry_after_form="date", count=1)
+    before = time.time()
+    r = fosim.get(DEQ, token=tok)
+    after = time.time()
+    assert r.status == 429
+    ra = r.header("Retry-After")
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|"
+                        r"Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", ra), ra
+    when = email.utils.parsedate_to_datetime(ra).timestamp()
+    assert int(before) + 30 <= when <= after + 30, (ra, before, after)
+    assert r.json() == {"error": {"code": "", "message": SPL_REQUESTS}}
+    assert fosim.get(DEQ, token=tok).status == 204
+
+
+@pytest.mark.parametrize("form", ["Date", "http-date", 1])
+def test_bad_retry_after_form_refused(fosim, form):
+    r = fosim.post("/_sim/faults", {"endpoint": "dequeue", "kind": "status", "status": 429,
+                                    "retry_after_form": form})
+    assert r.status == 400 and b"retry_after_form" in r.body, r
+    assert fosim.ctl("GET", "faults") == []
 
 
 @pytest.mark.parametrize("limit,needle", [("time", "Combined execution time"),
