@@ -220,6 +220,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
     bool conn_route = routes_parse_connector(h->target, h->path_len, &op, &id, &id_len) == 0;
     uint64_t limit = conn_route && op == ROUTES_ENQUEUE ? d->conf->limits.max_enqueue_bytes
                      : package_is_import(h)             ? d->conf->limits.max_package_bytes
+                     : simple_owns(h)                   ? simple_body_limit(d->conf, h)
                                                         : d->conf->limits.max_body_bytes;
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
         /* before authentication and routing: nothing of the body is read */
