@@ -3,6 +3,7 @@ use them (reference §3, §4.3, §6), client API keys, and the 401/429/5xx rules
 real fosim and a real fogate."""
 import http.client
 import json
+import re
 import time
 
 import pytest
@@ -244,6 +245,31 @@ def test_429_closes_the_gate_without_calling_fosim(gate, sim):
     assert count(sim, "dequeue") == 1
     harness.wait_until(lambda: gate.request("POST", ENQ, b"q").status == 200, timeout=8,
                        interval=0.5, what="gate open again")
+
+
+def test_429_with_http_date_closes_the_gate_for_the_remaining_seconds(gate, sim):
+    """RFC 9110 allows Retry-After as an HTTP date (D365 sends seconds, §5.1): fogate takes
+    the date minus now, not its 30 s default for a value it cannot read, and answers its own
+    429s in whole seconds without calling fosim until the date has passed."""
+    sim.fault(endpoint="enqueue", kind="status", status=429, retry_after=5,
+              retry_after_form="date", count=1)
+    log_start = len(gate.log_text())
+    t0 = time.monotonic()
+    r = gate.request("POST", ENQ, b"q")
+    assert r.status == 429, r
+    assert r.header("Retry-After").endswith(" GMT"), r.headers   # D365's own answer
+    for _ in range(3):
+        r = gate.request("POST", ENQ, b"q")
+        assert r.status == 429 and r.json()["code"] == "d365_throttled", r
+        ra = r.header("Retry-After")
+        assert ra.isdigit() and 1 <= int(ra) <= 5, ra
+    assert count(sim, "enqueue") == 1
+    harness.wait_until(lambda: gate.request("POST", ENQ, b"q").status == 200, timeout=10,
+                       interval=0.25, what="gate open again")
+    assert 3.0 <= time.monotonic() - t0 <= 8.0
+    assert count(sim, "enqueue") == 2
+    closed = re.findall(r"gate closed for (\d+) s", gate.log_text()[log_start:])
+    assert closed and all(c in ("4", "5") for c in closed), closed
 
 
 def test_429_on_dequeue_retried_within_budget(gate, sim):
