@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "ledgerflow.h"
 #include "log.h"
 #include "reply.h"
 #include "routes.h"
@@ -36,6 +37,7 @@ struct app {
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
+    struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
     struct event *sigterm;          /* owned */
     struct event *sigint;           /* owned */
     struct event *sighup;           /* owned */
@@ -67,7 +69,8 @@ static void on_request(struct conn_req *req, void *arg)
     struct routes_deps d = { .conf = app->conf, .uc = app->uc,
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
-                             .simple = app->simple, .package = app->package };
+                             .simple = app->simple, .package = app->package,
+                             .ledger = app->ledger };
 
     routes_dispatch(&d, req);
 }
@@ -171,6 +174,13 @@ struct app *app_new(struct conf *conf)
         app->simple = simple_new(app->base, app->uc, conf);
     if (app->simple)
         app->package = package_new(app->base, app->uc, app->up, conf);
+    if (app->package && conf->ledger.enabled) {
+        if (!(app->ledger = ledgerflow_new(app->base, app->uc, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_ledger(app->simple, app->ledger);
+    }
     if (!app->server || !app->simple || !app->package || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
         !add_signal(app, &app->sigint, SIGINT, on_signal) ||
         !add_signal(app, &app->sighup, SIGHUP, on_reload)) {
@@ -211,6 +221,7 @@ void app_free(struct app *app)
     conn_server_free(app->server); /* requests in flight cancel their upcalls */
     simple_free(app->simple);
     package_free(app->package);
+    ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

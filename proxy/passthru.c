@@ -34,6 +34,7 @@ struct pt {
     bool eof_sent;
     bool own_401;                /* D365 refused the token twice: fogate answers */
     bool recv_paused;
+    int status;                  /* the upstream status, streamed answers */
 };
 
 static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
@@ -186,8 +187,7 @@ static void on_dequeue_done(void *arg, const struct upcall_done *d)
         body = rewritten;
     else
         len = d->body_len;
-    /* Ack ledger hook: here the ledger (cache/ledger) will be consulted for this message
-     * (CorrelationId + PopReceipt) before it is handed to the client. */
+    /* With the ack ledger on, dequeues go through ledgerpass.c instead. */
     extra = response_headers(d->head);
     const char *ctype = d->head ? uphead_find(d->head, "Content-Type") : NULL;
     struct conn_req *req = detach(p);
@@ -207,6 +207,7 @@ static void on_up_head(void *arg, const struct uphead *h)
     const char *cl = uphead_find(h, "Content-Length");
     int64_t len = -1;
 
+    p->status = status;
     if (status == 401) {
         p->own_401 = true; /* answered in on_done; the body is dropped */
         return;
@@ -263,6 +264,8 @@ static void on_stream_done(void *arg, const struct upcall_done *d)
     }
     struct conn_req *req = detach(p);
     if (d->transport == UPSTREAM_OK) {
+        if (p->status == 200 && p->rt.on_complete)
+            p->rt.on_complete(p->rt.complete_ctx, p->rt.complete_tag);
         conn_req_end(req);
     } else {
         log_msg(LOG_LVL_WARN, "request %s: D365 response cut off (%s): closing the client "

@@ -34,6 +34,11 @@ struct passthru_route {
     bool dequeue;                      /* buffer a 200 answer and rewrite DownloadLocation */
     const char *public_base_url;       /* borrowed; for the rewrite */
     struct upstream_timeouts timeouts;
+    /* Called when a 200 response body went out to the client whole (the ack ledger marks
+     * a download delivered); NULL = none. ctx borrowed, tag copied with the route. */
+    void (*on_complete)(void *ctx, const char *tag);
+    void *complete_ctx;
+    char complete_tag[160];
 };
 
 /* Takes over `req` (answered later, or at once on an error) for `rt` (copied) through

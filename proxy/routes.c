@@ -9,6 +9,8 @@
 
 #include "clientauth.h"
 #include "conf.h"
+#include "ledgerflow.h"
+#include "ledgerpass.h"
 #include "passthru.h"
 #include "reply.h"
 #include "package.h"
@@ -46,10 +48,17 @@ static void route_readyz(const struct routes_deps *d, struct conn_req *req)
 {
     json_t *why = NULL;
     bool ready = token_mgr_ready(d->tm, &why);
+    char lwhy[256] = "";
+    /* a ledger that fails closed cannot serve dequeues without Redis */
+    bool lready = !d->ledger || ledgerflow_ready(d->ledger, lwhy, sizeof lwhy) ||
+                  d->conf->ledger.fail_open;
+    json_t *o = json_pack("{s:s, s:o}", "status", ready && lready ? "ready" : "not_ready",
+                          "environments", why ? why : json_object());
 
-    reply_json_t(req, ready ? 200 : 503,
-                 json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready",
-                           "environments", why ? why : json_object()));
+    if (o && d->ledger)
+        json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
+                                                   "reason", lwhy));
+    reply_json_t(req, ready && lready ? 200 : 503, o);
 }
 
 /* Admin view of tokens and gates: only from loopback (an operator on the host or a
@@ -67,8 +76,9 @@ static void route_admin(const struct routes_deps *d, struct conn_req *req)
         json_object_set_new(gates, d->conf->envs[i].name,
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:b}", "environments", token_mgr_status(d->tm),
-                           "throttled_for_s", gates, "tokens_shared", d->token_shared));
+                 json_pack("{s:o, s:o, s:b, s:o}", "environments", token_mgr_status(d->tm),
+                           "throttled_for_s", gates, "tokens_shared", d->token_shared,
+                           "ledger", d->ledger ? ledgerflow_status(d->ledger) : json_null()));
 }
 
 bool routes_loopback(const char *client)
@@ -137,6 +147,12 @@ static bool method_ok(struct conn_req *req, const struct http1_head *h, enum rou
     return false;
 }
 
+/* A download through fogate went out whole: the consumer has the file. */
+static void on_download_complete(void *ctx, const char *tag)
+{
+    ledgerflow_delivered(ctx, tag);
+}
+
 static void route_connector(const struct routes_deps *d, struct conn_req *req,
                             const struct http1_head *h, enum routes_op op, const char *id,
                             size_t id_len)
@@ -151,9 +167,23 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
         reply_error(req, 403, "job_forbidden", "this API key may not use that activity id");
         return;
     }
+    if (d->ledger && op == ROUTES_DEQUEUE) {
+        ledgerpass_dequeue(d->ledger, req, job, client, d->conf->public_base_url);
+        return;
+    }
+    if (d->ledger && op == ROUTES_ACK) {
+        ledgerpass_ack(d->ledger, d->uc, req, job, client, d->conf->limits.max_body_bytes);
+        return;
+    }
     route_base(d, &rt);
     rt.env = job->env;
     rt.dequeue = op == ROUTES_DEQUEUE;
+    if (d->ledger && op == ROUTES_DOWNLOAD && h->method == HTTP_GET &&
+        ledgerpass_download_id(job, h->target, h->target_len, rt.complete_tag,
+                               sizeof rt.complete_tag) == 0) {
+        rt.on_complete = on_download_complete;
+        rt.complete_ctx = d->ledger;
+    }
     if (op == ROUTES_ENQUEUE) {
         rt.body = PASSTHRU_BODY_STREAM;
         rt.body_limit = d->conf->limits.max_enqueue_bytes;

@@ -11,6 +11,7 @@
 #include "conn.h"
 
 struct conf;
+struct ledgerflow;
 struct package;
 struct simple;
 struct token_mgr;
@@ -24,6 +25,7 @@ struct routes_deps {
     bool token_shared;             /* tokens shared through Redis */
     struct simple *simple;         /* the simple API (/v1/...) */
     struct package *package;       /* the package API (/v1/packages, /v1/executions) */
+    struct ledgerflow *ledger;     /* the ack ledger; NULL when not enabled */
 };
 
 /* Handles one request (answers it, or hands it to a handler that answers later). */

@@ -32,6 +32,11 @@ struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
     return s;
 }
 
+void simple_set_ledger(struct simple *s, struct ledgerflow *lf)
+{
+    s->lf = lf;
+}
+
 void simple_set_conf(struct simple *s, const struct conf *conf)
 {
     s->conf = conf;
@@ -96,7 +101,7 @@ void simple_req_fail(struct simple_req *r, const struct d365_err *e)
 {
     char extra[64] = "";
 
-    if (e->status == 429)
+    if (e->status == 429 || e->retry_after_s) /* throttled, or the ledger's 503 */
         snprintf(extra, sizeof extra, "Retry-After: %u\r\n", e->retry_after_s);
     respond_error(r, e->status, extra[0] ? extra : NULL, e->code, e->message);
 }
@@ -130,6 +135,8 @@ static void req_free(struct simple_req *r)
 {
     d365_cancel(r->call);
     msgwait_cancel(r->waiter);
+    ledgerflow_cancel(r->lop);
+    free(r->ledger_id);
     if (r->pending)
         evbuffer_free(r->pending);
     free(r->env);
@@ -140,7 +147,7 @@ static void req_free(struct simple_req *r)
 
 bool simple_req_settle(struct simple_req *r)
 {
-    if (r->call || r->waiter || r->body_reading || r->req)
+    if (r->call || r->waiter || r->lop || r->body_reading || r->req)
         return false;
     req_free(r);
     return true;
@@ -156,6 +163,8 @@ static void on_gone(void *arg)
     r->call = NULL;
     msgwait_cancel(r->waiter);
     r->waiter = NULL;
+    ledgerflow_cancel(r->lop);
+    r->lop = NULL;
     req_free(r);
 }
 
@@ -384,6 +393,7 @@ void simple_handle(struct simple *s, struct conn_req *req, const struct conf_cli
     }
     r->s = s;
     r->req = req;
+    r->client = client->name;
     simpleroute_match(h->target, h->path_len, &r->route);
     simple_req_watch(r, NULL);
     if (route_ok(r, h))

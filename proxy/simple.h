@@ -22,6 +22,11 @@ struct simple;
 struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
                           const struct conf *conf);
 
+struct ledgerflow;
+
+/* Uses the ack ledger `lf` (borrowed, must outlive s; NULL = none) on /next and ack. */
+void simple_set_ledger(struct simple *s, struct ledgerflow *lf);
+
 /* A new config snapshot (borrowed) for requests that start from now on. */
 void simple_set_conf(struct simple *s, const struct conf *conf);
 

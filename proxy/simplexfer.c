@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include "ledgerkey.h"
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -211,6 +213,22 @@ static void add_header(char *buf, size_t cap, const char *name, const char *valu
     snprintf(buf + n, cap - n, "%s: %s\r\n", name, value);
 }
 
+/* X-Fogate-Redelivery (ledger REDELIVERY), X-Fogate-Delivery-Count, X-Fogate-Ledger
+ * (why the ledger was not used). */
+static void ledger_headers(const struct simple_req *r, char *extra, size_t cap)
+{
+    char n[16];
+
+    if (r->redelivery)
+        add_header(extra, cap, "X-Fogate-Redelivery", "true");
+    if (r->deliveries) {
+        snprintf(n, sizeof n, "%u", r->deliveries);
+        add_header(extra, cap, "X-Fogate-Delivery-Count", n);
+    }
+    if (r->unledgered)
+        add_header(extra, cap, "X-Fogate-Ledger", r->unledgered);
+}
+
 static void on_dl_head(void *arg, const struct uphead *head)
 {
     struct simple_req *r = arg;
@@ -231,6 +249,7 @@ static void on_dl_head(void *arg, const struct uphead *head)
     add_header(extra, sizeof extra, "X-Fogate-Ack-Url", url);
     if (r->last_dequeue) /* LastDequeueDateTime: D365 handed this message out before */
         add_header(extra, sizeof extra, "X-Fogate-Last-Dequeue", r->last_dequeue);
+    ledger_headers(r, extra, sizeof extra);
     r->responded = true;
     simple_req_watch(r, on_drained);
     conn_req_start(r->req, 200, extra, ct ? ct : "application/octet-stream", len);
@@ -253,6 +272,8 @@ static void on_downloaded(void *arg, const struct d365_result *res)
     r->call = NULL;
     if (r->responded && req) { /* streaming: end it, or cut it off so the client sees */
         r->req = NULL;
+        if (res->ok && r->ledger_id && r->s->lf) /* the whole body went out */
+            ledgerflow_delivered(r->s->lf, r->ledger_id);
         if (res->ok)
             conn_req_end(req);
         else
@@ -308,11 +329,39 @@ static void on_dequeued(void *arg, const struct d365_result *res)
     simple_req_settle(r);
 }
 
+static void on_ledger_next(void *arg, const struct ledgerflow_delivery *d)
+{
+    struct simple_req *r = arg;
+    struct d365_result res = { .ok = true, .status = 200, .body = d->body, .body_len = d->len };
+
+    r->lop = NULL;
+    if (d->kind == LEDGERFLOW_FAILED) {
+        simple_req_fail(r, d->err);
+    } else if (d->kind == LEDGERFLOW_EMPTY) {
+        conn_req_respond(simple_req_take(r), 204, NULL, NULL, NULL, 0);
+    } else {
+        r->redelivery = d->redelivery;
+        r->deliveries = d->deliveries;
+        r->unledgered = d->unledgered;
+        if (d->id[0] && !(r->ledger_id = strdup(d->id)))
+            simple_req_error(r, 500, "internal", "out of memory");
+        else
+            start_download(r, &res);
+    }
+    simple_req_settle(r);
+}
+
 void simplexfer_next(struct simple_req *r, const struct conf_job *job)
 {
     struct d365_cbs cbs = { .on_result = on_dequeued, .arg = r };
 
     (void)job;
+    if (r->s->lf) {
+        r->lop = ledgerflow_next(r->s->lf, r->env, r->activity, r->client, on_ledger_next, r);
+        if (!r->lop)
+            simple_req_error(r, 500, "internal", "cannot start the dequeue");
+        return;
+    }
     r->call = d365_dequeue(r->s->ctx, r->env, r->activity, &cbs);
     if (!r->call)
         simple_req_error(r, 500, "internal", "cannot start the dequeue call");
@@ -335,14 +384,14 @@ static void on_acked(void *arg, const struct d365_result *res)
     simple_req_settle(r);
 }
 
-void simplexfer_ack(struct simple_req *r, const struct conf_job *job)
+/* The ack without the ledger: the body kept in memory by /next. */
+static void ack_from_memory(struct simple_req *r)
 {
     struct d365_cbs cbs = { .on_result = on_acked, .arg = r };
     size_t len = 0;
     const char *body = simpleack_get(r->s->acks, r->route.job, r->route.message_id, now_s(),
                                      &len);
 
-    (void)job;
     if (!body) {
         simple_req_error(r, 404, "unknown_delivery", "no delivery of message %s on job '%s' "
                          "is waiting for an ack here (acked, expired or never delivered)",
@@ -352,4 +401,47 @@ void simplexfer_ack(struct simple_req *r, const struct conf_job *job)
     r->call = d365_ack(r->s->ctx, r->env, r->activity, body, len, &cbs);
     if (!r->call)
         simple_req_error(r, 500, "internal", "cannot start the ack call");
+}
+
+static void on_ledger_ack(void *arg, enum ledgerflow_ack_kind kind, const struct d365_err *err)
+{
+    struct simple_req *r = arg;
+    const char *id = r->route.message_id;
+
+    r->lop = NULL;
+    switch (kind) {
+    case LEDGERFLOW_ACKED:
+        simpleack_remove(r->s->acks, r->route.job, id);
+        simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", id, "acked", 1));
+        break;
+    case LEDGERFLOW_ALREADY:
+        simple_req_json(r, 200, json_pack("{s:s, s:b, s:s}", "message_id", id, "acked", 1,
+                                          "ack", "already_confirmed"));
+        break;
+    case LEDGERFLOW_PENDING: /* confirmed: never delivered again; the outbox acks D365 */
+        simpleack_remove(r->s->acks, r->route.job, id);
+        simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", id, "ack", "pending"));
+        break;
+    case LEDGERFLOW_UNKNOWN:
+        ack_from_memory(r);
+        break;
+    case LEDGERFLOW_ACK_FAILED:
+        simple_req_fail(r, err);
+        break;
+    }
+    simple_req_settle(r);
+}
+
+void simplexfer_ack(struct simple_req *r, const struct conf_job *job)
+{
+    char id[LEDGERKEY_ID_SIZE];
+
+    (void)job;
+    if (!r->s->lf) {
+        ack_from_memory(r);
+        return;
+    }
+    if (ledgerflow_corr_id(r->env, r->activity, r->route.message_id, id, sizeof id) < 0 ||
+        !(r->lop = ledgerflow_confirm(r->s->lf, id, r->client, on_ledger_ack, r)))
+        simple_req_error(r, 500, "internal", "cannot start the ack");
 }

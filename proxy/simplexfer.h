@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "d365.h"
+#include "ledgerflow.h"
 #include "msgwait.h"
 #include "simpleack.h"
 #include "simpleroute.h"
@@ -27,7 +28,8 @@ struct simple {
     struct upcall_ctx *ctx;           /* borrowed */
     const struct conf *conf;          /* borrowed: the current snapshot */
     struct msgwait *mw;               /* owned */
-    struct simpleack *acks;           /* owned: the ack-ledger seam */
+    struct simpleack *acks;           /* owned: acks without the ledger (or unknown to it) */
+    struct ledgerflow *lf;            /* borrowed from the app; NULL = no ack ledger */
 };
 
 struct simple_req {
@@ -44,6 +46,12 @@ struct simple_req {
     bool responded;                   /* an answer (or a streamed head) went out */
     char *exec_id;                    /* owned: /errors: the execution id */
     char *last_dequeue;               /* owned: /next: LastDequeueDateTime, NULL if none */
+    const char *client;               /* borrowed from a conf snapshot: the client's name */
+    struct ledgerflow_op *lop;        /* owned while the ledger works for this request */
+    char *ledger_id;                  /* owned: /next: the delivery's ledger id, if any */
+    bool redelivery;                  /* /next: the ledger says REDELIVERY */
+    unsigned deliveries;              /* /next: deliveries so far (0: no ledger) */
+    const char *unledgered;           /* /next: static; why the ledger was not used */
 };
 
 /* Answers `r` with a D365 failure in the error shape (Retry-After on 429). */
