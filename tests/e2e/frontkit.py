@@ -1,6 +1,7 @@
 """frontkit: start a real fogate on a free 127.0.0.1 port with a generated config, and talk
 raw HTTP/1.1 to it over sockets. Used by the front-end end-to-end tests (tests/e2e)."""
 
+import hashlib
 import json
 import os
 import re
@@ -9,7 +10,10 @@ import socket
 import subprocess
 import time
 
+import harness
+
 SECRET_ENV = "FOGATE_E2E_SECRET"
+SIM_API_KEY = "front-key-0123456789abcdef"   # client1's key when pointed at a fosim
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -26,8 +30,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def make_config(port, limits=None, timeouts=None):
-    """A minimal valid config: one environment (secret from an env var), one job, one client."""
+def make_config(port, limits=None, timeouts=None, sim=None):
+    """A minimal valid config: one environment (secret from an env var), one job, one client;
+    with sim, the environment is that fosim (point_at_sim)."""
     cfg = {
         "listen": "127.0.0.1:%d" % port,
         "public_base_url": "http://127.0.0.1:%d" % port,
@@ -62,12 +67,32 @@ def make_config(port, limits=None, timeouts=None):
     }
     cfg["limits"].update(limits or {})
     cfg["timeouts"].update(timeouts or {})
+    if sim is not None:
+        point_at_sim(cfg, sim)
     return cfg
 
 
-def child_env():
+def point_at_sim(cfg, sim):
+    """Makes the environment a running fosim (harness.Fosim, default config): the import and
+    export jobs are routable for client1 with SIM_API_KEY."""
+    cfg["environments"]["test"].update({
+        "base_url": sim.base_url, "tenant": harness.TENANT, "client_id": harness.APP_ID,
+        "token_version": "v1",
+        "token_endpoint": sim.base_url + "/" + harness.TENANT + "/oauth2/token"})
+    cfg["jobs"] = {
+        "import1": {"environment": "test", "activity_id": harness.IMPORT_JOB,
+                    "entity": "Customer groups", "direction": "import"},
+        "export1": {"environment": "test", "activity_id": harness.EXPORT_JOB,
+                    "direction": "export"},
+    }
+    cfg["clients"]["client1"] = {
+        "api_key_sha256": hashlib.sha256(SIM_API_KEY.encode()).hexdigest(),
+        "jobs": ["import1", "export1"]}
+
+
+def child_env(sim=None):
     env = dict(os.environ)
-    env[SECRET_ENV] = "not-a-real-secret"
+    env[SECRET_ENV] = harness.APP_SECRET if sim is not None else "not-a-real-secret"
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     return env
 
@@ -75,13 +100,14 @@ def child_env():
 class Fogate:
     """One running fogate process; its stderr (JSON log lines) goes to a file."""
 
-    def __init__(self, tmp_path, limits=None, timeouts=None, preexec_fn=None):
+    def __init__(self, tmp_path, limits=None, timeouts=None, preexec_fn=None, sim=None):
         self.tmp_path = tmp_path
+        self.sim = sim
         self.proc = None
         for _ in range(5):  # the free port may be taken between probe and bind: retry
             self.port = free_port()
             self.config_path = tmp_path / ("fogate-%d.json" % self.port)
-            self.config_path.write_text(json.dumps(make_config(self.port, limits, timeouts)))
+            self.config_path.write_text(json.dumps(make_config(self.port, limits, timeouts, sim)))
             self.log_path = tmp_path / ("fogate-%d.log" % self.port)
             if self._start(preexec_fn):
                 return
@@ -91,7 +117,7 @@ class Fogate:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([fogate_bin(), "-c", str(self.config_path)],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=child_env(), preexec_fn=preexec_fn)
+                                         env=child_env(self.sim), preexec_fn=preexec_fn)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             for line in self.log_lines():
