@@ -487,6 +487,10 @@ static void on_confirmed(void *arg, enum ledger_err err, const struct ledger_res
     if (!op_back(op))
         return;
     e.retry_after_s = op->lf->lc.retry_after_s;
+    if (err != LEDGER_OK && op->lf->lc.fail_open) { /* the caller acks D365 itself */
+        finish_ack(op, LEDGERFLOW_UNKNOWN, NULL);
+        return;
+    }
     if (err != LEDGER_OK) {
         snprintf(e.message, sizeof e.message, "the ack ledger (Redis) is unavailable (%s); "
                  "the ack was not recorded, retry it", ledger_err_str(err));

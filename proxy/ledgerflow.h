@@ -66,7 +66,8 @@ enum ledgerflow_ack_kind {
     LEDGERFLOW_PENDING,     /* confirmed; the upstream ack failed and is retried: 202 */
     LEDGERFLOW_ALREADY,     /* confirmed before (its upstream ack done or under way): 200 */
     LEDGERFLOW_UNKNOWN,     /* the ledger has no such message (expired, delivered without
-                               the ledger): the caller acks upstream itself */
+                               the ledger), or Redis is unavailable and the ledger fails
+                               open: the caller acks upstream itself */
     LEDGERFLOW_ACK_FAILED,  /* err: Redis unavailable (503) */
 };
 
