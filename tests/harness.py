@@ -34,6 +34,7 @@ IMPORT_JOB = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
 EXPORT_JOB = "b0b5401e-56ca-4dc8-b566-84389a001236"
 
 DEADLINE = 20.0
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def free_port():
@@ -76,14 +77,14 @@ def require_bin(env, default=None):
 class Proc:
     """A child process started in its own process group, logs in workdir."""
 
-    def __init__(self, name, argv, workdir, env=None, stdout_pipe=False):
+    def __init__(self, name, argv, workdir, env=None, stdout_pipe=False, preexec_fn=None):
         self.name = name
         self.argv = argv
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.PIPE if stdout_pipe else self._log, stderr=self._log,
-            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            stdin=subprocess.DEVNULL, env=env, start_new_session=True, preexec_fn=preexec_fn)
         self.pid = self.popen.pid
 
     def read_line(self, timeout=DEADLINE):
@@ -126,6 +127,12 @@ class Proc:
                 return b"".join(f.readlines()[-n:]).decode(errors="replace")
         except OSError:
             return ""
+
+
+def assert_no_sanitizer_report(text, who="fogate"):
+    """Fails when a log holds an ASan/LSan/UBSan report."""
+    for mark in SANITIZER_MARKS:
+        assert mark not in text, f"sanitizer report in {who}'s log:\n{text[-5000:]}"
 
 
 class Workdir:

@@ -1,33 +1,22 @@
 """frontkit: start a real fogate on a free 127.0.0.1 port with a generated config, and talk
 raw HTTP/1.1 to it over sockets. Used by the front-end end-to-end tests (tests/e2e)."""
 
-import hashlib
 import json
 import os
 import re
 import signal
 import socket
-import subprocess
 import time
 
 import harness
+import passkit
 
 SECRET_ENV = "FOGATE_E2E_SECRET"
 SIM_API_KEY = "front-key-0123456789abcdef"   # client1's key when pointed at a fosim
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def fogate_bin():
-    path = os.environ.get("FOGATE_BIN")
-    if not path or not os.access(path, os.X_OK):
-        raise RuntimeError("FOGATE_BIN must point at the fogate binary (set by CTest)")
-    return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return harness.require_bin("FOGATE_BIN")
 
 
 def make_config(port, limits=None, timeouts=None, sim=None):
@@ -75,10 +64,9 @@ def make_config(port, limits=None, timeouts=None, sim=None):
 def point_at_sim(cfg, sim):
     """Makes the environment a running fosim (harness.Fosim, default config): the import and
     export jobs are routable for client1 with SIM_API_KEY."""
-    cfg["environments"]["test"].update({
-        "base_url": sim.base_url, "tenant": harness.TENANT, "client_id": harness.APP_ID,
-        "token_version": "v1",
-        "token_endpoint": sim.base_url + "/" + harness.TENANT + "/oauth2/token"})
+    env = passkit.gate_config(0, sim)["environments"]["sim"]   # the pass-through tests' own
+    env["client_secret_env"] = SECRET_ENV
+    cfg["environments"]["test"] = env
     cfg["jobs"] = {
         "import1": {"environment": "test", "activity_id": harness.IMPORT_JOB,
                     "entity": "Customer groups", "direction": "import"},
@@ -86,7 +74,7 @@ def point_at_sim(cfg, sim):
                     "direction": "export"},
     }
     cfg["clients"]["client1"] = {
-        "api_key_sha256": hashlib.sha256(SIM_API_KEY.encode()).hexdigest(),
+        "api_key_sha256": passkit.sha(SIM_API_KEY),
         "jobs": ["import1", "export1"]}
 
 
@@ -98,14 +86,15 @@ def child_env(sim=None):
 
 
 class Fogate:
-    """One running fogate process; its stderr (JSON log lines) goes to a file."""
+    """One running fogate process (a harness.Proc); its stderr (JSON log lines) goes to a
+    file. .proc is the Popen."""
 
     def __init__(self, tmp_path, limits=None, timeouts=None, preexec_fn=None, sim=None):
         self.tmp_path = tmp_path
         self.sim = sim
         self.proc = None
         for _ in range(5):  # the free port may be taken between probe and bind: retry
-            self.port = free_port()
+            self.port = harness.free_port()
             self.config_path = tmp_path / ("fogate-%d.json" % self.port)
             self.config_path.write_text(json.dumps(make_config(self.port, limits, timeouts, sim)))
             self.log_path = tmp_path / ("fogate-%d.log" % self.port)
@@ -114,22 +103,28 @@ class Fogate:
         raise RuntimeError("fogate did not start; log:\n" + self.log_text())
 
     def _start(self, preexec_fn):
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([fogate_bin(), "-c", str(self.config_path)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=child_env(self.sim), preexec_fn=preexec_fn)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        self.child = harness.Proc("fogate-%d" % self.port,
+                                  [fogate_bin(), "-c", str(self.config_path)], str(self.tmp_path),
+                                  env=child_env(self.sim), preexec_fn=preexec_fn)
+        self.proc = self.child.popen
+
+        def listening_or_exited():
             for line in self.log_lines():
                 if line.get("msg") == "listening":
-                    self.address = line["address"]
-                    return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.02)
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError("fogate did not log 'listening' in time:\n" + self.log_text())
+                    return line
+            return {"exited": True} if self.proc.poll() is not None else None
+        try:
+            line = harness.wait_until(listening_or_exited, timeout=15, interval=0.02,
+                                      what="fogate logging 'listening'")
+        except TimeoutError as e:
+            self.child.stop(timeout=0.1, sig=signal.SIGKILL)
+            raise RuntimeError("fogate did not log 'listening' in time (%s):\n%s"
+                               % (e, self.log_text())) from None
+        if line.get("exited"):
+            self.child.stop()
+            return False
+        self.address = line["address"]
+        return True
 
     def log_text(self):
         try:
@@ -147,13 +142,12 @@ class Fogate:
         return [l for l in self.log_lines() if l.get("msg") == "request"]
 
     def wait_log(self, pred, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log_lines():
-                if pred(line):
-                    return line
-            time.sleep(0.02)
-        raise AssertionError("no matching log line; log:\n" + self.log_text())
+        def match():
+            return next((line for line in self.log_lines() if pred(line)), None)
+        try:
+            return harness.wait_until(match, timeout=timeout, interval=0.02, what="a log line")
+        except TimeoutError as e:
+            raise AssertionError("%s; log:\n%s" % (e, self.log_text())) from None
 
     def connect(self, timeout=5.0):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -173,18 +167,11 @@ class Fogate:
 
     def stop(self):
         """SIGTERM, expect exit 0, and no sanitizer report in the log."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("fogate did not exit after SIGTERM")
-        text = self.log_text()
-        for mark in SANITIZER_MARKS:
-            assert mark not in text, "sanitizer report in fogate's log:\n" + text
-        return self.proc.returncode
+        running = self.proc.poll() is None
+        rc = self.child.stop(timeout=15)
+        assert not (running and rc == -signal.SIGKILL), "fogate did not exit after SIGTERM"
+        harness.assert_no_sanitizer_report(self.log_text())
+        return rc
 
 
 def read_until_close(sock, timeout=5.0, limit=1 << 20):
@@ -208,20 +195,13 @@ def read_until_close(sock, timeout=5.0, limit=1 << 20):
         assert len(data) <= limit, "too much data"
 
 
-class Response:
-    def __init__(self, status, reason, headers, body):
-        self.status = status
-        self.reason = reason
-        self.headers = headers  # lower-case name -> list of values
-        self.body = body
+class Response(harness.Response):
+    """A parsed raw response; headers: lower-case name -> list of values."""
 
     def header(self, name):
         values = self.headers.get(name.lower(), [])
         assert len(values) <= 1, "header %s appears %d times" % (name, len(values))
         return values[0] if values else None
-
-    def json(self):
-        return json.loads(self.body)
 
 
 STATUS_RE = re.compile(rb"^HTTP/1\.1 (\d{3}) ([^\r\n]*)$")
