@@ -168,8 +168,8 @@ void package_req_json(struct package_req *r, int status, json_t *o)
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->call || r->import || r->xfer || r->queued || r->waiter || r->body_reading ||
-        r->req)
+    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter ||
+        r->body_reading || r->req)
         return false;
     req_free(r);
     return true;
@@ -563,6 +563,7 @@ void package_handle(struct package *p, struct conn_req *req, const struct conf_c
     }
     r->p = p;
     r->req = req;
+    r->busy = 1; /* the body may end (and the request settle) inside dispatch */
     r->next = p->reqs;
     if (r->next)
         r->next->prev = r;
@@ -573,5 +574,6 @@ void package_handle(struct package *p, struct conn_req *req, const struct conf_c
         package_req_error(r, 404, "not_found", "no such package API route");
     else
         dispatch(r, rt, client);
+    r->busy = 0;
     package_req_settle(r);
 }

@@ -148,10 +148,10 @@ static void push_pending(struct package_req *r)
     }
 }
 
-static void on_send_space(void *arg)
+/* Room towards the blob: pending bytes go first, then the client's body resumes (which
+ * may deliver and end the body right here: the caller settles). */
+static void send_space(struct package_req *r)
 {
-    struct package_req *r = arg;
-
     push_pending(r);
     if (evbuffer_get_length(r->pending) > 0 || !r->xfer)
         return;
@@ -159,6 +159,16 @@ static void on_send_space(void *arg)
         upstream_send_eof(r->xfer);
     else if (r->req && r->body_reading)
         conn_req_resume_body(r->req);
+}
+
+static void on_send_space(void *arg)
+{
+    struct package_req *r = arg;
+
+    r->busy++;
+    send_space(r);
+    r->busy--;
+    package_req_settle(r);
 }
 
 static void drop_key(struct package_req *r)
@@ -208,7 +218,9 @@ static void start_upload(struct package_req *r)
         package_req_error(r, 502, "d365_bad_answer", "D365's blob URL is not usable");
         return;
     }
-    on_send_space(r);
+    r->busy++; /* on_write_url settles */
+    send_space(r);
+    r->busy--;
 }
 
 static void on_write_url(void *arg, const struct d365_result *res)
@@ -412,11 +424,12 @@ void packageimport_start(struct package_req *r, const struct conf_job *job)
         return;
     }
     conn_req_set_body_limit(r->req, r->p->conf->limits.max_package_bytes);
-    r->body_reading = conn_req_read_body(r->req, &sink) == 0;
-    if (!r->body_reading) {
+    r->body_reading = true; /* the whole body may arrive (and end) inside the call */
+    if (conn_req_read_body(r->req, &sink) < 0) {
+        r->body_reading = false;
         drop_key(r);
         package_req_error(r, 500, "internal", "cannot read the request body");
-    } else if (!r->replay) {
+    } else if (!r->replay && r->body_reading && r->req) {
         conn_req_pause_body(r->req); /* until the blob transfer exists */
     }
 }

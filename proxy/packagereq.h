@@ -66,6 +66,8 @@ struct package_req {
     char *blob_url;                     /* owned: the SAS URL (a secret: never logged) */
     bool queued;                        /* on a queue (waiting or running) */
     bool body_reading, body_eof, responded, replay, uploaded;
+    unsigned busy;                      /* > 0: inside a call that may re-enter (a body
+                                           pump): settle waits for the outer frame */
     unsigned char replay_sha[32];
 };
 
