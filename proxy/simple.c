@@ -361,6 +361,11 @@ static void dispatch(struct simple_req *r, const struct conf_client *client)
     job = job_for(r, client, r->route.job, dir);
     if (!job)
         return;
+    if (job->project) { /* a package job has no activity id: /v1/packages serves it */
+        simple_req_error(r, 400, "not_recurring_job", "job '%s' is a package job; use "
+                         "/v1/packages/import or /export?job=%s", job->name, job->name);
+        return;
+    }
     if (!(r->env = strdup(job->env->name))) {
         simple_req_error(r, 500, "internal", "out of memory");
         return;

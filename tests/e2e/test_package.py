@@ -38,10 +38,12 @@ def fogate_config(sim, port):
                         "direction": "export"},
             "groups-in": {"environment": "sim", "activity_id": harness.IMPORT_JOB,
                           "entity": "Customer groups", "direction": "import"},
+            "groups-out": {"environment": "sim", "activity_id": harness.EXPORT_JOB,
+                           "entity": "Customer groups", "direction": "export"},
         },
         "clients": {
             "one": {"api_key_sha256": sha(KEY), "jobs": ["pkg-in", "pkg-out"]},
-            "other": {"api_key_sha256": sha(KEY_OTHER), "jobs": ["groups-in"]},
+            "other": {"api_key_sha256": sha(KEY_OTHER), "jobs": ["groups-in", "groups-out"]},
         },
         "limits": {"max_package_bytes": BIG + 1024},
     }
@@ -219,6 +221,24 @@ def test_200mb_import_and_export_bounded_memory(sim, gate):
     p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out", timeout=600)
     assert p.status == 200 and len(p.body) > BIG
     assert vm_hwm_kb(gate.pid) < rss_limit_kb()
+
+
+def test_package_job_on_recurring_routes_and_recurring_job_on_package_routes(sim, gate):
+    r = call(gate, "POST", "/v1/jobs/pkg-in/messages", b"a,b\n")
+    assert r.status == 400 and r.json()["code"] == "not_recurring_job", r
+    assert "/v1/packages" in r.json()["message"]
+    r = call(gate, "POST", "/v1/jobs/pkg-out/next")
+    assert r.status == 400 and r.json()["code"] == "not_recurring_job", r
+    r = call(gate, "POST", "/v1/packages/import?job=groups-in", b"PK", key=KEY_OTHER)
+    assert r.status == 400 and r.json()["code"] == "not_package_job", r
+    r = call(gate, "POST", "/v1/packages/export?job=groups-out", key=KEY_OTHER)
+    assert r.status == 400 and r.json()["code"] == "not_package_job", r
+    r = call(gate, "GET", "/v1/executions/x-1?job=groups-out", key=KEY_OTHER)
+    assert r.status == 400 and r.json()["code"] == "not_package_job", r
+    c = sim.counters()
+    assert requests_to(sim, "enqueue") == 0 and requests_to(sim, "dequeue") == 0, c
+    assert requests_to(sim, "odata:GetAzureWriteUrl") == 0, c
+    assert requests_to(sim, "odata:ExportToPackage") == 0, c
 
 
 def test_no_sas_query_in_logs(gate):
