@@ -5,8 +5,10 @@ fogate, statuses, errors, serialisation per environment, Idempotency-Key, no SAS
 import hashlib
 import json
 import os
+import http.client
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -17,6 +19,7 @@ SECRET_ENV = "FOGATE_E2E_D365_SECRET"
 KEY = "package-client-key-0123456789abcdef"
 KEY_OTHER = "package-other-key-fedcba9876543210"
 BIG = 200 * 1024 * 1024
+ACT = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 
 
 def sha(key):
@@ -207,11 +210,40 @@ def test_export_download_and_not_ready(sim, gate):
     assert p.status == 200 and p.body[:2] == b"PK" and len(p.body) > 100000
 
 
-def test_200mb_import_and_export_bounded_memory(sim, gate):
+def sim_action(sim, name, body):
+    r = sim.request("POST", ACT + name, body, token=sim.token())
+    assert r.status == 200, r
+    return r.json()["value"]
+
+
+def blob_sha256(url):
+    """SHA-256 and size of the blob behind a SAS URL, read from Azurite in 1 MB pieces."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+    try:
+        conn.request("GET", u.path + "?" + u.query)
+        r = conn.getresponse()
+        assert r.status == 200, (r.status, u.path)
+        h, n = hashlib.sha256(), 0
+        while chunk := r.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+        return h.hexdigest(), n
+    finally:
+        conn.close()
+
+
+def test_200mb_import_and_export_checksums_and_bounded_memory(sim, gate):
     data = os.urandom(1024 * 1024) * 200
+    sent = hashlib.sha256(data).hexdigest()
     r = call(gate, "POST", "/v1/packages/import?job=pkg-in", data, timeout=600)
     assert r.status == 202, r
-    assert wait_final(gate, r.json()["execution_id"]) == "Succeeded"
+    exec_id = r.json()["execution_id"]
+    assert wait_final(gate, exec_id) == "Succeeded"
+    del data
+    # the blob fogate uploaded is <exec id>.zip in dmf; fosim gives an rw SAS for that name
+    w = json.loads(sim_action(sim, "GetAzureWriteUrl", {"uniqueFileName": exec_id + ".zip"}))
+    assert blob_sha256(w["BlobUrl"]) == (sent, BIG)
     sim.configure(package_bytes=BIG)
     r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
     assert r.status == 202, r
@@ -220,6 +252,10 @@ def test_200mb_import_and_export_bounded_memory(sim, gate):
     assert s.json()["status"] == "Succeeded", s
     p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out", timeout=600)
     assert p.status == 200 and len(p.body) > BIG
+    got = hashlib.sha256(p.body).hexdigest()
+    del p
+    url = sim_action(sim, "GetExportedPackageUrl", {"executionId": exec_id})
+    assert blob_sha256(url)[0] == got
     assert vm_hwm_kb(gate.pid) < rss_limit_kb()
 
 
