@@ -97,3 +97,58 @@ void packagename_redact(const char *url, char *out, size_t cap)
     memcpy(out, url, n);
     out[n] = '\0';
 }
+
+/* The value of query parameter `name` in url's query, %XX decoded, into out; -1 absent. */
+static int query_param(const char *url, const char *name, char *out, size_t cap)
+{
+    const char *q = strchr(url, '?'), *p;
+    size_t nl = strlen(name), n = 0;
+
+    for (p = q ? q + 1 : NULL; p && *p && *p != '#'; p += strcspn(p, "&#"), p += *p == '&') {
+        if (strncmp(p, name, nl) != 0 || p[nl] != '=')
+            continue;
+        for (p += nl + 1; *p && *p != '&' && *p != '#' && n + 1 < cap; p++) {
+            unsigned v;
+            if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1 && p[1] && p[2]) {
+                out[n++] = (char)v;
+                p += 2;
+            } else {
+                out[n++] = *p;
+            }
+        }
+        out[n] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+int packagename_sas_expiry(const char *url, time_t *out)
+{
+    char se[40];
+    struct tm tm = { 0 };
+    int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
+
+    if (query_param(url, "se", se, sizeof se) < 0)
+        return -1;
+    if (sscanf(se, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return -1;
+    if (se[10] && (sscanf(se + 10, "T%2d:%2d:%2dZ%n", &h, &mi, &s, &n) != 3 || se[10 + n]))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    *out = timegm(&tm);
+    return 0;
+}
+
+bool packagename_sas_expired(const char *url, time_t now)
+{
+    time_t se;
+
+    return packagename_sas_expiry(url, &se) == 0 && se <= now;
+}

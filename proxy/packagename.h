@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "d365.h"
 
@@ -42,5 +43,12 @@ const char *packagename_not_yet(const struct d365_err *err);
 /* Copies `url` without its query and fragment into out (cap bytes, NUL-terminated,
  * truncated to fit): safe for logs and error messages. */
 void packagename_redact(const char *url, char *out, size_t cap);
+
+/* The expiry (`se`, "YYYY-MM-DD[THH:MM:SSZ]", %-encoded or not) of a SAS URL into *out
+ * (UTC seconds) and 0, or -1 when the URL has no readable `se`. */
+int packagename_sas_expiry(const char *url, time_t *out);
+
+/* True iff the SAS URL has an `se` at or before `now` (UTC seconds). */
+bool packagename_sas_expired(const char *url, time_t now);
 
 #endif

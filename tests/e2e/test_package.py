@@ -84,7 +84,7 @@ def sim(env):
     s = env[0]
     s.reset()
     s.configure(import_package_secs=0.5, export_secs=0.5, exec_not_found_secs=0,
-                package_outcome="Succeeded", package_bytes=4096)
+                package_outcome="Succeeded", package_bytes=4096, write_sas_secs=1800)
     return s
 
 
@@ -275,6 +275,23 @@ def test_package_job_on_recurring_routes_and_recurring_job_on_package_routes(sim
     assert requests_to(sim, "enqueue") == 0 and requests_to(sim, "dequeue") == 0, c
     assert requests_to(sim, "odata:GetAzureWriteUrl") == 0, c
     assert requests_to(sim, "odata:ExportToPackage") == 0, c
+
+
+def test_expired_sas_is_a_clear_error_and_nothing_is_imported(sim, gate):
+    sim.configure(write_sas_secs=-120)
+    h = {"Idempotency-Key": "expired-1"}
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-expired" * 100, headers=h)
+    assert r.status == 502, r
+    assert r.json()["code"] == "blob_sas_expired", r
+    assert "expired at 20" in r.json()["message"] and "again" in r.json()["message"]
+    assert b"sig=" not in r.body and b"?" not in r.json()["message"].encode()
+    assert requests_to(sim, "odata:GetAzureWriteUrl") == 1
+    assert requests_to(sim, "odata:ImportFromPackage") == 0
+    # the key was not kept: the same import succeeds once the SAS is fresh again
+    sim.configure(write_sas_secs=1800)
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-expired" * 100, headers=h)
+    assert r.status == 202 and not r.json().get("replayed"), r
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
 
 
 def test_no_sas_query_in_logs(gate):

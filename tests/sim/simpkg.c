@@ -165,7 +165,8 @@ static void reply_write_url(struct sim *s, struct simhttp_req *req, const char *
     for (char *c = g; *c; c++)
         *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 32 : *c);
     snprintf(blobid, sizeof(blobid), "{%s}", g);
-    json_t *url = sas_url(s, *name ? name : g, "rw", 300, 1800);
+    long after = s->conf->write_sas_secs; /* < 0: already expired (a knob for clients) */
+    json_t *url = sas_url(s, *name ? name : g, "rw", after < 0 ? 300 - after : 300, after);
     json_t *inner = json_pack("{s:s, s:o}", "BlobId", blobid, "BlobUrl", url);
     char *txt = json_dumps(inner, JSON_COMPACT);
     json_decref(inner);

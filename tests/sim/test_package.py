@@ -1,4 +1,5 @@
 """Conformance: the package API against a real Azurite (reference §4.5-§4.10)."""
+import calendar
 import io
 import json
 import threading
@@ -36,7 +37,7 @@ def sim(env):
     s = env[0]
     s.reset()
     s.configure(import_package_secs=0.5, export_secs=0.5, exec_not_found_secs=0,
-                package_outcome="Succeeded")
+                package_outcome="Succeeded", write_sas_secs=1800)
     return s
 
 
@@ -100,6 +101,21 @@ def test_get_azure_write_url_is_a_string_holding_json(sim, tok, env):
     assert r.status == 201, r
     g = get_blob(w["BlobUrl"])
     assert g.status == 200 and g.body.startswith(b"PK\x05\x06")
+
+
+def test_write_sas_secs_knob_hands_out_an_expired_sas(sim, tok):
+    sim.configure(write_sas_secs=-60)
+    w = write_url(sim, tok, "expired.zip")
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(w["BlobUrl"]).query)
+    se = calendar.timegm(time.strptime(q["se"][0], "%Y-%m-%dT%H:%M:%SZ"))
+    st = calendar.timegm(time.strptime(q["st"][0], "%Y-%m-%dT%H:%M:%SZ"))
+    assert st < se < time.time() - 30
+    r = put_blob(w["BlobUrl"], b"PK expired")
+    assert r.status == 403, r
+    assert sim.request("POST", "/_sim/config", {"write_sas_secs": "x"}).status == 400
+    sim.configure(write_sas_secs=1800)
+    w = write_url(sim, tok, "expired.zip")
+    assert put_blob(w["BlobUrl"], b"PK fresh").status == 201
 
 
 def test_import_from_package_sync_after_delay(sim, tok):

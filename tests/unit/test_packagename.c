@@ -82,6 +82,27 @@ static void test_redact(void)
     CHECK_STR(out, "http://a-");
 }
 
+static void test_sas_expiry(void)
+{
+    time_t t = 0;
+
+    CHECK(packagename_sas_expiry("http://h/dmf/b?sv=2014-02-14&sr=b&sig=x%3D"
+                                 "&st=2020-06-05T07%3A21%3A33Z&se=2020-06-05T07%3A56%3A33Z&sp=rw",
+                                 &t) == 0);
+    CHECK(t == 1591343793);
+    CHECK(packagename_sas_expiry("http://h/b?se=2020-06-05T07:56:33Z", &t) == 0 &&
+          t == 1591343793);
+    CHECK(packagename_sas_expiry("http://h/b?sp=r&se=2020-06-05", &t) == 0 && t == 1591315200);
+    CHECK(packagename_sas_expiry("http://h/b?sse=2020-06-05", &t) == -1);
+    CHECK(packagename_sas_expiry("http://h/b?se=2020-13-05", &t) == -1);
+    CHECK(packagename_sas_expiry("http://h/b?se=2020-06-05T07:56:33Zjunk", &t) == -1);
+    CHECK(packagename_sas_expiry("http://h/b#se=2020-06-05", &t) == -1);
+    CHECK(packagename_sas_expiry("http://h/b", &t) == -1);
+    CHECK(packagename_sas_expired("http://h/b?se=2020-06-05T07:56:33Z", 1591343793));
+    CHECK(!packagename_sas_expired("http://h/b?se=2020-06-05T07:56:33Z", 1591343792));
+    CHECK(!packagename_sas_expired("http://h/b?sig=x", 2000000000)); /* unknown: not expired */
+}
+
 int main(void)
 {
     test_company();
@@ -89,5 +110,6 @@ int main(void)
     test_write_url();
     test_status();
     test_redact();
+    test_sas_expiry();
     return check_done();
 }
