@@ -126,6 +126,18 @@ static enum tokenresp_class class_of_code(long code)
     return TOKENRESP_OTHER;
 }
 
+/* Without a known AADSTS code (a server other than Entra ID), the standard RFC 6749
+ * error codes still tell the causes apart that need an operator: refused client
+ * credentials and a refused scope. Anything else stays OTHER (retryable). */
+static enum tokenresp_class class_of_error(const char *error)
+{
+    if (strcmp(error, "invalid_client") == 0)
+        return TOKENRESP_WRONG_SECRET;
+    if (strcmp(error, "invalid_scope") == 0)
+        return TOKENRESP_INVALID_SCOPE;
+    return TOKENRESP_OTHER;
+}
+
 /* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
  * Anything else could not be sent safely in an Authorization header. */
 static int is_b64token(const char *s, size_t n)
@@ -213,8 +225,10 @@ static enum tokenresp_class classify(struct tokenresp *r, json_t *root, int ok_s
         return class_of_code(r->aadsts);
     if (ok_status || !root)
         return TOKENRESP_MALFORMED;
-    return json_is_string(json_object_get(root, "error")) ? TOKENRESP_OTHER
-                                                           : TOKENRESP_MALFORMED;
+    json_t *err = json_object_get(root, "error");
+    if (!json_is_string(err))
+        return TOKENRESP_MALFORMED;
+    return class_of_error(json_string_value(err));
 }
 
 enum tokenresp_class tokenresp_parse(struct tokenresp *r, const char *body, size_t len,

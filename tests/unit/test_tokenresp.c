@@ -177,6 +177,10 @@ static void test_errors(void)
 
     /* A well-formed unknown error, and one without "error". */
     check_class("{\"error\":\"invalid_request\"}", 400, TOKENRESP_OTHER);
+    /* A server other than Entra ID: the RFC 6749 codes alone classify. */
+    check_class("{\"error\":\"invalid_client\"}", 401, TOKENRESP_WRONG_SECRET);
+    check_class("{\"error\":\"invalid_scope\"}", 400, TOKENRESP_INVALID_SCOPE);
+    check_class("{\"error\":\"unauthorized_client\"}", 400, TOKENRESP_OTHER);
     check_class("{\"error_description\":\"no error field\"}", 400, TOKENRESP_MALFORMED);
     check_class("{\"error\":42}", 400, TOKENRESP_MALFORMED);
 }
