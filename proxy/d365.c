@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #define ACTION_PREFIX "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 #define SMALL_ANSWER_MAX (1024 * 1024)   /* OData values, dequeue JSON, enqueue id */
 #define ERROR_BODY_MAX (64 * 1024)       /* a streamed call's error body kept for its message */
@@ -127,6 +129,17 @@ static void result_ok(struct d365_call *c, const struct upcall_done *d, const ch
     c->cbs.on_result(c->cbs.arg, &r);
 }
 
+/* An Edm.Boolean envelope's value as "true" / "false" (malloc'd), else NULL. */
+static char *value_boolean(const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *v = json_object_get(root, "value");
+    char *out = json_is_boolean(v) ? strdup(json_is_true(v) ? "true" : "false") : NULL;
+
+    json_decref(root);
+    return out;
+}
+
 static void done_action(struct d365_call *c, const struct upcall_done *d)
 {
     char *v;
@@ -134,6 +147,8 @@ static void done_action(struct d365_call *c, const struct upcall_done *d)
     if (d->st != UPCALL_OK || d->status != 200)
         return result_err(c, d);
     v = d365parse_value_string(d->body, d->body_len);
+    if (!v)
+        v = value_boolean(d->body, d->body_len);
     if (!v)
         return result_bad(c, "is not an OData string value");
     result_ok(c, d, v);
@@ -269,12 +284,12 @@ static struct d365_call *start(struct upcall_ctx *ctx, enum op op, const char *w
     return c;
 }
 
-struct d365_call *d365_action(struct upcall_ctx *ctx, const char *env, const char *action,
-                              const char *param, const char *value,
-                              const struct d365_cbs *cbs)
+/* An action call with `body` (owned; NULL: out of memory). */
+static struct d365_call *action_start(struct upcall_ctx *ctx, const char *env,
+                                      const char *action, char *body,
+                                      const struct d365_cbs *cbs)
 {
     char path[256];
-    char *body = d365parse_action_body(param, value);
     struct upcall_req req = {
         .env = env, .method = "POST", .path_query = path, .headers = json_headers,
         .n_headers = 2, .retry = UPCALL_RETRY_SAFE, .body = body,
@@ -287,6 +302,21 @@ struct d365_call *d365_action(struct upcall_ctx *ctx, const char *env, const cha
         c = start(ctx, OP_ACTION, action, &req, cbs);
     free(body);
     return c;
+}
+
+struct d365_call *d365_action(struct upcall_ctx *ctx, const char *env, const char *action,
+                              const char *param, const char *value,
+                              const struct d365_cbs *cbs)
+{
+    return action_start(ctx, env, action, d365parse_action_body(param, value), cbs);
+}
+
+struct d365_call *d365_action_json(struct upcall_ctx *ctx, const char *env,
+                                   const char *action, const json_t *params,
+                                   const struct d365_cbs *cbs)
+{
+    return action_start(ctx, env, action, json_dumps(params, JSON_COMPACT |
+                                                     JSON_PRESERVE_ORDER), cbs);
 }
 
 struct d365_call *d365_enqueue(struct upcall_ctx *ctx, const char *env, const char *activity,

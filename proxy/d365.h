@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "d365parse.h"
 #include "upcall.h"
 
@@ -60,6 +62,13 @@ struct d365_cbs {
 struct d365_call *d365_action(struct upcall_ctx *ctx, const char *env, const char *action,
                               const char *param, const char *value,
                               const struct d365_cbs *cbs);
+
+/* Like d365_action with the body `params` (a JSON object, borrowed), for actions with
+ * several parameters (reference §4.10). An Edm.Boolean value reads "true" / "false" in
+ * r->value (for every action call). */
+struct d365_call *d365_action_json(struct upcall_ctx *ctx, const char *env,
+                                   const char *action, const json_t *params,
+                                   const struct d365_cbs *cbs);
 
 /* Enqueue to `activity` with a streamed body of `len` bytes (or UPSTREAM_BODY_CHUNKED);
  * entity, company and file_name (x-ms-dyn-externalidentifier) may be NULL. Never retried

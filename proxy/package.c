@@ -49,6 +49,7 @@ static void req_free(struct package_req *r)
     struct package *p = r->p;
 
     packageimport_stop(r);
+    packageerrors_stop(r);
     d365_cancel(r->call);
     msgwait_cancel(r->waiter);
     if (r->prev)
@@ -185,6 +186,7 @@ static void on_gone(void *arg)
     r->call = NULL;
     msgwait_cancel(r->waiter);
     r->waiter = NULL;
+    packageerrors_stop(r);
     packageimport_cancel(r); /* an upload stops; a queued or running import goes on */
     package_req_settle(r);
 }
@@ -304,41 +306,6 @@ static void route_status(struct package_req *r)
     r->waiter = msgwait_add(r->p->mw, r->env, r->exec_id, wait_s * 1000u, on_status, r);
     if (!r->waiter)
         package_req_error(r, 503, "too_many_waiters", "too many status requests waiting");
-}
-
-/* ---- GET /v1/executions/{id}/errors ---- */
-
-static void on_errors(void *arg, const struct d365_result *res)
-{
-    struct package_req *r = arg;
-    json_t *errors, *o;
-
-    r->call = NULL;
-    if (!res->ok) {
-        package_req_fail(r, &res->err);
-        package_req_settle(r);
-        return;
-    }
-    errors = d365parse_errors_array(res->value);
-    o = json_pack("{s:s}", "execution_id", r->exec_id);
-    if (errors) {
-        json_object_set_new(o, "errors", errors);
-    } else { /* D365's string is not valid JSON (reference §4.4): hand it over as text */
-        json_object_set_new(o, "errors", json_null());
-        json_object_set_new(o, "errors_raw", json_string(res->value));
-    }
-    package_req_json(r, 200, o);
-    package_req_settle(r);
-}
-
-static void route_errors(struct package_req *r)
-{
-    struct d365_cbs cbs = { .on_result = on_errors, .arg = r };
-
-    r->call = d365_action(r->p->ctx, r->env, "GetExecutionErrors", "executionId", r->exec_id,
-                          &cbs);
-    if (!r->call)
-        package_req_error(r, 500, "internal", "cannot start the GetExecutionErrors call");
 }
 
 /* ---- GET /v1/executions/{id}/package ---- */
@@ -536,7 +503,7 @@ static void dispatch(struct package_req *r, enum route rt, const struct conf_cli
             return package_req_error(r, 500, "internal", "out of memory");
         if (rt == R_STATUS)
             return route_status(r);
-        return rt == R_ERRORS ? route_errors(r) : route_package(r);
+        return rt == R_ERRORS ? packageerrors_start(r) : route_package(r);
     }
     job = package_job(r, client, rt == R_IMPORT ? CONF_DIR_IMPORT : CONF_DIR_EXPORT);
     if (!job || targets(r, job) < 0)

@@ -69,6 +69,13 @@ struct package_req {
     unsigned busy;                      /* > 0: inside a call that may re-enter (a body
                                            pump): settle waits for the outer frame */
     unsigned char replay_sha[32];
+    /* GET .../errors (packageerrors.c) */
+    char entity[128];                   /* "" without ?entity= or a job entity */
+    json_t *errout;                     /* owned: the answer being built */
+    struct event *timer;                /* owned: the next error-file poll */
+    unsigned files_todo;                /* bit 0 staging URL, bit 1 keys URL missing */
+    unsigned files_rounds;
+    bool files_generated, has_errors;
 };
 
 /* Answers `r` with a D365 failure / a fogate error / 2xx JSON (`o` stolen). */
@@ -92,5 +99,11 @@ void packageimport_cancel(struct package_req *r);
 
 /* Stops everything of `r`'s import (queued, running) and frees its buffers; for req_free. */
 void packageimport_stop(struct package_req *r);
+
+/* GET /v1/executions/{id}/errors: the errors and the entity's error files. */
+void packageerrors_start(struct package_req *r);
+
+/* Stops a pending error-file poll and frees the answer being built; for gone and free. */
+void packageerrors_stop(struct package_req *r);
 
 #endif

@@ -36,7 +36,7 @@ def fogate_config(sim, port):
             "token_endpoint": f"{sim.base_url}/{harness.TENANT}/oauth2/v2.0/token"}},
         "jobs": {
             "pkg-in": {"environment": "sim", "project": "Customers", "company": "usmf",
-                       "direction": "import"},
+                       "entity": "CustCustomerV3Entity", "direction": "import"},
             "pkg-out": {"environment": "sim", "project": "Customers", "company": "usmf",
                         "direction": "export"},
             "groups-in": {"environment": "sim", "activity_id": harness.IMPORT_JOB,
@@ -141,9 +141,45 @@ def test_import_failed_lists_errors(sim, gate):
     assert r.status == 202, r
     exec_id = r.json()["execution_id"]
     assert wait_final(gate, exec_id) == "Failed"
-    e = call(gate, "GET", f"/v1/executions/{exec_id}/errors?job=pkg-in")
+    e = call(gate, "GET", f"/v1/executions/{exec_id}/errors?job=pkg-in", timeout=60)
     assert e.status == 200, e
-    assert isinstance(e.json()["errors"], list) and len(e.json()["errors"]) > 0
+    j = e.json()
+    assert isinstance(j["errors"], list) and len(j["errors"]) > 0
+    f = j["error_files"]
+    assert f["entity"] == "CustCustomerV3Entity" and f["complete"] is True, j
+    staging = blob_get(f["staging_error_file_url"])
+    assert staging.startswith(b"CUSTGROUPID,Error"), staging
+    assert blob_get(f["target_error_keys_file_url"]).startswith(b"RECID"), f
+    for a in ("GetImportStagingErrorFileUrl", "GenerateImportTargetErrorKeysFile",
+              "GetImportTargetErrorKeysFileUrl"):
+        assert requests_to(sim, "odata:" + a) >= 1, a
+    assert requests_to(sim, "odata:GenerateImportTargetErrorKeysFile") == 1
+
+
+def test_clean_import_has_no_error_files_and_entity_comes_from_the_query(sim, gate):
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-good" * 50)
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    assert wait_final(gate, exec_id) == "Succeeded"
+    e = call(gate, "GET", f"/v1/executions/{exec_id}/errors?job=pkg-in&entity=Other%20entity")
+    assert e.status == 200, e
+    assert e.json()["errors"] == []
+    assert e.json()["error_files"] == {
+        "entity": "Other entity", "staging_error_file_url": None,
+        "target_error_keys_file_url": None, "complete": True}
+    # an export job without an entity: no error-file calls at all
+    before = requests_to(sim, "odata:GetImportStagingErrorFileUrl")
+    e = call(gate, "GET", f"/v1/executions/{exec_id}/errors?job=pkg-out")
+    assert e.status == 200 and e.json()["error_files"] is None, e
+    assert requests_to(sim, "odata:GetImportStagingErrorFileUrl") == before
+
+
+def blob_get(url):
+    assert url and url.startswith("http://127.0.0.1:"), url
+    u = urllib.parse.urlsplit(url)
+    r = harness.request(f"http://{u.netloc}", "GET", u.path + "?" + u.query)
+    assert r.status == 200, r
+    return r.body
 
 
 def test_odata_400_is_a_clear_error_and_not_retried(sim, gate):
