@@ -298,6 +298,7 @@ static void fill_ledger(struct conf_ledger *l, json_t *o)
     l->lease_s = (unsigned)get_int(o, "lease_s");
     l->max_skips = (unsigned)get_int(o, "max_skips");
     l->outbox_interval_ms = (unsigned)get_int(o, "outbox_interval_ms");
+    l->outbox_lease_ms = (unsigned)get_int(o, "outbox_lease_ms");
     l->ack_retry_min_ms = (unsigned)get_int(o, "ack_retry_min_ms");
     l->ack_retry_max_ms = (unsigned)get_int(o, "ack_retry_max_ms");
     l->stats_interval_ms = (unsigned)get_int(o, "stats_interval_ms");

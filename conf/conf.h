@@ -125,6 +125,7 @@ struct conf_ledger {
     unsigned lease_s;            /* delivery lease; below D365's 30-minute visibility */
     unsigned max_skips;          /* duplicates / leased-elsewhere skipped per dequeue */
     unsigned outbox_interval_ms; /* outbox claim period */
+    unsigned outbox_lease_ms;    /* an outbox entry stays with its instance this long */
     unsigned ack_retry_min_ms;   /* first delay after a failed upstream ack */
     unsigned ack_retry_max_ms;   /* cap of that delay */
     unsigned stats_interval_ms;  /* gauges refresh period */

@@ -194,6 +194,9 @@ static const struct key ledger_keys[] = {
         "answers 204; the next poll goes on."),
     INT("outbox_interval_ms", "1000", 10, 600000,
         "How often each instance claims confirmed messages whose upstream ack is due."),
+    INT("outbox_lease_ms", "60000", 300, 3600000,
+        "How long a confirmed message's upstream ack stays with the instance that took it "
+        "(renewed while the ack runs); after a crash another instance takes it over then."),
     INT("ack_retry_min_ms", "1000", 1, 3600000,
         "First delay after a failed upstream ack; it doubles (with jitter) up to "
         "`ack_retry_max_ms`."),

@@ -146,6 +146,7 @@ struct ledgerflow *ledgerflow_new(struct event_base *base, struct upcall_ctx *uc
     lf->lc = conf->ledger;
     make_instance(lf->instance, sizeof lf->instance);
     lo.instance = lf->instance;
+    lo.outbox_lease_ms = lf->lc.outbox_lease_ms;
     if (open_redis(lf, &conf->redis) < 0 || !(lf->l = ledger_new(lf->rc, &lo)) ||
         !(lf->ob = outbox_new(base, uc, lf->l, &lf->lc)) || outbox_start(lf->ob) < 0 ||
         !(lf->st = ledgerstat_new(base, lf->l, &lf->lc))) {

@@ -16,7 +16,6 @@
 #include "log.h"
 #include "rbackoff.h"
 
-#define OUTBOX_LEASE_MS 60000   /* the ledger's default outbox_lease_ms */
 #define CLAIM_BATCH 10
 #define MAX_JOBS 64             /* claims stop while this many acks run */
 
@@ -195,7 +194,8 @@ struct outbox_job *outbox_ack(struct outbox *ob, const char *id, const char *bod
                               unsigned attempts, outbox_done_cb *cb, void *arg)
 {
     struct d365_cbs cbs = { .on_result = on_acked };
-    struct timeval tv = { .tv_sec = OUTBOX_LEASE_MS / 3000 };
+    unsigned renew_ms = (ob->lc.outbox_lease_ms ? ob->lc.outbox_lease_ms : 60000) / 3;
+    struct timeval tv = { .tv_sec = renew_ms / 1000, .tv_usec = (renew_ms % 1000) * 1000 };
     struct outbox_job *j;
 
     if (find_job(ob, id) || !(j = calloc(1, sizeof *j)))
