@@ -334,3 +334,26 @@ def test_no_sas_query_in_logs(gate):
     with open(gate.log_path, "rb") as f:
         log = f.read()
     assert b"sig=" not in log and b"sv=20" not in log
+
+
+def test_openapi_documents_the_package_api():
+    import glob
+    import re
+    src = harness.require_bin("FOGATE_SRC")
+    codes = {"internal"}
+    for path in glob.glob(os.path.join(src, "proxy", "package*.c")):
+        with open(path) as f:
+            text = f.read()
+        for args in re.findall(r"package_req_error\((.*?)\);", text, re.S):
+            codes |= set(re.findall(r'"([a-z0-9]+_[a-z0-9_]+)"', args))
+    assert {"blob_sas_expired", "not_package_job", "length_required", "empty_body",
+            "not_export_job"} <= codes, codes
+    with open(os.path.join(src, "docs", "openapi.yaml")) as f:
+        doc = f.read()
+    missing = sorted(c for c in codes if f"`{c}`" not in doc)
+    assert not missing, f"error codes missing from docs/openapi.yaml: {missing}"
+    for path in ("/v1/packages/import:", "/v1/packages/export:", "/v1/executions/{id}:",
+                 "/v1/executions/{id}/package:", "/v1/executions/{id}/errors:"):
+        assert f"  {path}\n" in doc, path
+    for name in ("Idempotency-Key", "error_files", "staging_error_file_url", "Single instance"):
+        assert name in doc, name
