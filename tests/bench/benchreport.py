@@ -141,6 +141,7 @@ def plot(results, path):
             r = ratio(results, metric)
             if r and r > 0 and better:
                 bars.append((metric, r if better == "higher" else 1 / r))
+    ymax = max([1.2] + [v * 1.1 for _, v in bars])
     with tempfile.TemporaryDirectory() as d:
         dat = os.path.join(d, "bars.dat")
         with open(dat, "w") as f:
@@ -153,7 +154,8 @@ def plot(results, path):
                 results["meta"]["mode"], results["meta"]["date"]),
             "set style data histograms", "set style fill solid 0.8 border -1",
             "set boxwidth 0.7", "set xtics rotate by -40 scale 0", "set grid ytics",
-            "set ylabel 'fogate advantage (x)'", "set yrange [0:*]", "set key off",
+            "set ylabel 'fogate advantage (x)'", "set yrange [0:%g]" % ymax, "set key off",
+            "set rmargin 10", "set bmargin 9",
             "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb 'red'",
             "plot '%s' using 2:xtic(1) lc rgb '#3070b0'" % dat, ""])
         subprocess.run(["gnuplot"], input=gp, text=True, check=True, timeout=60)
@@ -166,3 +168,10 @@ def write(results, out):
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(markdown(results))
     plot(results, os.path.join(out, "results.png"))
+
+
+if __name__ == "__main__":
+    # Re-renders results.md and results.png from a results.json: benchreport.py DIR
+    import sys
+    with open(os.path.join(sys.argv[1], "results.json")) as f:
+        write(json.load(f), sys.argv[1])
