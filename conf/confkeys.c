@@ -86,7 +86,8 @@ static const struct key job_keys[] = {
         "not both."),
     OPT("entity", T_STRING,
         "Data entity name sent as `entity=` on enqueue, e.g. `Customer groups`. Omit for "
-        "data-package jobs."),
+        "recurring data-package jobs. On a package job (`project`), the entity whose staging "
+        "and target error files `/v1/executions/{id}/errors` reports."),
     OPT("company", T_STRING, "Default legal entity (dataAreaId) sent as `company=`, e.g. `usmf`."),
     { .name = "direction", .type = T_STRING, .required = true, .choices = directions,
       .doc = "`import` (clients enqueue) or `export` (clients dequeue, download and ack)." },
