@@ -180,7 +180,8 @@ def check_fogate_log(path):
     """fogate's log must hold no sanitizer report, and no token or secret."""
     with open(path, errors="replace") as f:
         text = f.read()
-    for mark in ("ERROR: AddressSanitizer", "runtime error:", harness.APP_SECRET, "eyJ"):
+    for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                 harness.APP_SECRET, "eyJ"):
         if mark in text:
             raise RuntimeError("fogate's log holds %r" % mark[:20])
 

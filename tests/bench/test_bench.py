@@ -46,12 +46,15 @@ def test_figures_are_plausible(results):
         assert r["cpu_us_per_req"]["median"] > 0
         assert r["syscalls_per_req"]["median"] >= 2       # at least a read and a write
         assert 500 < r["paced_rps"]["median"] < 1100      # the pacing works
-        assert r["upstream_conns_per_req"]["median"] < 0.05  # keep-alive to the upstream
+        assert r["upstream_conns_per_req"]["median"] >= 0
         for s, _ in benchreport.STREAMS:
             assert r[s + "_mbps"]["median"] > 1, (target, s)
             assert r[s + "_peak_rss_mb"]["median"] > 0.5
         assert r["idle_conns"]["median"] == res["meta"]["params"]["idle"]
     assert res["runs"]["direct"]["rps"]["median"] > 100
+    # the peer is configured right: it keeps its upstream connections (fogate's own figure is
+    # a finding, reported, not asserted here)
+    assert res["runs"]["nginx"]["upstream_conns_per_req"]["median"] < 0.05
 
 
 def test_reports_are_written(results):
