@@ -6,6 +6,7 @@ advanced past its 30-minute visibility timeout to make D365 offer a message agai
 ledger's own lease (lease_s = 2 here) runs on Redis's clock, so the tests sleep past it
 where a lease must be over."""
 
+import json
 import os
 import signal
 import threading
@@ -281,3 +282,25 @@ def test_concurrent_consumers_get_distinct_messages(fast_gate, sim):
     assert sorted(got) == sorted(msgs), "lost or duplicated messages"
     for m in msgs.values():
         lk.wait_acked(sim, m["message_id"])
+
+
+def test_old_unconfirmed_message_logs_a_warning(workdir, sim, redis):
+    """A delivery left unconfirmed past ledger.warn_unacked_s gives a warning log line
+    (with its age) before D365's 30 minutes; the ages show in /admin/status."""
+    g = lk.Gate(workdir, sim, redis.port, name="fogate-warn",
+                ledger={"warn_unacked_s": 1, "lease_s": 600})
+    try:
+        lk.feed(sim, 1, tag="warn")
+        r = take(g)
+        harness.wait_until(lambda: "waited long for its confirmation" in g.log(), timeout=10,
+                           what="age warning")
+        line = json.loads([ln for ln in g.log().splitlines() if "waited long" in ln][0])
+        assert line["level"] == "warn", line
+        assert 1000 <= line["oldest_unconfirmed_ms"] < 30 * 60 * 1000
+        cl = g.status()["cluster"]
+        assert cl["unconfirmed"] == 1 and cl["oldest_unconfirmed_ms"] >= 1000
+        assert g.ack(r.header("X-Fogate-Message-Id")).status == 200
+        harness.wait_until(lambda: g.status()["cluster"]["unconfirmed"] == 0, timeout=10,
+                           what="gauge back to 0")
+    finally:
+        g.stop()
