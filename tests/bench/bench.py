@@ -22,9 +22,9 @@ import benchreport
 import harness
 
 FULL = {"secs": 10, "paced_secs": 10, "syscall_secs": 3, "reps": 5, "stream_reps": 3,
-        "big": 1 << 30, "idle": 10000}
+        "big": 1 << 30, "idle": 10000, "feed": 30000}
 SMOKE = {"secs": 2, "paced_secs": 2, "syscall_secs": 1, "reps": 1, "stream_reps": 1,
-         "big": 64 << 20, "idle": 300}
+         "big": 64 << 20, "idle": 300, "feed": 20000}
 
 
 class Target:
@@ -73,6 +73,13 @@ class Bench:
         self.sims = [k.start_sim(self.work, "sim-up", self.up.base),
                      k.start_sim(self.work, "sim-sink", self.sink.base)]
         self.procs += self.sims
+        self.redis = harness.start_redis(self.work)
+        self.procs.append(self.redis)
+        k.pin(self.redis.pid, k.LOAD_CPU)
+        self.sims.append(k.start_sim(self.work, "sim-d365", None))
+        self.procs.append(self.sims[2])
+        self.fgl = k.FogateLedger(self.work, self.args.fogate, self.sims[2], self.redis.port)
+        self.procs.append(self.fgl)
         self.direct = Target("direct", self.up.base, self.up.stats)
         self.direct_sink = Target("direct", self.sink.base, k.Stats(self.sink.proc.pid))
         self.start_proxies()
@@ -81,11 +88,12 @@ class Bench:
         """fogate and the nginx peer, fresh; the peer gets one token per environment, fetched
         once (the helper script)."""
         up, sink, sims = self.up, self.sink, self.sims
-        self.fg = k.Fogate(self.work, self.args.fogate, up, sink, *sims)
+        self.fg = k.Fogate(self.work, self.args.fogate, up, sink, sims[0], sims[1])
         self.peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", {
             "UP_PORT": up.port, "SINK_PORT": sink.port, "API_KEY": k.API_KEY,
             "UPLOAD_KEY": k.UPLOAD_KEY, "TOKEN": sims[0].token(resource=up.base),
-            "SINK_TOKEN": sims[1].token(resource=sink.base)}, k.PROXY_CPU)
+            "SINK_TOKEN": sims[1].token(resource=sink.base), "SIM_PORT": sims[2].port,
+            "SIM_TOKEN": sims[2].token()}, k.PROXY_CPU)
         keys = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
         self.fogate = Target("fogate", self.fg.base, self.fg.stats, *keys)
         self.nginx = Target("nginx", self.peer.base, self.peer.stats, *keys)
@@ -132,23 +140,21 @@ class Bench:
                                   "up%s_" % name)
 
     def leg_ledger(self):
-        """Leg 3 runs once fogate routes the simple API's dequeue (/v1/jobs/{job}/next) through
-        the ack ledger; until then it is reported as not available, with the reason."""
-        r = harness.request(self.fogate.base, "POST", "/v1/jobs/exp/next", b"",
-                            {"X-Api-Key": k.API_KEY}, timeout=10)
-        if r.status == 404:
-            return {"status": "not available yet",
-                    "reason": "fogate answers 404 for POST /v1/jobs/{job}/next: the simple API "
-                              "and the ack ledger are not wired into the binary yet"}
-        return {"status": "not available yet",
-                "reason": "the /v1 route answers %d, but this benchmark has no ledger leg "
-                          "yet; add one to benchlegs.py" % r.status}
+        """Leg 3: connector dequeues through fogate's ack ledger (a second fogate, Redis on
+        loopback, fosim as D365) against the nginx peer passing them to the same fosim."""
+        fgl = Target("fogate", self.fgl.base, self.fgl.stats, ["X-Api-Key: " + k.API_KEY])
+        for rep in range(self.p["reps"]):
+            self.log("ledger dequeues, repetition %d/%d" % (rep + 1, self.p["reps"]))
+            for t in ([fgl, self.nginx] if rep % 2 == 0 else [self.nginx, fgl]):
+                self.runs.add(t.name, legs.dequeues(t, self.p["secs"], self.sims[2],
+                                                    self.p["feed"]))
 
     def stop(self):
         codes = {}
         for pr in [self.fg, self.peer] + list(reversed(self.procs)):
             if pr:
-                codes[pr.proc.name + ("-%d" % len(codes))] = pr.stop()
+                name = getattr(pr, "proc", pr).name
+                codes[name + ("-%d" % len(codes))] = pr.stop()
         return codes
 
     def run(self):
@@ -159,7 +165,7 @@ class Bench:
             self.start()
             self.leg_small()
             self.leg_stream()
-            ledger = self.leg_ledger()
+            self.leg_ledger()
             self.stop_proxies()
             self.start_proxies()          # the idle leg on fresh processes
             self.leg_idle()
@@ -171,7 +177,8 @@ class Bench:
         bad = {n: c for n, c in codes.items() if c != 0 and not n.startswith("sink")}
         if bad:
             raise RuntimeError("processes exited badly: %s" % bad)
-        return {"meta": meta, "ledger": ledger,
+        check_fogate_log(self.fgl.proc.log_path)
+        return {"meta": meta,
                 "runs": {t: {m: summary(v) for m, v in ms.items()}
                          for t, ms in self.runs.runs.items()}}
 

@@ -128,33 +128,49 @@ class Fogate:
 
     def __init__(self, workdir, fogate_bin, upstream, sink, sim_up, sim_sink):
         self.port = harness.free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        cfg = json.loads(fill("fogate.json.in", {
+        self.start(workdir, fogate_bin, "fogate", fill("fogate.json.in", {
             "PORT": self.port, "UP_PORT": upstream.port, "SINK_PORT": sink.port,
             "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID, "FOSIM": sim_up.base_url,
             "SINK_FOSIM": sim_sink.base_url, "IMPORT_JOB": harness.IMPORT_JOB,
             "EXPORT_JOB": harness.EXPORT_JOB, "API_KEY_SHA256": sha256(API_KEY),
             "UPLOAD_KEY_SHA256": sha256(UPLOAD_KEY)}))
-        self.config = os.path.join(workdir, "fogate.json")
+
+    def start(self, workdir, fogate_bin, name, config_text):
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.config = os.path.join(workdir, name + ".json")
         with open(self.config, "w") as f:
-            json.dump(cfg, f, indent=1)
+            f.write(config_text)
         env = dict(os.environ)
         env[SECRET_ENV] = harness.APP_SECRET
-        self.proc = harness.Proc("fogate", ["taskset", "-c", PROXY_CPU, fogate_bin, "-c",
-                                            self.config], workdir, env=env)
+        self.proc = harness.Proc(name, ["taskset", "-c", PROXY_CPU, fogate_bin, "-c",
+                                        self.config], workdir, env=env)
         self.stats = Stats(self.proc.pid)
         harness.wait_until(lambda: harness.request(self.base, "GET", "/readyz", timeout=2)
-                           .status == 200, what="fogate ready")
+                           .status == 200, what=name + " ready")
 
     def stop(self):
         return self.proc.stop()
 
 
+class FogateLedger(Fogate):
+    """A second fogate for leg 3: the connector dequeue through the ack ledger (Redis), with
+    fosim as D365."""
+
+    def __init__(self, workdir, fogate_bin, sim, redis_port):
+        self.port = harness.free_port()
+        self.start(workdir, fogate_bin, "fogate-ledger", fill("fogate-ledger.json.in", {
+            "PORT": self.port, "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID,
+            "FOSIM": sim.base_url, "EXPORT_JOB": harness.EXPORT_JOB,
+            "API_KEY_SHA256": sha256(API_KEY), "REDIS_PORT": redis_port}))
+
+
 def start_sim(workdir, name, audience):
-    """A fosim whose Entra endpoint issues tokens for `audience`, pinned to the load cpu."""
+    """A fosim whose Entra endpoint issues tokens for `audience` (None: its own URL), pinned
+    to the load cpu."""
     d = os.path.join(workdir, name)
     os.makedirs(d, exist_ok=True)
-    sim = harness.start_fosim(d, harness.default_sim_config(audience=audience),
+    cfg = harness.default_sim_config(**({"audience": audience} if audience else {}))
+    sim = harness.start_fosim(d, cfg,
                               extra_args=("--log-level", "warn"))
     pin(sim.proc.pid, LOAD_CPU)
     return sim

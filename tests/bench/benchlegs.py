@@ -52,6 +52,27 @@ def paced(t, seconds, conns=10):
     return {"paced_rps": r["rps"], "paced_p50_ms": r["p50"], "paced_p99_ms": r["p99"]}
 
 
+def sim_dequeues_200(sim):
+    """Dequeues fosim has answered 200 so far."""
+    return sim.counters().get("requests", {}).get("dequeue", {}).get("200", 0)
+
+
+def dequeues(t, seconds, sim, feed, conns=16):
+    """Leg 3: wrk on GET /api/connector/dequeue/{export job} after `feed` messages were put on
+    the job in fosim (D365). Dequeues per second counts only the 200s fosim gave out (a
+    dequeue that finds the queue empty is a 204 and does not count)."""
+    r = harness.request(sim.base_url, "POST", "/_sim/exports/%s/bulk?count=%d&size=256"
+                        % (harness.EXPORT_JOB, feed), b"", timeout=300)
+    if r.status != 200:
+        raise RuntimeError("fosim bulk feed failed: %r" % r)
+    n0 = sim_dequeues_200(sim)
+    w = k.wrk(t.base + "/api/connector/dequeue/" + harness.EXPORT_JOB, seconds, conns,
+              t.headers)
+    got = sim_dequeues_200(sim) - n0
+    return {"dequeues_per_s": w["rps"] * got / w["requests"], "dequeue_p50_ms": w["p50"],
+            "dequeue_p99_ms": w["p99"], "dequeue_200_share": got / w["requests"]}
+
+
 # -- streaming ------------------------------------------------------------------------
 
 def curl_argv(t, size, upload):

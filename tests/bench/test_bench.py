@@ -51,6 +51,8 @@ def test_figures_are_plausible(results):
             assert r[s + "_mbps"]["median"] > 1, (target, s)
             assert r[s + "_peak_rss_mb"]["median"] > 0.5
         assert r["idle_conns"]["median"] == res["meta"]["params"]["idle"]
+        assert r["dequeues_per_s"]["median"] > 10, (target, r["dequeues_per_s"])
+        assert r["dequeue_200_share"]["median"] > 0.5    # the feed was large enough
     assert res["runs"]["direct"]["rps"]["median"] > 100
     # the peer is configured right: it keeps its upstream connections (fogate's own figure is
     # a finding, reported, not asserted here)
@@ -63,6 +65,5 @@ def test_reports_are_written(results):
         md = f.read()
     assert "## Targets" in md and "| fogate | nginx | fogate/nginx |" in md
     assert "## 3. Dequeue through the ack ledger" in md
-    assert res["ledger"]["status"] and res["ledger"]["reason"]
     with open(os.path.join(out, "results.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
