@@ -3,6 +3,8 @@
  * CRYPTO_memcmp; the matching index is selected with masks, not branches. */
 #include "apikey.h"
 
+#include "hex.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -47,26 +49,7 @@ int apikey_match(const char *key, size_t len, const unsigned char (*digests)[API
     return found ? (int)idx : APIKEY_NONE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int apikey_digest_parse(const char *hex, unsigned char out[APIKEY_DIGEST_LEN])
 {
-    if (!hex || strlen(hex) != 2 * APIKEY_DIGEST_LEN)
-        return -1;
-    for (size_t i = 0; i < APIKEY_DIGEST_LEN; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return hex ? hex_decode(hex, strlen(hex), out, APIKEY_DIGEST_LEN) : -1;
 }

@@ -3,6 +3,7 @@
 #include "seal.h"
 
 #include "b64.h"
+#include "hex.h"
 #include "secretfile.h"
 
 #include <stdio.h>
@@ -13,17 +14,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* 0 if text is exactly 64 hex digits plus an optional line end; fills key. */
 static int parse_hex_key(const char *text, size_t len, unsigned char key[SEAL_KEY_LEN])
 {
@@ -31,15 +21,7 @@ static int parse_hex_key(const char *text, size_t len, unsigned char key[SEAL_KE
         len = 64;
     else if (len == 65 && text[64] == '\n')
         len = 64;
-    if (len != 64)
-        return -1;
-    for (size_t i = 0; i < SEAL_KEY_LEN; i++) {
-        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        key[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return hex_decode(text, len, key, SEAL_KEY_LEN);
 }
 
 int seal_key_load(const char *path, unsigned char key[SEAL_KEY_LEN], char *err,

@@ -11,6 +11,7 @@
 
 #include "confcheck.h"
 #include "conferr.h"
+#include "hex.h"
 #include "confkeys.h"
 #include "confredis.h"
 #include "jsonpos.h"
@@ -194,28 +195,9 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     return 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int decode_sha256(const char *hex, unsigned char out[32])
 {
-    if (strlen(hex) != 64)
-        return -1;
-    for (size_t i = 0; i < 32; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return hex_decode(hex, strlen(hex), out, 32);
 }
 
 static int fill_client(struct fill *f, struct conf_client *c, const char *name, json_t *o)

@@ -27,6 +27,8 @@
  * Bodies are decoded by h1body.c, continuing http_parser's state after the head. */
 #include "http1.h"
 
+#include "hex.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -38,11 +40,6 @@ static bool is_tchar(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static int refuse(struct http1_verdict *v, int status, const char *code, const char *msg)
@@ -152,8 +149,8 @@ static bool target_ok(const char *t, size_t len)
         unsigned char c = (unsigned char)t[i];
         if (c <= 0x20 || c >= 0x7f || c == '#' || c == '\\')
             return false;
-        if (c == '%' && (i + 2 >= len || !is_hex((unsigned char)t[i + 1]) ||
-                         !is_hex((unsigned char)t[i + 2])))
+        if (c == '%' && (i + 2 >= len || hex_digit((unsigned char)t[i + 1]) < 0 ||
+                         hex_digit((unsigned char)t[i + 2]) < 0))
             return false;
     }
     return true;

@@ -1,18 +1,9 @@
 /* simpleroute: pure target parsing for the /v1 routes (see simpleroute.h). */
 #include "simpleroute.h"
 
-#include <string.h>
+#include "hex.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include <string.h>
 
 /* Percent-decodes s[0..n) into out (cap bytes). plus_space: '+' means ' '. Returns the
  * length or -1 (bad escape, control byte, does not fit). */
@@ -23,9 +14,10 @@ static int decode(const char *s, size_t n, char *out, size_t cap, bool plus_spac
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+            if (i + 2 >= n || hex_digit((unsigned char)s[i + 1]) < 0 ||
+                hex_digit((unsigned char)s[i + 2]) < 0)
                 return -1;
-            c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+            c = hex_digit((unsigned char)s[i + 1]) * 16 + hex_digit((unsigned char)s[i + 2]);
             i += 2;
         } else if (c == '+' && plus_space) {
             c = ' ';

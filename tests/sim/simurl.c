@@ -1,27 +1,22 @@
 /* simurl: form and query decoding. See simurl.h. */
 #include "simurl.h"
 
+#include "hex.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 long simurl_decode(const char *in, size_t n, char *out, size_t cap, int plus_space)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = in[i];
-        if (ch == '%' && i + 2 < n && hexval((unsigned char)in[i + 1]) >= 0 &&
-            hexval((unsigned char)in[i + 2]) >= 0) {
-            ch = (char)(hexval((unsigned char)in[i + 1]) * 16 + hexval((unsigned char)in[i + 2]));
+        int hi = i + 2 < n ? hex_digit((unsigned char)in[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit((unsigned char)in[i + 2]) : -1;
+        if (ch == '%' && hi >= 0 && lo >= 0) {
+            ch = (char)(hi * 16 + lo);
             i += 2;
         } else if (ch == '+' && plus_space) {
             ch = ' ';
