@@ -449,10 +449,10 @@ struct ledgerflow_op *ledgerflow_next(struct ledgerflow *lf, const char *env,
         start_dequeue(op); /* d365 calls back later, never from inside */
         return op;
     }
-    /* answer from the loop, never from inside this call */
-    op->skips = 0;
+    /* not connected: the PING fails at once (nothing is sent) and answers 503 from the
+     * loop, never from inside this call */
     if (rconn_command(lf->rc, on_ping, op, 1, "PING") == 0) {
-        op->redis_pending = true; /* fails fast: not connected */
+        op->redis_pending = true;
         return op;
     }
     op_free(op);
