@@ -14,6 +14,7 @@ import harness
 SECRET_ENV = "FOGATE_E2E_D365_SECRET"
 KEY = "ledger-client-key-0123456789abcdef0123"
 JOB = "customers-out"
+IMPORT_JOB = "groups-in"
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -40,8 +41,10 @@ def fogate_config(sim, port, redis_port=None, ledger=None, redis=None):
             }
         },
         "jobs": {JOB: {"environment": "sim", "activity_id": harness.EXPORT_JOB,
-                       "direction": "export"}},
-        "clients": {"consumer": {"api_key_sha256": sha(KEY), "jobs": [JOB]}},
+                       "direction": "export"},
+                 IMPORT_JOB: {"environment": "sim", "activity_id": harness.IMPORT_JOB,
+                              "entity": "Customer groups", "direction": "import"}},
+        "clients": {"consumer": {"api_key_sha256": sha(KEY), "jobs": [JOB, IMPORT_JOB]}},
         "redis": red,
         "ledger": led,
         "timeouts": {"shutdown_grace_ms": 2000, "upstream_total_ms": 10000},

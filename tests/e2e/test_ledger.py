@@ -226,6 +226,12 @@ def test_redis_sigstop_fails_closed_fast_and_recovers(workdir, sim):
             time.sleep(0.3)
         assert seen >= 5
         assert lk.count(sim, "dequeue") == 0, "a message was dequeued without the ledger"
+        # enqueue and status never depend on Redis
+        e, ems = lk.wait_ms(lambda: g.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages",
+                                          b"a,b\n1,2\n"))
+        assert e.status == 202 and ems < 3000, e
+        s = g.req("GET", f"/v1/messages/{e.json()['message_id']}?job={lk.IMPORT_JOB}")
+        assert s.status == 200, s
         ready = harness.request(g.base, "GET", "/readyz", timeout=5)
         assert ready.status == 503 and ready.json()["ledger"]["ready"] is False
         os.kill(red.pid, signal.SIGCONT)
