@@ -7,6 +7,7 @@
 #include "rbackoff.h"
 #include "rconn.h"
 #include "rdeadline.h"
+#include "testloop.h"
 #include "testproc.h"
 
 #include <event2/dns.h>
@@ -55,22 +56,9 @@ static void on_call(void *arg, enum rconn_result res, const redictReply *r)
     }
 }
 
-static void spin_ms(int ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-}
-
-/* Runs the loop until cond holds or ms pass; evaluates to cond. */
-#define WAIT_FOR(cond, ms)                                                 \
-    ({                                                                     \
-        long long end_ = testproc_now_ms() + (ms);                              \
-        while (!(cond) && testproc_now_ms() < end_)                             \
-            spin_ms(5);                                                    \
-        (cond);                                                            \
-    })
+/* The loop helpers of testloop.h on this file's base. */
+#define spin_ms(ms) testloop_spin_ms(base, (ms))
+#define WAIT_FOR(cond, ms) TESTLOOP_WAIT_FOR(base, cond, ms, 5)
 
 static bool is_up(struct rconn *c)
 {

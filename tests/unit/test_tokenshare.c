@@ -8,6 +8,7 @@
 #include "seal.h"
 #include "tokenblob.h"
 #include "tokenshare.h"
+#include "testloop.h"
 #include "testproc.h"
 
 #include <event2/event.h>
@@ -43,20 +44,9 @@ static void on_done(void *arg, int result, const char *val, size_t len)
     }
 }
 
-static void spin_ms(int ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-}
-
-#define WAIT_FOR(cond, ms)                                                  \
-    ({                                                                      \
-        long long end_ = testproc_now_ms() + (ms);                                 \
-        while (!(cond) && testproc_now_ms() < end_)                                \
-            spin_ms(5);                                                     \
-        (cond);                                                             \
-    })
+/* The loop helpers of testloop.h on this file's base. */
+#define spin_ms(ms) testloop_spin_ms(base, (ms))
+#define WAIT_FOR(cond, ms) TESTLOOP_WAIT_FOR(base, cond, ms, 5)
 
 /* Waits for one callback and returns its result (-1 if none came). */
 static int wait_res(struct res *r)

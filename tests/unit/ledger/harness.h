@@ -12,6 +12,7 @@
 #include "log.h"
 #include "rconn.h"
 #include "../rconn/server.h"
+#include "../testloop.h"
 
 #include <event2/event.h>
 #include <stdbool.h>
@@ -29,21 +30,9 @@ static struct rconn *conn_a, *conn_b, *admin;
 
 /* ---- loop and result holders ---- */
 
-static inline void spin_ms(int ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-}
-
-#define WAIT_FOR(cond, ms)                                                 \
-    ({                                                                     \
-        long long end_ = srv_now_ms() + (ms);                              \
-        while (!(cond) && srv_now_ms() < end_)                             \
-            spin_ms(1);                                                    \
-        (cond);                                                            \
-    })
+/* The loop helpers of testloop.h on the harness's base. */
+#define spin_ms(ms) testloop_spin_ms(base, (ms))
+#define WAIT_FOR(cond, ms) TESTLOOP_WAIT_FOR(base, cond, ms, 1)
 
 static inline void copy(char *dst, size_t cap, const char *src, size_t len)
 {
