@@ -47,11 +47,54 @@ def fogate_config(port, sim, redis_port):
                      "jobs": ["customer-groups-in", "customers-out"]}
         },
         "redis": {"url": f"redis://127.0.0.1:{redis_port}"},
+        "ledger": {"enabled": True},
     }
 
 
 def step(text):
     print(f"demo: {text}", flush=True)
+
+
+def call(base, method, path, body=None, headers=None, want=(200,)):
+    """One request to fogate with the demo's API key; prints it and checks the status."""
+    h = {"X-Api-Key": API_KEY}
+    h.update(headers or {})
+    r = harness.request(base, method, path, body, h, timeout=60)
+    shown = r.body[:160].decode(errors="replace") if r.body else ""
+    step(f"{method} {path} -> {r.status} {shown}")
+    if r.status not in want:
+        raise RuntimeError(f"unexpected status {r.status}")
+    return r
+
+
+def run_job(base, sim):
+    """The main job: a file in (enqueue, wait for D365 to process it) and a file out
+    (D365 produces an export; take it, confirm it; it is never handed out again)."""
+    call(base, "GET", "/healthz")
+    harness.wait_until(lambda: harness.request(base, "GET", "/readyz").status == 200,
+                       what="fogate ready (token obtained)")
+    step("ready: fogate holds an Entra ID token for the environment")
+
+    csv = b"CUSTOMERGROUPID,DESCRIPTION\nWEB,Web shop customers\n"
+    r = call(base, "POST", "/v1/jobs/customer-groups-in/messages", csv,
+             {"X-File-Name": "customer-groups.csv"}, want=(202,))
+    status_path = r.json()["status_url"].split(base, 1)[1]
+    r = call(base, "GET", status_path + "&wait=30")
+    if not r.json()["final"]:
+        raise RuntimeError("import did not reach a final status")
+
+    export = b"<Customers><Customer id='US-001'/></Customers>\n"
+    sim.feed_export(export)
+    step("the simulator (as D365) produced an export file")
+    r = call(base, "POST", "/v1/jobs/customers-out/next")
+    if r.body != export:
+        raise RuntimeError("the exported file differs from what D365 produced")
+    msg = r.header("X-Fogate-Message-Id")
+    call(base, "POST", f"/v1/jobs/customers-out/messages/{msg}/ack")
+    call(base, "POST", "/v1/jobs/customers-out/next", want=(204,))
+    acks = sim.counters()["acks"]
+    step(f"D365 received {acks} ack; the export will not come back")
+    return acks == 1
 
 
 def main():
@@ -81,9 +124,10 @@ def main():
         base = f"http://127.0.0.1:{port}"
         step(f"fogate up at {base} (config {cfg_path})")
 
-        r = harness.request(base, "GET", "/healthz")
-        step(f"GET /healthz -> {r.status} {r.body.decode()}")
-        ok = r.status == 200
+        try:
+            ok = run_job(base, sim)
+        except (RuntimeError, TimeoutError) as e:
+            step(f"FAILED: {e}")
     finally:
         for p in reversed(procs):
             p.stop()
