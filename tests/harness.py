@@ -74,6 +74,59 @@ def require_bin(env, default=None):
     return path
 
 
+def src_root():
+    """The repository root: $FOGATE_SRC, or the parent of this file's folder."""
+    return os.environ.get("FOGATE_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def spawn_logged(cmd, log_path, cwd=None):
+    """Starts cmd (a tool such as a node server) with stdin from /dev/null and stdout and
+    stderr written to log_path; returns the Popen (the caller stops it: stop_popen)."""
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=cwd)
+
+
+def wait_listening(proc, log_path, port_of, timeout, interval=0.05):
+    """Reads log_path again every interval until port_of(text) returns a port (None: not
+    yet). Returns the port, or None when proc exits, port_of raises ValueError (a start-up
+    line it cannot read) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        try:
+            port = port_of(text)
+        except ValueError:
+            return None
+        if port:
+            return port
+        time.sleep(interval)
+    return None
+
+
+def stop_popen(proc, timeout=10.0):
+    """Stops proc by PID (SIGTERM, then SIGKILL after timeout); a no-op once it has exited."""
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+
+
+def file_tail(path, limit=8000):
+    """The last limit characters of a log file ("" if it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-limit:]
+    except OSError:
+        return ""
+
+
 class Proc:
     """A child process started in its own process group, logs in workdir."""
 

@@ -15,11 +15,10 @@ installed the start fails loudly with the command that installs it; it is never 
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import time
+
+from harness import file_tail, spawn_logged, src_root, stop_popen, wait_listening
 
 # The well-known development account every Azurite has (documented by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
@@ -28,11 +27,6 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 _LISTEN_RE = re.compile(r"listens on http://127\.0\.0\.1:(\d+)")
-
-
-def src_root():
-    """The repository root: $FOGATE_SRC, or the parent of this file's folder."""
-    return os.environ.get("FOGATE_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def azurite_bin():
@@ -62,21 +56,11 @@ class Azurite:
 
     def log(self):
         """Azurite's stdout/stderr so far (for failure messages)."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()[-8000:]
-        except OSError:
-            return ""
+        return file_tail(self.log_path)
 
     def stop(self):
         """Stops Azurite by PID (SIGTERM, then SIGKILL after STOP_TIMEOUT); idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
+        stop_popen(self.proc, STOP_TIMEOUT)
         self.proc = None
         if self._owns_location and self.location:
             shutil.rmtree(self.location, ignore_errors=True)
@@ -101,15 +85,11 @@ def _answers(port):
         return False
 
 
-def _wait_port(proc, log_path, deadline):
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            m = _LISTEN_RE.search(f.read())
-        if m and _answers(int(m.group(1))):
-            return int(m.group(1))
-        time.sleep(0.1)
+def _port_of(text):
+    """The port of Azurite's start-up line once that port answers HTTP, else None."""
+    m = _LISTEN_RE.search(text)
+    if m and _answers(int(m.group(1))):
+        return int(m.group(1))
     return None
 
 
@@ -129,11 +109,9 @@ def start_azurite(location=None, debug_log=None, timeout=START_TIMEOUT):
            "--disableTelemetry", "--skipApiVersionCheck", "--silent"]
     if debug_log:
         cmd += ["--debug", debug_log]
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+    proc = spawn_logged(cmd, log_path)
     az = Azurite(proc, 0, location, owns, log_path)
-    port = _wait_port(proc, log_path, time.monotonic() + timeout)
+    port = wait_listening(proc, log_path, _port_of, timeout, interval=0.1)
     if port is None:
         output = az.log()
         az.stop()

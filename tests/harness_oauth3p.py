@@ -17,19 +17,13 @@ the command that installs it; it is never skipped.
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 import urllib.request
+
+from harness import file_tail, spawn_logged, src_root, stop_popen, wait_listening
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-
-
-def src_root():
-    """The repository root: $FOGATE_SRC, or the parent of this file's folder."""
-    return os.environ.get("FOGATE_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _install_hint():
@@ -92,21 +86,11 @@ class OAuth3p:
         return self._get_json("/jwks")
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()[-8000:]
-        except OSError:
-            return ""
+        return file_tail(self.log_path)
 
     def stop(self):
         """Stops the server by PID (SIGTERM, then SIGKILL after STOP_TIMEOUT); idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT)
+        stop_popen(self.proc, STOP_TIMEOUT)
         self.proc = None
         if self.logdir:
             shutil.rmtree(self.logdir, ignore_errors=True)
@@ -119,19 +103,16 @@ class OAuth3p:
         self.stop()
 
 
-def _read_port(srv, deadline):
-    while time.monotonic() < deadline:
-        if srv.proc.poll() is not None:
-            return None
-        with open(srv.log_path, encoding="utf-8", errors="replace") as f:
-            first = f.readline()
-        if first.endswith("\n"):
-            try:
-                return int(json.loads(first)["listening"])
-            except (ValueError, KeyError):
-                return None
-        time.sleep(0.05)
-    return None
+def _port_of(text):
+    """The port in the first stdout line {"listening": PORT} once it is whole, else None;
+    ValueError when that line is not such an object."""
+    first, nl, _ = text.partition("\n")
+    if not nl:
+        return None
+    try:
+        return int(json.loads(first)["listening"])
+    except KeyError as e:
+        raise ValueError(f"no listening port in {first!r}") from e
 
 
 def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_TIMEOUT):
@@ -148,11 +129,10 @@ def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_
     if secret is not None:
         cmd += ["--secret", secret]
     logdir = tempfile.mkdtemp(prefix="fogate-oauth3p-")
-    with open(os.path.join(logdir, "oauth3p.out"), "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=os.path.join(src_root(), "tests"))
+    proc = spawn_logged(cmd, os.path.join(logdir, "oauth3p.out"),
+                        cwd=os.path.join(src_root(), "tests"))
     srv = OAuth3p(proc, logdir)
-    got = _read_port(srv, time.monotonic() + timeout)
+    got = wait_listening(proc, srv.log_path, _port_of, timeout)
     if got is None or (port and got != port):
         output = srv.log()
         srv.stop()
