@@ -153,8 +153,10 @@ class Bench:
         codes = {}
         for pr in [self.fg, self.peer] + list(reversed(self.procs)):
             if pr:
-                name = getattr(pr, "proc", pr).name
-                codes[name + ("-%d" % len(codes))] = pr.stop()
+                proc = getattr(pr, "proc", pr)
+                # a fosim that handed out 10^5 messages takes a while to clean its data dir
+                codes[proc.name + ("-%d" % len(codes))] = (
+                    proc.stop(timeout=120) if proc.name == "fosim" else pr.stop())
         return codes
 
     def run(self):
