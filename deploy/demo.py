@@ -25,16 +25,7 @@ def fogate_config(port, sim, redis_port):
     return {
         "listen": f"127.0.0.1:{port}",
         "public_base_url": f"http://127.0.0.1:{port}",
-        "environments": {
-            "sim": {
-                "base_url": sim.base_url,
-                "allow_http": True,
-                "tenant": harness.TENANT,
-                "client_id": harness.APP_ID,
-                "client_secret_env": SECRET_ENV,
-                "token_endpoint": f"{sim.base_url}/{harness.TENANT}/oauth2/v2.0/token",
-            }
-        },
+        "environments": {"sim": harness.sim_environment(sim, SECRET_ENV)},
         "jobs": {
             "customer-groups-in": {"environment": "sim", "activity_id": harness.IMPORT_JOB,
                                    "entity": "Customer groups", "company": "usmf",

@@ -384,6 +384,19 @@ def start_azurite(workdir):
     return harness_azurite.start_azurite(location=location)
 
 
+def sim_environment(sim, secret_env):
+    """A fogate "environments" entry for a started fosim: its base URL over plain HTTP, the
+    test tenant and app, the secret read from $secret_env, Entra v2 tokens from fosim."""
+    return {
+        "base_url": sim.base_url,
+        "allow_http": True,
+        "tenant": TENANT,
+        "client_id": APP_ID,
+        "client_secret_env": secret_env,
+        "token_endpoint": f"{sim.base_url}/{TENANT}/oauth2/v2.0/token",
+    }
+
+
 def azurite_sim_config(az):
     """The "azurite" block of a fosim config for a started Azurite."""
     return {"endpoint": az.endpoint, "name": az.account, "key": az.key}

@@ -38,16 +38,7 @@ def fogate_config(sim, port):
         "listen": f"127.0.0.1:{port}",
         "public_base_url": f"http://127.0.0.1:{port}",
         "log_level": "info",
-        "environments": {
-            "sim": {
-                "base_url": sim.base_url,
-                "allow_http": True,
-                "tenant": harness.TENANT,
-                "client_id": harness.APP_ID,
-                "client_secret_env": SECRET_ENV,
-                "token_endpoint": f"{sim.base_url}/{harness.TENANT}/oauth2/v2.0/token",
-            }
-        },
+        "environments": {"sim": harness.sim_environment(sim, SECRET_ENV)},
         "jobs": {
             "groups-in": {"environment": "sim", "activity_id": harness.IMPORT_JOB.upper(),
                           "entity": "Customer groups", "company": "usmf",
