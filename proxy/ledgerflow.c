@@ -22,9 +22,8 @@
 #include "log.h"
 #include "outbox.h"
 #include "rconn.h"
-#include "secretfile.h"
+#include "redisopen.h"
 
-#define PASSWORD_MAX 4096
 
 enum op_kind { OP_NEXT, OP_CONFIRM };
 
@@ -64,54 +63,10 @@ struct ledgerflow {
 
 /* ---- setup ---- */
 
-static int redis_password(const struct conf_redis *r, char **out, size_t *len)
-{
-    char err[256];
-
-    *out = NULL;
-    *len = 0;
-    if (r->password_source == CONF_PASSWORD_FILE) {
-        if (secretfile_read(r->password_file, PASSWORD_MAX, 0, out, len, err, sizeof err) < 0) {
-            log_msg(LOG_LVL_ERROR, "ledger: redis password: %s", err);
-            return -1;
-        }
-        while (*len > 0 && ((*out)[*len - 1] == '\n' || (*out)[*len - 1] == '\r'))
-            (*out)[--*len] = '\0';
-    } else if (r->password_source == CONF_PASSWORD_ENV) {
-        const char *v = getenv(r->password_env);
-        if (!v || !(*out = strdup(v))) {
-            log_msg(LOG_LVL_ERROR, "ledger: redis.password_env %s is not set", r->password_env);
-            return -1;
-        }
-        *len = strlen(v);
-    }
-    return 0;
-}
-
 static int open_redis(struct ledgerflow *lf, const struct conf_redis *r)
 {
-    struct rconn_options ro = { 0 };
-    char *pw = NULL;
-    size_t pwlen = 0;
-
-    if (redis_password(r, &pw, &pwlen) < 0)
-        return -1;
-    lf->dns = r->host ? evdns_base_new(lf->base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
-    ro.host = r->host;
-    ro.dns = lf->dns;
-    ro.port = r->port;
-    ro.unix_path = r->unix_path;
-    ro.db = r->db;
-    ro.username = r->username;
-    ro.password = pw;
-    ro.tls = r->tls;
-    ro.tls_ca_file = r->ca_file;
-    ro.tls_server_name = r->server_name;
-    ro.connect_timeout_ms = (int)r->connect_timeout_ms;
-    ro.command_timeout_ms = (int)r->command_timeout_ms;
-    lf->command_timeout_ms = ro.command_timeout_ms;
-    lf->rc = rconn_new(lf->base, &ro);
-    secretfile_free(pw, pwlen);
+    lf->command_timeout_ms = (int)r->command_timeout_ms;
+    lf->rc = redisopen_new(lf->base, r, "ledger: ", &lf->dns);
     return lf->rc ? 0 : -1;
 }
 

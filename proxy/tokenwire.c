@@ -11,14 +11,13 @@
 #include "conf.h"
 #include "log.h"
 #include "rconn.h"
+#include "redisopen.h"
 #include "seal.h"
-#include "secretfile.h"
 #include "token.h"
 #include "tokenshare.h"
 #include "upstream.h"
 
 #define TOKEN_RESPONSE_MAX (64 * 1024)
-#define PASSWORD_MAX 4096
 
 /* One form post in flight. */
 struct post {
@@ -240,60 +239,17 @@ static const struct token_share_ops share_ops = {
     .unlock = share_unlock,
 };
 
-/* Reads the Redis password named by the config into *out (secretfile buffer or a copy of
- * the environment variable). Returns 0 (out NULL when there is none) or -1. */
-static int redis_password(const struct conf_redis *r, char **out, size_t *len)
-{
-    char err[256];
-
-    *out = NULL;
-    *len = 0;
-    if (r->password_source == CONF_PASSWORD_FILE) {
-        if (secretfile_read(r->password_file, PASSWORD_MAX, 0, out, len, err, sizeof err) < 0) {
-            log_msg(LOG_LVL_ERROR, "redis password: %s", err);
-            return -1;
-        }
-        while (*len > 0 && ((*out)[*len - 1] == '\n' || (*out)[*len - 1] == '\r'))
-            (*out)[--*len] = '\0';
-    } else if (r->password_source == CONF_PASSWORD_ENV) {
-        const char *v = getenv(r->password_env);
-        if (!v || !(*out = strdup(v)))
-            return -1;
-        *len = strlen(v);
-    }
-    return 0;
-}
-
 static int open_share(struct tokenwire *tw, struct event_base *base, const struct conf *conf,
                       struct token_share_ops *ops)
 {
     const struct conf_redis *r = &conf->redis;
-    struct rconn_options ro = { 0 };
-    char *pw = NULL;
-    size_t pwlen = 0;
+    int connect_ms = (int)r->connect_timeout_ms;
 
-    if (redis_password(r, &pw, &pwlen) < 0)
-        return -1;
-    tw->dns = r->host ? evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
-    ro.host = r->host;
-    ro.dns = tw->dns;
-    ro.port = r->port;
-    ro.unix_path = r->unix_path;
-    ro.db = r->db;
-    ro.username = r->username;
-    ro.password = pw;
-    ro.tls = r->tls;
-    ro.tls_ca_file = r->ca_file;
-    ro.tls_server_name = r->server_name;
-    ro.connect_timeout_ms = (int)r->connect_timeout_ms;
-    ro.command_timeout_ms = (int)r->command_timeout_ms;
-    tw->rc = rconn_new(base, &ro);
-    secretfile_free(pw, pwlen);
+    tw->rc = redisopen_new(base, r, "", &tw->dns);
     if (!tw->rc || !(tw->ts = tokenshare_new(tw->rc, NULL, 0)))
         return -1;
-    struct timeval tv = { .tv_sec = ro.connect_timeout_ms / 1000,
-                          .tv_usec = (ro.connect_timeout_ms % 1000) * 1000 };
-    if (ro.connect_timeout_ms <= 0)
+    struct timeval tv = { .tv_sec = connect_ms / 1000, .tv_usec = (connect_ms % 1000) * 1000 };
+    if (connect_ms <= 0)
         tv.tv_sec = 2;
     if (!(tw->settle = evtimer_new(base, on_settle_timeout, tw)) || evtimer_add(tw->settle, &tv))
         return -1;
