@@ -46,6 +46,8 @@ def fogate_config(sim, port):
             "other": {"api_key_sha256": sha(KEY_OTHER), "jobs": ["groups-in", "groups-out"]},
         },
         "limits": {"max_package_bytes": BIG + 1024},
+        # below harness.Proc.stop's 10 s: a slow (sanitizer, loaded) teardown still exits
+        "timeouts": {"shutdown_grace_ms": 3000},
     }
 
 
