@@ -626,14 +626,17 @@ static void test_refresh_failure_keeps_token(void)
     int kept = 0, expired = 0;
 
     sim_post(sim.port, "/_sim/reset", "{}");
-    sim_post(sim.port, "/_sim/config", "{\"token_lifetime\": 6}");
+    /* 12 s: the refresh comes at 7-9 s and the token stays usable until 11 s, a window of
+     * two seconds or more even on a loaded machine (with 6 s it could shrink to a fraction
+     * of a second under whole-second arithmetic and be missed). */
+    sim_post(sim.port, "/_sim/config", "{\"token_lifetime\": 12}");
     struct conf *c = make_conf(sim.port, 0, CRED_FILE);
     struct token_options o = opts();
     struct token_mgr *m = token_mgr_new(base, c, &o);
     CHECK(first_token(m, tok, sizeof(tok), NULL) == 0);
     sim_post(sim.port, "/_sim/faults", "{\"endpoint\": \"token\", \"kind\": \"status\", "
                                       "\"status\": 503}");
-    long long end = testproc_now_ms() + 9000;
+    long long end = testproc_now_ms() + 15000;
     while (testproc_now_ms() < end && get_now(m, &v, tok, sizeof(tok)) == TOKEN_OK) {
         expired += claim_int(tok, "exp") <= (long long)time(NULL);
         kept += counter(m, "failures") > 0;
