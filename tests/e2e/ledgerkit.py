@@ -7,7 +7,10 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import time
+
+import pytest
 
 import harness
 
@@ -151,3 +154,26 @@ def wait_ms(fn):
     t = time.monotonic()
     v = fn()
     return v, (time.monotonic() - t) * 1000.0
+
+
+def redis_flush(redis):
+    """FLUSHALL through a raw RESP exchange (no client library)."""
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
+        s.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+        assert s.recv(64).startswith(b"+OK")
+
+
+@pytest.fixture(scope="module")
+def redis(workdir):
+    """A redis-server shared by a test module."""
+    r = harness.start_redis(workdir)
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(workdir):
+    """A fosim with the default config shared by a test module; asserts a clean exit."""
+    s = harness.start_fosim(workdir)
+    yield s
+    assert s.stop() == 0, s.proc.log_tail()

@@ -16,40 +16,19 @@ import pytest
 
 import harness
 import ledgerkit as lk
+from ledgerkit import redis, sim  # noqa: F401  (module-wide fixtures)
 from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
 
 VISIBILITY = 1800
 
 
-@pytest.fixture(scope="module")
-def redis(workdir):
-    r = harness.start_redis(workdir)
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
 @pytest.fixture(autouse=True)
 def clean(sim, redis):
     sim.reset()
-    harness_redis_flush(redis)
+    lk.redis_flush(redis)
     yield
     sim.clear_faults()
     sim.configure(redelivery="keep")
-
-
-def harness_redis_flush(redis):
-    """FLUSHALL through a raw RESP exchange (no client library)."""
-    import socket
-    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
-        s.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
-        assert s.recv(64).startswith(b"+OK")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 import harness
 import ledgerkit as lk
+from ledgerkit import redis, sim  # noqa: F401  (module-wide fixtures)
 from harness import workdir  # noqa: F401
 
 VISIBILITY = 1800
@@ -28,26 +29,10 @@ ACK = f"/api/connector/ack/{harness.EXPORT_JOB}"
 LEDGER = {"outbox_lease_ms": 1500}
 
 
-@pytest.fixture(scope="module")
-def redis(workdir):
-    r = harness.start_redis(workdir)
-    yield r
-    r.stop()
-
-
-@pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
 @pytest.fixture(autouse=True)
 def clean(sim, redis):
     sim.reset()
-    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
-        s.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
-        assert s.recv(64).startswith(b"+OK")
+    lk.redis_flush(redis)
     yield
     sim.clear_faults()
 
