@@ -275,10 +275,15 @@ def test_wrong_secret_not_ready_no_secret_logged_then_sighup_recovers(workdir):
         st = oa.stats()
         assert st["refused"] >= 1 and st["issued"] == []
         assert up.bearers() == []
-        # retried with backoff (tokens.retry_max_ms 1000), not hammered: a fixed window
-        before = oa.stats()["refused"]
-        time.sleep(3)
-        assert oa.stats()["refused"] - before <= 5, "refusals not backed off"
+        # retried with backoff, not hammered: with tokens.retry_min_ms 200 and retry_max_ms
+        # 1000 the n-th delay is drawn from [d/2, d], d = min(200 * 2^n, 1000), so no gap is
+        # under 100 ms and from the fourth on none is under 500 ms (the cap's lower half)
+        harness.wait_until(lambda: len(oa.stats()["refusals"]) >= 7, timeout=10,
+                           what="seven refusals")
+        at = [r["at"] for r in oa.stats()["refusals"]]
+        gaps = [b - a for a, b in zip(at, at[1:])]
+        assert min(gaps) >= 0.09, ("retried faster than retry_min_ms/2", gaps)
+        assert min(gaps[3:]) >= 0.45, ("backoff did not reach the cap", gaps)
         with open(secret_file, "w") as f:
             f.write(SECRET + "\n")
         g.proc.send_signal(signal.SIGHUP)
