@@ -348,26 +348,6 @@ static void on_overflow(redictAsyncContext *ac)
     drop(c, why);
 }
 
-/* The handshake starts here and may already fail (loopback answers fast): keep the
- * verification reason rather than hiredict's generic text. */
-static int attach_tls(struct rconn *c, redictAsyncContext *ac, char *why, size_t len)
-{
-    SSL *ssl = rtls_ssl_new(c->ssl_ctx, c->server_name);
-
-    if (!ssl) {
-        snprintf(why, len, "tls: unusable server name \"%s\"", c->server_name);
-        return -1;
-    }
-    if (redictInitiateSSL(&ac->c, ssl) != REDICT_OK) {
-        if (!rtls_verify_failure(ssl, why, len))
-            snprintf(why, len, "tls: %s", ac->c.errstr);
-        SSL_free(ssl); /* not taken over on failure */
-        return -1;
-    }
-    c->ssl = ssl;
-    return 0;
-}
-
 static redictAsyncContext *open_context(struct rconn *c, const char *addr, char *why, size_t len)
 {
     redictOptions ro = { 0 };
@@ -386,7 +366,7 @@ static redictAsyncContext *open_context(struct rconn *c, const char *addr, char 
         snprintf(why, len, "connect: %s", ac->errstr);
         goto fail;
     }
-    if (c->ssl_ctx && attach_tls(c, ac, why, len) != 0)
+    if (c->ssl_ctx && !(c->ssl = rtls_attach(ac, c->ssl_ctx, c->server_name, why, len)))
         goto fail;
     if (revent_attach(ac, c->base, c->max_reply_bytes, on_overflow) != 0) {
         snprintf(why, len, "connect: cannot attach to the event loop");

@@ -10,7 +10,6 @@
 
 #include <event2/event.h>
 #include <hiredict/async.h>
-#include <hiredict/hiredict_ssl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,24 +204,6 @@ static void on_overflow(redictAsyncContext *ac)
         try_failed(s, "reply too large");
 }
 
-static int attach_tls(struct rsentinel *s, redictAsyncContext *ac, const char *host,
-                      char *why, size_t len)
-{
-    SSL *ssl = rtls_ssl_new(s->ssl_ctx, s->server_name ? s->server_name : host);
-
-    if (!ssl) {
-        snprintf(why, len, "tls: unusable server name");
-        return -1;
-    }
-    if (redictInitiateSSL(&ac->c, ssl) != REDICT_OK) {
-        if (!rtls_verify_failure(ssl, why, len))
-            snprintf(why, len, "tls: %s", ac->c.errstr);
-        SSL_free(ssl); /* not taken over on failure */
-        return -1;
-    }
-    return 0;
-}
-
 static int send_question(struct rsentinel *s, redictAsyncContext *ac)
 {
     int rc = REDICT_OK;
@@ -252,7 +233,8 @@ static int open_try(struct rsentinel *s, const struct sentinel *t, char *why, si
     }
     if (ac->err)
         snprintf(why, len, "connect: %s", ac->errstr);
-    else if (s->ssl_ctx && attach_tls(s, ac, t->host, why, len) != 0)
+    else if (s->ssl_ctx && !rtls_attach(ac, s->ssl_ctx, s->server_name ? s->server_name : t->host,
+                                        why, len))
         ;
     else if (revent_attach(ac, s->base, MAX_REPLY_BYTES, on_overflow) != 0)
         snprintf(why, len, "connect: cannot attach to the event loop");
