@@ -68,7 +68,6 @@ struct rconn {
     char *password;            /* owned, wiped on free */
     char *server_name;         /* owned */
     struct rsentinel *sentinel; /* owned; NULL = connect to host directly */
-    bool asking;               /* CONNECTING: waiting for the sentinels' answer */
     bool fixed_server_name;    /* TLS name configured, not taken from each master address */
     char where[160];           /* host:port or socket path, for logs */
     int port, db;
@@ -485,7 +484,6 @@ static void on_master(void *arg, const char *host, int port, const char *why)
     char *h = host ? strdup(host) : NULL;
     char *sn = h && !c->fixed_server_name ? strdup(host) : NULL;
 
-    c->asking = false;
     if (!h || (!c->fixed_server_name && !sn)) {
         free(h);
         go_down(c, why ? why : "sentinel answer: out of memory");
@@ -507,13 +505,10 @@ static void on_master(void *arg, const char *host, int port, const char *why)
 static void begin_attempt(struct rconn *c)
 {
     c->state = ST_CONNECTING;
-    if (!c->sentinel) {
+    if (!c->sentinel)
         connect_host(c);
-    } else if (rsentinel_ask(c->sentinel, on_master, c) == 0) {
-        c->asking = true; /* each sentinel try is bounded by connect_timeout_ms */
-    } else {
+    else if (rsentinel_ask(c->sentinel, on_master, c) != 0) /* each try: connect_timeout_ms */
         go_down(c, "sentinel: an ask is already in flight");
-    }
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)

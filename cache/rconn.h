@@ -1,7 +1,7 @@
 /* rconn: one Redis connection on a libevent loop (hiredict), shared by every feature that
- * keeps state in Redis. It connects (TCP, unix socket or TLS), authenticates, selects the
- * database, reconnects with capped jittered backoff, and gives every command its own
- * timeout. Invariant: each accepted command's callback runs exactly once, never from
+ * keeps state in Redis. It connects (TCP, unix socket or TLS; directly or to the master
+ * Redis Sentinel names), authenticates, selects the database, reconnects with capped
+ * jittered backoff, and gives every command its own timeout. Invariant: each accepted command's callback runs exactly once, never from
  * inside the call that queued it, and never after rconn_free returns.
  * Not supported on this connection: SUBSCRIBE/PSUBSCRIBE/MONITOR (they break the
  * one-reply-per-command rule). The process must ignore SIGPIPE. */

@@ -23,6 +23,7 @@ struct sentinel {
     char *host; /* owned */
     int port;
     char where[HOST_MAX + 16];
+    char logged[160];  /* the failure last logged for it: each distinct one is logged once */
 };
 
 struct rsentinel {
@@ -36,6 +37,7 @@ struct rsentinel {
     SSL_CTX *ssl_ctx;        /* owned; NULL without TLS */
     int timeout_ms;
     redictAsyncContext *ac;  /* owned: the current try's connection */
+    SSL *ssl;                /* borrowed from ac, which owns it; NULL without TLS */
     struct event *ev;        /* owned: start of an ask, then each try's deadline */
     rsentinel_cb *cb;        /* set while an ask is in flight */
     void *arg;               /* borrowed: the caller's */
@@ -123,8 +125,17 @@ static void close_try(struct rsentinel *s)
     redictAsyncContext *ac = s->ac;
 
     s->ac = NULL;
+    s->ssl = NULL;
     if (ac)
         redictAsyncFree(ac);
+}
+
+/* Why the current try's connection went away: a certificate refusal if there was one. */
+static void lost_reason(const struct rsentinel *s, const redictAsyncContext *ac, char *why,
+                        size_t len)
+{
+    if (!(s->ssl && rtls_verify_failure(s->ssl, why, len)))
+        snprintf(why, len, "%s", ac->c.err ? ac->c.errstr : "connection closed");
 }
 
 static void finish(struct rsentinel *s, const char *host, int port)
@@ -142,11 +153,14 @@ static void finish(struct rsentinel *s, const char *host, int port)
 
 static void try_failed(struct rsentinel *s, const char *why)
 {
-    const struct sentinel *t = &s->list[(s->start + s->tried - 1) % s->n];
+    struct sentinel *t = &s->list[(s->start + s->tried - 1) % s->n];
 
     snprintf(s->why, sizeof(s->why), "sentinel %.100s: %.140s", t->where, why);
-    log_json(LOG_LVL_WARN, "redis sentinel unusable", json_pack("{s:s,s:s}", "sentinel", t->where,
-                                                                 "error", why));
+    if (strncmp(t->logged, why, sizeof(t->logged) - 1) != 0) {
+        snprintf(t->logged, sizeof(t->logged), "%s", why);
+        log_json(LOG_LVL_WARN, "redis sentinel unusable",
+                 json_pack("{s:s,s:s}", "sentinel", t->where, "error", why));
+    }
     close_try(s);
     next_try(s);
 }
@@ -160,11 +174,14 @@ static void on_master(redictAsyncContext *ac, void *reply, void *priv)
     if (ac != s->ac || !s->cb)
         return;
     if (rsentinel_parse_master(reply, host, sizeof(host), &port, why, sizeof(why)) < 0) {
-        try_failed(s, reply ? why : ac->c.err ? ac->c.errstr : "connection closed");
+        if (!reply)
+            lost_reason(s, ac, why, sizeof(why));
+        try_failed(s, why);
         return;
     }
     s->last = (s->start + s->tried - 1) % s->n;
     s->answered = true;
+    s->list[s->last].logged[0] = '\0';
     finish(s, host, port);
 }
 
@@ -183,17 +200,23 @@ static void on_auth(redictAsyncContext *ac, void *reply, void *priv)
 static void on_connect(const redictAsyncContext *ac, int status)
 {
     struct rsentinel *s = ac->data;
+    char why[200];
 
-    if (status != REDICT_OK && ac == s->ac && s->cb)
-        try_failed(s, ac->c.err ? ac->c.errstr : "connect failed");
+    if (status != REDICT_OK && ac == s->ac && s->cb) {
+        lost_reason(s, ac, why, sizeof(why));
+        try_failed(s, why);
+    }
 }
 
 static void on_disconnect(const redictAsyncContext *ac, int status)
 {
     struct rsentinel *s = ac->data;
+    char why[200];
 
-    if (ac == s->ac && s->cb)
-        try_failed(s, ac->c.err ? ac->c.errstr : "connection closed");
+    if (ac == s->ac && s->cb) {
+        lost_reason(s, ac, why, sizeof(why));
+        try_failed(s, why);
+    }
 }
 
 static void on_overflow(redictAsyncContext *ac)
@@ -233,8 +256,9 @@ static int open_try(struct rsentinel *s, const struct sentinel *t, char *why, si
     }
     if (ac->err)
         snprintf(why, len, "connect: %s", ac->errstr);
-    else if (s->ssl_ctx && !rtls_attach(ac, s->ssl_ctx, s->server_name ? s->server_name : t->host,
-                                        why, len))
+    else if (s->ssl_ctx && !(s->ssl = rtls_attach(ac, s->ssl_ctx,
+                                                  s->server_name ? s->server_name : t->host,
+                                                  why, len)))
         ;
     else if (revent_attach(ac, s->base, MAX_REPLY_BYTES, on_overflow) != 0)
         snprintf(why, len, "connect: cannot attach to the event loop");
@@ -248,6 +272,7 @@ static int open_try(struct rsentinel *s, const struct sentinel *t, char *why, si
         s->ac = NULL;
         snprintf(why, len, "cannot queue the question");
     }
+    s->ssl = NULL;
     redictAsyncFree(ac);
     return -1;
 }

@@ -15,6 +15,8 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 import time
 
@@ -244,16 +246,19 @@ def test_failover_follows_the_sentinels(workdir, sim, cluster):
 # ---- a scripted sentinel: ROLE check and READONLY ----
 
 class FakeSentinel(socketserver.ThreadingTCPServer):
-    """Answers AUTH, PING and SENTINEL get-master-addr-by-name with self.master."""
+    """Answers AUTH and SENTINEL get-master-addr-by-name with self.master; over TLS when
+    given a server context."""
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self):
+    def __init__(self, ssl_ctx=None):
         super().__init__(("127.0.0.1", 0), FakeHandler)
         self.port = self.server_address[1]
+        self.ssl_ctx = ssl_ctx
         self.master = None
         self.asks = 0
         self.auth = []
+        self.tls_failures = 0
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -262,7 +267,7 @@ class FakeSentinel(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
-class FakeHandler(socketserver.StreamRequestHandler):
+class FakeHandler(socketserver.BaseRequestHandler):
     def read_command(self):
         head = self.rfile.readline()
         if not head.startswith(b"*"):
@@ -273,26 +278,34 @@ class FakeHandler(socketserver.StreamRequestHandler):
             args.append(self.rfile.read(n + 2)[:-2].decode())
         return args
 
-    def handle(self):
+    def answer(self, args):
         srv = self.server
-        while True:
-            args = self.read_command()
-            if not args:
-                return
-            cmd = [a.lower() for a in args[:2]]
-            if cmd[0] == "auth":
-                srv.auth.append(args[1:])
-                self.wfile.write(b"+OK\r\n")
-            elif cmd == ["sentinel", "get-master-addr-by-name"] and args[2] == NAME:
-                srv.asks += 1
-                host, port = srv.master
-                self.wfile.write(b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
-                                 % (len(host), host.encode(), len(str(port)), str(port).encode()))
-            elif cmd == ["sentinel", "get-master-addr-by-name"]:
-                self.wfile.write(b"*-1\r\n")
-            else:
-                self.wfile.write(b"-ERR unknown command\r\n")
-            self.wfile.flush()
+        cmd = [a.lower() for a in args[:2]]
+        if cmd[0] == "auth":
+            srv.auth.append(args[1:])
+            return b"+OK\r\n"
+        if cmd == ["sentinel", "get-master-addr-by-name"] and args[2] == NAME:
+            srv.asks += 1
+            host, port = srv.master
+            return b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                len(host), host.encode(), len(str(port)), str(port).encode())
+        if cmd == ["sentinel", "get-master-addr-by-name"]:
+            return b"*-1\r\n"
+        return b"-ERR unknown command\r\n"
+
+    def handle(self):
+        sock = self.request
+        try:
+            if self.server.ssl_ctx:
+                sock = self.server.ssl_ctx.wrap_socket(sock, server_side=True)
+            self.rfile, self.wfile = sock.makefile("rb"), sock.makefile("wb")
+            while (args := self.read_command()):
+                self.wfile.write(self.answer(args))
+                self.wfile.flush()
+        except ssl.SSLError:
+            self.server.tls_failures += 1
+        except (OSError, ValueError):
+            pass
 
 
 def test_role_check_and_readonly(workdir, sim):
@@ -351,3 +364,73 @@ def test_role_check_and_readonly(workdir, sim):
         os.environ.pop(pw_env, None)
         b.stop()
         a.stop()
+
+
+# ---- TLS: the sentinels and the master both over TLS ----
+
+@pytest.fixture(scope="module")
+def certs(workdir):
+    d = os.path.join(workdir, "pki")
+    os.makedirs(d)
+    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "rconn",
+                          "make-certs.sh")
+    subprocess.run(["sh", script, d], check=True, timeout=60)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tls_master(workdir, certs):
+    port = harness.free_port()
+    conf = os.path.join(workdir, "redis-tls-master.conf")
+    with open(conf, "w") as f:
+        f.write(f"port 0\ntls-port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+                f"dir {workdir}\ntls-cert-file {certs}/server.crt\n"
+                f"tls-key-file {certs}/server.key\ntls-ca-cert-file {certs}/ca.crt\n"
+                f"tls-auth-clients no\n")
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    p = harness.Proc("redis-tls-master", [exe, conf], workdir)
+    p.port = port
+    harness.wait_port(port)
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("case", ["ok", "wrong_name"])
+def test_tls_sentinel(workdir, sim, certs, tls_master, case):
+    """rediss:// turns TLS on for the sentinels too; each is verified against its own
+    address (127.0.0.1 here) unless redis.tls.server_name says otherwise. A sentinel whose
+    certificate does not match is refused, and dequeues fail closed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certs, "server.crt"), os.path.join(certs, "server.key"))
+    fake = FakeSentinel(ctx)
+    fake.master = ("127.0.0.1", tls_master.port)
+    tls = {"ca_file": os.path.join(certs, "ca.crt")}
+    if case == "wrong_name":
+        tls["server_name"] = "wrong.example.org"
+    red = {"url": "rediss://", "tls": tls,
+           "sentinel": {"master_name": NAME, "addresses": [f"127.0.0.1:{fake.port}"]}}
+    sim.reset()
+    g = lk.Gate(workdir, sim, 0, name=f"fogate-tls-sentinel-{case}", redis=red)
+    try:
+        if case == "wrong_name":
+            harness.wait_until(lambda: "sentinel 127.0.0.1" in redis_status(g)["last_error"],
+                               what="the sentinel refused")
+            assert "certificate" in redis_status(g)["last_error"].lower() or \
+                "verify" in redis_status(g)["last_error"].lower(), redis_status(g)
+            assert fake.asks == 0 and fake.tls_failures >= 1
+            lk.feed(sim, 1, tag="tls-wrong")
+            r = g.next()
+            assert r.status == 503 and r.json()["code"] == "ledger_unavailable", r
+            return
+        harness.wait_until(lambda: redis_status(g)["connected"], what="connected over TLS")
+        st = redis_status(g)
+        assert st["address"] == f"127.0.0.1:{tls_master.port} (tls)", st
+        assert st["sentinel"] == f"127.0.0.1:{fake.port}" and fake.asks >= 1, st
+        (data, m), = lk.feed(sim, 1, tag="tls-sentinel").items()
+        r = g.next()
+        assert r.status == 200 and r.body == data, r
+        assert g.ack(r.header("X-Fogate-Message-Id")).status == 200
+        lk.wait_acked(sim, m["message_id"])
+    finally:
+        g.stop()
+        fake.close()
