@@ -119,7 +119,8 @@ static const struct key redis_sentinel_keys[] = {
         "(`sentinel monitor <name> ...`)."),
     { .name = "addresses", .type = T_STRINGS, .required = true, .min = 1, .max = 32,
       .doc = "Sentinels as `host:port` (`[v6]:port`; port 26379 by default), asked in turn, "
-             "starting with the one that answered last." },
+             "starting with the one that answered last. Prefer IP addresses: a name is "
+             "resolved with the system resolver, which blocks fogate while it waits." },
     OPT("username", T_STRING, "ACL user on the sentinels (they may have their own)."),
     OPT("password_file", T_STRING, "Path of a file holding the sentinels' password. At most "
         "one of `password_file` and `password_env`; neither = no AUTH on the sentinels."),
@@ -149,7 +150,7 @@ static const struct key redis_keys[] = {
     INT("command_timeout_ms", "2000", 1, 600000, "Time limit of each Redis command."),
     { .name = "sentinel", .type = T_OBJECT, .sub = redis_sentinel_keys,
       .doc = "Redis Sentinel: before each (re)connect, ask the sentinels for the master of "
-             "`master_name` (each ask within `connect_timeout_ms`) and check it with ROLE; a "
+             "`master_name` (each sentinel within `connect_timeout_ms`) and check it with ROLE; a "
              "READONLY reply or a demoted master makes fogate reconnect through them." },
     { 0 }
 };
