@@ -216,7 +216,7 @@ static void test_ask(void)
     CHECK_STR(rsentinel_last(s), where);
     /* the next ask starts with the sentinel that answered last: no timeout to sit out */
     a = ask(s);
-    CHECK(a.n == 1 && a.port == master.port && a.at_ms < 250);
+    CHECK(a.n == 1 && a.port == master.port && a.at_ms < 290); /* the hole costs 300 */
     rsentinel_free(s);
 
     /* an unknown master name: every sentinel is asked, the reason is kept */
