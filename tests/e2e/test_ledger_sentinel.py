@@ -16,7 +16,6 @@ import signal
 import socket
 import socketserver
 import ssl
-import subprocess
 import threading
 import time
 
@@ -24,7 +23,7 @@ import pytest
 
 import harness
 import ledgerkit as lk
-from ledgerkit import sim  # noqa: F401  (module-wide fosim fixture)
+from ledgerkit import certs, sim  # noqa: F401  (module-wide fixtures)
 from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
 
 NAME = "fogate-master"
@@ -369,28 +368,8 @@ def test_role_check_and_readonly(workdir, sim):
 # ---- TLS: the sentinels and the master both over TLS ----
 
 @pytest.fixture(scope="module")
-def certs(workdir):
-    d = os.path.join(workdir, "pki")
-    os.makedirs(d)
-    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "rconn",
-                          "make-certs.sh")
-    subprocess.run(["sh", script, d], check=True, timeout=60)
-    return d
-
-
-@pytest.fixture(scope="module")
 def tls_master(workdir, certs):
-    port = harness.free_port()
-    conf = os.path.join(workdir, "redis-tls-master.conf")
-    with open(conf, "w") as f:
-        f.write(f"port 0\ntls-port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
-                f"dir {workdir}\ntls-cert-file {certs}/server.crt\n"
-                f"tls-key-file {certs}/server.key\ntls-ca-cert-file {certs}/ca.crt\n"
-                f"tls-auth-clients no\n")
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    p = harness.Proc("redis-tls-master", [exe, conf], workdir)
-    p.port = port
-    harness.wait_port(port)
+    p = lk.start_tls_redis(workdir, certs, "redis-tls-master")
     yield p
     p.stop()
 
