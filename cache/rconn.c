@@ -11,6 +11,7 @@
 #include "rbackoff.h"
 #include "rdeadline.h"
 #include "revent.h"
+#include "rsentinel.h"
 #include "rtls.h"
 
 #include <arpa/inet.h>
@@ -66,6 +67,8 @@ struct rconn {
     char *username;            /* owned */
     char *password;            /* owned, wiped on free */
     char *server_name;         /* owned */
+    struct rsentinel *sentinel; /* owned; NULL = connect to host directly */
+    bool fixed_server_name;    /* TLS name configured, not taken from each master address */
     char where[160];           /* host:port or socket path, for logs */
     int port, db;
     int connect_timeout_ms, cmd_timeout_ms, reconnect_min_ms, reconnect_max_ms;
@@ -289,6 +292,9 @@ static void on_handshake(redictAsyncContext *ac, void *reply, void *priv)
         char why[192];
         snprintf(why, sizeof(why), "redis refused the handshake: %s", r->str);
         drop(c, why);
+    } else if (c->sentinel && c->handshake_left == 1 &&
+               rsentinel_parse_role(r) != RSENTINEL_MASTER) { /* ROLE comes last */
+        drop(c, "not a master (ROLE): asking the sentinels again");
     } else if (--c->handshake_left == 0) {
         became_ready(c);
     }
@@ -314,8 +320,8 @@ static int send_handshake(struct rconn *c)
         rc |= redictAsyncCommand(ac, on_handshake, c, "SELECT %d", c->db);
         c->handshake_left++;
     }
-    if (c->handshake_left == 0) {
-        rc |= redictAsyncCommand(ac, on_handshake, c, "PING");
+    if (c->handshake_left == 0 || c->sentinel) { /* ROLE: the sentinels may lag a failover */
+        rc |= redictAsyncCommand(ac, on_handshake, c, c->sentinel ? "ROLE" : "PING");
         c->handshake_left++;
     }
     return rc == REDICT_OK ? 0 : -1;
@@ -341,26 +347,6 @@ static void on_overflow(redictAsyncContext *ac)
     drop(c, why);
 }
 
-/* The handshake starts here and may already fail (loopback answers fast): keep the
- * verification reason rather than hiredict's generic text. */
-static int attach_tls(struct rconn *c, redictAsyncContext *ac, char *why, size_t len)
-{
-    SSL *ssl = rtls_ssl_new(c->ssl_ctx, c->server_name);
-
-    if (!ssl) {
-        snprintf(why, len, "tls: unusable server name \"%s\"", c->server_name);
-        return -1;
-    }
-    if (redictInitiateSSL(&ac->c, ssl) != REDICT_OK) {
-        if (!rtls_verify_failure(ssl, why, len))
-            snprintf(why, len, "tls: %s", ac->c.errstr);
-        SSL_free(ssl); /* not taken over on failure */
-        return -1;
-    }
-    c->ssl = ssl;
-    return 0;
-}
-
 static redictAsyncContext *open_context(struct rconn *c, const char *addr, char *why, size_t len)
 {
     redictOptions ro = { 0 };
@@ -379,7 +365,7 @@ static redictAsyncContext *open_context(struct rconn *c, const char *addr, char 
         snprintf(why, len, "connect: %s", ac->errstr);
         goto fail;
     }
-    if (c->ssl_ctx && attach_tls(c, ac, why, len) != 0)
+    if (c->ssl_ctx && !(c->ssl = rtls_attach(ac, c->ssl_ctx, c->server_name, why, len)))
         goto fail;
     if (revent_attach(ac, c->base, c->max_reply_bytes, on_overflow) != 0) {
         snprintf(why, len, "connect: cannot attach to the event loop");
@@ -480,16 +466,49 @@ static void abandon_lookup(struct rconn *c)
     c->lookup = NULL;
 }
 
-static void begin_attempt(struct rconn *c)
+static void connect_host(struct rconn *c)
 {
     struct timeval tv = ms_tv(c->connect_timeout_ms);
 
-    c->state = ST_CONNECTING;
     evtimer_add(c->ev_conn, &tv);
     if (c->dns && c->host && !is_ip_literal(c->host))
         resolve(c);
     else
         start_connect(c, c->host);
+}
+
+/* The sentinels named the master (or all failed): connect to it like a configured host. */
+static void on_master(void *arg, const char *host, int port, const char *why)
+{
+    struct rconn *c = arg;
+    char *h = host ? strdup(host) : NULL;
+    char *sn = h && !c->fixed_server_name ? strdup(host) : NULL;
+
+    if (!h || (!c->fixed_server_name && !sn)) {
+        free(h);
+        go_down(c, why ? why : "sentinel answer: out of memory");
+        return;
+    }
+    free(c->host);
+    c->host = h;
+    c->port = port;
+    if (sn) {
+        free(c->server_name);
+        c->server_name = sn;
+    }
+    rsentinel_format_addr(c->where, sizeof(c->where) - 8, host, port);
+    if (c->ssl_ctx)
+        strcat(c->where, " (tls)");
+    connect_host(c);
+}
+
+static void begin_attempt(struct rconn *c)
+{
+    c->state = ST_CONNECTING;
+    if (!c->sentinel)
+        connect_host(c);
+    else if (rsentinel_ask(c->sentinel, on_master, c) != 0) /* each try: connect_timeout_ms */
+        go_down(c, "sentinel: an ask is already in flight");
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -521,6 +540,8 @@ static void on_reply(redictAsyncContext *ac, void *reply, void *priv)
         c->last_progress = mono_ms();
     else
         conn_lost(c, ac); /* first, so callbacks see the connection as down */
+    if (c->sentinel && ac == c->ac && rsentinel_is_readonly(reply))
+        drop(c, "READONLY: the master was demoted; asking the sentinels again");
     if (r->done) {
         c->orphans--;
     } else {
@@ -782,6 +803,7 @@ static int copy_options(struct rconn *c, const struct rconn_options *o)
     c->username = o->username && *o->username ? strdup(o->username) : NULL;
     c->password = o->password && *o->password ? strdup(o->password) : NULL;
     const char *sn = o->tls_server_name && *o->tls_server_name ? o->tls_server_name : o->host;
+    c->fixed_server_name = o->tls_server_name && *o->tls_server_name;
     c->server_name = sn ? strdup(sn) : NULL;
     if ((o->host && !c->host) || (o->unix_path && *o->unix_path && !c->unix_path) ||
         (o->username && *o->username && !c->username) || (o->password && *o->password && !c->password) ||
@@ -789,6 +811,9 @@ static int copy_options(struct rconn *c, const struct rconn_options *o)
         return -1;
     if (c->unix_path)
         snprintf(c->where, sizeof(c->where), "unix:%s", c->unix_path);
+    else if (o->sentinel)
+        snprintf(c->where, sizeof(c->where), "master %.100s (via sentinel)",
+                 o->sentinel->master_name ? o->sentinel->master_name : "");
     else
         snprintf(c->where, sizeof(c->where), "%s:%d%s", c->host ? c->host : "", c->port,
                  o->tls ? " (tls)" : "");
@@ -799,8 +824,10 @@ static const char *check_options(const struct rconn_options *o)
 {
     bool has_unix = o->unix_path && *o->unix_path;
 
-    if (!has_unix && !(o->host && *o->host))
-        return "redis: neither host nor unix_path is set";
+    if (!has_unix && !(o->host && *o->host) && !o->sentinel)
+        return "redis: neither host nor unix_path nor sentinel is set";
+    if (o->sentinel && has_unix)
+        return "redis: sentinel needs TCP, not a unix socket";
     if (o->tls && has_unix)
         return "redis: tls needs a TCP host, not a unix socket";
     if (o->db < 0 || o->port < 0 || o->port > 65535)
@@ -823,6 +850,8 @@ static int setup(struct rconn *c, const struct rconn_options *o)
         log_json(LOG_LVL_ERROR, "redis tls setup failed", json_pack("{s:s}", "error", err));
         return -1;
     }
+    if (o->sentinel && !(c->sentinel = rsentinel_new(c->base, o->sentinel)))
+        return -1;
     return 0;
 }
 
@@ -859,6 +888,7 @@ void rconn_free(struct rconn *c)
     c->closing = true;
     c->state = ST_CLOSED;
     abandon_lookup(c);
+    rsentinel_free(c->sentinel);
     ac = c->ac;
     c->ac = NULL;
     c->ssl = NULL;
@@ -886,6 +916,9 @@ void rconn_get_health(const struct rconn *c, struct rconn_health *out)
 {
     *out = c->health;
     out->in_flight = c->in_flight;
+    snprintf(out->address, sizeof(out->address), "%s", c->where);
+    snprintf(out->named_by, sizeof(out->named_by), "%s",
+             c->sentinel ? rsentinel_last(c->sentinel) : "");
 }
 
 void rconn_set_state_cb(struct rconn *c, void (*cb)(void *arg, bool connected), void *arg)

@@ -1,7 +1,7 @@
 /* rconn: one Redis connection on a libevent loop (hiredict), shared by every feature that
- * keeps state in Redis. It connects (TCP, unix socket or TLS), authenticates, selects the
- * database, reconnects with capped jittered backoff, and gives every command its own
- * timeout. Invariant: each accepted command's callback runs exactly once, never from
+ * keeps state in Redis. It connects (TCP, unix socket or TLS; directly or to the master
+ * Redis Sentinel names), authenticates, selects the database, reconnects with capped
+ * jittered backoff, and gives every command its own timeout. Invariant: each accepted command's callback runs exactly once, never from
  * inside the call that queued it, and never after rconn_free returns.
  * Not supported on this connection: SUBSCRIBE/PSUBSCRIBE/MONITOR (they break the
  * one-reply-per-command rule). The process must ignore SIGPIPE. */
@@ -16,6 +16,7 @@
 struct event_base;
 struct evdns_base;
 struct rconn;
+struct rsentinel_options;
 
 /* Plain options, filled by proxy/ from the config. Every string is borrowed for the
  * duration of rconn_new only (it copies them; the password copy is wiped on free).
@@ -39,6 +40,10 @@ struct rconn_options {
     size_t max_pending;          /* commands in flight before RCONN_OVERLOADED; 0 = 65536 */
     size_t max_reply_bytes;      /* more unparsed reply bytes than this (checked before each
                                     16 KiB read) drop the connection; 0 = 64 MiB */
+    const struct rsentinel_options *sentinel; /* borrowed for rconn_new; non-NULL: before
+                                    each (re)connect ask these sentinels for the master
+                                    (host, port, unix_path unused), check ROLE is master,
+                                    and reconnect through them on a READONLY reply */
 };
 
 /* How a command ended. RCONN_OK carries the reply, which may itself be a Redis error
@@ -107,6 +112,8 @@ struct rconn_health {
     unsigned long failures;  /* failed attempts and lost connections since rconn_new */
     size_t in_flight;        /* commands sent and not yet answered (or timed out) */
     char last_error[192];    /* most recent error, "" if none; never holds the password */
+    char address[160];       /* server connected to or last tried (host:port, unix:path) */
+    char named_by[272];      /* Sentinel: host:port of the sentinel that named it, else "" */
 };
 
 /* Fills *out. */

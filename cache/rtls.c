@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <hiredict/hiredict_ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -84,4 +85,22 @@ int rtls_verify_failure(const SSL *ssl, char *buf, size_t len)
     snprintf(buf, len, "tls: certificate verify failed: %s",
              X509_verify_cert_error_string(res));
     return 1;
+}
+
+SSL *rtls_attach(redictAsyncContext *ac, SSL_CTX *ctx, const char *server_name, char *why,
+                 size_t len)
+{
+    SSL *ssl = server_name ? rtls_ssl_new(ctx, server_name) : NULL;
+
+    if (!ssl) {
+        snprintf(why, len, "tls: unusable server name \"%s\"", server_name ? server_name : "");
+        return NULL;
+    }
+    if (redictInitiateSSL(&ac->c, ssl) != REDICT_OK) {
+        if (!rtls_verify_failure(ssl, why, len))
+            snprintf(why, len, "tls: %s", ac->c.errstr);
+        SSL_free(ssl); /* not taken over on failure */
+        return NULL;
+    }
+    return ssl;
 }

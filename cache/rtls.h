@@ -6,6 +6,7 @@
 #define FOGATE_RTLS_H
 
 #include <stddef.h>
+#include <hiredict/async.h>
 #include <openssl/ssl.h>
 
 /* A client context (TLS >= 1.2, peer verification on) trusting the PEM bundle `ca_file`,
@@ -17,6 +18,13 @@ SSL_CTX *rtls_ctx_new(const char *ca_file, char *err, size_t errlen);
  * matched against the certificate's IP addresses, anything else against its DNS names
  * (and sent as SNI). Returns the object (caller owns it until handed to hiredict), or NULL. */
 SSL *rtls_ssl_new(SSL_CTX *ctx, const char *server_name);
+
+/* Starts TLS on `ac` (borrowed) with a new SSL object from `ctx` expecting `server_name`.
+ * The handshake may fail at once (loopback answers fast): then the verification reason is
+ * kept rather than hiredict's generic text. Returns the SSL object (owned by ac from now
+ * on), or NULL with why (len bytes) set and nothing left to free. */
+SSL *rtls_attach(redictAsyncContext *ac, SSL_CTX *ctx, const char *server_name, char *why,
+                 size_t len);
 
 /* If verification of the peer failed on `ssl`, writes why into buf and returns 1;
  * returns 0 (buf untouched) when there was no verification failure. */

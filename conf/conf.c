@@ -228,11 +228,39 @@ static int fill_client(struct fill *f, struct conf_client *c, const char *name, 
     return 0;
 }
 
+static void fill_sentinel(struct fill *f, struct conf_sentinel *s, json_t *o)
+{
+    json_t *addrs = json_object_get(o, "addresses");
+    json_t *tls = json_object_get(o, "tls");
+
+    if (!o)
+        return;
+    s->master_name = dup_opt(f, o, "master_name");
+    s->username = dup_opt(f, o, "username");
+    s->password_file = dup_path(f, o, "password_file");
+    s->password_env = dup_opt(f, o, "password_env");
+    s->tls_set = tls != NULL;
+    s->tls = json_is_true(tls);
+    s->addrs = calloc(json_array_size(addrs) + 1, sizeof *s->addrs);
+    if (!s->addrs) {
+        f->oom = true;
+        return;
+    }
+    /* host holds "host:port" as configured until confredis_check splits it */
+    for (size_t i = 0; i < json_array_size(addrs); i++)
+        if (!(s->addrs[s->n_addrs++].host = strdup(json_string_value(json_array_get(addrs, i)))))
+            f->oom = true;
+}
+
 static void fill_redis(struct fill *f, struct conf_redis *r, json_t *o)
 {
     json_t *tls = json_object_get(o, "tls");
+    json_t *sentinel = json_object_get(o, "sentinel");
 
     r->url = dup_opt(f, o, "url");
+    if (!r->url && !(r->url = strdup(sentinel ? "redis://" : "redis://127.0.0.1:6379")))
+        f->oom = true;
+    fill_sentinel(f, &r->sentinel, sentinel);
     r->username = dup_opt(f, o, "username");
     r->password_file = dup_path(f, o, "password_file");
     r->password_env = dup_opt(f, o, "password_env");
@@ -461,6 +489,13 @@ static void redis_cleanup(struct conf_redis *r)
     free(r->password_env);
     free(r->ca_file);
     free(r->server_name);
+    for (size_t i = 0; i < r->sentinel.n_addrs; i++)
+        free(r->sentinel.addrs[i].host);
+    free(r->sentinel.addrs);
+    free(r->sentinel.master_name);
+    free(r->sentinel.username);
+    free(r->sentinel.password_file);
+    free(r->sentinel.password_env);
 }
 
 void conf_free(struct conf *conf)

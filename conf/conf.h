@@ -72,8 +72,28 @@ struct conf_client {
     size_t n_jobs;                      /* length of both arrays */
 };
 
+/* One sentinel of redis.sentinel.addresses. */
+struct conf_sentinel_addr {
+    char *host;                  /* owned; IP literal or DNS name, IPv6 without brackets */
+    int port;                    /* default 26379 */
+};
+
+/* redis.sentinel: the Sentinels that name the current master (failover). */
+struct conf_sentinel {
+    char *master_name;           /* owned; NULL = no Sentinel (redis.url names the server) */
+    struct conf_sentinel_addr *addrs; /* owned array, config order */
+    size_t n_addrs;
+    char *username;              /* owned; ACL user on the sentinels, NULL = default */
+    enum conf_password_source password_source;
+    char *password_file;         /* owned; set iff password_source == CONF_PASSWORD_FILE */
+    char *password_env;          /* owned; set iff password_source == CONF_PASSWORD_ENV */
+    bool tls;                    /* the sentinels speak TLS; default: redis.tls (the scheme) */
+    bool tls_set;                /* sentinel.tls was given (else it follows the scheme) */
+};
+
 /* Redis connection, parsed from redis.url plus the redis.* keys. Exactly one of host or
- * unix_path is set. */
+ * unix_path is set, unless sentinel.master_name is set: then neither is (the sentinels
+ * name the master's address at each connect). */
 struct conf_redis {
     char *url;                   /* owned; as configured (never holds a password) */
     bool tls;                    /* rediss:// */
@@ -89,6 +109,7 @@ struct conf_redis {
     char *server_name;           /* owned; SNI and name to verify; default host (tls only) */
     unsigned connect_timeout_ms;
     unsigned command_timeout_ms;
+    struct conf_sentinel sentinel;
 };
 
 struct conf_limits {

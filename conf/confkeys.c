@@ -109,15 +109,36 @@ static const struct key redis_tls_keys[] = {
         "PEM file of the CA(s) that signed the Redis server certificate. Default: the "
         "system trust store."),
     OPT("server_name", T_STRING,
-        "Name sent in SNI and verified in the server certificate. Default: the host of `url`."),
+        "Name sent in SNI and verified in the server certificate. Default: the host of `url` "
+        "(with `sentinel`: the master's address as the sentinels name it)."),
+    { 0 }
+};
+
+static const struct key redis_sentinel_keys[] = {
+    REQ("master_name", T_STRING, "Name of the master as the sentinels monitor it "
+        "(`sentinel monitor <name> ...`)."),
+    { .name = "addresses", .type = T_STRINGS, .required = true, .min = 1, .max = 32,
+      .doc = "Sentinels as `host:port` (`[v6]:port`; port 26379 by default), asked in turn, "
+             "starting with the one that answered last. Prefer IP addresses: a name is "
+             "resolved with the system resolver, which blocks fogate while it waits." },
+    OPT("username", T_STRING, "ACL user on the sentinels (they may have their own)."),
+    OPT("password_file", T_STRING, "Path of a file holding the sentinels' password. At most "
+        "one of `password_file` and `password_env`; neither = no AUTH on the sentinels."),
+    OPT("password_env", T_STRING,
+        "Name of an environment variable holding the sentinels' password."),
+    OPT("tls", T_BOOL, "Whether the sentinels speak TLS (with `redis.tls.ca_file`; the name "
+        "verified is `redis.tls.server_name` or else each sentinel's host). Default: as the "
+        "scheme of `url`."),
     { 0 }
 };
 
 static const struct key redis_keys[] = {
-    { .name = "url", .type = T_STRING, .def = "\"redis://127.0.0.1:6379\"",
-      .doc = "`redis://[user@]host[:port][/db]`, `rediss://...` for TLS, or "
-             "`unix:///path/redis.sock[?db=N]`. Port 6379 and db 0 by default. A password "
-             "in the URL is refused: use `password_file` or `password_env`." },
+    OPT("url", T_STRING,
+        "`redis://[user@]host[:port][/db]`, `rediss://...` for TLS, or "
+        "`unix:///path/redis.sock[?db=N]`. Port 6379 and db 0 by default. A password "
+        "in the URL is refused: use `password_file` or `password_env`. Default "
+        "`redis://127.0.0.1:6379`; with `sentinel`, it must not name a host "
+        "(`redis://`, `rediss://[user@]/db`; default `redis://`)."),
     OPT("username", T_STRING, "ACL user (Redis 6+). May be given here or in `url`, not both."),
     OPT("password_file", T_STRING,
         "Path of a file holding the Redis password. At most one of `password_file` and "
@@ -127,6 +148,10 @@ static const struct key redis_keys[] = {
       .doc = "TLS settings; only with a `rediss://` URL, which turns TLS on." },
     INT("connect_timeout_ms", "2000", 1, 600000, "Time limit to connect (and handshake)."),
     INT("command_timeout_ms", "2000", 1, 600000, "Time limit of each Redis command."),
+    { .name = "sentinel", .type = T_OBJECT, .sub = redis_sentinel_keys,
+      .doc = "Redis Sentinel: before each (re)connect, ask the sentinels for the master of "
+             "`master_name` (each sentinel within `connect_timeout_ms`) and check it with ROLE; a "
+             "READONLY reply or a demoted master makes fogate reconnect through them." },
     { 0 }
 };
 

@@ -1,5 +1,6 @@
 /* confredis: Redis URL parsing and the redis section's cross-field rules.
- * Invariant: on success exactly one of host and unix_path is set. */
+ * Invariant: on success exactly one of host and unix_path is set, or neither with
+ * redis.sentinel (then every sentinel address is split into host and port). */
 #include "confredis.h"
 
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "conferr.h"
 
 #define DEFAULT_PORT 6379
+#define DEFAULT_SENTINEL_PORT 26379
 #define DB_MAX 65535
 #define SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
 
@@ -71,28 +73,30 @@ static int take_username(struct conf_redis *r, const char *s, size_t len, struct
     return 0;
 }
 
-/* host[:port] or [v6][:port], exactly `len` bytes. */
-static int parse_hostport(struct conf_redis *r, const char *s, size_t len, struct conf_error *err)
+/* host[:port] or [v6][:port], exactly `len` bytes, into *host (allocated) and *port
+ * (def_port when absent); errors name `path`. */
+static int parse_hostport(const char *s, size_t len, int def_port, char **host_out,
+                          int *port_out, const char *path, struct conf_error *err)
 {
     const char *end = s + len;
     bool v6 = len > 0 && s[0] == '[';
     const char *host_end = memchr(s, v6 ? ']' : ':', len);
-    unsigned long port = DEFAULT_PORT;
+    unsigned long port = (unsigned long)def_port;
 
     if (!host_end && v6)
-        return conferr_fail(err, "redis.url", "has an unclosed '[' in the host");
+        return conferr_fail(err, path, "has an unclosed '[' in the host");
     if (!host_end)
         host_end = end;
     const char *host = s + v6;
     if (!confcheck_host_ok(host, (size_t)(host_end - host), v6))
-        return conferr_fail(err, "redis.url", "has a missing or invalid host");
+        return conferr_fail(err, path, "has a missing or invalid host");
     const char *p = host_end + v6;
     if (p < end && (*p != ':' || parse_uint(p + 1, (size_t)(end - p - 1), 65535, &port) < 0 ||
                     port == 0))
-        return conferr_fail(err, "redis.url", "has an invalid port (1 to 65535)");
-    if (!(r->host = strndup(host, (size_t)(host_end - host))))
-        return conferr_fail(err, "redis.url", "out of memory");
-    r->port = (int)port;
+        return conferr_fail(err, path, "has an invalid port (1 to 65535)");
+    if (!(*host_out = strndup(host, (size_t)(host_end - host))))
+        return conferr_fail(err, path, "out of memory");
+    *port_out = (int)port;
     return 0;
 }
 
@@ -101,6 +105,7 @@ static int parse_tcp(struct conf_redis *r, const char *s, struct conf_error *err
     size_t auth_len = strcspn(s, "/");
     const char *at = memchr(s, '@', auth_len);
     const char *hostport = at ? at + 1 : s;
+    size_t hostport_len = (size_t)(s + auth_len - hostport);
     unsigned long db = 0;
 
     if (strpbrk(s, "?#"))
@@ -108,7 +113,12 @@ static int parse_tcp(struct conf_redis *r, const char *s, struct conf_error *err
                             "redis://host:port/N)");
     if (at && take_username(r, s, (size_t)(at - s), err) < 0)
         return -1;
-    if (parse_hostport(r, hostport, (size_t)(s + auth_len - hostport), err) < 0)
+    if (r->sentinel.master_name && hostport_len > 0)
+        return conferr_fail(err, "redis.url", "must not name a host when redis.sentinel is set "
+                            "(the sentinels name the master): redis:// or rediss://[user@][/db]");
+    if (!r->sentinel.master_name &&
+        parse_hostport(hostport, hostport_len, DEFAULT_PORT, &r->host, &r->port, "redis.url",
+                       err) < 0)
         return -1;
     const char *path = s + auth_len;
     if (path[0] == '/' && path[1] && parse_uint(path + 1, strlen(path + 1), DB_MAX, &db) < 0)
@@ -133,39 +143,70 @@ static int parse_url(struct conf_redis *r, struct conf_error *err)
     return conferr_fail(err, "redis.url", "must start with redis://, rediss:// or unix://");
 }
 
-static int check_password(struct conf_redis *r, struct conf_error *err)
+/* At most one of file and env (at `path`); sets *source. */
+static int check_password(const char *file, const char *env, const char *path,
+                          enum conf_password_source *source, struct conf_error *err)
 {
-    if (r->password_file && r->password_env)
-        return conferr_fail(err, "redis", "set at most one of password_file and password_env");
-    if (r->password_file) {
-        r->password_source = CONF_PASSWORD_FILE;
-        return confcheck_file(r->password_file, "redis.password_file", err);
-    }
-    if (r->password_env) {
-        r->password_source = CONF_PASSWORD_ENV;
-        return confcheck_env_var(r->password_env, "redis.password_env", err);
-    }
-    r->password_source = CONF_PASSWORD_NONE;
+    char sub[CONF_ERR_PATH_MAX];
+
+    if (file && env)
+        return conferr_fail(err, path, "set at most one of password_file and password_env");
+    *source = file ? CONF_PASSWORD_FILE : env ? CONF_PASSWORD_ENV : CONF_PASSWORD_NONE;
+    conferr_pathf(sub, sizeof sub, "%s.%s", path, file ? "password_file" : "password_env");
+    if (file)
+        return confcheck_file(file, sub, err);
+    if (env)
+        return confcheck_env_var(env, sub, err);
     return 0;
 }
 
 static int check_tls(struct conf_redis *r, struct conf_error *err)
 {
-    if (!r->tls) {
+    if (!r->tls && !r->sentinel.tls) {
         if (r->ca_file || r->server_name)
-            return conferr_fail(err, "redis.tls", "TLS settings need a rediss:// URL");
+            return conferr_fail(err, "redis.tls", "TLS settings need a rediss:// URL "
+                                "(or redis.sentinel.tls)");
         return 0;
     }
     if (r->ca_file && confcheck_file(r->ca_file, "redis.tls.ca_file", err) < 0)
         return -1;
-    if (!r->server_name && !(r->server_name = strdup(r->host)))
+    if (!r->server_name && r->host && !(r->server_name = strdup(r->host)))
         return conferr_fail(err, "redis.tls.server_name", "out of memory");
     return 0;
 }
 
+/* Splits each "host:port" (as filled) into host and port. */
+static int check_sentinel(struct conf_redis *r, struct conf_error *err)
+{
+    struct conf_sentinel *s = &r->sentinel;
+    char path[CONF_ERR_PATH_MAX];
+
+    if (!s->master_name)
+        return 0;
+    if (r->unix_path)
+        return conferr_fail(err, "redis.url", "must be redis:// or rediss:// when "
+                            "redis.sentinel is set (the sentinels name a TCP address)");
+    for (size_t i = 0; i < s->n_addrs; i++) {
+        char *spec = s->addrs[i].host;
+        conferr_pathf(path, sizeof path, "redis.sentinel.addresses[%zu]", i);
+        s->addrs[i].host = NULL;
+        int rc = parse_hostport(spec, strlen(spec), DEFAULT_SENTINEL_PORT, &s->addrs[i].host,
+                                &s->addrs[i].port, path, err);
+        free(spec);
+        if (rc < 0)
+            return -1;
+    }
+    if (!s->tls_set)
+        s->tls = r->tls;
+    return check_password(s->password_file, s->password_env, "redis.sentinel",
+                          &s->password_source, err);
+}
+
 int confredis_check(struct conf_redis *r, struct conf_error *err)
 {
-    if (parse_url(r, err) < 0 || check_password(r, err) < 0)
+    if (parse_url(r, err) < 0 ||
+        check_password(r->password_file, r->password_env, "redis", &r->password_source, err) < 0 ||
+        check_sentinel(r, err) < 0)
         return -1;
     return check_tls(r, err);
 }

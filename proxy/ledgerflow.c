@@ -521,9 +521,11 @@ json_t *ledgerflow_status(const struct ledgerflow *lf)
     outbox_get_counts(lf->ob, &oc);
     json_object_set_new(o, "instance", json_string(lf->instance));
     json_object_set_new(o, "fail_open", json_boolean(lf->lc.fail_open));
-    json_object_set_new(o, "redis", json_pack("{s:b, s:s, s:I}", "connected", h.connected,
-                                              "last_error", h.last_error,
-                                              "failures", (json_int_t)h.failures));
+    json_object_set_new(o, "redis", json_pack("{s:b, s:s, s:I, s:s, s:s?}", "connected",
+                                              h.connected, "last_error", h.last_error,
+                                              "failures", (json_int_t)h.failures,
+                                              "address", h.address, "sentinel",
+                                              h.named_by[0] ? h.named_by : NULL));
     json_object_set_new(o, "upstream_acks", json_pack("{s:I, s:I, s:I, s:I}", "ok",
                                                       (json_int_t)oc.acks_ok, "failed",
                                                       (json_int_t)oc.acks_failed, "claimed",

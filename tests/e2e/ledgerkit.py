@@ -6,8 +6,10 @@ ledger.enabled, on free 127.0.0.1 ports, stopped by PID."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -177,3 +179,31 @@ def sim(workdir):
     s = harness.start_fosim(workdir)
     yield s
     assert s.stop() == 0, s.proc.log_tail()
+
+
+@pytest.fixture(scope="module")
+def certs(workdir):
+    """A test PKI (tests/unit/rconn/make-certs.sh): ca.crt, server.crt/key for
+    localhost/127.0.0.1, and an unrelated other-ca.crt."""
+    d = os.path.join(workdir, "pki")
+    os.makedirs(d)
+    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "rconn",
+                          "make-certs.sh")
+    subprocess.run(["sh", script, d], check=True, timeout=60)
+    return d
+
+
+def start_tls_redis(workdir, certs, name, extra_conf=""):
+    """redis-server with a TLS port only (server.crt from `certs`), no persistence."""
+    port = harness.free_port()
+    conf = os.path.join(workdir, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f"port 0\ntls-port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+                f"dir {workdir}\n"
+                f"tls-cert-file {certs}/server.crt\ntls-key-file {certs}/server.key\n"
+                f"tls-ca-cert-file {certs}/ca.crt\ntls-auth-clients no\n{extra_conf}\n")
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    p = harness.Proc(name, [exe, conf], workdir)
+    p.port = port
+    harness.wait_port(port)
+    return p

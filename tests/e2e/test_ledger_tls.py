@@ -5,14 +5,13 @@ A certificate for another name, or from a CA fogate does not trust, is refused: 
 dequeue fails closed (503) and /readyz says why."""
 
 import os
-import shutil
-import subprocess
 
 import pytest
 
 import harness
 import ledgerkit as lk
 from harness import workdir  # noqa: F401
+from ledgerkit import certs  # noqa: F401
 
 PASSWORD = "redis-acl-password-0123456789"
 USER = "fogate"
@@ -20,29 +19,9 @@ PW_ENV = "FOGATE_E2E_REDIS_PASSWORD"
 
 
 @pytest.fixture(scope="module")
-def certs(workdir):
-    d = os.path.join(workdir, "pki")
-    os.makedirs(d)
-    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "rconn",
-                          "make-certs.sh")
-    subprocess.run(["sh", script, d], check=True, timeout=60)
-    return d
-
-
-@pytest.fixture(scope="module")
 def tls_redis(workdir, certs):
-    port = harness.free_port()
-    conf = os.path.join(workdir, "redis-tls.conf")
-    with open(conf, "w") as f:
-        f.write(f"port 0\ntls-port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
-                f"dir {workdir}\n"
-                f"tls-cert-file {certs}/server.crt\ntls-key-file {certs}/server.key\n"
-                f"tls-ca-cert-file {certs}/ca.crt\ntls-auth-clients no\n"
-                f"user default off\nuser {USER} on >{PASSWORD} ~* &* +@all\n")
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    p = harness.Proc("redis-tls", [exe, conf], workdir)
-    p.port = port
-    harness.wait_port(port)
+    p = lk.start_tls_redis(workdir, certs, "redis-tls",
+                           f"user default off\nuser {USER} on >{PASSWORD} ~* &* +@all")
     yield p
     p.stop()
 

@@ -375,6 +375,68 @@ static void test_redis(void)
     }
 }
 
+static void test_sentinel(void)
+{
+    struct conf_error err;
+    struct conf *c;
+
+    c = load_redis("{\"sentinel\": {\"master_name\": \"mymaster\", \"addresses\": "
+                   "[\"127.0.0.1:26380\", \"[::1]\", \"s3.example:5000\"], "
+                   "\"password_env\": \"FOGATE_TEST_SECRET\"}}", &err);
+    CHECK(c != NULL);
+    if (!c)
+        fprintf(stderr, "sentinel: %s\n", err.message);
+    const struct conf_sentinel *s = c ? &c->redis.sentinel : NULL;
+    CHECK(c && c->redis.host == NULL && c->redis.unix_path == NULL && !c->redis.tls);
+    CHECK_STR(s ? s->master_name : NULL, "mymaster");
+    CHECK(s && s->n_addrs == 3 && s->addrs[0].port == 26380 && s->addrs[1].port == 26379 &&
+          s->addrs[2].port == 5000 && !s->tls && s->password_source == CONF_PASSWORD_ENV);
+    CHECK_STR(s ? s->addrs[1].host : NULL, "::1");
+    CHECK_STR(s ? s->addrs[2].host : NULL, "s3.example");
+    conf_free(c);
+    /* rediss:// turns TLS on for the sentinels too unless sentinel.tls says otherwise */
+    c = load_redis("{\"url\": \"rediss://gw@/2\", \"sentinel\": {\"master_name\": \"m\", "
+                   "\"addresses\": [\"10.0.0.1:26379\"]}}", &err);
+    CHECK(c && c->redis.tls && c->redis.sentinel.tls && c->redis.db == 2 &&
+          c->redis.server_name == NULL);
+    CHECK_STR(c ? c->redis.username : NULL, "gw");
+    conf_free(c);
+    c = load_redis("{\"url\": \"rediss://\", \"sentinel\": {\"master_name\": \"m\", "
+                   "\"addresses\": [\"10.0.0.1\"], \"tls\": false}}", &err);
+    CHECK(c && c->redis.tls && !c->redis.sentinel.tls);
+    conf_free(c);
+
+    static const struct { const char *redis, *path, *needle; } bad[] = {
+        { "{\"url\": \"redis://h:6379\", \"sentinel\": {\"master_name\": \"m\", "
+          "\"addresses\": [\"127.0.0.1:1\"]}}", "redis.url", "must not name a host" },
+        { "{\"url\": \"unix:///r.sock\", \"sentinel\": {\"master_name\": \"m\", "
+          "\"addresses\": [\"127.0.0.1:1\"]}}", "redis.url", "redis:// or rediss://" },
+        { "{\"sentinel\": {\"master_name\": \"m\", \"addresses\": [\"127.0.0.1:1\", "
+          "\"h:0\"]}}", "redis.sentinel.addresses[1]", "invalid port" },
+        { "{\"sentinel\": {\"master_name\": \"m\", \"addresses\": [\"a b:1\"]}}",
+          "redis.sentinel.addresses[0]", "invalid host" },
+        { "{\"sentinel\": {\"master_name\": \"m\", \"addresses\": []}}",
+          "redis.sentinel.addresses", "" },
+        { "{\"sentinel\": {\"addresses\": [\"h:1\"]}}", "redis.sentinel.master_name",
+          "required" },
+        { "{\"sentinel\": {\"master_name\": \"m\", \"addresses\": [\"h:1\"], "
+          "\"password_file\": \"/nonexistent/pw\"}}", "redis.sentinel.password_file",
+          "cannot read" },
+        { "{\"sentinel\": {\"master_name\": \"m\", \"addresses\": [\"h:1\"], "
+          "\"password_env\": \"A\", \"password_file\": \"/etc/hostname\"}}", "redis.sentinel",
+          "at most one" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = load_redis(bad[i].redis, &err);
+        CHECK(c == NULL);
+        CHECK_STR(err.path, bad[i].path);
+        if (!strstr(err.message, bad[i].needle))
+            fprintf(stderr, "sentinel %zu: %s\n", i, err.message);
+        CHECK(strstr(err.message, bad[i].needle) != NULL);
+        conf_free(c);
+    }
+}
+
 static void test_listen_and_urls(void)
 {
     struct conf_error err;
@@ -503,6 +565,7 @@ int main(void)
     test_secret_file_relative();
     test_example();
     test_redis();
+    test_sentinel();
     test_listen_and_urls();
     test_odd_inputs();
     test_jsonpos();
