@@ -31,8 +31,8 @@ struct package *package_new(struct event_base *base, struct upcall_ctx *ctx,
     p->up = up;
     p->conf = conf;
     p->mw = msgwait_new(base, ctx, &exec_wait);
-    p->idem = packageidem_new(PACKAGE_IDEM_MAX, PACKAGE_IDEM_TTL_S);
-    if (!p->mw || !p->idem) {
+    p->share = packageshare_new(base, conf, PACKAGE_IDEM_MAX, PACKAGE_IDEM_TTL_S);
+    if (!p->mw || !p->share) {
         package_free(p);
         return NULL;
     }
@@ -80,7 +80,7 @@ void package_free(struct package *p)
         free(q);
     }
     msgwait_free(p->mw);
-    packageidem_free(p->idem);
+    packageshare_free(p->share);
     free(p);
 }
 
@@ -150,7 +150,8 @@ void package_req_error(struct package_req *r, int status, const char *code, cons
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    respond_error(r, status, status == 409 ? "Retry-After: 5\r\n" : NULL, code, message);
+    respond_error(r, status, status == 409 || status == 503 ? "Retry-After: 5\r\n" : NULL, code,
+                  message);
 }
 
 void package_req_json(struct package_req *r, int status, json_t *o)
@@ -169,7 +170,7 @@ void package_req_json(struct package_req *r, int status, json_t *o)
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter ||
+    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter || r->op ||
         r->body_reading || r->req)
         return false;
     req_free(r);

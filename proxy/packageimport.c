@@ -40,7 +40,7 @@ static struct package_queue *queue_get(struct package *p, const char *env)
     return q;
 }
 
-static void run_import(struct package_req *r);
+static void acquire(struct package_req *r);
 
 static void queue_next(struct package *p, const char *env)
 {
@@ -53,21 +53,38 @@ static void queue_next(struct package *p, const char *env)
             q->tail = NULL;
         r->qnext = NULL;
         q->running = r;
-        run_import(r);
+        acquire(r);
     }
+}
+
+static void drop_key(struct package_req *r)
+{
+    if (r->idem_key[0] && !r->replay && !r->idem_done)
+        packageshare_drop(r->p->share, r->job, r->idem_key, r->exec_id);
+    r->idem_key[0] = '\0';
+}
+
+/* r leaves its queue's running slot (and the lock): the next import may go. */
+static void leave_queue(struct package_req *r)
+{
+    struct package_queue *q = queue_get(r->p, r->env);
+
+    if (r->locked)
+        packageshare_unlock(r->p->share, r->env, r->exec_id);
+    r->locked = false;
+    r->queued = false;
+    if (q && q->running == r)
+        q->running = NULL;
+    queue_next(r->p, r->env);
 }
 
 static void on_imported(void *arg, const struct upcall_done *d)
 {
     struct package_req *r = arg;
-    struct package_queue *q = queue_get(r->p, r->env);
     struct d365_err err;
     json_t *o;
 
     r->import = NULL;
-    r->queued = false;
-    if (q && q->running == r)
-        q->running = NULL;
     if (d->st == UPCALL_FAILED && d->transport == UPSTREAM_TIMEOUT) {
         /* D365 keeps going (reference §4.7): never re-send; the status tells */
         o = package_req_accepted(r);
@@ -80,7 +97,7 @@ static void on_imported(void *arg, const struct upcall_done *d)
     } else {
         package_req_json(r, 202, package_req_accepted(r));
     }
-    queue_next(r->p, r->env);
+    leave_queue(r);
     package_req_settle(r);
 }
 
@@ -107,20 +124,120 @@ static void run_import(struct package_req *r)
     r->import = body ? upcall_start(r->p->ctx, &req, &cbs) : NULL;
     free(body);
     if (!r->import) {
-        struct package_queue *q = queue_get(r->p, r->env);
-        if (q)
-            q->running = NULL;
-        r->queued = false;
         package_req_error(r, 500, "internal", "cannot start the ImportFromPackage call");
+        leave_queue(r);
     }
+}
+
+/* The import's turn did not come, or the shared state is unavailable: nothing was sent to
+ * ImportFromPackage, so the key is dropped and a retry with it is safe. */
+static void not_imported(struct package_req *r, const char *code, const char *why)
+{
+    drop_key(r);
+    package_req_error(r, 503, code, "%s; the package was uploaded but ImportFromPackage was not "
+                      "sent, so nothing was imported. Retrying (with the same Idempotency-Key, "
+                      "if any) is safe", why);
+}
+
+static void on_recorded(void *arg, const struct packageshare_res *res)
+{
+    struct package_req *r = arg;
+
+    r->op = NULL;
+    if (res->result == PACKAGESHARE_OK) {
+        r->idem_done = true;
+        run_import(r);
+    } else {
+        not_imported(r, "idempotency_store_unavailable", "the Idempotency-Key could not be "
+                     "recorded in Redis");
+        leave_queue(r);
+    }
+    package_req_settle(r);
+}
+
+static void on_locked(void *arg, const struct packageshare_res *res)
+{
+    struct package_req *r = arg;
+
+    r->op = NULL;
+    if (res->result == PACKAGESHARE_OK) {
+        r->locked = true;
+        if (!r->idem_key[0] || r->replay)
+            run_import(r);
+        else if (!(r->op = packageshare_complete(r->p->share, r->job, r->idem_key, r->exec_id,
+                                                 r->sha256, on_recorded, r))) {
+            not_imported(r, "internal", "out of memory");
+            leave_queue(r);
+        }
+    } else {
+        not_imported(r, res->result == PACKAGESHARE_TIMEOUT ? "package_lock_timeout" :
+                     "package_lock_unavailable", res->result == PACKAGESHARE_TIMEOUT ?
+                     "another import held this environment for longer than "
+                     "packages.lock_wait_ms" : "the import lock in Redis is unavailable");
+        leave_queue(r);
+    }
+    package_req_settle(r);
+}
+
+/* r is at the head of its local queue: take the environment's lock (Redis: shared with
+ * the other instances) within what is left of packages.lock_wait_ms. */
+static void acquire(struct package_req *r)
+{
+    double left = r->p->conf->packages.lock_wait_ms / 1000.0 - (now_s() - r->wait_since);
+
+    if (r->wait_timer)
+        evtimer_del(r->wait_timer);
+    r->op = packageshare_lock(r->p->share, r->env, r->exec_id,
+                              left > 0 ? (unsigned)(left * 1000) : 0, on_locked, r);
+    if (!r->op) {
+        not_imported(r, "internal", "out of memory");
+        leave_queue(r);
+    }
+}
+
+static void unlink_waiting(struct package_req *r)
+{
+    struct package_queue *q = r->env ? queue_get(r->p, r->env) : NULL;
+
+    for (struct package_req **pp = q ? &q->head : NULL; pp && *pp; pp = &(*pp)->qnext)
+        if (*pp == r) {
+            *pp = r->qnext;
+            break;
+        }
+    if (q) {
+        q->tail = NULL;
+        for (struct package_req *w = q->head; w; w = w->qnext)
+            q->tail = w;
+    }
+    r->qnext = NULL;
+}
+
+/* packages.lock_wait_ms passed while r waited behind the local queue. */
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct package_req *r = arg;
+    struct package_queue *q = queue_get(r->p, r->env);
+
+    (void)fd, (void)what;
+    if (!q || q->running == r || !r->queued)
+        return;
+    unlink_waiting(r);
+    r->queued = false;
+    not_imported(r, "package_lock_timeout", "earlier imports held this environment for longer "
+                 "than packages.lock_wait_ms");
+    package_req_settle(r);
 }
 
 static void enqueue_import(struct package_req *r)
 {
     struct package_queue *q = queue_get(r->p, r->env);
+    unsigned ms = r->p->conf->packages.lock_wait_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
-    if (!q) {
-        package_req_error(r, 500, "internal", "out of memory");
+    r->wait_since = now_s();
+    if (!q || !(r->wait_timer = evtimer_new(r->p->base, on_wait_timeout, r)) ||
+        evtimer_add(r->wait_timer, &tv) < 0) {
+        not_imported(r, "internal", "out of memory");
         return;
     }
     r->queued = true;
@@ -171,13 +288,6 @@ static void on_send_space(void *arg)
     package_req_settle(r);
 }
 
-static void drop_key(struct package_req *r)
-{
-    if (r->idem_key[0] && !r->replay)
-        packageidem_drop(r->p->idem, r->job, r->idem_key);
-    r->idem_key[0] = '\0';
-}
-
 /* D365 handed out a SAS URL that has expired (before or during the upload). */
 static void sas_expired(struct package_req *r)
 {
@@ -195,14 +305,11 @@ static void sas_expired(struct package_req *r)
 static void on_blob_done(void *arg, const struct upstream_done *d)
 {
     struct package_req *r = arg;
-    unsigned char sha[32];
 
     r->xfer = NULL;
     if (d->result == UPSTREAM_OK && d->status == 201 && r->body_eof) {
         r->uploaded = true;
-        EVP_DigestFinal_ex(r->sha, sha, NULL);
-        if (r->idem_key[0])
-            packageidem_complete(r->p->idem, r->job, r->idem_key, sha);
+        EVP_DigestFinal_ex(r->sha, r->sha256, NULL);
         enqueue_import(r);
     } else {
         drop_key(r);
@@ -362,12 +469,49 @@ static int company(struct package_req *r)
     return 0;
 }
 
-/* Idempotency-Key: reserve it, or switch to replay mode, or answer. */
+static void start_flow(struct package_req *r);
+
+static void on_idem(void *arg, const struct packageshare_res *res)
+{
+    struct package_req *r = arg;
+
+    r->op = NULL;
+    switch (res->result) {
+    case PACKAGESHARE_OK:
+        start_flow(r);
+        break;
+    case PACKAGESHARE_DONE:
+        r->replay = true;
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", res->exec_id);
+        memcpy(r->replay_sha, res->sha256, 32);
+        start_flow(r);
+        break;
+    case PACKAGESHARE_BUSY:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 409, "idempotency_key_in_use", "an import with this "
+                          "Idempotency-Key is still in progress (uploading or waiting for its "
+                          "turn); retry later with the same key and package");
+        break;
+    case PACKAGESHARE_FULL:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 503, "idempotency_store_full", "too many Idempotency-Keys "
+                          "remembered");
+        break;
+    default:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 503, "idempotency_store_unavailable", "Redis, which holds "
+                          "Idempotency-Keys, is unavailable; nothing was uploaded or imported: "
+                          "retry with the same key");
+        break;
+    }
+    package_req_settle(r);
+}
+
+/* Idempotency-Key: looked up (and reserved) before anything is uploaded; on_idem goes on.
+ * Returns 1 when it did, 0 without a key, -1 when it answered. */
 static int idempotency(struct package_req *r)
 {
     const struct http1_header *k = http1_header_find(conn_req_head(r->req), "Idempotency-Key");
-    const char *first = NULL;
-    const unsigned char *sha = NULL;
 
     if (!k)
         return 0;
@@ -378,26 +522,13 @@ static int idempotency(struct package_req *r)
     }
     memcpy(r->idem_key, k->value, k->value_len);
     r->idem_key[k->value_len] = '\0';
-    switch (packageidem_begin(r->p->idem, r->job, r->idem_key, r->exec_id, now_s(), &first,
-                              &sha)) {
-    case PACKAGEIDEM_NEW:
-        return 0;
-    case PACKAGEIDEM_DONE:
-        r->replay = true;
-        snprintf(r->exec_id, sizeof r->exec_id, "%s", first);
-        memcpy(r->replay_sha, sha, 32);
-        return 0;
-    case PACKAGEIDEM_PENDING:
+    r->op = packageshare_begin(r->p->share, r->job, r->idem_key, r->exec_id, on_idem, r);
+    if (!r->op) {
         r->idem_key[0] = '\0';
-        package_req_error(r, 409, "idempotency_key_in_use", "an import with this "
-                          "Idempotency-Key is still uploading");
+        package_req_error(r, 500, "internal", "out of memory");
         return -1;
-    case PACKAGEIDEM_FULL:
-        break;
     }
-    r->idem_key[0] = '\0';
-    package_req_error(r, 503, "idempotency_store_full", "too many Idempotency-Keys remembered");
-    return -1;
+    return 1;
 }
 
 static int check_body(struct package_req *r)
@@ -421,14 +552,27 @@ static int check_body(struct package_req *r)
 
 void packageimport_start(struct package_req *r, const struct conf_job *job)
 {
+    int rc;
+
+    (void)job;
+    if (check_body(r) < 0 || company(r) < 0 || flag(r, "execute", true, &r->execute) < 0 ||
+        flag(r, "overwrite", false, &r->overwrite) < 0 || (rc = idempotency(r)) < 0)
+        return;
+    if (rc == 0)
+        start_flow(r);
+}
+
+/* GetAzureWriteUrl (unless a replay) and the body: to the blob, or only hashed. */
+static void start_flow(struct package_req *r)
+{
     struct conn_body_sink sink = { on_body_data, on_body_end, r };
     struct d365_cbs cbs = { .on_result = on_write_url, .arg = r };
     char unique[PACKAGENAME_EXEC_MAX + 8];
 
-    (void)job;
-    if (check_body(r) < 0 || company(r) < 0 || flag(r, "execute", true, &r->execute) < 0 ||
-        flag(r, "overwrite", false, &r->overwrite) < 0 || idempotency(r) < 0)
+    if (!r->req) { /* the client left while its key was looked up */
+        drop_key(r);
         return;
+    }
     if (!(r->pending = evbuffer_new()) || !(r->sha = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
         drop_key(r);
@@ -445,6 +589,7 @@ void packageimport_start(struct package_req *r, const struct conf_job *job)
     }
     conn_req_set_body_limit(r->req, r->p->conf->limits.max_package_bytes);
     r->body_reading = true; /* the whole body may arrive (and end) inside the call */
+    r->busy++;
     if (conn_req_read_body(r->req, &sink) < 0) {
         r->body_reading = false;
         drop_key(r);
@@ -452,6 +597,7 @@ void packageimport_start(struct package_req *r, const struct conf_job *job)
     } else if (!r->replay && r->body_reading && r->req) {
         conn_req_pause_body(r->req); /* until the blob transfer exists */
     }
+    r->busy--;
 }
 
 void packageimport_cancel(struct package_req *r)
@@ -460,8 +606,11 @@ void packageimport_cancel(struct package_req *r)
     r->call = NULL;
     upstream_abort(r->xfer);
     r->xfer = NULL;
-    if (!r->uploaded)
+    if (!r->uploaded) {
+        packageshare_cancel(r->op); /* a key lookup: a reservation it makes is released */
+        r->op = NULL;
         drop_key(r);
+    }
 }
 
 void packageimport_stop(struct package_req *r)
@@ -471,19 +620,19 @@ void packageimport_stop(struct package_req *r)
     packageimport_cancel(r);
     upcall_cancel(r->import);
     r->import = NULL;
-    for (struct package_req **pp = q ? &q->head : NULL; pp && *pp; pp = &(*pp)->qnext)
-        if (*pp == r) {
-            *pp = r->qnext;
-            break;
-        }
-    if (q) {
-        q->tail = NULL;
-        for (struct package_req *w = q->head; w; w = w->qnext)
-            q->tail = w;
-        if (q->running == r)
-            q->running = NULL;
-    }
+    packageshare_cancel(r->op);
+    r->op = NULL;
+    drop_key(r);
+    if (r->locked)
+        packageshare_unlock(r->p->share, r->env, r->exec_id);
+    r->locked = false;
+    unlink_waiting(r);
+    if (q && q->running == r)
+        q->running = NULL;
     r->queued = false;
+    if (r->wait_timer)
+        event_free(r->wait_timer);
+    r->wait_timer = NULL;
     if (r->pending)
         evbuffer_free(r->pending);
     r->pending = NULL;

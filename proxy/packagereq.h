@@ -17,6 +17,7 @@
 #include "msgwait.h"
 #include "package.h"
 #include "packageidem.h"
+#include "packageshare.h"
 #include "packagename.h"
 #include "simpleroute.h"
 
@@ -40,7 +41,7 @@ struct package {
     struct upstream *up;                /* borrowed */
     const struct conf *conf;            /* borrowed: the current snapshot */
     struct msgwait *mw;                 /* owned: GetExecutionSummaryStatus polls */
-    struct packageidem *idem;           /* owned */
+    struct packageshare *share;         /* owned: import locks, Idempotency-Keys */
     struct package_queue *queues;       /* owned list */
     struct package_req *reqs;           /* borrowed list of live requests (for free) */
 };
@@ -61,10 +62,16 @@ struct package_req {
     struct upcall *import;              /* owned while ImportFromPackage is in flight */
     struct upstream_xfer *xfer;         /* owned while a blob transfer runs */
     struct msgwait_waiter *waiter;      /* owned while waiting */
+    struct packageshare_op *op;         /* owned while a lock or key operation runs */
+    struct event *wait_timer;           /* owned: bounds the wait for the queue's turn */
+    double wait_since;                  /* when the import joined its queue (monotonic s) */
     struct evbuffer *pending;           /* owned: body bytes the blob had no room for */
     EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming */
     char *blob_url;                     /* owned: the SAS URL (a secret: never logged) */
     bool queued;                        /* on a queue (waiting or running) */
+    bool locked;                        /* holds the environment's import lock */
+    bool idem_done;                     /* its Idempotency-Key record is done (keep it) */
+    unsigned char sha256[32];           /* the uploaded package's SHA-256 */
     bool body_reading, body_eof, responded, replay, uploaded;
     unsigned busy;                      /* > 0: inside a call that may re-enter (a body
                                            pump): settle waits for the outer frame */

@@ -343,7 +343,7 @@ def test_openapi_documents_the_package_api():
     for path in glob.glob(os.path.join(src, "proxy", "package*.c")):
         with open(path) as f:
             text = f.read()
-        for args in re.findall(r"package_req_error\((.*?)\);", text, re.S):
+        for args in re.findall(r"(?:package_req_error|not_imported)\((.*?)\);", text, re.S):
             codes |= set(re.findall(r'"([a-z0-9]+_[a-z0-9_]+)"', args))
     assert {"blob_sas_expired", "not_package_job", "length_required", "empty_body",
             "not_export_job"} <= codes, codes
@@ -354,5 +354,6 @@ def test_openapi_documents_the_package_api():
     for path in ("/v1/packages/import:", "/v1/packages/export:", "/v1/executions/{id}:",
                  "/v1/executions/{id}/package:", "/v1/executions/{id}/errors:"):
         assert f"  {path}\n" in doc, path
-    for name in ("Idempotency-Key", "error_files", "staging_error_file_url", "Single instance"):
+    for name in ("Idempotency-Key", "error_files", "staging_error_file_url", "packages.shared",
+                 "package_lock_timeout"):
         assert name in doc, name
