@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "reqcore.h"
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -251,18 +253,21 @@ static void enqueue_import(struct package_req *r)
 
 /* ---- the upload ---- */
 
+static size_t xfer_space(void *x)
+{
+    return upstream_send_space(x);
+}
+
+static size_t xfer_send(void *x, const void *data, size_t len)
+{
+    return upstream_send(x, data, len);
+}
+
 static void push_pending(struct package_req *r)
 {
-    while (r->xfer && evbuffer_get_length(r->pending) > 0) {
-        size_t n = evbuffer_get_length(r->pending), room = upstream_send_space(r->xfer), took;
-        if (room == 0)
-            return;
-        n = n < room ? n : room;
-        took = upstream_send(r->xfer, evbuffer_pullup(r->pending, (ev_ssize_t)n), n);
-        evbuffer_drain(r->pending, took);
-        if (took == 0)
-            return;
-    }
+    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
+
+    reqcore_push_pending(&p, r->pending);
 }
 
 /* Room towards the blob: pending bytes go first, then the client's body resumes (which
@@ -388,21 +393,12 @@ static void finish_replay(struct package_req *r)
 static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
 {
     struct package_req *r = arg;
-    size_t took = 0;
+    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
 
     if (r->responded)
         return 0;
     EVP_DigestUpdate(r->sha, data, len);
-    if (r->replay)
-        return 0;
-    if (r->xfer && evbuffer_get_length(r->pending) == 0)
-        took = upstream_send(r->xfer, data, len);
-    if (took < len) {
-        if (evbuffer_add(r->pending, data + took, len - took) < 0)
-            return -1;
-        conn_req_pause_body(req);
-    }
-    return 0;
+    return r->replay ? 0 : reqcore_offer(&p, r->pending, req, data, len);
 }
 
 static void on_body_end(struct conn_req *req, bool ok, void *arg)
@@ -421,9 +417,7 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
     }
     if (!ok)
         drop_key(r);
-    conn_req_set_events(req, NULL);
-    r->req = NULL;
-    r->responded = true;
+    reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
     d365_cancel(r->call);
     r->call = NULL;
     upstream_abort(r->xfer);
