@@ -1,5 +1,6 @@
 /* packagereq: the package API's shared state and per-request object, internal to
- * package.c (routes, executions, export) and packageimport.c (the import flow).
+ * package.c (routes, executions, export), packageimport.c (the import flow) and
+ * packagequeue.c (the queue and lock before ImportFromPackage).
  * Invariant: a package_req is freed exactly once, when nothing (D365 call, blob transfer,
  * wait, body sink, import queue, connection event) can reach it any more. */
 #ifndef FOGATE_PACKAGEREQ_H
@@ -27,7 +28,8 @@
 
 struct package_req;
 
-/* Imports waiting for (or running) ImportFromPackage on one environment. */
+/* Imports waiting for (or running) ImportFromPackage on one environment in this process;
+ * the one running also holds the environment's lock (packageshare). */
 struct package_queue {
     struct package_queue *next;
     char *env;                          /* owned */
@@ -106,6 +108,17 @@ void packageimport_cancel(struct package_req *r);
 
 /* Stops everything of `r`'s import (queued, running) and frees its buffers; for req_free. */
 void packageimport_stop(struct package_req *r);
+
+/* An uploaded import (r->sha256 set) joins its environment's queue (packagequeue.c) and
+ * answers when ImportFromPackage did, or 503 when its turn does not come in time. */
+void packagequeue_enqueue(struct package_req *r);
+
+/* Releases r's Idempotency-Key reservation unless it is a replay or already done. */
+void packagequeue_drop_key(struct package_req *r);
+
+/* Leaves the queue, cancels the lock or key operation and ImportFromPackage, releases
+ * the lock; for packageimport_stop. */
+void packagequeue_stop(struct package_req *r);
 
 /* GET /v1/executions/{id}/errors: the errors and the entity's error files. */
 void packageerrors_start(struct package_req *r);

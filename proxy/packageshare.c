@@ -24,6 +24,7 @@ enum kind { K_BEGIN, K_COMPLETE, K_LOCK };
 
 struct hold {
     struct hold *next;
+    unsigned long id;                   /* names it to a renewal's callback */
     char key[PKGKEY_KEY_SIZE];
     char val[PKGKEY_RECORD_SIZE];
 };
@@ -55,6 +56,13 @@ struct packageshare {
     struct hold *holds;                 /* owned list */
     struct packageshare_op *ops;        /* owned list */
     unsigned lease_ms, idem_ttl_s;
+    unsigned long next_hold_id;
+};
+
+/* One renewal in flight: which hold it renews (the hold may be gone by the answer). */
+struct renewal {
+    struct packageshare *ps;            /* borrowed: rconn_free ends renewals before ps goes */
+    unsigned long id;
 };
 
 /* ---- holds ---- */
@@ -65,6 +73,7 @@ static void hold_add(struct packageshare *ps, const char *key, const char *val)
 
     if (!h)
         return; /* not renewed: the lease expires, as after a crash */
+    h->id = ++ps->next_hold_id;
     snprintf(h->key, sizeof h->key, "%s", key);
     snprintf(h->val, sizeof h->val, "%s", val);
     h->next = ps->holds;
@@ -84,12 +93,23 @@ static void hold_remove(struct packageshare *ps, const char *key, const char *va
 
 static void on_renewed(void *arg, enum pkgstore_result res, const char *val, size_t len)
 {
-    (void)arg, (void)val, (void)len;
-    if (res == PKGSTORE_HELD)
-        log_msg(LOG_LVL_ERROR, "packages: a package lease expired before it was renewed "
-                "(Redis stalled longer than packages.lock_lease_ms?)");
-    else if (res == PKGSTORE_ERROR)
+    struct renewal *rn = arg;
+
+    (void)val, (void)len;
+    if (res == PKGSTORE_ERROR)
         log_msg(LOG_LVL_WARN, "packages: cannot renew a package lease in Redis; retrying");
+    for (struct hold **pp = &rn->ps->holds; res == PKGSTORE_HELD && *pp; pp = &(*pp)->next)
+        if ((*pp)->id == rn->id) { /* lost: stop renewing it */
+            struct hold *h = *pp;
+            *pp = h->next;
+            log_msg(LOG_LVL_ERROR, "packages: %s expired before it was renewed (Redis "
+                    "stalled longer than packages.lock_lease_ms?)",
+                    strncmp(h->key, "fogate:pkg:lock:", 16) == 0 ? h->key :
+                    "an Idempotency-Key reservation");
+            free(h);
+            break;
+        }
+    free(rn);
 }
 
 static void on_renew_tick(evutil_socket_t fd, short what, void *arg)
@@ -97,8 +117,14 @@ static void on_renew_tick(evutil_socket_t fd, short what, void *arg)
     struct packageshare *ps = arg;
 
     (void)fd, (void)what;
-    for (struct hold *h = ps->holds; h; h = h->next)
-        pkgstore_renew(ps->store, h->key, h->val, ps->lease_ms, on_renewed, ps);
+    for (struct hold *h = ps->holds; h; h = h->next) {
+        struct renewal *rn = malloc(sizeof *rn);
+        if (!rn)
+            return;
+        *rn = (struct renewal){ ps, h->id };
+        if (pkgstore_renew(ps->store, h->key, h->val, ps->lease_ms, on_renewed, rn) < 0)
+            free(rn);
+    }
 }
 
 /* ---- operations ---- */
