@@ -218,7 +218,7 @@ static const struct key packages_keys[] = {
              "they live in this process only, which is right for one instance with one worker. "
              "With true, imports fail closed (503) while Redis is unavailable." },
     INT("lock_lease_ms", "30000", 1000, 3600000,
-        "With `redis`: lease of the per-environment import lock and of an Idempotency-Key "
+        "With `shared`: lease of the per-environment import lock and of an Idempotency-Key "
         "reservation, renewed while the import runs; after a crash another instance goes on "
         "once it expires."),
     INT("lock_wait_ms", "300000", 0, 86400000,
@@ -254,7 +254,8 @@ static const struct key top_keys[] = {
     { .name = "ledger", .type = T_OBJECT, .def = "{}", .sub = ledger_keys,
       .doc = "The ack ledger on the export paths (needs `redis`)." },
     { .name = "packages", .type = T_OBJECT, .def = "{}", .sub = packages_keys,
-      .doc = "Package imports: the per-environment lock (in Redis when `redis` is set)." },
+      .doc = "Package imports: the per-environment lock and Idempotency-Keys (in Redis with "
+             "`shared`)." },
     { 0 }
 };
 
