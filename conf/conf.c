@@ -316,6 +316,13 @@ static void fill_ledger(struct conf_ledger *l, json_t *o)
     l->retry_after_s = (unsigned)get_int(o, "retry_after_s");
 }
 
+static void fill_packages(struct conf_packages *p, json_t *o)
+{
+    p->shared = json_is_true(json_object_get(o, "shared"));
+    p->lock_lease_ms = (unsigned)get_int(o, "lock_lease_ms");
+    p->lock_wait_ms = (unsigned)get_int(o, "lock_wait_ms");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -356,6 +363,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
+    fill_packages(&conf->packages, json_object_get(root, "packages"));
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;

@@ -154,6 +154,13 @@ struct conf_ledger {
     unsigned retry_after_s;      /* Retry-After of a fail-closed 503 */
 };
 
+/* Package imports (proxy/package*.c): the per-environment lock and its wait. */
+struct conf_packages {
+    bool shared;                 /* lock and Idempotency-Keys in Redis */
+    unsigned lock_lease_ms;      /* Redis lock and reservation lease, renewed while held */
+    unsigned lock_wait_ms;       /* longest wait for the environment's turn */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -171,6 +178,7 @@ struct conf {
     struct conf_timeouts timeouts;
     struct conf_tokens tokens;
     struct conf_ledger ledger;
+    struct conf_packages packages;
 };
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller

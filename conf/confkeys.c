@@ -236,6 +236,22 @@ static const struct key ledger_keys[] = {
     { 0 }
 };
 
+static const struct key packages_keys[] = {
+    { .name = "shared", .type = T_BOOL, .def = "false",
+      .doc = "Keep the per-environment import lock and the Idempotency-Key records in Redis "
+             "(`redis`), so they hold across several fogate instances or workers. When false "
+             "they live in this process only, which is right for one instance with one worker. "
+             "With true, imports fail closed (503) while Redis is unavailable." },
+    INT("lock_lease_ms", "30000", 1000, 3600000,
+        "With `shared`: lease of the per-environment import lock and of an Idempotency-Key "
+        "reservation, renewed while the import runs; after a crash another instance goes on "
+        "once it expires."),
+    INT("lock_wait_ms", "300000", 0, 86400000,
+        "Longest time an import waits for its environment's turn (queue and lock) before it "
+        "is answered 503 `package_lock_timeout`."),
+    { 0 }
+};
+
 static const struct key top_keys[] = {
     DESCRIPTION,
     REQ("listen", T_STRING,
@@ -262,6 +278,9 @@ static const struct key top_keys[] = {
       .doc = "Entra ID tokens: background refresh, retries and the cache shared through Redis." },
     { .name = "ledger", .type = T_OBJECT, .def = "{}", .sub = ledger_keys,
       .doc = "The ack ledger on the export paths (needs `redis`)." },
+    { .name = "packages", .type = T_OBJECT, .def = "{}", .sub = packages_keys,
+      .doc = "Package imports: the per-environment lock and Idempotency-Keys (in Redis with "
+             "`shared`)." },
     { 0 }
 };
 

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "reply.h"
+#include "reqcore.h"
 
 enum route { R_NONE, R_IMPORT, R_EXPORT, R_STATUS, R_PACKAGE, R_ERRORS };
 
@@ -31,8 +32,8 @@ struct package *package_new(struct event_base *base, struct upcall_ctx *ctx,
     p->up = up;
     p->conf = conf;
     p->mw = msgwait_new(base, ctx, &exec_wait);
-    p->idem = packageidem_new(PACKAGE_IDEM_MAX, PACKAGE_IDEM_TTL_S);
-    if (!p->mw || !p->idem) {
+    p->share = packageshare_new(base, conf, PACKAGE_IDEM_MAX, PACKAGE_IDEM_TTL_S);
+    if (!p->mw || !p->share) {
         package_free(p);
         return NULL;
     }
@@ -80,7 +81,7 @@ void package_free(struct package *p)
         free(q);
     }
     msgwait_free(p->mw);
-    packageidem_free(p->idem);
+    packageshare_free(p->share);
     free(p);
 }
 
@@ -104,41 +105,19 @@ bool package_is_import(const struct http1_head *h)
 
 /* ---- answers and lifetime ---- */
 
-static struct conn_req *take(struct package_req *r)
+static struct reqcore core(struct package_req *r)
 {
-    struct conn_req *req = r->req;
-
-    r->responded = true;
-    if (!r->body_reading) {
-        conn_req_set_events(req, NULL);
-        r->req = NULL;
-    }
-    return req;
+    return (struct reqcore){ &r->req, &r->responded, r->body_reading };
 }
 
-static void respond_error(struct package_req *r, int status, const char *extra,
-                          const char *code, const char *message)
+static struct conn_req *take(struct package_req *r)
 {
-    struct conn_req *req;
-    char *body;
-
-    if (!r->req || r->responded)
-        return;
-    req = take(r);
-    body = reply_error_body(code, message, conn_req_id(req));
-    conn_req_note_error(req, code, message);
-    conn_req_respond(req, status, extra, "application/json", body ? body : "{}",
-                     body ? strlen(body) : 2);
-    free(body);
+    return reqcore_take(core(r));
 }
 
 void package_req_fail(struct package_req *r, const struct d365_err *e)
 {
-    char extra[64] = "";
-
-    if (e->status == 429)
-        snprintf(extra, sizeof extra, "Retry-After: %u\r\n", e->retry_after_s);
-    respond_error(r, e->status, extra[0] ? extra : NULL, e->code, e->message);
+    reqcore_fail(core(r), e);
 }
 
 void package_req_error(struct package_req *r, int status, const char *code, const char *fmt,
@@ -150,26 +129,18 @@ void package_req_error(struct package_req *r, int status, const char *code, cons
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    respond_error(r, status, status == 409 ? "Retry-After: 5\r\n" : NULL, code, message);
+    reqcore_error(core(r), status, status == 409 || status == 503 ? "Retry-After: 5\r\n" : NULL,
+                  code, message);
 }
 
 void package_req_json(struct package_req *r, int status, json_t *o)
 {
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-    json_decref(o);
-    if (!text) {
-        package_req_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    if (r->req && !r->responded)
-        conn_req_respond(take(r), status, NULL, "application/json", text, strlen(text));
-    free(text);
+    reqcore_json(core(r), status, o);
 }
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter ||
+    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter || r->op ||
         r->body_reading || r->req)
         return false;
     req_free(r);

@@ -3,8 +3,9 @@
  * (ExportToPackage), an execution's status (shared polls, ?wait=), its package and its
  * errors. Documented in docs/openapi.yaml. Clients reach a package job (conf: a job with
  * `project`) only if it is one of theirs, as for recurring jobs.
- * Invariant: ImportFromPackage runs at most once at a time per environment in this
- * instance and is never sent twice; a SAS URL's query never reaches a log or an error. */
+ * Invariant: ImportFromPackage runs at most once at a time per environment (in this
+ * process, or across every instance sharing Redis with packages.shared) and is never sent
+ * twice; a SAS URL's query never reaches a log or an error. */
 #ifndef FOGATE_PACKAGE_H
 #define FOGATE_PACKAGE_H
 

@@ -5,7 +5,8 @@
  *              | no
  *   GetAzureWriteUrl --> Put Blob (streamed) --> queue (one per environment)
  *              --> ImportFromPackage (never retried, long timeout) --> 202
- * A client that leaves during the upload stops it; once uploaded, the import goes on. */
+ * A client that leaves during the upload stops it; once uploaded, the import goes on.
+ * The queue, the lock and ImportFromPackage itself are in packagequeue.c. */
 #include "packagereq.h"
 
 #include <stdio.h>
@@ -15,137 +16,25 @@
 
 #include <jansson.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- the per-environment queue ---- */
-
-static struct package_queue *queue_get(struct package *p, const char *env)
-{
-    struct package_queue *q;
-
-    for (q = p->queues; q; q = q->next)
-        if (strcmp(q->env, env) == 0)
-            return q;
-    if (!(q = calloc(1, sizeof *q)) || !(q->env = strdup(env))) {
-        free(q);
-        return NULL;
-    }
-    q->next = p->queues;
-    p->queues = q;
-    return q;
-}
-
-static void run_import(struct package_req *r);
-
-static void queue_next(struct package *p, const char *env)
-{
-    struct package_queue *q = queue_get(p, env);
-    struct package_req *r;
-
-    while (q && !q->running && (r = q->head)) {
-        q->head = r->qnext;
-        if (!q->head)
-            q->tail = NULL;
-        r->qnext = NULL;
-        q->running = r;
-        run_import(r);
-    }
-}
-
-static void on_imported(void *arg, const struct upcall_done *d)
-{
-    struct package_req *r = arg;
-    struct package_queue *q = queue_get(r->p, r->env);
-    struct d365_err err;
-    json_t *o;
-
-    r->import = NULL;
-    r->queued = false;
-    if (q && q->running == r)
-        q->running = NULL;
-    if (d->st == UPCALL_FAILED && d->transport == UPSTREAM_TIMEOUT) {
-        /* D365 keeps going (reference §4.7): never re-send; the status tells */
-        o = package_req_accepted(r);
-        json_object_set_new(o, "note", json_string("ImportFromPackage did not answer in "
-                                                   "time; poll the execution's status"));
-        package_req_json(r, 202, o);
-    } else if (d->st != UPCALL_OK || d->status != 200) {
-        d365_error_from(d, "ImportFromPackage", &err);
-        package_req_fail(r, &err);
-    } else {
-        package_req_json(r, 202, package_req_accepted(r));
-    }
-    queue_next(r->p, r->env);
-    package_req_settle(r);
-}
-
-static void run_import(struct package_req *r)
-{
-    static const char *const headers[] = { "Accept: application/json",
-                                           "Content-Type: application/json; charset=utf-8" };
-    json_t *b = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "packageUrl", r->blob_url,
-                          "definitionGroupId", r->project, "executionId", r->exec_id,
-                          "execute", r->execute, "overwrite", r->overwrite,
-                          "legalEntityId", r->company);
-    char *body = b ? json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    struct upcall_req req = {
-        .env = r->env, .method = "POST", .headers = headers, .n_headers = 2,
-        .path_query = "/data/DataManagementDefinitionGroups/"
-                      "Microsoft.Dynamics.DataEntities.ImportFromPackage",
-        .retry = UPCALL_RETRY_NONE, .body = body, .body_len = body ? strlen(body) : 0,
-        .max_response_bytes = 1024 * 1024,
-        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms },
-    };
-    struct upcall_cbs cbs = { .on_done = on_imported, .arg = r };
-
-    json_decref(b);
-    r->import = body ? upcall_start(r->p->ctx, &req, &cbs) : NULL;
-    free(body);
-    if (!r->import) {
-        struct package_queue *q = queue_get(r->p, r->env);
-        if (q)
-            q->running = NULL;
-        r->queued = false;
-        package_req_error(r, 500, "internal", "cannot start the ImportFromPackage call");
-    }
-}
-
-static void enqueue_import(struct package_req *r)
-{
-    struct package_queue *q = queue_get(r->p, r->env);
-
-    if (!q) {
-        package_req_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    r->queued = true;
-    if (q->tail)
-        q->tail->qnext = r;
-    else
-        q->head = r;
-    q->tail = r;
-    queue_next(r->p, r->env);
-}
+#include "reqcore.h"
 
 /* ---- the upload ---- */
 
+static size_t xfer_space(void *x)
+{
+    return upstream_send_space(x);
+}
+
+static size_t xfer_send(void *x, const void *data, size_t len)
+{
+    return upstream_send(x, data, len);
+}
+
 static void push_pending(struct package_req *r)
 {
-    while (r->xfer && evbuffer_get_length(r->pending) > 0) {
-        size_t n = evbuffer_get_length(r->pending), room = upstream_send_space(r->xfer), took;
-        if (room == 0)
-            return;
-        n = n < room ? n : room;
-        took = upstream_send(r->xfer, evbuffer_pullup(r->pending, (ev_ssize_t)n), n);
-        evbuffer_drain(r->pending, took);
-        if (took == 0)
-            return;
-    }
+    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
+
+    reqcore_push_pending(&p, r->pending);
 }
 
 /* Room towards the blob: pending bytes go first, then the client's body resumes (which
@@ -171,13 +60,6 @@ static void on_send_space(void *arg)
     package_req_settle(r);
 }
 
-static void drop_key(struct package_req *r)
-{
-    if (r->idem_key[0] && !r->replay)
-        packageidem_drop(r->p->idem, r->job, r->idem_key);
-    r->idem_key[0] = '\0';
-}
-
 /* D365 handed out a SAS URL that has expired (before or during the upload). */
 static void sas_expired(struct package_req *r)
 {
@@ -195,17 +77,14 @@ static void sas_expired(struct package_req *r)
 static void on_blob_done(void *arg, const struct upstream_done *d)
 {
     struct package_req *r = arg;
-    unsigned char sha[32];
 
     r->xfer = NULL;
     if (d->result == UPSTREAM_OK && d->status == 201 && r->body_eof) {
         r->uploaded = true;
-        EVP_DigestFinal_ex(r->sha, sha, NULL);
-        if (r->idem_key[0])
-            packageidem_complete(r->p->idem, r->job, r->idem_key, sha);
-        enqueue_import(r);
+        EVP_DigestFinal_ex(r->sha, r->sha256, NULL);
+        packagequeue_enqueue(r);
     } else {
-        drop_key(r);
+        packagequeue_drop_key(r);
         if (d->result == UPSTREAM_OK && d->status == 403 &&
             packagename_sas_expired(r->blob_url, time(NULL)))
             sas_expired(r);
@@ -231,7 +110,7 @@ static void start_upload(struct package_req *r)
 
     r->xfer = upstream_start(r->p->up, &req, &cbs);
     if (!r->xfer) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_error(r, 502, "d365_bad_answer", "D365's blob URL is not usable");
         return;
     }
@@ -246,13 +125,13 @@ static void on_write_url(void *arg, const struct d365_result *res)
 
     r->call = NULL;
     if (!res->ok) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_fail(r, &res->err);
     } else if (!(r->blob_url = packagename_write_url(res->value))) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_error(r, 502, "d365_bad_answer", "GetAzureWriteUrl gave no BlobUrl");
     } else if (packagename_sas_expired(r->blob_url, time(NULL))) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         sas_expired(r);
     } else if (r->req) {
         start_upload(r);
@@ -281,21 +160,12 @@ static void finish_replay(struct package_req *r)
 static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
 {
     struct package_req *r = arg;
-    size_t took = 0;
+    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
 
     if (r->responded)
         return 0;
     EVP_DigestUpdate(r->sha, data, len);
-    if (r->replay)
-        return 0;
-    if (r->xfer && evbuffer_get_length(r->pending) == 0)
-        took = upstream_send(r->xfer, data, len);
-    if (took < len) {
-        if (evbuffer_add(r->pending, data + took, len - took) < 0)
-            return -1;
-        conn_req_pause_body(req);
-    }
-    return 0;
+    return r->replay ? 0 : reqcore_offer(&p, r->pending, req, data, len);
 }
 
 static void on_body_end(struct conn_req *req, bool ok, void *arg)
@@ -313,10 +183,8 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
             return;
     }
     if (!ok)
-        drop_key(r);
-    conn_req_set_events(req, NULL);
-    r->req = NULL;
-    r->responded = true;
+        packagequeue_drop_key(r);
+    reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
     d365_cancel(r->call);
     r->call = NULL;
     upstream_abort(r->xfer);
@@ -362,12 +230,49 @@ static int company(struct package_req *r)
     return 0;
 }
 
-/* Idempotency-Key: reserve it, or switch to replay mode, or answer. */
+static void start_flow(struct package_req *r);
+
+static void on_idem(void *arg, const struct packageshare_res *res)
+{
+    struct package_req *r = arg;
+
+    r->op = NULL;
+    switch (res->result) {
+    case PACKAGESHARE_OK:
+        start_flow(r);
+        break;
+    case PACKAGESHARE_DONE:
+        r->replay = true;
+        snprintf(r->exec_id, sizeof r->exec_id, "%s", res->exec_id);
+        memcpy(r->replay_sha, res->sha256, 32);
+        start_flow(r);
+        break;
+    case PACKAGESHARE_BUSY:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 409, "idempotency_key_in_use", "an import with this "
+                          "Idempotency-Key is still in progress (uploading or waiting for its "
+                          "turn); retry later with the same key and package");
+        break;
+    case PACKAGESHARE_FULL:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 503, "idempotency_store_full", "too many Idempotency-Keys "
+                          "remembered");
+        break;
+    default:
+        r->idem_key[0] = '\0';
+        package_req_error(r, 503, "idempotency_store_unavailable", "Redis, which holds "
+                          "Idempotency-Keys, is unavailable; nothing was uploaded or imported: "
+                          "retry with the same key");
+        break;
+    }
+    package_req_settle(r);
+}
+
+/* Idempotency-Key: looked up (and reserved) before anything is uploaded; on_idem goes on.
+ * Returns 1 when it did, 0 without a key, -1 when it answered. */
 static int idempotency(struct package_req *r)
 {
     const struct http1_header *k = http1_header_find(conn_req_head(r->req), "Idempotency-Key");
-    const char *first = NULL;
-    const unsigned char *sha = NULL;
 
     if (!k)
         return 0;
@@ -378,26 +283,13 @@ static int idempotency(struct package_req *r)
     }
     memcpy(r->idem_key, k->value, k->value_len);
     r->idem_key[k->value_len] = '\0';
-    switch (packageidem_begin(r->p->idem, r->job, r->idem_key, r->exec_id, now_s(), &first,
-                              &sha)) {
-    case PACKAGEIDEM_NEW:
-        return 0;
-    case PACKAGEIDEM_DONE:
-        r->replay = true;
-        snprintf(r->exec_id, sizeof r->exec_id, "%s", first);
-        memcpy(r->replay_sha, sha, 32);
-        return 0;
-    case PACKAGEIDEM_PENDING:
+    r->op = packageshare_begin(r->p->share, r->job, r->idem_key, r->exec_id, on_idem, r);
+    if (!r->op) {
         r->idem_key[0] = '\0';
-        package_req_error(r, 409, "idempotency_key_in_use", "an import with this "
-                          "Idempotency-Key is still uploading");
+        package_req_error(r, 500, "internal", "out of memory");
         return -1;
-    case PACKAGEIDEM_FULL:
-        break;
     }
-    r->idem_key[0] = '\0';
-    package_req_error(r, 503, "idempotency_store_full", "too many Idempotency-Keys remembered");
-    return -1;
+    return 1;
 }
 
 static int check_body(struct package_req *r)
@@ -421,17 +313,30 @@ static int check_body(struct package_req *r)
 
 void packageimport_start(struct package_req *r, const struct conf_job *job)
 {
+    int rc;
+
+    (void)job;
+    if (check_body(r) < 0 || company(r) < 0 || flag(r, "execute", true, &r->execute) < 0 ||
+        flag(r, "overwrite", false, &r->overwrite) < 0 || (rc = idempotency(r)) < 0)
+        return;
+    if (rc == 0)
+        start_flow(r);
+}
+
+/* GetAzureWriteUrl (unless a replay) and the body: to the blob, or only hashed. */
+static void start_flow(struct package_req *r)
+{
     struct conn_body_sink sink = { on_body_data, on_body_end, r };
     struct d365_cbs cbs = { .on_result = on_write_url, .arg = r };
     char unique[PACKAGENAME_EXEC_MAX + 8];
 
-    (void)job;
-    if (check_body(r) < 0 || company(r) < 0 || flag(r, "execute", true, &r->execute) < 0 ||
-        flag(r, "overwrite", false, &r->overwrite) < 0 || idempotency(r) < 0)
+    if (!r->req) { /* the client left while its key was looked up */
+        packagequeue_drop_key(r);
         return;
+    }
     if (!(r->pending = evbuffer_new()) || !(r->sha = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_error(r, 500, "internal", "out of memory");
         return;
     }
@@ -439,19 +344,21 @@ void packageimport_start(struct package_req *r, const struct conf_job *job)
     if (!r->replay &&
         !(r->call = d365_action(r->p->ctx, r->env, "GetAzureWriteUrl", "uniqueFileName",
                                 unique, &cbs))) {
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_error(r, 500, "internal", "cannot start the GetAzureWriteUrl call");
         return;
     }
     conn_req_set_body_limit(r->req, r->p->conf->limits.max_package_bytes);
     r->body_reading = true; /* the whole body may arrive (and end) inside the call */
+    r->busy++;
     if (conn_req_read_body(r->req, &sink) < 0) {
         r->body_reading = false;
-        drop_key(r);
+        packagequeue_drop_key(r);
         package_req_error(r, 500, "internal", "cannot read the request body");
     } else if (!r->replay && r->body_reading && r->req) {
         conn_req_pause_body(r->req); /* until the blob transfer exists */
     }
+    r->busy--;
 }
 
 void packageimport_cancel(struct package_req *r)
@@ -460,30 +367,17 @@ void packageimport_cancel(struct package_req *r)
     r->call = NULL;
     upstream_abort(r->xfer);
     r->xfer = NULL;
-    if (!r->uploaded)
-        drop_key(r);
+    if (!r->uploaded) {
+        packageshare_cancel(r->op); /* a key lookup: a reservation it makes is released */
+        r->op = NULL;
+        packagequeue_drop_key(r);
+    }
 }
 
 void packageimport_stop(struct package_req *r)
 {
-    struct package_queue *q = r->env ? queue_get(r->p, r->env) : NULL;
-
     packageimport_cancel(r);
-    upcall_cancel(r->import);
-    r->import = NULL;
-    for (struct package_req **pp = q ? &q->head : NULL; pp && *pp; pp = &(*pp)->qnext)
-        if (*pp == r) {
-            *pp = r->qnext;
-            break;
-        }
-    if (q) {
-        q->tail = NULL;
-        for (struct package_req *w = q->head; w; w = w->qnext)
-            q->tail = w;
-        if (q->running == r)
-            q->running = NULL;
-    }
-    r->queued = false;
+    packagequeue_stop(r);
     if (r->pending)
         evbuffer_free(r->pending);
     r->pending = NULL;

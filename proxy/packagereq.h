@@ -1,5 +1,6 @@
 /* packagereq: the package API's shared state and per-request object, internal to
- * package.c (routes, executions, export) and packageimport.c (the import flow).
+ * package.c (routes, executions, export), packageimport.c (the import flow) and
+ * packagequeue.c (the queue and lock before ImportFromPackage).
  * Invariant: a package_req is freed exactly once, when nothing (D365 call, blob transfer,
  * wait, body sink, import queue, connection event) can reach it any more. */
 #ifndef FOGATE_PACKAGEREQ_H
@@ -17,6 +18,7 @@
 #include "msgwait.h"
 #include "package.h"
 #include "packageidem.h"
+#include "packageshare.h"
 #include "packagename.h"
 #include "simpleroute.h"
 
@@ -26,7 +28,8 @@
 
 struct package_req;
 
-/* Imports waiting for (or running) ImportFromPackage on one environment. */
+/* Imports waiting for (or running) ImportFromPackage on one environment in this process;
+ * the one running also holds the environment's lock (packageshare). */
 struct package_queue {
     struct package_queue *next;
     char *env;                          /* owned */
@@ -40,7 +43,7 @@ struct package {
     struct upstream *up;                /* borrowed */
     const struct conf *conf;            /* borrowed: the current snapshot */
     struct msgwait *mw;                 /* owned: GetExecutionSummaryStatus polls */
-    struct packageidem *idem;           /* owned */
+    struct packageshare *share;         /* owned: import locks, Idempotency-Keys */
     struct package_queue *queues;       /* owned list */
     struct package_req *reqs;           /* borrowed list of live requests (for free) */
 };
@@ -61,10 +64,16 @@ struct package_req {
     struct upcall *import;              /* owned while ImportFromPackage is in flight */
     struct upstream_xfer *xfer;         /* owned while a blob transfer runs */
     struct msgwait_waiter *waiter;      /* owned while waiting */
+    struct packageshare_op *op;         /* owned while a lock or key operation runs */
+    struct event *wait_timer;           /* owned: bounds the wait for the queue's turn */
+    double wait_since;                  /* when the import joined its queue (monotonic s) */
     struct evbuffer *pending;           /* owned: body bytes the blob had no room for */
     EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming */
     char *blob_url;                     /* owned: the SAS URL (a secret: never logged) */
     bool queued;                        /* on a queue (waiting or running) */
+    bool locked;                        /* holds the environment's import lock */
+    bool idem_done;                     /* its Idempotency-Key record is done (keep it) */
+    unsigned char sha256[32];           /* the uploaded package's SHA-256 */
     bool body_reading, body_eof, responded, replay, uploaded;
     unsigned busy;                      /* > 0: inside a call that may re-enter (a body
                                            pump): settle waits for the outer frame */
@@ -99,6 +108,17 @@ void packageimport_cancel(struct package_req *r);
 
 /* Stops everything of `r`'s import (queued, running) and frees its buffers; for req_free. */
 void packageimport_stop(struct package_req *r);
+
+/* An uploaded import (r->sha256 set) joins its environment's queue (packagequeue.c) and
+ * answers when ImportFromPackage did, or 503 when its turn does not come in time. */
+void packagequeue_enqueue(struct package_req *r);
+
+/* Releases r's Idempotency-Key reservation unless it is a replay or already done. */
+void packagequeue_drop_key(struct package_req *r);
+
+/* Leaves the queue, cancels the lock or key operation and ImportFromPackage, releases
+ * the lock; for packageimport_stop. */
+void packagequeue_stop(struct package_req *r);
 
 /* GET /v1/executions/{id}/errors: the errors and the entity's error files. */
 void packageerrors_start(struct package_req *r);

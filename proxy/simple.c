@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "reply.h"
+#include "reqcore.h"
 #include "simplexfer.h"
 
 struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
@@ -69,41 +70,19 @@ uint64_t simple_body_limit(const struct conf *conf, const struct http1_head *h)
 
 /* ---- answers and lifetime ---- */
 
-struct conn_req *simple_req_take(struct simple_req *r)
+static struct reqcore core(struct simple_req *r)
 {
-    struct conn_req *req = r->req;
-
-    r->responded = true;
-    if (!r->body_reading) {
-        conn_req_set_events(req, NULL);
-        r->req = NULL;
-    }
-    return req;
+    return (struct reqcore){ &r->req, &r->responded, r->body_reading };
 }
 
-static void respond_error(struct simple_req *r, int status, const char *extra,
-                          const char *code, const char *message)
+struct conn_req *simple_req_take(struct simple_req *r)
 {
-    struct conn_req *req;
-    char *body;
-
-    if (!r->req || r->responded)
-        return;
-    req = simple_req_take(r);
-    body = reply_error_body(code, message, conn_req_id(req));
-    conn_req_note_error(req, code, message);
-    conn_req_respond(req, status, extra, "application/json", body ? body : "{}",
-                     body ? strlen(body) : 2);
-    free(body);
+    return reqcore_take(core(r));
 }
 
 void simple_req_fail(struct simple_req *r, const struct d365_err *e)
 {
-    char extra[64] = "";
-
-    if (e->status == 429 || e->retry_after_s) /* throttled, or the ledger's 503 */
-        snprintf(extra, sizeof extra, "Retry-After: %u\r\n", e->retry_after_s);
-    respond_error(r, e->status, extra[0] ? extra : NULL, e->code, e->message);
+    reqcore_fail(core(r), e);
 }
 
 void simple_req_error(struct simple_req *r, int status, const char *code, const char *fmt, ...)
@@ -114,21 +93,12 @@ void simple_req_error(struct simple_req *r, int status, const char *code, const 
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    respond_error(r, status, NULL, code, message);
+    reqcore_error(core(r), status, NULL, code, message);
 }
 
 void simple_req_json(struct simple_req *r, int status, json_t *o)
 {
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-    json_decref(o);
-    if (!text) {
-        simple_req_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    if (r->req && !r->responded)
-        conn_req_respond(simple_req_take(r), status, NULL, "application/json", text, strlen(text));
-    free(text);
+    reqcore_json(core(r), status, o);
 }
 
 static void req_free(struct simple_req *r)

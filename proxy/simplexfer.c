@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "ledgerkey.h"
+#include "reqcore.h"
 
 static double now_s(void)
 {
@@ -21,19 +22,22 @@ static double now_s(void)
 
 /* ---- POST /v1/jobs/{job}/messages ---- */
 
+static size_t call_space(void *c)
+{
+    return d365_send_space(c);
+}
+
+static size_t call_send(void *c, const void *data, size_t len)
+{
+    return d365_send(c, data, len);
+}
+
 /* Moves pending body bytes to D365 while it has room. */
 static void push_pending(struct simple_req *r)
 {
-    while (r->call && evbuffer_get_length(r->pending) > 0) {
-        size_t n = evbuffer_get_length(r->pending), room = d365_send_space(r->call), took;
-        if (room == 0)
-            return;
-        n = n < room ? n : room;
-        took = d365_send(r->call, evbuffer_pullup(r->pending, (ev_ssize_t)n), n);
-        evbuffer_drain(r->pending, took);
-        if (took == 0)
-            return;
-    }
+    struct reqcore_pipe p = { r->call, call_space, call_send };
+
+    reqcore_push_pending(&p, r->pending);
 }
 
 static void on_send_space(void *arg)
@@ -52,18 +56,11 @@ static void on_send_space(void *arg)
 static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
 {
     struct simple_req *r = arg;
-    size_t took = 0;
+    struct reqcore_pipe p = { r->call, call_space, call_send };
 
     if (!r->call || r->responded)
         return 0; /* answered already: the rest is dropped */
-    if (evbuffer_get_length(r->pending) == 0)
-        took = d365_send(r->call, data, len);
-    if (took < len) {
-        if (evbuffer_add(r->pending, data + took, len - took) < 0)
-            return -1;
-        conn_req_pause_body(req);
-    }
-    return 0;
+    return reqcore_offer(&p, r->pending, req, data, len);
 }
 
 static void on_body_end(struct conn_req *req, bool ok, void *arg)
@@ -79,9 +76,7 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
     }
     /* The body failed (conn answers with the reason) or we answered already: either way
      * the request is conn's again once this returns. */
-    conn_req_set_events(req, NULL);
-    r->req = NULL;
-    r->responded = true;
+    reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
     d365_cancel(r->call);
     r->call = NULL;
     simple_req_settle(r);

@@ -46,6 +46,7 @@ def fogate_config(sim, port):
             "other": {"api_key_sha256": sha(KEY_OTHER), "jobs": ["groups-in", "groups-out"]},
         },
         "limits": {"max_package_bytes": BIG + 1024},
+        "packages": {"lock_wait_ms": 3000},
         # below harness.Proc.stop's 10 s: a slow (sanitizer, loaded) teardown still exits
         "timeouts": {"shutdown_grace_ms": 3000},
     }
@@ -206,6 +207,31 @@ def test_two_imports_at_once_run_one_after_the_other(sim, gate):
     assert requests_to(sim, "odata:ImportFromPackage") == 2
 
 
+def test_import_waiting_longer_than_lock_wait_is_503_and_its_key_free(sim, gate):
+    sim.configure(import_package_secs=4.5)
+    h = {"Idempotency-Key": "key-late"}
+    out = {}
+    first = threading.Thread(target=lambda: out.update(
+        a=call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-long" * 100)))
+    first.start()
+    harness.wait_until(lambda: any(
+        "odata:GetAzureWriteUrl" in k for k in sim.counters()["requests"]), what="first import")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    late = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-late" * 100, headers=h)
+    took = time.monotonic() - t0
+    first.join()
+    assert out["a"].status == 202, out
+    assert late.status == 503 and late.json()["code"] == "package_lock_timeout", late
+    assert late.header("Retry-After") and "safe" in late.json()["message"]
+    assert 2.5 <= took <= 4.4, took  # packages.lock_wait_ms, not the first import's end
+    assert requests_to(sim, "odata:ImportFromPackage") == 1
+    sim.configure(import_package_secs=0.5)
+    again = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-late" * 100, headers=h)
+    assert again.status == 202 and not again.json().get("replayed"), again
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
+
+
 def test_idempotency_key_replay_and_conflict(sim, gate):
     h = {"Idempotency-Key": "key-42"}
     a = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-same" * 100, headers=h)
@@ -343,7 +369,7 @@ def test_openapi_documents_the_package_api():
     for path in glob.glob(os.path.join(src, "proxy", "package*.c")):
         with open(path) as f:
             text = f.read()
-        for args in re.findall(r"package_req_error\((.*?)\);", text, re.S):
+        for args in re.findall(r"(?:package_req_error|not_imported)\((.*?)\);", text, re.S):
             codes |= set(re.findall(r'"([a-z0-9]+_[a-z0-9_]+)"', args))
     assert {"blob_sas_expired", "not_package_job", "length_required", "empty_body",
             "not_export_job"} <= codes, codes
@@ -354,5 +380,6 @@ def test_openapi_documents_the_package_api():
     for path in ("/v1/packages/import:", "/v1/packages/export:", "/v1/executions/{id}:",
                  "/v1/executions/{id}/package:", "/v1/executions/{id}/errors:"):
         assert f"  {path}\n" in doc, path
-    for name in ("Idempotency-Key", "error_files", "staging_error_file_url", "Single instance"):
+    for name in ("Idempotency-Key", "error_files", "staging_error_file_url", "packages.shared",
+                 "package_lock_timeout"):
         assert name in doc, name
