@@ -132,21 +132,24 @@ class Gate:
 def env(request):
     w = Workdir()
     az = harness.start_azurite(w.path)
-    sim = redis = a = b = None
+    sim = redis = a = b = env_state = None
     try:
         sim = harness.start_fosim(w.path, harness.default_sim_config(
             azurite=harness.azurite_sim_config(az), import_package_secs=1.0))
         redis = harness.start_redis(w.path)
         a = Gate(w.path, sim, redis.port, "fogate-a")
         b = Gate(w.path, sim, redis.port, "fogate-b")
-        yield {"sim": sim, "redis": redis, "a": a, "b": b, "dir": w.path}
+        env_state = {"sim": sim, "redis": redis, "a": a, "b": b, "dir": w.path}
+        yield env_state
     finally:
         for g in (a, b):
             if g:
                 g.stop()
         src = sim.stop() if sim else 0
-        if redis:
-            redis.stop()
+        # test_redis_down_imports_fail_closed restarts Redis: stop the one running now
+        env_redis = redis if env_state is None else env_state.get("redis", redis)
+        if env_redis:
+            env_redis.stop()
         az.stop()
         w.cleanup(request.session.testsfailed > 0)
         assert src == 0
