@@ -3,8 +3,10 @@ reused one never carries anything of the previous request over (method, body, fr
 headers, auth). The upstream is a recording keep-alive server; tokens come from fosim.
 Also: small responses (head held until the body) come out whole at every size around the
 16 KiB hold limit."""
+import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -16,7 +18,8 @@ from harness import workdir  # noqa: F401
 class Recorder:
     """Keep-alive HTTP/1.1 server: records (connection number, method, target, headers,
     body) of every request and answers 200 with a body of the size the path asks for
-    (/size/<n>), else a small JSON body."""
+    (/size/<n>), else a small JSON body. After .../close-when-idle it closes the connection
+    0.3 s after answering."""
 
     def __init__(self):
         self.requests = []
@@ -68,6 +71,9 @@ class Recorder:
                     self.requests.append({"conn": n, "method": method, "target": target,
                                           "fields": fields, "low": low, "body": body})
                 conn.sendall(self._answer(method, target))
+                if target.endswith("/close-when-idle"):
+                    time.sleep(0.3)  # fogate has the connection idle in its cache by now
+                    return
         except OSError:
             pass
         finally:
@@ -191,6 +197,32 @@ def test_reused_handle_carries_nothing_over(gate, rec):
         assert q["low"]["authorization"] == token
         assert names(q).count("authorization") == 1 and names(q).count("host") == 1
         assert "x-api-key" not in q["low"] and "expect" not in q["low"], q
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_upstream_closing_an_idle_connection(gate, rec):
+    """The upstream closes a keep-alive connection fogate keeps idle: fogate does not spin on
+    it, and the next requests go out on a new connection (its socket often gets the old
+    descriptor number), which is then reused in turn."""
+    before = len(rec.requests)
+    assert gate.request("GET", "/data/close-when-idle").status == 200
+    time.sleep(0.6)
+    c0 = cpu_s(gate.pid)
+    time.sleep(1.0)
+    assert cpu_s(gate.pid) - c0 < 0.3, "fogate busy while idle"
+    for i in range(3):
+        r = gate.request("GET", "/data/after/%d" % i)
+        assert r.status == 200 and r.body == b'{"seen":"GET /data/after/%d"}' % i, r
+    reqs = rec.requests[before:]
+    assert [q["target"] for q in reqs] == ["/data/close-when-idle", "/data/after/0",
+                                           "/data/after/1", "/data/after/2"]
+    assert reqs[1]["conn"] != reqs[0]["conn"]
+    assert reqs[1]["conn"] == reqs[2]["conn"] == reqs[3]["conn"]
 
 
 def http_conn(gate):
