@@ -12,7 +12,6 @@
  * connection under their own feet: kill_conn() marks it and the outermost leave() frees. */
 #include "conn.h"
 
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -37,7 +36,6 @@
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 #define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
 #define HOLD_MAX (16 * 1024)        /* a streamed body up to this long: its head waits for it */
-#define TRIM_DROP 256               /* closed connections (and down to a quarter) before a trim */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -127,21 +125,9 @@ static void log_request(struct conn *c)
     reply_log(&l);
 }
 
-/* After a burst of connections has closed, hand the freed heap pages back to the system
- * (glibc keeps them otherwise: the burst's memory stays resident). Amortised over at
- * least TRIM_DROP closes. */
-static void trim_after_burst(struct conn_list *list)
-{
-    if (list->count > list->peak / 4 || list->peak - list->count < TRIM_DROP)
-        return;
-    malloc_trim(0);
-    list->peak = list->count;
-}
-
 static void destroy(struct conn *c)
 {
     struct conn_server *srv = c->srv;
-    struct conn_list *list = c->list;
 
     if (c->prev)
         c->prev->next = c->next;
@@ -156,7 +142,6 @@ static void destroy(struct conn *c)
     free(c->head_buf);
     free(c->headers);
     free(c);
-    trim_after_burst(list);
     conn_server_closed(srv);
 }
 
@@ -933,8 +918,6 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
         list->first->prev = c;
     list->first = c;
     list->count++;
-    if (list->count > list->peak)
-        list->peak = list->count;
     deadline_set(&c->dl, DL_HEAD, c->opt->head_timeout_ms);
     return c;
 }

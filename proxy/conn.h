@@ -23,7 +23,6 @@ struct conn;
 struct conn_list {
     struct conn *first;
     size_t count;
-    size_t peak;               /* most connections open since memory was last trimmed */
 };
 
 /* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
