@@ -65,6 +65,24 @@ void log_json(enum log_level lvl, const char *msg, json_t *fields)
     free(text);
 }
 
+int log_json_text(enum log_level lvl, const char *msg, const char *fields)
+{
+    char ts[40], line[4096];
+    int n;
+
+    if (lvl < min_level)
+        return 0;
+    format_now(ts, sizeof ts);
+    n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n", ts,
+                 level_names[lvl], msg, *fields ? "," : "", fields);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return -1;
+    FILE *stream = out_stream ? out_stream : stderr;
+    fwrite(line, 1, (size_t)n, stream);
+    fflush(stream);
+    return 0;
+}
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
     if (lvl < min_level)

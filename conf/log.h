@@ -21,6 +21,12 @@ int log_level_parse(const char *name, enum log_level *out);
  * `fields` may be NULL; its reference is stolen (decref'd here). */
 void log_json(enum log_level lvl, const char *msg, json_t *fields);
 
+/* Same line as log_json, from members the caller has already encoded: `fields` is ""
+ * or JSON object members without braces ("\"a\":1,\"b\":\"x\"", borrowed); `msg` is
+ * plain ASCII with no quote or backslash. No allocation (hot paths). Returns 0, or -1
+ * when the line would exceed 4 KiB (nothing written: use log_json). */
+int log_json_text(enum log_level lvl, const char *msg, const char *fields);
+
 /* printf-style shorthand for a line with only "msg". */
 void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

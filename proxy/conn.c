@@ -35,6 +35,7 @@
 #define LINGER_MAX_BYTES (1024 * 1024)
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 #define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
+#define HOLD_MAX (16 * 1024)        /* a streamed body up to this long: its head waits for it */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -55,6 +56,8 @@ struct conn_req {
     bool stream_nobody;         /* HEAD, 204 or 304: the body is not sent */
     bool stream_wait;           /* conn_req_write said 1; on_drained is owed */
     int64_t stream_left;        /* Content-Length still to send; -1 when not counted */
+    char *held_head;            /* owned: a small response's head, sent with its body */
+    size_t held_len;
     struct conn_req_events ev;
     struct conn_body_sink sink;
     uint64_t body_limit;
@@ -135,6 +138,7 @@ static void destroy(struct conn *c)
     c->list->count--;
     bufferevent_free(c->bev);
     deadline_cleanup(&c->dl);
+    free(c->req.held_head);
     free(c->head_buf);
     free(c->headers);
     free(c);
@@ -158,6 +162,8 @@ static void kill_conn(struct conn *c)
         return;
     c->state = ST_DEAD; /* from here on, answers are ignored */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    free(r->held_head); /* never sent: the body it waited for did not come */
+    r->held_head = NULL;
     if (in_flight)
         log_request(c);
     if (in_flight && r->body_active) {
@@ -219,6 +225,18 @@ static void send_iov(struct conn *c, struct iovec *iov, int n)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t sent = 0;
+    char *held = c->req.held_head;
+
+    if (held) { /* the held head goes first, in the same call when it fits */
+        struct iovec all[4] = { { held, c->req.held_len } };
+        c->req.held_head = NULL;
+        if (n < 4)
+            memcpy(all + 1, iov, (size_t)n * sizeof *iov);
+        send_iov(c, all, n < 4 ? n + 1 : 1);
+        free(held);
+        if (n < 4)
+            return;
+    }
 
     if (evbuffer_get_length(out) == 0) {
         struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -570,7 +588,13 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
     };
     size_t hl = reply_format_head(head, cap, &h);
     struct iovec iov[1] = { { head, hl } };
-    if (hl > 0) {
+    if (hl > 0 && !req->stream_nobody && content_length > 0 && content_length <= HOLD_MAX) {
+        req->held_head = head; /* sent with the body by the first conn_req_write */
+        req->held_len = hl;
+        head = NULL;
+        req->bytes_out += hl;
+        rc = 0;
+    } else if (hl > 0) {
         send_iov(c, iov, 1);
         req->bytes_out += hl;
         rc = 0;
@@ -688,8 +712,8 @@ static bool head_buf_fit(struct conn *c, size_t len)
 {
     size_t max_headers = c->opt->head.max_headers;
 
-    if (!c->headers) {
-        c->headers = calloc(max_headers ? max_headers : 1, sizeof *c->headers);
+    if (!c->headers) { /* http1_parse fills the entries it counts */
+        c->headers = malloc((max_headers ? max_headers : 1) * sizeof *c->headers);
         if (!c->headers)
             return false;
     }
@@ -779,12 +803,25 @@ static int read_head(struct conn *c)
     return take_head(c, p, start, end);
 }
 
+/* A keep-alive connection waiting with no byte of a next head costs only its bufferevent:
+ * the head copy and the header array are allocated again by the next request. */
+static void release_head_bufs(struct conn *c)
+{
+    free(c->head_buf);
+    free(c->headers);
+    c->head_buf = NULL;
+    c->headers = NULL;
+    c->head_cap = 0;
+}
+
 static void process_input(struct conn *c)
 {
     c->in_process = true;
     while (c->state == ST_HEAD && output_len(c) <= OUT_HIGH && read_head(c) > 0)
         ;
     c->in_process = false;
+    if (c->state == ST_HEAD && !c->head_started)
+        release_head_bufs(c);
     if (c->state != ST_HEAD || !c->peer_eof)
         return;
     if (c->head_started)

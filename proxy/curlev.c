@@ -1,16 +1,33 @@
 /* curlev: libcurl multi socket interface on a libevent loop (see curlev.h).
  * One struct sockev per socket libcurl watches, linked into the driver so that none is
- * left behind; the event inside it is allocated once and re-armed only on a change. */
+ * left behind; the event inside it is allocated once and re-armed only on a change.
+ * A connection socket libcurl stops watching (it went idle in the connection cache) keeps
+ * its sockev and its epoll registration ("parked") until libcurl closes it, so reusing a
+ * keep-alive connection costs no epoll_ctl. Only sockets opened and closed through this
+ * module's callbacks are parked: their close is always seen, so a parked registration
+ * never outlives its socket (a reused descriptor number would otherwise look armed). */
 #include "curlev.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FD_SLOTS_MAX (1 << 20)   /* descriptors above this are never parked */
 
 struct sockev {
     struct curlev *owner;        /* borrowed */
     curl_socket_t fd;
     struct event *ev;            /* owned */
     short armed;                 /* EV_READ|EV_WRITE currently added; 0 = none */
+    bool parked;                 /* libcurl no longer watches it; see the file comment */
     struct sockev *prev, *next;  /* in owner->socks */
+};
+
+/* Per descriptor number: opened by on_open_socket and not closed yet, and its parked
+ * sockev if any (borrowed from owner->socks). */
+struct fdslot {
+    bool ours;
+    struct sockev *parked;
 };
 
 struct curlev {
@@ -21,6 +38,8 @@ struct curlev {
     void (*on_done)(void *arg, CURL *easy, CURLcode rc);
     void *arg;                   /* borrowed */
     int busy;                    /* depth of calls into libcurl */
+    struct fdslot *fds;          /* owned, indexed by descriptor; n_fds entries */
+    size_t n_fds;
     struct curlev_stats stats;
 };
 
@@ -57,6 +76,11 @@ static void on_sock_event(evutil_socket_t fd, short what, void *arg)
     int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
                 ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 
+    if (se->parked) { /* an idle connection closed or spoke: libcurl finds out on reuse */
+        event_del(se->ev);
+        se->armed = 0;
+        return;
+    }
     ev->stats.socket_events++;
     act(ev, fd, flags);
 }
@@ -69,8 +93,37 @@ static void on_timer_event(evutil_socket_t fd, short what, void *arg)
     act(ev, CURL_SOCKET_TIMEOUT, 0);
 }
 
+/* The slot of descriptor `fd`, grown to fit when `grow`; NULL if out of range or memory. */
+static struct fdslot *fd_slot(struct curlev *ev, curl_socket_t fd, bool grow)
+{
+    size_t n;
+    struct fdslot *p;
+
+    if (fd < 0 || fd >= FD_SLOTS_MAX)
+        return NULL;
+    if ((size_t)fd < ev->n_fds)
+        return &ev->fds[fd];
+    if (!grow)
+        return NULL;
+    n = ev->n_fds ? ev->n_fds : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    p = realloc(ev->fds, n * sizeof *p);
+    if (!p)
+        return NULL;
+    for (size_t i = ev->n_fds; i < n; i++)
+        p[i] = (struct fdslot){ 0 };
+    ev->fds = p;
+    ev->n_fds = n;
+    return &ev->fds[fd];
+}
+
 static void sock_free(struct curlev *ev, struct sockev *se)
 {
+    struct fdslot *slot = se->parked ? fd_slot(ev, se->fd, false) : NULL;
+
+    if (slot)
+        slot->parked = NULL;
     if (se->prev)
         se->prev->next = se->next;
     else
@@ -103,6 +156,32 @@ static struct sockev *sock_new(struct curlev *ev, curl_socket_t fd)
     return se;
 }
 
+/* Keeps a connection socket's sockev while libcurl does not watch it; false if it is not
+ * one of ours (its close would not be seen). */
+static bool park(struct curlev *ev, struct sockev *se)
+{
+    struct fdslot *slot = fd_slot(ev, se->fd, false);
+
+    if (!slot || !slot->ours || slot->parked)
+        return false;
+    slot->parked = se;
+    se->parked = true;
+    return true;
+}
+
+static struct sockev *unpark(struct curlev *ev, curl_socket_t fd)
+{
+    struct fdslot *slot = fd_slot(ev, fd, false);
+    struct sockev *se = slot ? slot->parked : NULL;
+
+    if (!se)
+        return NULL;
+    slot->parked = NULL;
+    se->parked = false;
+    curl_multi_assign(ev->multi, fd, se);
+    return se;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: libcurl says which readiness it wants on `fd`. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
@@ -111,11 +190,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     short want;
 
     if (what == CURL_POLL_REMOVE) {
-        if (se)
+        if (se && !park(ev, se))
             sock_free(ev, se);
         return 0;
     }
-    if (!se && !(se = sock_new(ev, fd)))
+    if (!se && !(se = unpark(ev, fd)) && !(se = sock_new(ev, fd)))
         return -1;
     want = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
     if (want == se->armed)
@@ -132,6 +211,33 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         return -1;
     se->armed = want;
     return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: libcurl's own socket() call, remembered so that the
+ * socket may be parked. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a)
+{
+    struct curlev *ev = clientp;
+    curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+    struct fdslot *slot = fd >= 0 ? fd_slot(ev, fd, true) : NULL;
+
+    if (slot)
+        *slot = (struct fdslot){ .ours = true };
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the registration goes before the socket does. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct curlev *ev = clientp;
+    struct fdslot *slot = fd_slot(ev, fd, false);
+
+    if (slot && slot->parked)
+        sock_free(ev, slot->parked);
+    if (slot)
+        slot->ours = false;
+    return close(fd);
 }
 
 /* CURLMOPT_TIMERFUNCTION: one timer, moved (never re-created) when libcurl asks. */
@@ -180,6 +286,7 @@ void curlev_free(struct curlev *ev)
         sock_free(ev, ev->socks);
     if (ev->timer)
         event_free(ev->timer);
+    free(ev->fds);
     free(ev);
 }
 
@@ -190,6 +297,11 @@ CURLM *curlev_multi(struct curlev *ev)
 
 int curlev_add(struct curlev *ev, CURL *easy)
 {
+    if (curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ev) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, ev) != CURLE_OK)
+        return -1;
     return curl_multi_add_handle(ev->multi, easy) == CURLM_OK ? 0 : -1;
 }
 

@@ -1,6 +1,7 @@
 /* reply: error responses in fogate's JSON shape, and the request log line. */
 #include "reply.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,8 +82,75 @@ void reply_json(struct conn_req *req, int status, const char *json, size_t len)
     conn_req_respond(req, status, NULL, "application/json", json, len);
 }
 
+/* The request log line's members, built without jansson (one line per request). */
+struct line {
+    char buf[3072];
+    size_t n;
+    bool ok;                   /* false once something did not fit or needs jansson */
+};
+
+static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct line *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!o->ok)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
+        o->ok = false;
+    else
+        o->n += (size_t)n;
+}
+
+/* ,"name":"s" for printable ASCII (quote and backslash escaped); anything else (control
+ * bytes, non-ASCII that may not be UTF-8) is left to jansson. */
+static void put_str(struct line *o, const char *name, const char *s, size_t len)
+{
+    put(o, "%s\"%s\":\"", o->n ? "," : "", name);
+    for (size_t i = 0; i < len && o->ok; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e)
+            o->ok = false;
+        else if (c == '"' || c == '\\')
+            put(o, "\\%c", c);
+        else if (o->n + 1 < sizeof o->buf)
+            o->buf[o->n++] = (char)c;
+        else
+            o->ok = false;
+    }
+    put(o, "\"");
+}
+
+static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
+{
+    struct line o = { .ok = true };
+
+    put_str(&o, "request_id", l->id, strlen(l->id));
+    if (l->method)
+        put_str(&o, "method", l->method, strlen(l->method));
+    if (l->path)
+        put_str(&o, "path", l->path, l->path_len);
+    put(&o, ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+        ",\"duration_us\":%" PRId64, l->status, l->bytes_in, l->bytes_out, l->duration_us);
+    put_str(&o, "client", l->client, strlen(l->client));
+    if (l->error_code) {
+        put_str(&o, "code", l->error_code, strlen(l->error_code));
+        put_str(&o, "error", l->error_message, strlen(l->error_message));
+    }
+    return o.ok && log_json_text(lvl, "request", o.buf) == 0;
+}
+
 void reply_log(const struct conn_req_log *l)
 {
+    enum log_level lvl = l->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO;
+
+    if (log_fast(l, lvl))
+        return;
     json_t *f = json_object();
 
     json_object_set_new(f, "request_id", json_string(l->id));
@@ -99,5 +167,5 @@ void reply_log(const struct conn_req_log *l)
         json_object_set_new(f, "code", json_string(l->error_code));
         json_object_set_new(f, "error", json_string(l->error_message));
     }
-    log_json(l->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request", f);
+    log_json(lvl, "request", f);
 }

@@ -17,6 +17,14 @@
 #include "curlev.h"
 #include "upreq.h"
 
+/* Easy handles of finished transfers kept for the next ones (curl_easy_reset clears every
+ * option; the connections live in the multi's cache, not in the handle). */
+#define SPARE_MAX 64
+/* Idle upstream connections the multi keeps when max_total_connections is 0. Without a
+ * fixed value libcurl keeps 4 x the handles added at that moment, so a lull closes the
+ * connections the next burst reopens. */
+#define IDLE_CONNECTIONS 256
+
 struct upstream {
     struct event_base *base;      /* borrowed */
     struct curlev *ev;            /* owned */
@@ -25,6 +33,8 @@ struct upstream {
     char *proxy;                  /* owned */
     struct upstream_xfer *xfers;  /* owned list of live transfers */
     struct event *reap;           /* owned: frees transfers aborted inside libcurl */
+    CURL *spare[SPARE_MAX];       /* owned: reset easy handles, reused by upstream_start */
+    size_t n_spare;
     struct upstream_stats stats;
 };
 
@@ -73,6 +83,26 @@ const char *upstream_result_name(enum upstream_result r)
 
 /* ---- transfer lifetime ---- */
 
+static CURL *easy_get(struct upstream *up)
+{
+    return up->n_spare > 0 ? up->spare[--up->n_spare] : curl_easy_init();
+}
+
+/* Keeps the handle of a transfer that ran to its end; an aborted one is cleaned up (its
+ * state mid-transfer is nothing to reuse). */
+static void easy_put(struct upstream_xfer *x)
+{
+    struct upstream *up = x->up;
+
+    if (!x->aborted && up->n_spare < SPARE_MAX) {
+        curl_easy_reset(x->easy);
+        up->spare[up->n_spare++] = x->easy;
+    } else {
+        curl_easy_cleanup(x->easy);
+    }
+    x->easy = NULL;
+}
+
 static void xfer_free(struct upstream_xfer *x)
 {
     struct upstream *up = x->up;
@@ -88,7 +118,7 @@ static void xfer_free(struct upstream_xfer *x)
     if (x->easy && x->added)
         curlev_remove(up->ev, x->easy);
     if (x->easy)
-        curl_easy_cleanup(x->easy);
+        easy_put(x);
     curl_slist_free_all(x->hdrs);
     uphead_free(x->head);
     if (x->sendbuf)
@@ -503,7 +533,7 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
     x->cbs = *cbs;
     x->body_len = req->body_len;
     x->send_cap = up->opts.send_buffer_bytes;
-    x->easy = curl_easy_init();
+    x->easy = easy_get(up);
     x->head = uphead_new(up->opts.max_header_bytes);
     x->sendbuf = evbuffer_new();
     x->kick = event_new(up->base, -1, 0, on_kick, x);
@@ -605,6 +635,9 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_opt
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, up->opts.max_host_connections);
     curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, up->opts.max_total_connections);
     curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, up->opts.max_total_connections > 0
+                                                   ? up->opts.max_total_connections
+                                                   : (long)IDLE_CONNECTIONS);
     return up;
 }
 
@@ -617,6 +650,8 @@ void upstream_free(struct upstream *up)
         xfer_free(up->xfers);
     }
     curlev_free(up->ev);
+    while (up->n_spare > 0)
+        curl_easy_cleanup(up->spare[--up->n_spare]);
     if (up->reap)
         event_free(up->reap);
     free(up->ca_file);

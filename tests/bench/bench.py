@@ -4,7 +4,7 @@ Starts the upstream (nginx with fixed bodies, sink.py for uploads), two fosims f
 fogate and the nginx peer (benchkit), then measures both alternately with repetitions
 (benchlegs) and writes results.json, results.md and results.png (benchreport). See README.md.
 
-Usage: bench.py [--smoke] [--out DIR] [--fogate BIN] [--fosim BIN]"""
+Usage: bench.py [--smoke] [--out DIR] [--legs small,stream,ledger,idle] [--fogate BIN] [--fosim BIN]"""
 import argparse
 import json
 import os
@@ -165,13 +165,15 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.start()
-            self.leg_small()
-            self.leg_stream()
-            self.leg_ledger()
+            legs_on = self.args.legs.split(",")
+            for name in ("small", "stream", "ledger"):
+                if name in legs_on:
+                    getattr(self, "leg_" + name)()
             self.stop_proxies()
-            self.start_proxies()          # the idle leg on fresh processes
-            self.leg_idle()
-            self.stop_proxies()
+            if "idle" in legs_on:
+                self.start_proxies()      # the idle leg on fresh processes
+                self.leg_idle()
+                self.stop_proxies()
         finally:
             codes = self.stop()
         meta["loadavg_end"] = os.getloadavg()
@@ -221,6 +223,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="a few seconds per leg, small files")
     ap.add_argument("--out", help="directory for results.* (default: tests/bench, or the "
                                   "work dir's out/ with --smoke)")
+    ap.add_argument("--legs", default="small,stream,ledger,idle",
+                    help="comma list of the legs to run: small,stream,ledger,idle (default all)")
     ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
     args = ap.parse_args()

@@ -91,10 +91,76 @@ static void test_log_line(void)
     free(text);
 }
 
+/* The line reply_log writes without jansson, from "level" on (ts differs). */
+static char *logged(void (*emit)(const void *), const void *arg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+
+    log_set_stream(mem);
+    emit(arg);
+    fclose(mem);
+    log_set_stream(NULL);
+    char *from = strstr(text, "\"level\"");
+    char *out = strdup(from ? from : "");
+    free(text);
+    return out;
+}
+
+static void emit_reply_log(const void *arg)
+{
+    reply_log(arg);
+}
+
+/* What the jansson path (log_json) writes for the same record. */
+static void emit_jansson(const void *arg)
+{
+    const struct conn_req_log *l = arg;
+    json_t *f = json_object();
+
+    json_object_set_new(f, "request_id", json_string(l->id));
+    json_object_set_new(f, "method", json_string(l->method));
+    json_object_set_new(f, "path", json_stringn(l->path, l->path_len));
+    json_object_set_new(f, "status", json_integer(l->status));
+    json_object_set_new(f, "bytes_in", json_integer((json_int_t)l->bytes_in));
+    json_object_set_new(f, "bytes_out", json_integer((json_int_t)l->bytes_out));
+    json_object_set_new(f, "duration_us", json_integer((json_int_t)l->duration_us));
+    json_object_set_new(f, "client", json_string(l->client));
+    json_object_set_new(f, "code", json_string(l->error_code));
+    json_object_set_new(f, "error", json_string(l->error_message));
+    log_json(LOG_LVL_INFO, "request", f);
+}
+
+static void test_log_line_same_as_jansson(void)
+{
+    static const char *const paths[] = { "/data/Things('a\"b')", "/x\\y/%7B{}",
+                                         "/ctl\001/", "/utf8-\xc3\xa9", "/bad-\xff" };
+    char longpath[3000];
+
+    memset(longpath, 'p', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    for (size_t i = 0; i <= sizeof paths / sizeof paths[0]; i++) {
+        const char *path = i < sizeof paths / sizeof paths[0] ? paths[i] : longpath;
+        struct conn_req_log l = {
+            .id = "0123456789abcdef", .method = "PATCH", .path = path,
+            .path_len = strlen(path), .client = "[::1]:5555", .status = 201,
+            .bytes_in = 12345678901ULL, .bytes_out = 7, .duration_us = 123456789012LL,
+            .error_code = "d365_throttled", .error_message = "retry \"later\" \\ now",
+        };
+        char *fast = logged(emit_reply_log, &l), *slow = logged(emit_jansson, &l);
+        CHECK_STR(fast, slow);
+        free(fast);
+        free(slow);
+    }
+}
+
 int main(void)
 {
     test_head();
     test_error_body();
     test_log_line();
+    test_log_line_same_as_jansson();
     return check_done();
 }
