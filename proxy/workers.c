@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,23 +44,22 @@ struct pool {
     pthread_t main_thread;
 };
 
-unsigned workers_resolve(unsigned configured, const cpu_set_t *affinity)
+unsigned workers_cpus(void)
 {
     cpu_set_t set;
-    int n;
 
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (unsigned)online : 1;
+}
+
+unsigned workers_resolve(unsigned configured, unsigned cpus)
+{
     if (configured > 0)
         return configured;
-    if (!affinity) {
-        CPU_ZERO(&set);
-        if (sched_getaffinity(0, sizeof set, &set) < 0) {
-            long online = sysconf(_SC_NPROCESSORS_ONLN);
-            return online > 0 ? (unsigned)online : 1;
-        }
-        affinity = &set;
-    }
-    n = CPU_COUNT(affinity);
-    return n > 0 ? (unsigned)n : 1;
+    return cpus > 0 ? cpus : 1;
 }
 
 /* On the worker's loop: each byte in the pipe is one signal number. */
@@ -209,7 +209,7 @@ static void pool_free(struct pool *p)
 
 int workers_run(struct conf *conf)
 {
-    struct pool p = { .n = workers_resolve(conf->workers, NULL) };
+    struct pool p = { .n = workers_resolve(conf->workers, workers_cpus()) };
     sigset_t set;
     int rc = 1;
 

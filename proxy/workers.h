@@ -7,14 +7,15 @@
 #ifndef FOGATE_WORKERS_H
 #define FOGATE_WORKERS_H
 
-#include <sched.h>
-
 struct conf;
 
+/* The number of CPUs this process may run on (its affinity mask; the online CPUs if that
+ * cannot be read), at least 1. */
+unsigned workers_cpus(void);
+
 /* The number of workers for a configured count: `configured` itself if above 0; for 0
- * ("auto") the number of CPUs in `affinity` (NULL: the calling process's affinity mask),
- * at least 1. */
-unsigned workers_resolve(unsigned configured, const cpu_set_t *affinity);
+ * ("auto") `cpus`, at least 1. Pure. */
+unsigned workers_resolve(unsigned configured, unsigned cpus);
 
 /* Runs fogate with `conf` (taken: freed here). Builds one app per worker (worker 0 gets
  * `conf`, the others a fresh load of conf->path), binds the listeners (the others on the
