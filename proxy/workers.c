@@ -84,42 +84,40 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Worker 0 gets the loaded conf; each other worker loads its own snapshot (an app owns
- * and reloads its conf on its own thread). */
+/* One worker's app on `conf` (taken), or, for conf NULL, on a fresh load of `path` (each
+ * app owns and reloads its own snapshot, on its own thread), and its wake-up pipe. */
+static int build_one(struct worker *w, struct conf *conf, const char *path, unsigned i,
+                     unsigned n)
+{
+    struct conf_error err = { 0 };
+
+    if (!conf && !(conf = conf_load(path, &err))) {
+        log_msg(LOG_LVL_ERROR, "worker %u: the config did not load again: %s", i, err.message);
+        return -1;
+    }
+    if (!(w->app = app_new(conf, i, n)))
+        return -1;
+    if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        log_msg(LOG_LVL_ERROR, "worker %u: cannot make its pipe: %s", i, strerror(errno));
+        return -1;
+    }
+    w->wake = event_new(app_base(w->app), w->pipe[0], EV_READ | EV_PERSIST, on_wake, w);
+    return w->wake && event_add(w->wake, NULL) == 0 ? 0 : -1;
+}
+
+/* Worker 0 gets `conf` (taken); the others load their own. */
 static int build(struct pool *p, struct conf *conf)
 {
-    int rc = -1;
     char *path = strdup(conf->path);
-    struct conf *first = conf;
+    int rc = path ? 0 : -1;
 
-    for (unsigned i = 0; i < p->n; i++) {
-        struct worker *w = &p->w[i];
-        struct conf_error err = { 0 };
-        struct conf *c = NULL;
-
-        w->log_index = p->n > 1 ? (int)i : -1;
-        log_set_worker(w->log_index);
-        if (i == 0) {
-            c = first;
-            first = NULL;
-        } else if (path) {
-            c = conf_load(path, &err);
-        }
-        if (!c) {
-            log_msg(LOG_LVL_ERROR, "worker %u: config did not load: %s", i,
-                    path ? err.message : "out of memory");
-            goto out;
-        }
-        if (!(w->app = app_new(c, i, p->n)) || pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-            goto out;
-        w->wake = event_new(app_base(w->app), w->pipe[0], EV_READ | EV_PERSIST, on_wake, w);
-        if (!w->wake || event_add(w->wake, NULL) < 0)
-            goto out;
+    if (!path)
+        conf_free(conf);
+    for (unsigned i = 0; i < p->n && rc == 0; i++) {
+        log_set_worker(p->w[i].log_index);
+        rc = build_one(&p->w[i], i == 0 ? conf : NULL, path, i, p->n);
     }
-    rc = 0;
-out:
     log_set_worker(-1);
-    conf_free(first);
     free(path);
     return rc;
 }
@@ -230,6 +228,7 @@ int workers_run(struct conf *conf)
     for (unsigned i = 0; i < p.n; i++) {
         p.w[i].pool = &p;
         p.w[i].pipe[0] = p.w[i].pipe[1] = -1;
+        p.w[i].log_index = p.n > 1 ? (int)i : -1;
     }
     if (build(&p, conf) == 0 && listen_all(&p) == 0) {
         if (p.n > 1)
