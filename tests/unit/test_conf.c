@@ -248,6 +248,7 @@ static void check_example(const struct conf *conf, const char *dir)
                                       0xf4, 0xa1, 0x21, 0x78, 0x13, 0xd7, 0xb9, 0xab };
 
     CHECK(conf->n_envs == 2 && conf->n_jobs == 4 && conf->n_clients == 3);
+    CHECK(conf->workers == 0); /* "auto" */
     const struct conf_env *prod = conf_env_find(conf, "prod");
     CHECK(prod && prod->credential == CONF_CRED_CERTIFICATE);
     CHECK(prod && prod->cert_algorithm == CONF_ALG_PS256);
