@@ -99,8 +99,8 @@ static void on_stop(struct app *app, int sig)
     conn_server_drain(app->server, grace, on_drained, app);
 }
 
-/* SIGHUP: a new snapshot replaces the old one; listener, limits and Redis settings stay
- * as they were at start. A config that does not load is logged and ignored. */
+/* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
+ * settings stay as they were at start. A config that does not load is logged and ignored. */
 static void on_reload(struct app *app)
 {
     struct conf_error err = { 0 };

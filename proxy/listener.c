@@ -132,8 +132,8 @@ static void bound_name(int fd, char *bound, size_t bound_len)
 }
 
 struct listener *listener_new(struct event_base *base, const char *host, int port,
-                              unsigned flags, listener_on_accept on_accept, void *arg, char *bound,
-                              size_t bound_len)
+                              unsigned flags, listener_on_accept on_accept, void *arg,
+                              char *bound, size_t bound_len)
 {
     struct listener *l = calloc(1, sizeof *l);
     int fd = -1, err = ENOMEM;
