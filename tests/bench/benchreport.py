@@ -125,8 +125,12 @@ def targets(results):
             rows.append(("%s: peak RSS < 32 MB" % s, "%s MB" % num(v), v < 32))
     up, r = speedup(results), ratio(results, "mc_rps")
     if up is not None:
-        rows.append(("multi-core: scales across the cores (N workers / 1 worker)",
-                     "%.2f x" % up, up > 1))
+        # scaling means more throughput *and* more than one core used: a gain inside the
+        # noise of a shared machine while the proxy uses under one core is not scaling
+        cores = med(results, "fogate", "mc_cpu_util") or 0
+        rows.append(("multi-core: scales across the cores (N workers / 1 worker, and N "
+                     "workers use more than 1 core)", "%.2f x, %.2f cores" % (up, cores),
+                     up > 1.1 and cores > 1))
     if r is not None:
         rows.append(("multi-core: throughput >= nginx's with as many workers",
                      "%.2f x nginx" % r, r >= 1))
