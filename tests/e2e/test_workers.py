@@ -140,6 +140,35 @@ def test_start_fetches_one_token_per_worker(workdir, sim):
         assert g.stop() == 0
 
 
+def test_workers_share_one_token_through_redis(workdir, sim):
+    """With the Redis token cache the workers behave like instances of a cluster: one takes
+    the fetch lock and fetches, the others read the sealed token."""
+    redis = harness.start_redis(workdir)
+    key = os.path.join(workdir, "seal.key")
+    with open(key, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    g = WorkersGate(workdir, sim, 3, tokens={"cache_key_file": key},
+                    redis={"url": "redis://127.0.0.1:%d" % redis.port})
+    try:
+        def ready_and_shared(conn, worker):
+            # the workers that lost the lock wait for the token to appear in Redis
+            harness.wait_until(lambda: call(conn, "GET", "/readyz")[0] == 200,
+                               what="worker %d ready" % worker)
+            status, body = call(conn, "POST", ENQ, b"s,%d\n" % worker)
+            assert status == 200, (worker, body)
+
+        harness.wait_until(lambda: passkit.token_requests(sim) >= 1, what="a token fetch")
+        on_each_worker(g, 3, ready_and_shared, times=1)
+        assert passkit.token_requests(sim) == 1
+        conn, st = open_conn(g)
+        conn.close()
+        assert st["tokens_shared"] is True
+    finally:
+        assert g.stop() == 0
+        redis.stop()
+
+
 def test_sighup_reloads_every_worker(gate2, sim):
     def carol(expected):
         def check(conn, worker):
