@@ -353,6 +353,8 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
 
     log_level_parse(json_string_value(json_object_get(root, "log_level")), &lvl);
     conf->log_level = lvl;
+    json_t *workers = json_object_get(root, "workers");
+    conf->workers = json_is_integer(workers) ? (unsigned)json_integer_value(workers) : 0;
     conf->public_base_url = dup_opt(f, root, "public_base_url");
     if (fill_listen(conf, json_string_value(json_object_get(root, "listen")), f->err) < 0)
         return -1;

@@ -167,6 +167,7 @@ struct conf {
     int listen_port;
     char *public_base_url;       /* owned; scheme://host[:port][/path], no trailing slash */
     enum log_level log_level;
+    unsigned workers;            /* worker threads; 0 = "auto" (workers.h resolves it) */
     struct conf_env *envs;       /* owned array, file order */
     size_t n_envs;
     struct conf_job *jobs;       /* owned array, file order */

@@ -10,7 +10,8 @@
 #define STRING_MAX 4096 /* longest string value accepted anywhere */
 #define NAME_MAX_LEN 64 /* longest entry name (environments.<name> ...) */
 
-enum key_type { T_STRING, T_INT, T_BOOL, T_OBJECT, T_MAP, T_STRINGS };
+/* T_COUNT: an integer within min..max, or the string "auto" (resolved at run time) */
+enum key_type { T_STRING, T_INT, T_BOOL, T_OBJECT, T_MAP, T_STRINGS, T_COUNT };
 
 struct key {
     const char *name;
@@ -166,7 +167,9 @@ static const struct key limits_keys[] = {
         "Largest connector enqueue body. D365 itself has answered 413 at 36-50 MB."),
     INT("max_package_bytes", "2147483648", 1, 68719476736LL,
         "Largest data package uploaded through fogate."),
-    INT("max_connections", "1024", 1, 1000000, "Most client connections served at once."),
+    INT("max_connections", "1024", 1, 1000000,
+        "Most client connections served at once; with several `workers` each worker takes "
+        "an equal share (rounded up)."),
     { 0 }
 };
 
@@ -262,6 +265,11 @@ static const struct key top_keys[] = {
         "fragment; a trailing slash is dropped. http only for a loopback host (tests)."),
     { .name = "log_level", .type = T_STRING, .def = "\"info\"", .choices = levels,
       .doc = "Least severe log level written." },
+    { .name = "workers", .type = T_COUNT, .def = "1", .min = 1, .max = 256,
+      .doc = "Worker threads, each with its own event loop, `SO_REUSEPORT` listener on "
+             "`listen` (the kernel spreads new connections over them), upstream client, "
+             "Redis connections and token manager. `auto` = the CPUs fogate may run on "
+             "(its affinity mask). Read at start only (a reload keeps the count)." },
     { .name = "environments", .type = T_MAP, .required = true, .sub = env_keys,
       .doc = "D365 environments, keyed by a short name (letters, digits, `_`, `-`)." },
     { .name = "jobs", .type = T_MAP, .required = true, .sub = job_keys,
@@ -326,6 +334,7 @@ static const char *wanted_name(enum key_type t)
     case T_INT: return "an integer";
     case T_BOOL: return "true or false";
     case T_STRINGS: return "an array of strings";
+    case T_COUNT: return "an integer or \"auto\"";
     default: return "an object";
     }
 }
@@ -449,6 +458,7 @@ static bool type_ok(const json_t *v, enum key_type t)
     case T_INT: return json_is_integer(v);
     case T_BOOL: return json_is_boolean(v);
     case T_STRINGS: return json_is_array(v);
+    case T_COUNT: return json_is_integer(v) || json_is_string(v);
     default: return json_is_object(v);
     }
 }
@@ -459,6 +469,13 @@ static int check_value(json_t *v, const struct key *k, const char *path, struct 
         return conferr_fail(err, path, "must be %s, not %s", wanted_name(k->type), type_name(v));
     switch (k->type) {
     case T_STRING: return check_string(v, k, path, err);
+    case T_COUNT:
+        if (json_is_string(v) && strcmp(json_string_value(v), "auto") != 0)
+            return conferr_fail(err, path, "must be an integer from %lld to %lld or \"auto\"",
+                                k->min, k->max);
+        if (json_is_string(v))
+            return 0;
+        /* fall through - an integer is checked like T_INT */
     case T_INT: {
         long long n = json_integer_value(v);
         if (n < k->min || n > k->max)
@@ -537,6 +554,7 @@ static void print_type(FILE *out, const struct key *k)
             fprintf(out, "%s `%s`", c == k->choices ? "" : ",", *c);
         break;
     case T_INT: fprintf(out, "integer, %lld to %lld", k->min, k->max); break;
+    case T_COUNT: fprintf(out, "integer, %lld to %lld, or `auto`", k->min, k->max); break;
     case T_BOOL: fputs("boolean", out); break;
     case T_OBJECT: fputs("object", out); break;
     case T_MAP: fputs("object of named objects", out); break;

@@ -8,8 +8,12 @@
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
-/* Only lines at or above `lvl` are written. Default: LOG_LVL_INFO. */
+/* Only lines at or above `lvl` are written. Default: LOG_LVL_INFO. Safe from any thread. */
 void log_set_level(enum log_level lvl);
+
+/* Lines written by the calling thread carry "worker": index (index >= 0); -1 (the
+ * default) leaves the field out. Thread-local: each worker thread sets its own. */
+void log_set_worker(int index);
 
 /* Lines go to `stream` (borrowed, must outlive logging). Default: stderr. */
 void log_set_stream(FILE *stream);

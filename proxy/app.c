@@ -38,9 +38,7 @@ struct app {
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
-    struct event *sigterm;          /* owned */
-    struct event *sigint;           /* owned */
-    struct event *sighup;           /* owned */
+    unsigned worker, workers;       /* this app's index and the worker count */
     bool stopping;
 };
 
@@ -50,7 +48,7 @@ static size_t max3(size_t a, size_t b, size_t c)
     return m > c ? m : c;
 }
 
-void app_conn_options(const struct conf *conf, struct conn_options *out)
+void app_conn_options(const struct conf *conf, unsigned workers, struct conn_options *out)
 {
     memset(out, 0, sizeof *out);
     out->head.max_header_bytes = conf->limits.max_header_bytes;
@@ -58,7 +56,10 @@ void app_conn_options(const struct conf *conf, struct conn_options *out)
     /* the largest route limit; each route applies its own before reading (routes.c) */
     out->max_body_bytes = max3(conf->limits.max_body_bytes, conf->limits.max_enqueue_bytes,
                                conf->limits.max_package_bytes);
-    out->max_connections = conf->limits.max_connections;
+    if (workers < 1)
+        workers = 1;
+    out->max_connections = (conf->limits.max_connections + workers - 1) / workers;
+    out->reuseport = workers > 1;
     out->head_timeout_ms = conf->timeouts.request_head_ms;
     out->idle_timeout_ms = conf->timeouts.idle_ms;
 }
@@ -70,7 +71,8 @@ static void on_request(struct conn_req *req, void *arg)
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger };
+                             .ledger = app->ledger, .worker = app->worker,
+                             .workers = app->workers };
 
     routes_dispatch(&d, req);
 }
@@ -81,9 +83,8 @@ static void on_drained(void *arg)
     event_base_loopexit(app->base, NULL);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_stop(struct app *app, int sig)
 {
-    struct app *app = arg;
     unsigned grace = app->conf->timeouts.shutdown_grace_ms;
 
     if (app->stopping) {
@@ -98,11 +99,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     conn_server_drain(app->server, grace, on_drained, app);
 }
 
-/* SIGHUP: a new snapshot replaces the old one; listener, limits and Redis settings stay
- * as they were at start. A config that does not load is logged and ignored. */
-static void on_reload(evutil_socket_t sig, short what, void *arg)
+/* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
+ * settings stay as they were at start. A config that does not load is logged and ignored. */
+static void on_reload(struct app *app)
 {
-    struct app *app = arg;
     struct conf_error err = { 0 };
     struct conf *n = conf_load(app->conf->path, &err);
     struct retired *r = calloc(1, sizeof *r);
@@ -144,13 +144,20 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     return upstream_new(base, &o);
 }
 
-static bool add_signal(struct app *app, struct event **ev, int sig, event_callback_fn cb)
+void app_signal(struct app *app, int sig)
 {
-    *ev = evsignal_new(app->base, sig, cb, app);
-    return *ev && evsignal_add(*ev, NULL) == 0;
+    if (sig == SIGHUP)
+        on_reload(app);
+    else
+        on_stop(app, sig);
 }
 
-struct app *app_new(struct conf *conf)
+struct event_base *app_base(const struct app *app)
+{
+    return app->base;
+}
+
+struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
 {
     struct app *app = calloc(1, sizeof *app);
     struct conn_options opt;
@@ -160,7 +167,9 @@ struct app *app_new(struct conf *conf)
         return NULL;
     }
     app->conf = conf;
-    app_conn_options(conf, &opt);
+    app->worker = worker;
+    app->workers = workers;
+    app_conn_options(conf, workers, &opt);
     app->base = event_base_new();
     if (app->base) {
         app->server = conn_server_new(app->base, &opt, on_request, app);
@@ -181,9 +190,7 @@ struct app *app_new(struct conf *conf)
         }
         simple_set_ledger(app->simple, app->ledger);
     }
-    if (!app->server || !app->simple || !app->package || !add_signal(app, &app->sigterm, SIGTERM, on_signal) ||
-        !add_signal(app, &app->sigint, SIGINT, on_signal) ||
-        !add_signal(app, &app->sighup, SIGHUP, on_reload)) {
+    if (!app->server || !app->simple || !app->package) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
         app_free(app);
         return NULL;
@@ -198,17 +205,24 @@ static void log_listening(const char *bound)
     log_json(LOG_LVL_INFO, "listening", f);
 }
 
-int app_run(struct app *app)
+int app_listen(struct app *app, int port)
 {
     char bound[80];
 
-    if (conn_server_listen(app->server, app->conf->listen_host, app->conf->listen_port, bound,
-                           sizeof bound) < 0) {
-        log_msg(LOG_LVL_ERROR, "cannot listen on %s port %d: %s", app->conf->listen_host,
-                app->conf->listen_port, strerror(errno));
-        return 1;
+    if (port < 0)
+        port = app->conf->listen_port;
+    if (conn_server_listen(app->server, app->conf->listen_host, port, bound, sizeof bound) < 0) {
+        log_msg(LOG_LVL_ERROR, "cannot listen on %s port %d: %s", app->conf->listen_host, port,
+                strerror(errno));
+        return -1;
     }
     log_listening(bound);
+    const char *colon = strrchr(bound, ':');
+    return colon ? atoi(colon + 1) : -1;
+}
+
+int app_serve(struct app *app)
+{
     event_base_dispatch(app->base);
     log_msg(LOG_LVL_INFO, "stopped");
     return 0;
@@ -225,12 +239,6 @@ void app_free(struct app *app)
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);
-    if (app->sigterm)
-        event_free(app->sigterm);
-    if (app->sigint)
-        event_free(app->sigint);
-    if (app->sighup)
-        event_free(app->sighup);
     if (app->base)
         event_base_free(app->base);
     conf_free(app->conf);

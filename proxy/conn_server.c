@@ -130,7 +130,9 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
 int conn_server_listen(struct conn_server *srv, const char *host, int port, char *bound,
                        size_t bound_len)
 {
-    srv->listener = listener_new(srv->base, host, port, on_accept, srv, bound, bound_len);
+    unsigned flags = srv->opt.reuseport ? LISTENER_REUSEPORT : 0;
+
+    srv->listener = listener_new(srv->base, host, port, flags, on_accept, srv, bound, bound_len);
     return srv->listener ? 0 : -1;
 }
 

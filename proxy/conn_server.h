@@ -22,6 +22,7 @@ struct conn_options {
     unsigned max_connections;  /* beyond it a new connection is accepted and closed at once */
     unsigned head_timeout_ms;  /* absolute deadline for a whole head, from its first byte */
     unsigned idle_timeout_ms;  /* keep-alive wait, body and send progress */
+    bool reuseport;            /* listen with SO_REUSEPORT (one listener per worker) */
 };
 
 /* Called once for each accepted request head. The handler answers at once (reply_*), or

@@ -68,7 +68,7 @@ static int make_addr(const char *host, int port, struct sockaddr_storage *ss, so
 }
 
 /* socket + bind + listen, so that a failure reports the real errno. */
-static int open_socket(const char *host, int port)
+static int open_socket(const char *host, int port, unsigned flags)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -82,6 +82,8 @@ static int open_socket(const char *host, int port)
     if (fd < 0)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        ((flags & LISTENER_REUSEPORT) &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
         bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, BACKLOG) < 0) {
         int e = errno;
         close(fd);
@@ -130,8 +132,8 @@ static void bound_name(int fd, char *bound, size_t bound_len)
 }
 
 struct listener *listener_new(struct event_base *base, const char *host, int port,
-                              listener_on_accept on_accept, void *arg, char *bound,
-                              size_t bound_len)
+                              unsigned flags, listener_on_accept on_accept, void *arg,
+                              char *bound, size_t bound_len)
 {
     struct listener *l = calloc(1, sizeof *l);
     int fd = -1, err = ENOMEM;
@@ -143,7 +145,7 @@ struct listener *listener_new(struct event_base *base, const char *host, int por
     l->resume = evtimer_new(base, on_resume, l);
     if (!l->resume)
         goto out;
-    fd = open_socket(host, port);
+    fd = open_socket(host, port, flags);
     if (fd < 0) {
         err = errno;
         goto out;

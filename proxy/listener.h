@@ -14,12 +14,16 @@ struct listener;
 /* Gets each accepted, non-blocking, close-on-exec socket; it now owns `fd`. */
 typedef void (*listener_on_accept)(evutil_socket_t fd, const struct sockaddr *peer, void *arg);
 
-/* Binds to host (IP literal, IPv6 without brackets) and port (0 = any free port) and
- * starts accepting on `base` (borrowed). Writes the bound address ("127.0.0.1:41234",
- * "[::1]:8080") to bound. Returns a listener the caller frees, or NULL with errno set. */
+/* listener_new flags: SO_REUSEPORT, so that several worker threads each listen on the
+ * same address and the kernel spreads new connections over them. */
+#define LISTENER_REUSEPORT 1u
+
+/* Binds to host (IP literal, IPv6 without brackets) and port (0 = any free port) with
+ * `flags` (LISTENER_*) and starts accepting on `base` (borrowed). Writes the bound
+ * address ("127.0.0.1:41234", "[::1]:8080") to bound. Returns a listener the caller frees, or NULL with errno set. */
 struct listener *listener_new(struct event_base *base, const char *host, int port,
-                              listener_on_accept on_accept, void *arg, char *bound,
-                              size_t bound_len);
+                              unsigned flags, listener_on_accept on_accept, void *arg,
+                              char *bound, size_t bound_len);
 
 /* Closes the socket and frees. NULL is a no-op. */
 void listener_free(struct listener *l);

@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "app.h"
 #include "conf.h"
 #include "log.h"
 #include "upstream.h"
+#include "workers.h"
 
 #ifndef FOGATE_VERSION
 #define FOGATE_VERSION "unknown"
@@ -57,9 +57,7 @@ static int run(const char *path)
         conf_free(conf);
         return 1;
     }
-    struct app *app = app_new(conf);
-    int rc = app ? app_run(app) : 1;
-    app_free(app);
+    int rc = workers_run(conf); /* one app per worker thread */
     upstream_global_cleanup();
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <jansson.h>
 
@@ -479,9 +480,9 @@ static void dispatch(struct package_req *r, enum route rt, const struct conf_cli
     job = package_job(r, client, rt == R_IMPORT ? CONF_DIR_IMPORT : CONF_DIR_EXPORT);
     if (!job || targets(r, job) < 0)
         return;
-    if (!(r->env = strdup(job->env->name)) || evutil_secure_rng_init() < 0)
+    /* getrandom, not libevent's RNG: that one is unlocked across worker threads */
+    if (!(r->env = strdup(job->env->name)) || getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
         return package_req_error(r, 500, "internal", "out of memory");
-    evutil_secure_rng_get_bytes(rnd, sizeof rnd);
     packagename_exec_id(r->project, rnd, r->exec_id);
     if (rt == R_IMPORT)
         packageimport_start(r, job);

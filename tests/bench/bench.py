@@ -4,7 +4,7 @@ Starts the upstream (nginx with fixed bodies, sink.py for uploads), two fosims f
 fogate and the nginx peer (benchkit), then measures both alternately with repetitions
 (benchlegs) and writes results.json, results.md and results.png (benchreport). See README.md.
 
-Usage: bench.py [--smoke] [--out DIR] [--legs small,stream,ledger,idle] [--fogate BIN] [--fosim BIN]"""
+Usage: bench.py [--smoke] [--legs LIST] [--out DIR] [--fogate BIN] [--fosim BIN]"""
 import argparse
 import json
 import os
@@ -25,6 +25,10 @@ FULL = {"secs": 10, "paced_secs": 10, "syscall_secs": 3, "reps": 5, "stream_reps
         "big": 1 << 30, "idle": 10000, "feed": 30000}
 SMOKE = {"secs": 2, "paced_secs": 2, "syscall_secs": 1, "reps": 1, "stream_reps": 1,
          "big": 64 << 20, "idle": 300, "feed": 20000}
+
+
+KEYS = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
+LEGS = ("small", "stream", "ledger", "idle", "multicore")
 
 
 class Target:
@@ -84,19 +88,23 @@ class Bench:
         self.direct_sink = Target("direct", self.sink.base, k.Stats(self.sink.proc.pid))
         self.start_proxies()
 
+    def peer_values(self):
+        """The peer's template values; it gets one token per environment, fetched once (the
+        helper script)."""
+        up, sink, sims = self.up, self.sink, self.sims
+        return {"UP_PORT": up.port, "SINK_PORT": sink.port, "API_KEY": k.API_KEY,
+                "UPLOAD_KEY": k.UPLOAD_KEY, "TOKEN": sims[0].token(resource=up.base),
+                "SINK_TOKEN": sims[1].token(resource=sink.base), "SIM_PORT": sims[2].port,
+                "SIM_TOKEN": sims[2].token()}
+
     def start_proxies(self):
-        """fogate and the nginx peer, fresh; the peer gets one token per environment, fetched
-        once (the helper script)."""
+        """fogate and the nginx peer, fresh, each on the proxy cpu."""
         up, sink, sims = self.up, self.sink, self.sims
         self.fg = k.Fogate(self.work, self.args.fogate, up, sink, sims[0], sims[1])
-        self.peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", {
-            "UP_PORT": up.port, "SINK_PORT": sink.port, "API_KEY": k.API_KEY,
-            "UPLOAD_KEY": k.UPLOAD_KEY, "TOKEN": sims[0].token(resource=up.base),
-            "SINK_TOKEN": sims[1].token(resource=sink.base), "SIM_PORT": sims[2].port,
-            "SIM_TOKEN": sims[2].token()}, k.PROXY_CPU)
-        keys = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
-        self.fogate = Target("fogate", self.fg.base, self.fg.stats, *keys)
-        self.nginx = Target("nginx", self.peer.base, self.peer.stats, *keys)
+        self.peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", self.peer_values(),
+                            k.PROXY_CPU)
+        self.fogate = Target("fogate", self.fg.base, self.fg.stats, *KEYS)
+        self.nginx = Target("nginx", self.peer.base, self.peer.stats, *KEYS)
 
     def stop_proxies(self):
         """Stops both (SIGTERM / SIGQUIT, by PID); both must exit 0 and fogate's log be clean."""
@@ -149,6 +157,34 @@ class Bench:
                 self.runs.add(t.name, legs.dequeues(t, self.p["secs"], self.sims[2],
                                                     self.p["feed"]))
 
+    def leg_multicore(self):
+        """Leg 5: fogate with `workers` = N (the CPUs this run may use) and with 1 worker,
+        and nginx with worker_processes N, all on the same N CPUs (not pinned inside them),
+        wrk with N threads on them too. Figures: mc_* (N) and mc1_* (fogate, 1 worker)."""
+        n = len(k.ALL_CPUS.split(","))
+        up, sink, sims, work = self.up, self.sink, self.sims, self.work
+        self.log("multi-core: %d workers on cpus %s" % (n, k.ALL_CPUS))
+        procs = [k.Fogate(work, self.args.fogate, up, sink, sims[0], sims[1], workers=n,
+                          cpus=k.ALL_CPUS, name="fogate-mc")]
+        procs.append(k.Fogate(work, self.args.fogate, up, sink, sims[0], sims[1], workers=1,
+                              cpus=k.ALL_CPUS, name="fogate-mc1"))
+        procs.append(k.Nginx("peer", work, "nginx-peer.conf.in", self.peer_values(),
+                             k.ALL_CPUS, workers=n))
+        runs = [(Target("fogate", procs[0].base, procs[0].stats, *KEYS), "mc_"),
+                (Target("fogate", procs[1].base, procs[1].stats, *KEYS), "mc1_"),
+                (Target("nginx", procs[2].base, procs[2].stats, *KEYS), "mc_")]
+        try:
+            for rep in range(self.p["reps"]):
+                self.log("multi-core, repetition %d/%d" % (rep + 1, self.p["reps"]))
+                for t, prefix in runs[rep % 3:] + runs[:rep % 3]:
+                    self.runs.add(t.name, legs.multicore(t, self.p["secs"]), prefix)
+        finally:
+            codes = [pr.stop() for pr in procs]
+        if codes != [0, 0, 0]:
+            raise RuntimeError("multi-core proxies exited badly: %s" % codes)
+        for name in ("fogate-mc", "fogate-mc1"):
+            check_fogate_log(os.path.join(work, name + ".log"))
+
     def stop(self):
         codes = {}
         for pr in [self.fg, self.peer] + list(reversed(self.procs)):
@@ -165,15 +201,16 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.start()
-            legs_on = self.args.legs.split(",")
-            for name in ("small", "stream", "ledger"):
-                if name in legs_on:
-                    getattr(self, "leg_" + name)()
+            for leg in ("small", "stream", "ledger"):
+                if leg in self.args.legs:
+                    getattr(self, "leg_" + leg)()
             self.stop_proxies()
-            if "idle" in legs_on:
-                self.start_proxies()      # the idle leg on fresh processes
+            if "idle" in self.args.legs:
+                self.start_proxies()          # the idle leg on fresh processes
                 self.leg_idle()
                 self.stop_proxies()
+            if "multicore" in self.args.legs:
+                self.leg_multicore()          # its own processes, on every cpu
         finally:
             codes = self.stop()
         meta["loadavg_end"] = os.getloadavg()
@@ -211,6 +248,7 @@ def machine_meta(args, p):
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "mode": args.mode, "params": p,
+            "legs": sorted(args.legs), "multicore_cpus": k.ALL_CPUS,
             "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "nginx": out(["nginx", "-v"]), "wrk": " ".join(out(["wrk", "-v"]).split()[:2]),
             "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
@@ -221,14 +259,18 @@ def machine_meta(args, p):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a few seconds per leg, small files")
+    ap.add_argument("--legs", default=",".join(LEGS),
+                    help="comma list of legs to run (default all: %s)" % ",".join(LEGS))
     ap.add_argument("--out", help="directory for results.* (default: tests/bench, or the "
                                   "work dir's out/ with --smoke)")
-    ap.add_argument("--legs", default="small,stream,ledger,idle",
-                    help="comma list of the legs to run: small,stream,ledger,idle (default all)")
     ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
     args = ap.parse_args()
     args.mode = "smoke" if args.smoke else "full"
+    args.legs = set(args.legs.split(","))
+    if not args.legs <= set(LEGS):
+        sys.exit("bench: unknown legs %s (known: %s)" % (sorted(args.legs - set(LEGS)),
+                                                          ",".join(LEGS)))
     for name in ("fogate", "fosim"):
         if not getattr(args, name) or not os.path.exists(getattr(args, name)):
             sys.exit("bench: the %s binary is not given (--%s or %s_BIN)"

@@ -6,6 +6,7 @@ ports, each pinned with taskset; reads CPU time and memory from /proc; runs wrk 
 Every wait has a deadline; every process is stopped by PID. The token given to the peer lives
 only in its config file inside the work directory, which is removed at the end."""
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -24,6 +25,7 @@ UPLOAD_KEY = "bench-upload-key-9a8b7c6d"      # client of the import job (test v
 SECRET_ENV = "FOGATE_BENCH_SECRET"
 PROXY_CPU = "0"                               # the proxy under test
 LOAD_CPU = "1"                                # load generators, upstream, simulators
+ALL_CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))  # multi-core leg
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ENQUEUE_PATH = "/api/connector/enqueue/%s?entity=Customer%%20groups" % harness.IMPORT_JOB
 
@@ -74,15 +76,28 @@ class Stats:
             f.write("5")
 
 
-class Nginx:
-    """nginx from a template, master + one worker pinned to cpu; .stats is the worker's."""
+class GroupStats:
+    """CPU time of several processes (nginx's workers) together."""
 
-    def __init__(self, name, workdir, template, values, cpu):
+    def __init__(self, pids):
+        self.pid = pids[0]
+        self.parts = [Stats(p) for p in pids]
+
+    def cpu_s(self):
+        return sum(s.cpu_s() for s in self.parts)
+
+
+class Nginx:
+    """nginx from a template, master + `workers` worker processes pinned to cpu (a taskset
+    list); .stats is the worker's (with several: their CPU time together)."""
+
+    def __init__(self, name, workdir, template, values, cpu, workers=1):
         self.name = name
         self.port = harness.free_port()
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(workdir, name + "-tmp", d), exist_ok=True)
-        vals = dict(values, PORT=self.port, WORK=workdir,
+        self.workers = workers
+        vals = dict(values, PORT=self.port, WORK=workdir, WORKERS=workers,
                     USER="user root;" if os.geteuid() == 0 else "")
         self.conf = os.path.join(workdir, name + ".conf")
         with open(self.conf, "w") as f:
@@ -90,14 +105,15 @@ class Nginx:
         self.proc = harness.Proc(name, ["taskset", "-c", cpu, nginx_bin(), "-p", workdir,
                                         "-c", self.conf], workdir)
         harness.wait_port(self.port)
-        self.worker = harness.wait_until(self.find_worker, what=name + " worker")
-        self.stats = Stats(self.worker)
+        kids = harness.wait_until(self.find_workers, what=name + " workers")
+        self.worker = kids[0]
+        self.stats = Stats(self.worker) if workers == 1 else GroupStats(kids)
         self.base = "http://127.0.0.1:%d" % self.port
 
-    def find_worker(self):
+    def find_workers(self):
         with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
             kids = [int(p) for p in f.read().split()]
-        return kids[0] if len(kids) == 1 else None
+        return kids if len(kids) == self.workers else None
 
     def stop(self):
         return self.proc.stop(sig=signal.SIGQUIT)
@@ -122,18 +138,21 @@ class Sink:
 
 
 class Fogate:
-    """fogate pinned to the proxy cpu, its environment "bench" at the nginx upstream and
-    "upload" at the sink (one client each, so /data needs no X-Fogate-Environment); ready
-    once /readyz says its tokens are there."""
+    """fogate pinned to the proxy cpu (or `cpus`, a taskset list), its environment "bench"
+    at the nginx upstream and "upload" at the sink (one client each, so /data needs no
+    X-Fogate-Environment), with `workers` worker threads; ready once /readyz says its
+    tokens are there (on every worker: each has its own token manager)."""
 
-    def __init__(self, workdir, fogate_bin, upstream, sink, sim_up, sim_sink):
+    def __init__(self, workdir, fogate_bin, upstream, sink, sim_up, sim_sink, workers=1,
+                 cpus=PROXY_CPU, name="fogate"):
         self.port = harness.free_port()
-        self.start(workdir, fogate_bin, "fogate", fill("fogate.json.in", {
+        self.cpus, self.workers = cpus, workers
+        self.start(workdir, fogate_bin, name, fill("fogate.json.in", {
             "PORT": self.port, "UP_PORT": upstream.port, "SINK_PORT": sink.port,
             "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID, "FOSIM": sim_up.base_url,
             "SINK_FOSIM": sim_sink.base_url, "IMPORT_JOB": harness.IMPORT_JOB,
             "EXPORT_JOB": harness.EXPORT_JOB, "API_KEY_SHA256": sha256(API_KEY),
-            "UPLOAD_KEY_SHA256": sha256(UPLOAD_KEY)}))
+            "UPLOAD_KEY_SHA256": sha256(UPLOAD_KEY), "WORKERS": workers}))
 
     def start(self, workdir, fogate_bin, name, config_text):
         self.base = "http://127.0.0.1:%d" % self.port
@@ -142,11 +161,12 @@ class Fogate:
             f.write(config_text)
         env = dict(os.environ)
         env[SECRET_ENV] = harness.APP_SECRET
-        self.proc = harness.Proc(name, ["taskset", "-c", PROXY_CPU, fogate_bin, "-c",
-                                        self.config], workdir, env=env)
+        self.proc = harness.Proc(name, ["taskset", "-c", getattr(self, "cpus", PROXY_CPU),
+                                        fogate_bin, "-c", self.config], workdir, env=env)
         self.stats = Stats(self.proc.pid)
-        harness.wait_until(lambda: harness.request(self.base, "GET", "/readyz", timeout=2)
-                           .status == 200, what=name + " ready")
+        ready = set()
+        harness.wait_until(lambda: worker_ready(self.port, ready) >= getattr(self, "workers", 1),
+                           what=name + " ready")
 
     def stop(self):
         return self.proc.stop()
@@ -162,6 +182,27 @@ class FogateLedger(Fogate):
             "PORT": self.port, "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID,
             "FOSIM": sim.base_url, "EXPORT_JOB": harness.EXPORT_JOB,
             "API_KEY_SHA256": sha256(API_KEY), "REDIS_PORT": redis_port}))
+
+
+def worker_ready(port, ready):
+    """On one fresh connection: which worker serves it (/admin/status) and whether it is
+    ready (/readyz); adds it to the set `ready` if so. Returns len(ready)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/admin/status")
+        r = conn.getresponse()
+        body = r.read()
+        worker = json.loads(body).get("worker", 0) if r.status == 200 else None
+        conn.request("GET", "/readyz")
+        r = conn.getresponse()
+        r.read()
+        if worker is not None and r.status == 200:
+            ready.add(worker)
+    except (OSError, ValueError, http.client.HTTPException):
+        pass
+    finally:
+        conn.close()
+    return len(ready)
 
 
 def start_sim(workdir, name, audience):
@@ -206,10 +247,11 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def wrk(url, seconds, conns, headers=(), script=None, timeout_s=10):
-    """Runs wrk (1 thread, pinned to the load cpu) and returns requests, rps, p50/p90/p99 in
-    ms. Raises if any response was not 2xx/3xx or a socket error happened."""
-    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds,
+def wrk(url, seconds, conns, headers=(), script=None, timeout_s=10, threads=1, cpus=LOAD_CPU):
+    """Runs wrk (1 thread, pinned to the load cpu, unless told otherwise) and returns
+    requests, rps, p50/p90/p99 in ms. Raises if any response was not 2xx/3xx or a socket
+    error happened."""
+    argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
             "--latency", "--timeout", "%ds" % timeout_s]
     for h in headers:
         argv += ["-H", h]

@@ -35,6 +35,18 @@ def small(t, seconds, upstream, conns=64):
             "upstream_conns_per_req": (a1 - a0 - 1) / r["requests"]}
 
 
+def multicore(t, seconds, conns=64):
+    """Closed-loop wrk with one thread per CPU, unpinned (like the proxy under test), on GET
+    /data/small: rps, latency, CPU per request and CPU use (cores) of the target."""
+    threads = len(k.ALL_CPUS.split(","))
+    c0, w0 = t.stats.cpu_s(), time.monotonic()
+    r = k.wrk(t.base + "/data/small", seconds, conns, t.headers, threads=threads,
+              cpus=k.ALL_CPUS)
+    cpu, wall = t.stats.cpu_s() - c0, time.monotonic() - w0
+    return {"rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"],
+            "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall}
+
+
 def syscalls(t, seconds, workdir, conns=16):
     """System calls per request of the target's process (all threads), by perf stat."""
     perf = k.PerfSyscalls(t.pid, workdir)

@@ -34,6 +34,16 @@ LEDGER = [
     ("dequeue_p99_ms", "dequeue latency p99", "ms", "lower"),
     ("dequeue_200_share", "share of dequeues that got a message (the rest: 204)", "", None),
 ]
+MULTI = [
+    ("mc_rps", "throughput, N workers, wrk N threads 64 connections", "req/s", "higher"),
+    ("mc_p50_ms", "latency p50 at full load", "ms", "lower"),
+    ("mc_p99_ms", "latency p99 at full load", "ms", "lower"),
+    ("mc_cpu_us_per_req", "proxy CPU per request (all workers)", "µs", "lower"),
+    ("mc_cpu_util", "proxy CPU use during the run (cores)", "cores", None),
+    ("mc1_rps", "fogate with 1 worker, same CPUs: throughput", "req/s", None),
+    ("mc1_cpu_us_per_req", "fogate with 1 worker: CPU per request", "µs", None),
+    ("mc1_cpu_util", "fogate with 1 worker: CPU use (cores)", "cores", None),
+]
 LEGS = [("1. Small pass-through requests (GET /data/small, 1 KiB JSON)", SMALL),
         ("2. Streaming 1 file each way (GET /data/big, POST enqueue)", STREAM),
         ("3. Dequeue through the ack ledger (fogate: ledger in Redis; nginx: plain "
@@ -54,6 +64,12 @@ def ratio(results, metric):
 def added_p99(results, target):
     t, d = med(results, target, "paced_p99_ms"), med(results, "direct", "paced_p99_ms")
     return t - d if t is not None and d is not None else None
+
+
+def speedup(results):
+    """fogate's throughput with N workers over its throughput with 1 worker."""
+    n, one = med(results, "fogate", "mc_rps"), med(results, "fogate", "mc1_rps")
+    return n / one if n is not None and one else None
 
 
 def cell(results, target, metric):
@@ -107,7 +123,38 @@ def targets(results):
         v = med(results, "fogate", s + "_peak_rss_mb")
         if v is not None:
             rows.append(("%s: peak RSS < 32 MB" % s, "%s MB" % num(v), v < 32))
+    up, r = speedup(results), ratio(results, "mc_rps")
+    if up is not None:
+        # scaling means more throughput *and* more than one core used: a gain inside the
+        # noise of a shared machine while the proxy uses under one core is not scaling
+        cores = med(results, "fogate", "mc_cpu_util") or 0
+        rows.append(("multi-core: scales across the cores (N workers / 1 worker, and N "
+                     "workers use more than 1 core)", "%.2f x, %.2f cores" % (up, cores),
+                     up > 1.1 and cores > 1))
+    if r is not None:
+        rows.append(("multi-core: throughput >= nginx's with as many workers",
+                     "%.2f x nginx" % r, r >= 1))
     return rows
+
+
+def multicore_lines(results):
+    """The multi-core section: its setup, table and the two ratios."""
+    m = results["meta"]
+    run = m.get("multicore_run")
+    when = ("Run %s, fogate %s, load average %s at start (a separate run of this leg only: "
+            "`--legs multicore`)." % (run["date"], run["fogate_commit"],
+                                      "/".join("%.1f" % x for x in run["loadavg_start"]))
+            if run else "Same run as above.")
+    cpus = (run or m).get("multicore_cpus", "all")
+    up, r = speedup(results), ratio(results, "mc_rps")
+    return ["", "## 5. Multi-core (small requests, every proxy on cpus %s)" % cpus, "",
+            "fogate with `workers` = N (one event loop per thread on its own SO_REUSEPORT "
+            "listener) and with 1 worker, nginx with `worker_processes` N; N = the CPUs, "
+            "none pinned inside the set; wrk with N threads on the same CPUs, so load "
+            "generator, upstream and proxy share them. " + when, ""] + \
+        table(results, MULTI) + \
+        ["", "Speed-up fogate N workers / 1 worker: %s. fogate(N) / nginx(N): %s." % (
+            "%.2f x" % up if up is not None else "–", "%.2f" % r if r is not None else "–")]
 
 
 def markdown(results):
@@ -135,6 +182,8 @@ def markdown(results):
             lines += ["", "p99 added latency at ~1,000 req/s (paced p99 minus the upstream's "
                       "own paced p99): fogate %s ms, nginx %s ms." % (
                           num(added_p99(results, "fogate")), num(added_p99(results, "nginx")))]
+    if any(k.startswith("mc_") for k in results["runs"].get("fogate", {})):
+        lines += multicore_lines(results)
     lines += ["", "See README.md for the method and the analysis of these figures.", ""]
     return "\n".join(lines)
 
@@ -142,7 +191,7 @@ def markdown(results):
 def plot(results, path):
     """results.png: fogate's advantage per metric (nginx/fogate for lower-is-better)."""
     bars = []
-    for _, rows in LEGS:
+    for _, rows in LEGS + [("multi-core", MULTI)]:
         for metric, label, _, better in rows:
             r = ratio(results, metric)
             if r and r > 0 and better:

@@ -60,11 +60,25 @@ def test_figures_are_plausible(results):
     assert res["runs"]["nginx"]["upstream_conns_per_req"]["median"] < 0.05
 
 
+def test_multicore_leg(results):
+    """fogate with N workers and with 1, nginx with N worker processes: figures for each."""
+    _, res = results
+    fg, ng = res["runs"]["fogate"], res["runs"]["nginx"]
+    for r, prefix in ((fg, "mc_"), (fg, "mc1_"), (ng, "mc_")):
+        assert r[prefix + "rps"]["median"] > 100, (prefix, r[prefix + "rps"])
+        assert r[prefix + "cpu_us_per_req"]["median"] > 0
+        assert r[prefix + "cpu_util"]["median"] > 0
+    assert 0 < fg["mc_p50_ms"]["median"] <= fg["mc_p99_ms"]["median"]
+    assert "mc1_rps" not in ng  # nginx runs with N workers only
+    assert res["meta"]["multicore_cpus"]
+
+
 def test_reports_are_written(results):
     out, res = results
     with open(os.path.join(out, "results.md")) as f:
         md = f.read()
     assert "## Targets" in md and "| fogate | nginx | fogate/nginx |" in md
     assert "## 3. Dequeue through the ack ledger" in md
+    assert "## 5. Multi-core" in md and "Speed-up fogate N workers / 1 worker: " in md
     with open(os.path.join(out, "results.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -248,6 +248,7 @@ static void check_example(const struct conf *conf, const char *dir)
                                       0xf4, 0xa1, 0x21, 0x78, 0x13, 0xd7, 0xb9, 0xab };
 
     CHECK(conf->n_envs == 2 && conf->n_jobs == 4 && conf->n_clients == 3);
+    CHECK(conf->workers == 0); /* "auto" */
     const struct conf_env *prod = conf_env_find(conf, "prod");
     CHECK(prod && prod->credential == CONF_CRED_CERTIFICATE);
     CHECK(prod && prod->cert_algorithm == CONF_ALG_PS256);
@@ -491,6 +492,51 @@ static void test_odd_inputs(void)
     conf_free(NULL);
 }
 
+/* valid-minimal.json with `"workers": <value>` added at the top. */
+static struct conf *load_workers(const char *value, struct conf_error *err)
+{
+    char path[PATH_MAX + 64], text[4096];
+
+    snprintf(path, sizeof path, "%s/valid-minimal.json", cases_dir);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    char *brace = strchr(text, '{');
+    if (!brace)
+        return NULL;
+    char buf[sizeof text + 64];
+    int len = snprintf(buf, sizeof buf, "{\"workers\": %s,%s", value, brace + 1);
+    return conf_load_buffer(buf, (size_t)len, "w.json", err);
+}
+
+static void test_workers(void)
+{
+    struct conf_error err;
+    struct conf *conf = load_case("valid-minimal.json", &err);
+
+    CHECK(conf && conf->workers == 1); /* default: one worker, as before */
+    conf_free(conf);
+    conf = load_workers("3", &err);
+    CHECK(conf && conf->workers == 3);
+    conf_free(conf);
+    conf = load_workers("\"auto\"", &err);
+    CHECK(conf && conf->workers == 0); /* resolved at start (workers_resolve) */
+    conf_free(conf);
+    CHECK(load_workers("0", &err) == NULL);
+    CHECK_STR(err.path, "workers");
+    CHECK(strstr(err.message, "w.json:1: workers: must be between 1 and 256, not 0") != NULL);
+    CHECK(load_workers("257", &err) == NULL);
+    CHECK(strstr(err.message, "must be between 1 and 256, not 257") != NULL);
+    CHECK(load_workers("\"all\"", &err) == NULL);
+    CHECK(strstr(err.message, "workers: must be an integer from 1 to 256 or \"auto\"") != NULL);
+    CHECK(load_workers("true", &err) == NULL);
+    CHECK(strstr(err.message, "must be an integer or \"auto\", not a boolean") != NULL);
+    CHECK(load_workers("2.5", &err) == NULL);
+    CHECK(strstr(err.message, "not a fractional number") != NULL);
+}
+
 /* ---- pure helpers ---- */
 
 static void test_jsonpos(void)
@@ -547,6 +593,7 @@ static void test_reference_up_to_date(void)
         fprintf(stderr, "conf/CONFIG.md is stale: cmake --build <dir> --target conf-reference\n");
     CHECK(have && strcmp(have, want) == 0);
     CHECK(strstr(want, "| `environments.<name>.client_certificate.algorithm` |") != NULL);
+    CHECK(strstr(want, "| `workers` | integer, 1 to 256, or `auto` | default `1` |") != NULL);
     CHECK(strstr(want, "| `timeouts.upstream_total_ms` | integer, 1 to 86400000 | default "
                        "`3600000` |") != NULL);
     free(have);
@@ -568,6 +615,7 @@ int main(void)
     test_sentinel();
     test_listen_and_urls();
     test_odd_inputs();
+    test_workers();
     test_jsonpos();
     test_reference_up_to_date();
     return check_done();

@@ -2,7 +2,62 @@
 #include "check.h"
 #include "log.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define THREADS 4
+#define LINES 400
+
+/* Each thread logs LINES long lines (about 900 bytes) as worker `index`. */
+static void *log_many(void *arg)
+{
+    int index = (int)(long)arg;
+    char pad[900];
+
+    memset(pad, 'a' + index, sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    log_set_worker(index);
+    for (int i = 0; i < LINES; i++)
+        log_json(LOG_LVL_INFO, pad, json_pack("{s:i}", "n", i));
+    return NULL;
+}
+
+/* Lines from threads sharing one descriptor arrive whole: every line parses, carries its
+ * thread's worker index, and its message is that thread's letter only. */
+static void test_threads_do_not_interleave(void)
+{
+    FILE *f = tmpfile();
+    pthread_t t[THREADS];
+    int per[THREADS] = { 0 }, bad = 0;
+    char line[4096];
+
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    log_set_stream(f);
+    for (long i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, log_many, (void *)i) == 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    log_set_stream(NULL);
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        json_int_t w = json_integer_value(json_object_get(o, "worker"));
+        const char *msg = json_string_value(json_object_get(o, "msg"));
+        if (o && w >= 0 && w < THREADS && msg && strspn(msg, (char[]){ (char)('a' + w), 0 }) == 899)
+            per[w]++;
+        else
+            bad++;
+        json_decref(o);
+    }
+    fclose(f);
+    CHECK(bad == 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(per[i] == LINES);
+}
 
 static json_t *log_one(enum log_level lvl, const char *msg, json_t *fields)
 {
@@ -38,6 +93,17 @@ int main(void)
     log_set_level(LOG_LVL_ERROR);
     CHECK(log_one(LOG_LVL_INFO, "dropped", NULL) == NULL);
     log_set_level(LOG_LVL_INFO);
+
+    /* the worker index is a field of the calling thread's lines only */
+    log_set_worker(2);
+    line = log_one(LOG_LVL_INFO, "w", NULL);
+    CHECK(json_integer_value(json_object_get(line, "worker")) == 2);
+    json_decref(line);
+    log_set_worker(-1);
+    line = log_one(LOG_LVL_INFO, "w", NULL);
+    CHECK(line && json_object_get(line, "worker") == NULL);
+    json_decref(line);
+    test_threads_do_not_interleave();
 
     enum log_level lvl;
     CHECK(log_level_parse("debug", &lvl) == 0 && lvl == LOG_LVL_DEBUG);
