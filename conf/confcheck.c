@@ -371,9 +371,24 @@ static int check_tokens(const struct conf_tokens *t, struct conf_error *err)
     return 0;
 }
 
+int confcheck_workers(const struct conf *conf, unsigned workers, struct conf_error *err)
+{
+    if (workers <= 1 || conf->packages.shared)
+        return 0;
+    for (size_t i = 0; i < conf->n_jobs; i++)
+        if (conf->jobs[i].project)
+            return conferr_fail(err, "workers", "%u workers with a package job (jobs.%s) need "
+                                "packages.shared: the import lock and Idempotency-Key records "
+                                "must live in Redis to hold across workers; set \"packages\": "
+                                "{\"shared\": true} or \"workers\": 1", workers,
+                                conf->jobs[i].name);
+    return 0;
+}
+
 int confcheck_run(struct conf *conf, struct conf_error *err)
 {
-    if (check_public_url(conf, err) < 0 || check_tokens(&conf->tokens, err) < 0)
+    if (check_public_url(conf, err) < 0 || check_tokens(&conf->tokens, err) < 0 ||
+        confcheck_workers(conf, conf->workers, err) < 0) /* "auto" (0): once resolved */
         return -1;
     for (size_t i = 0; i < conf->n_envs; i++)
         if (check_env(&conf->envs[i], err) < 0)

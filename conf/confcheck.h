@@ -13,6 +13,11 @@
  * (message without file or line). `conf` is borrowed and modified. */
 int confcheck_run(struct conf *conf, struct conf_error *err);
 
+/* 0 if `workers` threads can run `conf`: several workers with package jobs need
+ * packages.shared. Called by confcheck_run for a fixed count and by the workers once "auto"
+ * is resolved; -1 with err set otherwise. */
+int confcheck_workers(const struct conf *conf, unsigned workers, struct conf_error *err);
+
 /* Fails with "<path>: cannot read <file>: <reason>" unless `file` opens for reading and is
  * a non-empty regular file. Never reads it. Returns 0 or -1. */
 int confcheck_file(const char *file, const char *path, struct conf_error *err);

@@ -107,19 +107,19 @@ void log_json(enum log_level lvl, const char *msg, json_t *fields)
 
 int log_json_text(enum log_level lvl, const char *msg, const char *fields)
 {
-    char ts[40], line[4096];
+    char ts[40], worker[24] = "", line[4096];
     int n;
 
-    if (lvl < min_level)
+    if (below_level(lvl))
         return 0;
     format_now(ts, sizeof ts);
-    n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n", ts,
-                 level_names[lvl], msg, *fields ? "," : "", fields);
+    if (worker_index >= 0)
+        snprintf(worker, sizeof worker, ",\"worker\":%d", worker_index);
+    n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"%s%s%s}\n",
+                 ts, level_names[lvl], msg, worker, *fields ? "," : "", fields);
     if (n < 0 || (size_t)n >= sizeof line)
         return -1;
-    FILE *stream = out_stream ? out_stream : stderr;
-    fwrite(line, 1, (size_t)n, stream);
-    fflush(stream);
+    write_line(out_stream ? out_stream : stderr, line, (size_t)n);
     return 0;
 }
 

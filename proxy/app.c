@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "confcheck.h"
 #include "conn.h"
 #include "ledgerflow.h"
 #include "log.h"
@@ -107,6 +108,13 @@ static void on_reload(struct app *app)
     struct conf *n = conf_load(app->conf->path, &err);
     struct retired *r = calloc(1, sizeof *r);
 
+    if (n && confcheck_workers(n, app->workers, &err) < 0) {
+        log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s: %s", err.path,
+                err.message);
+        conf_free(n);
+        free(r);
+        return;
+    }
     if (!n || !r) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
                 n ? "out of memory" : err.message);

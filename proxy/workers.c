@@ -23,6 +23,7 @@
 
 #include "app.h"
 #include "conf.h"
+#include "confcheck.h"
 #include "log.h"
 
 #define WAIT_SLICE_S 1 /* the main thread rechecks the workers at least this often */
@@ -220,6 +221,12 @@ int workers_run(struct conf *conf)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     p.main_thread = pthread_self();
+    struct conf_error err = { 0 };
+    if (confcheck_workers(conf, p.n, &err) < 0) {
+        log_msg(LOG_LVL_ERROR, "%s: %s: %s", conf->path, err.path, err.message);
+        conf_free(conf);
+        return 1;
+    }
     if (!(p.w = calloc(p.n, sizeof *p.w))) {
         conf_free(conf);
         log_msg(LOG_LVL_ERROR, "cannot set up %u workers: out of memory", p.n);

@@ -104,6 +104,9 @@ def test_connections_spread_over_the_workers(gate2):
     listening = [l for l in lines if l["msg"] == "listening"]
     assert sorted(l["worker"] for l in listening) == [0, 1]
     assert {l["address"] for l in listening} == {"127.0.0.1:%d" % gate2.port}
+    # the request lines (written on the hot path without jansson) carry the worker too
+    served = {l["worker"] for l in lines if l["msg"] == "request" and "worker" in l}
+    assert served == {0, 1}, served
 
 
 def test_each_worker_serves_pass_through_and_simple_api(gate2, sim):

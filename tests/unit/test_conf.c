@@ -3,6 +3,7 @@
  * CONFIG.md being up to date. Data files are found next to this source file. */
 #include "check.h"
 #include "conf.h"
+#include "confcheck.h"
 #include "jsonpos.h"
 
 #include <limits.h>
@@ -535,6 +536,21 @@ static void test_workers(void)
     CHECK(strstr(err.message, "must be an integer or \"auto\", not a boolean") != NULL);
     CHECK(load_workers("2.5", &err) == NULL);
     CHECK(strstr(err.message, "not a fractional number") != NULL);
+
+    /* several workers and a package job: only with the lock and keys in Redis */
+    conf = load_workers("\"auto\"", &err);
+    CHECK(conf && confcheck_workers(conf, 4, &err) == 0); /* no package job */
+    if (conf && conf->n_jobs == 1) {
+        conf->jobs[0].project = strdup("CustomerImport");
+        CHECK(confcheck_workers(conf, 1, &err) == 0);
+        CHECK(confcheck_workers(conf, 2, &err) == -1);
+        CHECK_STR(err.path, "workers");
+        CHECK(strstr(err.message, "2 workers with a package job (jobs.groups) need "
+                                  "packages.shared") != NULL);
+        conf->packages.shared = true;
+        CHECK(confcheck_workers(conf, 2, &err) == 0);
+    }
+    conf_free(conf);
 }
 
 /* ---- pure helpers ---- */
