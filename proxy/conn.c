@@ -12,6 +12,7 @@
  * connection under their own feet: kill_conn() marks it and the outermost leave() frees. */
 #include "conn.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -35,6 +36,9 @@
 #define LINGER_MAX_BYTES (1024 * 1024)
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 #define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
+#define STREAM_READ (256 * 1024)    /* most request body bytes read by one recv */
+#define FLUSH_BYTES (256 * 1024)    /* queued response bytes written at once, not at turn's end */
+#define FLUSH_IOV 64                /* most pieces of the output in one sendmsg */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -83,12 +87,15 @@ struct conn {
     bool peer_eof;
     bool in_process;            /* inside process_input: do not recurse into it */
     bool head_started;          /* bytes of the next head have arrived */
-    bool write_enabled;
+    bool write_enabled;         /* the bufferevent writes the queued output when it can */
+    bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
     char *head_buf;             /* owned: the current head, copied out of the input */
     size_t head_cap;
     struct http1_header *headers; /* owned: opt.head.max_headers entries */
+    struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
+    struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
     char client[64];
     struct conn_req req;
 };
@@ -134,6 +141,10 @@ static void destroy(struct conn *c)
         c->next->prev = c->prev;
     c->list->count--;
     bufferevent_free(c->bev);
+    if (c->body_ev)
+        event_free(c->body_ev);
+    if (c->flush_ev)
+        event_free(c->flush_ev);
     deadline_cleanup(&c->dl);
     free(c->head_buf);
     free(c->headers);
@@ -158,6 +169,8 @@ static void kill_conn(struct conn *c)
         return;
     c->state = ST_DEAD; /* from here on, answers are ignored */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->body_ev)
+        event_del(c->body_ev);
     if (in_flight)
         log_request(c);
     if (in_flight && r->body_active) {
@@ -243,6 +256,65 @@ static void send_iov(struct conn *c, struct iovec *iov, int n)
 static size_t output_len(const struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* A streamed response arrives in pieces of at most 16 KiB (libcurl's write size), so it is
+ * queued and written with one sendmsg per loop turn (at once past FLUSH_BYTES) instead of
+ * one per piece. The bufferevent writes only what the socket did not take. */
+static void flush_output(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v[FLUSH_IOV];
+    struct iovec iov[FLUSH_IOV];
+
+    if (c->state == ST_DEAD || c->write_enabled || evbuffer_get_length(out) == 0)
+        return;
+    int n = evbuffer_peek(out, -1, NULL, v, FLUSH_IOV);
+    n = n < FLUSH_IOV ? n : FLUSH_IOV;
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){ v[i].iov_base, v[i].iov_len };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+    ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) { /* a bufferevent's output is frozen at the front except for its own writes */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_drain(out, (size_t)w);
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_enable(c->bev, EV_WRITE);
+        c->write_enabled = true;
+    }
+}
+
+static void output_drained(struct conn *c);
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    flush_output(c);
+    if (c->state != ST_DEAD && output_len(c) == 0)
+        output_drained(c);
+    leave(c);
+}
+
+/* Queues iov[0..n) (copied) behind the output for this turn's flush. Returns 0, or -1 when
+ * memory ran out (the caller must end the connection: the body has a hole). */
+static int queue_iov(struct conn *c, const struct iovec *iov, int n)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    for (int i = 0; i < n; i++)
+        if (evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) != 0)
+            return -1;
+    if (!c->flush_ev)
+        c->flush_ev = event_new(bufferevent_get_base(c->bev), -1, 0, on_flush, c);
+    if (!c->flush_ev || evbuffer_get_length(out) >= FLUSH_BYTES)
+        flush_output(c);
+    else
+        event_active(c->flush_ev, EV_TIMEOUT, 0);
+    return 0;
 }
 
 static bool body_unread(const struct conn_req *r)
@@ -414,10 +486,87 @@ static int on_body_data(void *arg, const char *data, size_t len)
     return r->sink.on_data ? r->sink.on_data(r, data, len, r->sink.arg) : 0;
 }
 
+/* ---- direct body reads: libevent 2.1's bufferevent reads 4 KiB per call, so while a body
+ * streams the socket is read here, up to STREAM_READ per recv, into the bufferevent's input:
+ * pump_body and the next pipelined head still see one stream. */
+
+static void pump_body(struct conn *c);
+
+/* Reading goes back to the bufferevent (the body ended, failed or was dropped). */
+static void body_read_stop(struct conn *c)
+{
+    if (!c->body_direct)
+        return;
+    c->body_direct = false;
+    event_del(c->body_ev);
+    if (c->state != ST_DEAD)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+/* One recv into the input. Returns the bytes read, 0 at the client's EOF, -1 otherwise
+ * (nothing to read yet, or the connection died). */
+static ssize_t read_direct(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const struct h1body *b = &c->req.body;
+    struct evbuffer_iovec v;
+    size_t want = STREAM_READ;
+
+    if (b->framing == HTTP1_BODY_LENGTH && b->left < want)
+        want = (size_t)b->left; /* a pipelined head is left to the bufferevent */
+    if (want == 0)
+        return -1;
+    evbuffer_unfreeze(in, 0); /* the input is frozen at the end except for the bufferevent */
+    ssize_t n = evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1 ? -2
+                : recv(c->fd, v.iov_base, want, 0);
+    if (n > 0) {
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(in, &v, 1);
+    }
+    evbuffer_freeze(in, 0);
+    if (n == 0) {
+        c->peer_eof = true;
+    } else if (n == -2 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                              errno != EINTR)) {
+        kill_conn(c);
+    }
+    return n < 0 ? -1 : n;
+}
+
+static void on_body_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->state != ST_HANDLING || !c->req.body_active)
+        body_read_stop(c);
+    else if (c->req.body_paused)
+        event_del(c->body_ev); /* the bytes wait in the socket until the body resumes */
+    else if (read_direct(c) >= 0)
+        pump_body(c);
+    leave(c);
+}
+
+/* The body needs more bytes: body_ev reads them (without it, the bufferevent does). */
+static void body_read_start(struct conn *c)
+{
+    if (!c->body_ev)
+        c->body_ev = event_new(bufferevent_get_base(c->bev), c->fd, EV_READ | EV_PERSIST,
+                               on_body_readable, c);
+    if (!c->body_ev)
+        return;
+    if (!c->body_direct)
+        bufferevent_disable(c->bev, EV_READ);
+    c->body_direct = true;
+    if (!event_pending(c->body_ev, EV_READ, NULL))
+        event_add(c->body_ev, NULL);
+}
+
 static void body_end(struct conn *c, bool ok)
 {
     struct conn_req *r = &c->req;
 
+    body_read_stop(c);
     r->body_active = false;
     if (r->sink.on_end)
         r->sink.on_end(r, ok, r->sink.arg);
@@ -452,10 +601,12 @@ static void pump_body(struct conn *c)
         }
         size_t avail = evbuffer_get_contiguous_space(in);
         if (avail == 0) {
-            if (c->peer_eof)
+            if (c->peer_eof) {
                 body_failed(c, 400, "body_cut_off", "the client closed before the body ended");
-            else
-                deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
+                return;
+            }
+            deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
+            body_read_start(c);
             return;
         }
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
@@ -595,16 +746,15 @@ int conn_req_write(struct conn_req *req, const char *data, size_t len)
         return 0;
     if (req->stream_left >= 0 && (uint64_t)len > (uint64_t)req->stream_left)
         len = (size_t)req->stream_left; /* never more than announced */
-    if (req->stream_chunked) {
-        int n = snprintf(size, sizeof size, "%zx\r\n", len);
-        struct iovec iov[3] = { { size, (size_t)n }, { (void *)data, len }, { "\r\n", 2 } };
-        send_iov(c, iov, 3);
-        req->bytes_out += (uint64_t)n + len + 2;
-    } else {
-        struct iovec iov[1] = { { (void *)data, len } };
-        send_iov(c, iov, 1);
-        req->bytes_out += len;
+    int n = req->stream_chunked ? snprintf(size, sizeof size, "%zx\r\n", len) : 0;
+    struct iovec iov[3] = { { size, (size_t)n }, { (void *)data, len }, { "\r\n", 2 } };
+    if (queue_iov(c, iov, req->stream_chunked ? 3 : 2) != 0) {
+        enter(c);
+        kill_conn(c); /* a hole in the body: the client must see it cut off */
+        leave(c);
+        return -1;
     }
+    req->bytes_out += (uint64_t)n + len + (req->stream_chunked ? 2 : 0);
     if (req->stream_left >= 0)
         req->stream_left -= (int64_t)len;
     if (output_len(c) <= STREAM_HIGH)
@@ -630,7 +780,8 @@ void conn_req_end(struct conn_req *req)
     req->ev = (struct conn_req_events){ 0 };
     if (req->stream_chunked) {
         struct iovec iov[1] = { { "0\r\n\r\n", 5 } };
-        send_iov(c, iov, 1);
+        if (queue_iov(c, iov, 1) != 0)
+            c->closing = true; /* no last chunk: the client sees the body cut off */
         req->bytes_out += 5;
     }
     deadline_clear(&c->dl);
@@ -652,6 +803,7 @@ void conn_req_drop_body(struct conn_req *req)
 
     if (!req->body_active)
         return;
+    body_read_stop(c);
     req->body_active = false;
     req->body_failed = true; /* the rest is never read: the connection must close */
     req->sink = (struct conn_body_sink){ 0 };
@@ -809,12 +961,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     leave(c);
 }
 
-/* The output buffer has drained. */
-static void on_write(struct bufferevent *bev, void *arg)
+/* The output buffer has drained (written by the bufferevent or by a flush). */
+static void output_drained(struct conn *c)
 {
-    struct conn *c = arg;
-
-    enter(c);
     if (c->state == ST_HANDLING && c->req.stream_wait) {
         c->req.stream_wait = false;
         deadline_clear(&c->dl);
@@ -824,6 +973,18 @@ static void on_write(struct bufferevent *bev, void *arg)
         linger_begin(c);
     else if (c->state == ST_HEAD)
         process_input(c); /* pipelined requests waited for the output to drain */
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->write_enabled && output_len(c) == 0) {
+        bufferevent_disable(c->bev, EV_WRITE); /* flushes write directly again */
+        c->write_enabled = false;
+    }
+    output_drained(c);
     leave(c);
 }
 
@@ -873,6 +1034,7 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     listener_format_addr(peer, c->client, sizeof c->client);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
     bufferevent_enable(c->bev, EV_READ);
     c->list = list;
