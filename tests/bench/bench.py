@@ -4,7 +4,8 @@ Starts the upstream (nginx with fixed bodies, sink.py for uploads), two fosims f
 fogate and the nginx peer (benchkit), then measures both alternately with repetitions
 (benchlegs) and writes results.json, results.md and results.png (benchreport). See README.md.
 
-Usage: bench.py [--smoke] [--out DIR] [--fogate BIN] [--fosim BIN]"""
+Usage: bench.py [--smoke] [--legs small,stream,ledger,idle] [--out DIR] [--fogate BIN]
+                [--fosim BIN]"""
 import argparse
 import json
 import os
@@ -23,6 +24,7 @@ import harness
 
 FULL = {"secs": 10, "paced_secs": 10, "syscall_secs": 3, "reps": 5, "stream_reps": 3,
         "big": 1 << 30, "idle": 10000, "feed": 30000}
+LEGS = ("small", "stream", "ledger", "idle")
 SMOKE = {"secs": 2, "paced_secs": 2, "syscall_secs": 1, "reps": 1, "stream_reps": 1,
          "big": 64 << 20, "idle": 300, "feed": 20000}
 
@@ -165,13 +167,14 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.start()
-            self.leg_small()
-            self.leg_stream()
-            self.leg_ledger()
+            for leg in ("small", "stream", "ledger"):
+                if leg in self.args.legs:
+                    getattr(self, "leg_" + leg)()
             self.stop_proxies()
-            self.start_proxies()          # the idle leg on fresh processes
-            self.leg_idle()
-            self.stop_proxies()
+            if "idle" in self.args.legs:
+                self.start_proxies()      # the idle leg on fresh processes
+                self.leg_idle()
+                self.stop_proxies()
         finally:
             codes = self.stop()
         meta["loadavg_end"] = os.getloadavg()
@@ -209,6 +212,7 @@ def machine_meta(args, p):
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "mode": args.mode, "params": p,
+            "legs": list(args.legs),
             "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "nginx": out(["nginx", "-v"]), "wrk": " ".join(out(["wrk", "-v"]).split()[:2]),
             "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
@@ -219,12 +223,17 @@ def machine_meta(args, p):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a few seconds per leg, small files")
-    ap.add_argument("--out", help="directory for results.* (default: tests/bench, or the "
-                                  "work dir's out/ with --smoke)")
+    ap.add_argument("--out", help="directory for results.* (default: tests/bench, or a "
+                                  "temporary directory with --smoke or some --legs)")
+    ap.add_argument("--legs", default=",".join(LEGS),
+                    help="comma-separated legs to run (default: all of %s)" % ",".join(LEGS))
     ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
     args = ap.parse_args()
     args.mode = "smoke" if args.smoke else "full"
+    args.legs = [leg for leg in args.legs.split(",") if leg]
+    if not args.legs or set(args.legs) - set(LEGS):
+        sys.exit("bench: --legs takes a comma-separated list of %s" % ",".join(LEGS))
     for name in ("fogate", "fosim"):
         if not getattr(args, name) or not os.path.exists(getattr(args, name)):
             sys.exit("bench: the %s binary is not given (--%s or %s_BIN)"
@@ -239,7 +248,8 @@ def main():
         shutil.rmtree(os.path.join(b.work, "www"), ignore_errors=True)
         raise
     shutil.rmtree(b.work, ignore_errors=True)
-    out = args.out or (tempfile.mkdtemp(prefix="fogate-bench-out-") if args.smoke else k.HERE)
+    partial = args.smoke or set(args.legs) != set(LEGS)   # never over the committed results
+    out = args.out or (tempfile.mkdtemp(prefix="fogate-bench-out-") if partial else k.HERE)
     os.makedirs(out, exist_ok=True)
     benchreport.write(results, out)
     b.log("results in %s" % out)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh: the fogate vs nginx benchmark in one command (see tests/bench/README.md).
-# Usage: tests/bench/run.sh [--smoke] [--out DIR] [BUILD_DIR]
+# Usage: tests/bench/run.sh [--smoke] [--legs LEG,...] [--out DIR] [BUILD_DIR]
 #   BUILD_DIR defaults to ./build (fogate at proxy/fogate, fosim at tests/sim/fosim).
 #   Without --smoke it writes tests/bench/results.{md,json,png} (about 10 minutes).
+#   --legs runs only the named legs (small, stream, ledger, idle; default all of them).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 args=""
@@ -11,6 +12,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) args="$args --smoke" ;;
         --out) args="$args --out $2"; shift ;;
+        --legs) args="$args --legs $2"; shift ;;
         *) build=$1 ;;
     esac
     shift
