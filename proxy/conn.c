@@ -1035,6 +1035,7 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     listener_format_addr(peer, c->client, sizeof c->client);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
+    bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
     bufferevent_enable(c->bev, EV_READ);
     c->list = list;

@@ -583,7 +583,7 @@ static void fill_defaults(struct upstream_opts *o)
     if (!o->send_buffer_bytes)
         o->send_buffer_bytes = 256 * 1024;
     if (!o->recv_buffer_bytes)
-        o->recv_buffer_bytes = 64 * 1024;
+        o->recv_buffer_bytes = 256 * 1024;
     if (!o->connect_timeout_ms)
         o->connect_timeout_ms = 10 * 1000;
     if (!o->total_timeout_ms)
