@@ -517,19 +517,22 @@ static ssize_t read_direct(struct conn *c)
     if (want == 0)
         return -1;
     evbuffer_unfreeze(in, 0); /* the input is frozen at the end except for the bufferevent */
-    ssize_t n = evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1 ? -2
-                : recv(c->fd, v.iov_base, want, 0);
+    if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1) {
+        evbuffer_freeze(in, 0);
+        kill_conn(c); /* out of memory: the body cannot be read */
+        return -1;
+    }
+    ssize_t n = recv(c->fd, v.iov_base, want, 0);
+    int err = errno;
     if (n > 0) {
         v.iov_len = (size_t)n;
         evbuffer_commit_space(in, &v, 1);
     }
     evbuffer_freeze(in, 0);
-    if (n == 0) {
+    if (n == 0)
         c->peer_eof = true;
-    } else if (n == -2 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                              errno != EINTR)) {
+    else if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
         kill_conn(c);
-    }
     return n < 0 ? -1 : n;
 }
 
