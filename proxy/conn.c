@@ -89,12 +89,14 @@ struct conn {
     bool head_started;          /* bytes of the next head have arrived */
     bool write_enabled;         /* the bufferevent writes the queued output when it can */
     bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
+    bool in_feed;               /* read_direct is feeding body_buf to the body */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
     char *head_buf;             /* owned: the current head, copied out of the input */
     size_t head_cap;
     struct http1_header *headers; /* owned: opt.head.max_headers entries */
     struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
+    char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
     char client[64];
     struct conn_req req;
@@ -148,6 +150,7 @@ static void destroy(struct conn *c)
     deadline_cleanup(&c->dl);
     free(c->head_buf);
     free(c->headers);
+    free(c->body_buf);
     free(c);
     conn_server_closed(srv);
 }
@@ -495,6 +498,10 @@ static void pump_body(struct conn *c);
 /* Reading goes back to the bufferevent (the body ended, failed or was dropped). */
 static void body_read_stop(struct conn *c)
 {
+    if (!c->in_feed) { /* else read_direct frees it once the feed is over */
+        free(c->body_buf);
+        c->body_buf = NULL;
+    }
     if (!c->body_direct)
         return;
     c->body_direct = false;
@@ -503,37 +510,66 @@ static void body_read_stop(struct conn *c)
         bufferevent_enable(c->bev, EV_READ);
 }
 
-/* One recv into the input. Returns the bytes read, 0 at the client's EOF, -1 otherwise
- * (nothing to read yet, or the connection died). */
-static ssize_t read_direct(struct conn *c)
+/* Feeds p[0..len) to the body. Returns the bytes consumed, or -1 after failing the body. */
+static ssize_t feed_body(struct conn *c, const char *p, size_t len)
+{
+    struct conn_req *r = &c->req;
+    struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
+    ssize_t n = h1body_feed(&r->body, p, len, on_body_data, c, &v);
+
+    if (n <= 0 && r->body_over)
+        body_failed(c, 413, "body_too_large", "the request body is larger than allowed");
+    else if (n <= 0)
+        body_failed(c, v.status, v.code, v.message);
+    if (n <= 0)
+        return -1;
+    r->bytes_in += (uint64_t)n;
+    return n;
+}
+
+/* Bytes read past the body's end (a pipelined head) go to the input. Returns 0 or -1. */
+static int keep_rest(struct conn *c, const char *p, size_t len)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    evbuffer_unfreeze(in, 0); /* the input is frozen at the end except for the bufferevent */
+    int rc = evbuffer_add(in, p, len);
+    evbuffer_freeze(in, 0);
+    return rc;
+}
+
+/* One recv into body_buf (a buffer per body, not an allocation per read), fed to the body at
+ * once. Returns 1 when bytes were fed, 0 at the client's EOF, -1 otherwise (nothing to read
+ * yet, or the body failed, or the connection died). */
+static int read_direct(struct conn *c)
+{
     const struct h1body *b = &c->req.body;
-    struct evbuffer_iovec v;
     size_t want = STREAM_READ;
 
     if (b->framing == HTTP1_BODY_LENGTH && b->left < want)
         want = (size_t)b->left; /* a pipelined head is left to the bufferevent */
-    if (want == 0)
-        return -1;
-    evbuffer_unfreeze(in, 0); /* the input is frozen at the end except for the bufferevent */
-    if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1) {
-        evbuffer_freeze(in, 0);
+    if (!c->body_buf && !(c->body_buf = malloc(STREAM_READ))) {
         kill_conn(c); /* out of memory: the body cannot be read */
         return -1;
     }
-    ssize_t n = recv(c->fd, v.iov_base, want, 0);
-    int err = errno;
-    if (n > 0) {
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(in, &v, 1);
-    }
-    evbuffer_freeze(in, 0);
+    ssize_t n = recv(c->fd, c->body_buf, want, 0);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        kill_conn(c);
     if (n == 0)
         c->peer_eof = true;
-    else if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+    if (n <= 0)
+        return n == 0 ? 0 : -1;
+    c->in_feed = true;
+    ssize_t used = feed_body(c, c->body_buf, (size_t)n);
+    c->in_feed = false;
+    int rc = used < 0 ? -1 : 1;
+    if (rc > 0 && used < n && keep_rest(c, c->body_buf + used, (size_t)(n - used)) != 0) {
         kill_conn(c);
-    return n < 0 ? -1 : n;
+        rc = -1;
+    }
+    if (c->state != ST_HANDLING || !c->req.body_active)
+        body_read_stop(c); /* frees body_buf if it ended while being fed */
+    return rc;
 }
 
 static void on_body_readable(evutil_socket_t fd, short what, void *arg)
@@ -545,7 +581,7 @@ static void on_body_readable(evutil_socket_t fd, short what, void *arg)
         body_read_stop(c);
     else if (c->req.body_paused)
         event_del(c->body_ev); /* the bytes wait in the socket until the body resumes */
-    else if (read_direct(c) >= 0)
+    else if (read_direct(c) >= 0 && c->state == ST_HANDLING && c->req.body_active)
         pump_body(c);
     leave(c);
 }
@@ -595,7 +631,6 @@ static void pump_body(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct conn_req *r = &c->req;
-    struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
 
     while (!h1body_done(&r->body)) {
         if (r->body_paused) {
@@ -612,16 +647,10 @@ static void pump_body(struct conn *c)
             body_read_start(c);
             return;
         }
-        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-        ssize_t n = h1body_feed(&r->body, p, avail, on_body_data, c, &v);
-        if (n <= 0 && r->body_over)
-            body_failed(c, 413, "body_too_large", "the request body is larger than allowed");
-        else if (n <= 0)
-            body_failed(c, v.status, v.code, v.message);
-        if (n <= 0)
+        ssize_t n = feed_body(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)avail), avail);
+        if (n < 0)
             return;
         evbuffer_drain(in, (size_t)n);
-        r->bytes_in += (uint64_t)n;
     }
     deadline_clear(&c->dl);
     body_end(c, true);
