@@ -12,6 +12,7 @@
  * connection under their own feet: kill_conn() marks it and the outermost leave() frees. */
 #include "conn.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 #define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
 #define HOLD_MAX (16 * 1024)        /* a streamed body up to this long: its head waits for it */
+#define STREAM_READ (256 * 1024)    /* most request body bytes read by one recv */
+#define FLUSH_BYTES (256 * 1024)    /* queued response bytes written at once, not at turn's end */
+#define FLUSH_IOV 64                /* most pieces of the output in one sendmsg */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -86,12 +90,17 @@ struct conn {
     bool peer_eof;
     bool in_process;            /* inside process_input: do not recurse into it */
     bool head_started;          /* bytes of the next head have arrived */
-    bool write_enabled;
+    bool write_enabled;         /* the bufferevent writes the queued output when it can */
+    bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
+    bool in_feed;               /* read_direct is feeding body_buf to the body */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
     char *head_buf;             /* owned: the current head, copied out of the input */
     size_t head_cap;
     struct http1_header *headers; /* owned: opt.head.max_headers entries */
+    struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
+    char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
+    struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
     char client[64];
     struct conn_req req;
 };
@@ -137,10 +146,15 @@ static void destroy(struct conn *c)
         c->next->prev = c->prev;
     c->list->count--;
     bufferevent_free(c->bev);
+    if (c->body_ev)
+        event_free(c->body_ev);
+    if (c->flush_ev)
+        event_free(c->flush_ev);
     deadline_cleanup(&c->dl);
     free(c->req.held_head);
     free(c->head_buf);
     free(c->headers);
+    free(c->body_buf);
     free(c);
     conn_server_closed(srv);
 }
@@ -164,6 +178,8 @@ static void kill_conn(struct conn *c)
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     free(r->held_head); /* never sent: the body it waited for did not come */
     r->held_head = NULL;
+    if (c->body_ev)
+        event_del(c->body_ev);
     if (in_flight)
         log_request(c);
     if (in_flight && r->body_active) {
@@ -261,6 +277,65 @@ static void send_iov(struct conn *c, struct iovec *iov, int n)
 static size_t output_len(const struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/* A streamed response arrives in pieces of at most 16 KiB (libcurl's write size), so it is
+ * queued and written with one sendmsg per loop turn (at once past FLUSH_BYTES) instead of
+ * one per piece. The bufferevent writes only what the socket did not take. */
+static void flush_output(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v[FLUSH_IOV];
+    struct iovec iov[FLUSH_IOV];
+
+    if (c->state == ST_DEAD || c->write_enabled || evbuffer_get_length(out) == 0)
+        return;
+    int n = evbuffer_peek(out, -1, NULL, v, FLUSH_IOV);
+    n = n < FLUSH_IOV ? n : FLUSH_IOV;
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){ v[i].iov_base, v[i].iov_len };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+    ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) { /* a bufferevent's output is frozen at the front except for its own writes */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_drain(out, (size_t)w);
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_enable(c->bev, EV_WRITE);
+        c->write_enabled = true;
+    }
+}
+
+static void output_drained(struct conn *c);
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    flush_output(c);
+    if (c->state != ST_DEAD && output_len(c) == 0)
+        output_drained(c);
+    leave(c);
+}
+
+/* Queues iov[0..n) (copied) behind the output for this turn's flush. Returns 0, or -1 when
+ * memory ran out (the caller must end the connection: the body has a hole). */
+static int queue_iov(struct conn *c, const struct iovec *iov, int n)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    for (int i = 0; i < n; i++)
+        if (evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) != 0)
+            return -1;
+    if (!c->flush_ev)
+        c->flush_ev = event_new(bufferevent_get_base(c->bev), -1, 0, on_flush, c);
+    if (!c->flush_ev || evbuffer_get_length(out) >= FLUSH_BYTES)
+        flush_output(c);
+    else
+        event_active(c->flush_ev, EV_TIMEOUT, 0);
+    return 0;
 }
 
 static bool body_unread(const struct conn_req *r)
@@ -432,10 +507,123 @@ static int on_body_data(void *arg, const char *data, size_t len)
     return r->sink.on_data ? r->sink.on_data(r, data, len, r->sink.arg) : 0;
 }
 
+/* ---- direct body reads: libevent 2.1's bufferevent reads 4 KiB per call, so while a body
+ * streams the socket is read here, up to STREAM_READ per recv, into the bufferevent's input:
+ * pump_body and the next pipelined head still see one stream. */
+
+static void pump_body(struct conn *c);
+
+/* Reading goes back to the bufferevent (the body ended, failed or was dropped). */
+static void body_read_stop(struct conn *c)
+{
+    if (!c->in_feed) { /* else read_direct frees it once the feed is over */
+        free(c->body_buf);
+        c->body_buf = NULL;
+    }
+    if (!c->body_direct)
+        return;
+    c->body_direct = false;
+    event_del(c->body_ev);
+    if (c->state != ST_DEAD)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Feeds p[0..len) to the body. Returns the bytes consumed, or -1 after failing the body. */
+static ssize_t feed_body(struct conn *c, const char *p, size_t len)
+{
+    struct conn_req *r = &c->req;
+    struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
+    ssize_t n = h1body_feed(&r->body, p, len, on_body_data, c, &v);
+
+    if (n <= 0 && r->body_over)
+        body_failed(c, 413, "body_too_large", "the request body is larger than allowed");
+    else if (n <= 0)
+        body_failed(c, v.status, v.code, v.message);
+    if (n <= 0)
+        return -1;
+    r->bytes_in += (uint64_t)n;
+    return n;
+}
+
+/* Bytes read past the body's end (a pipelined head) go to the input. Returns 0 or -1. */
+static int keep_rest(struct conn *c, const char *p, size_t len)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    evbuffer_unfreeze(in, 0); /* the input is frozen at the end except for the bufferevent */
+    int rc = evbuffer_add(in, p, len);
+    evbuffer_freeze(in, 0);
+    return rc;
+}
+
+/* One recv into body_buf (a buffer per body, not an allocation per read), fed to the body at
+ * once. Returns 1 when bytes were fed, 0 at the client's EOF, -1 otherwise (nothing to read
+ * yet, or the body failed, or the connection died). */
+static int read_direct(struct conn *c)
+{
+    const struct h1body *b = &c->req.body;
+    size_t want = STREAM_READ;
+
+    if (b->framing == HTTP1_BODY_LENGTH && b->left < want)
+        want = (size_t)b->left; /* a pipelined head is left to the bufferevent */
+    if (!c->body_buf && !(c->body_buf = malloc(STREAM_READ))) {
+        kill_conn(c); /* out of memory: the body cannot be read */
+        return -1;
+    }
+    ssize_t n = recv(c->fd, c->body_buf, want, 0);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        kill_conn(c);
+    if (n == 0)
+        c->peer_eof = true;
+    if (n <= 0)
+        return n == 0 ? 0 : -1;
+    c->in_feed = true;
+    ssize_t used = feed_body(c, c->body_buf, (size_t)n);
+    c->in_feed = false;
+    int rc = used < 0 ? -1 : 1;
+    if (rc > 0 && used < n && keep_rest(c, c->body_buf + used, (size_t)(n - used)) != 0) {
+        kill_conn(c);
+        rc = -1;
+    }
+    if (c->state != ST_HANDLING || !c->req.body_active)
+        body_read_stop(c); /* frees body_buf if it ended while being fed */
+    return rc;
+}
+
+static void on_body_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->state != ST_HANDLING || !c->req.body_active)
+        body_read_stop(c);
+    else if (c->req.body_paused)
+        event_del(c->body_ev); /* the bytes wait in the socket until the body resumes */
+    else if (read_direct(c) >= 0 && c->state == ST_HANDLING && c->req.body_active)
+        pump_body(c);
+    leave(c);
+}
+
+/* The body needs more bytes: body_ev reads them (without it, the bufferevent does). */
+static void body_read_start(struct conn *c)
+{
+    if (!c->body_ev)
+        c->body_ev = event_new(bufferevent_get_base(c->bev), c->fd, EV_READ | EV_PERSIST,
+                               on_body_readable, c);
+    if (!c->body_ev)
+        return;
+    if (!c->body_direct)
+        bufferevent_disable(c->bev, EV_READ);
+    c->body_direct = true;
+    if (!event_pending(c->body_ev, EV_READ, NULL))
+        event_add(c->body_ev, NULL);
+}
+
 static void body_end(struct conn *c, bool ok)
 {
     struct conn_req *r = &c->req;
 
+    body_read_stop(c);
     r->body_active = false;
     if (r->sink.on_end)
         r->sink.on_end(r, ok, r->sink.arg);
@@ -461,7 +649,6 @@ static void pump_body(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct conn_req *r = &c->req;
-    struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
 
     while (!h1body_done(&r->body)) {
         if (r->body_paused) {
@@ -470,22 +657,18 @@ static void pump_body(struct conn *c)
         }
         size_t avail = evbuffer_get_contiguous_space(in);
         if (avail == 0) {
-            if (c->peer_eof)
+            if (c->peer_eof) {
                 body_failed(c, 400, "body_cut_off", "the client closed before the body ended");
-            else
-                deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
+                return;
+            }
+            deadline_set(&c->dl, DL_BODY, c->opt->idle_timeout_ms);
+            body_read_start(c);
             return;
         }
-        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
-        ssize_t n = h1body_feed(&r->body, p, avail, on_body_data, c, &v);
-        if (n <= 0 && r->body_over)
-            body_failed(c, 413, "body_too_large", "the request body is larger than allowed");
-        else if (n <= 0)
-            body_failed(c, v.status, v.code, v.message);
-        if (n <= 0)
+        ssize_t n = feed_body(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)avail), avail);
+        if (n < 0)
             return;
         evbuffer_drain(in, (size_t)n);
-        r->bytes_in += (uint64_t)n;
     }
     deadline_clear(&c->dl);
     body_end(c, true);
@@ -619,16 +802,17 @@ int conn_req_write(struct conn_req *req, const char *data, size_t len)
         return 0;
     if (req->stream_left >= 0 && (uint64_t)len > (uint64_t)req->stream_left)
         len = (size_t)req->stream_left; /* never more than announced */
-    if (req->stream_chunked) {
-        int n = snprintf(size, sizeof size, "%zx\r\n", len);
-        struct iovec iov[3] = { { size, (size_t)n }, { (void *)data, len }, { "\r\n", 2 } };
-        send_iov(c, iov, 3);
-        req->bytes_out += (uint64_t)n + len + 2;
-    } else {
-        struct iovec iov[1] = { { (void *)data, len } };
-        send_iov(c, iov, 1);
-        req->bytes_out += len;
+    int n = req->stream_chunked ? snprintf(size, sizeof size, "%zx\r\n", len) : 0;
+    struct iovec iov[3] = { { size, (size_t)n }, { (void *)data, len }, { "\r\n", 2 } };
+    if (req->held_head) /* a small body: its held head and it leave in one sendmsg, now */
+        send_iov(c, iov, req->stream_chunked ? 3 : 2);
+    else if (queue_iov(c, iov, req->stream_chunked ? 3 : 2) != 0) {
+        enter(c);
+        kill_conn(c); /* a hole in the body: the client must see it cut off */
+        leave(c);
+        return -1;
     }
+    req->bytes_out += (uint64_t)n + len + (req->stream_chunked ? 2 : 0);
     if (req->stream_left >= 0)
         req->stream_left -= (int64_t)len;
     if (output_len(c) <= STREAM_HIGH)
@@ -654,7 +838,8 @@ void conn_req_end(struct conn_req *req)
     req->ev = (struct conn_req_events){ 0 };
     if (req->stream_chunked) {
         struct iovec iov[1] = { { "0\r\n\r\n", 5 } };
-        send_iov(c, iov, 1);
+        if (queue_iov(c, iov, 1) != 0)
+            c->closing = true; /* no last chunk: the client sees the body cut off */
         req->bytes_out += 5;
     }
     deadline_clear(&c->dl);
@@ -676,6 +861,7 @@ void conn_req_drop_body(struct conn_req *req)
 
     if (!req->body_active)
         return;
+    body_read_stop(c);
     req->body_active = false;
     req->body_failed = true; /* the rest is never read: the connection must close */
     req->sink = (struct conn_body_sink){ 0 };
@@ -846,12 +1032,9 @@ static void on_read(struct bufferevent *bev, void *arg)
     leave(c);
 }
 
-/* The output buffer has drained. */
-static void on_write(struct bufferevent *bev, void *arg)
+/* The output buffer has drained (written by the bufferevent or by a flush). */
+static void output_drained(struct conn *c)
 {
-    struct conn *c = arg;
-
-    enter(c);
     if (c->state == ST_HANDLING && c->req.stream_wait) {
         c->req.stream_wait = false;
         deadline_clear(&c->dl);
@@ -861,6 +1044,18 @@ static void on_write(struct bufferevent *bev, void *arg)
         linger_begin(c);
     else if (c->state == ST_HEAD)
         process_input(c); /* pipelined requests waited for the output to drain */
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    enter(c);
+    if (c->write_enabled && output_len(c) == 0) {
+        bufferevent_disable(c->bev, EV_WRITE); /* flushes write directly again */
+        c->write_enabled = false;
+    }
+    output_drained(c);
     leave(c);
 }
 
@@ -910,6 +1105,8 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     listener_format_addr(peer, c->client, sizeof c->client);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
+    bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
     bufferevent_enable(c->bev, EV_READ);
     c->list = list;

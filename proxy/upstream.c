@@ -24,6 +24,7 @@
  * fixed value libcurl keeps 4 x the handles added at that moment, so a lull closes the
  * connections the next burst reopens. */
 #define IDLE_CONNECTIONS 256
+#define SEND_BATCH (64 * 1024)    /* request body buffered before a paused upload resumes */
 
 struct upstream {
     struct event_base *base;      /* borrowed */
@@ -427,14 +428,18 @@ size_t upstream_send_space(const struct upstream_xfer *x)
     return room;
 }
 
+/* A paused upload resumes once SEND_BATCH bytes (or the whole body) wait, so that each
+ * wake-up of libcurl sends one large piece rather than each small read of the client. */
 static void after_push(struct upstream_xfer *x, size_t took, size_t offered)
 {
     bool complete = x->body_len >= 0 && x->pushed + took == (uint64_t)x->body_len;
+    size_t batch = x->send_cap < SEND_BATCH ? x->send_cap : SEND_BATCH;
 
     x->pushed += took;
     if (!complete && (took < offered || upstream_send_space(x) == 0))
         x->space_wanted = true;
-    if (took && (x->paused & CURLPAUSE_SEND))
+    if (took && (x->paused & CURLPAUSE_SEND) &&
+        (complete || evbuffer_get_length(x->sendbuf) >= batch))
         kick(x);
 }
 
@@ -498,8 +503,12 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
     if (rc == CURLE_OK)
         rc = upreq_method(e, req->method, req->body_len);
     if (req->body_len != UPSTREAM_BODY_NONE) {
+        /* one send per read callback: as large as the body buffer (libcurl: 16 KiB-2 MiB) */
+        size_t ul = req->body_len >= 0 && (uint64_t)req->body_len < x->send_cap
+                        ? (size_t)req->body_len : x->send_cap;
         SET(CURLOPT_READFUNCTION, on_read);
         SET(CURLOPT_READDATA, x);
+        SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)ul);
     }
     SET(CURLOPT_PRIVATE, (char *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
@@ -603,7 +612,7 @@ static void fill_defaults(struct upstream_opts *o)
     if (!o->send_buffer_bytes)
         o->send_buffer_bytes = 256 * 1024;
     if (!o->recv_buffer_bytes)
-        o->recv_buffer_bytes = 64 * 1024;
+        o->recv_buffer_bytes = 256 * 1024;
     if (!o->connect_timeout_ms)
         o->connect_timeout_ms = 10 * 1000;
     if (!o->total_timeout_ms)

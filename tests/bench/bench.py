@@ -261,8 +261,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="a few seconds per leg, small files")
     ap.add_argument("--legs", default=",".join(LEGS),
                     help="comma list of legs to run (default all: %s)" % ",".join(LEGS))
-    ap.add_argument("--out", help="directory for results.* (default: tests/bench, or the "
-                                  "work dir's out/ with --smoke)")
+    ap.add_argument("--out", help="directory for results.* (default: tests/bench, or a "
+                                  "temporary directory with --smoke or some --legs)")
     ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
     args = ap.parse_args()
@@ -285,7 +285,8 @@ def main():
         shutil.rmtree(os.path.join(b.work, "www"), ignore_errors=True)
         raise
     shutil.rmtree(b.work, ignore_errors=True)
-    out = args.out or (tempfile.mkdtemp(prefix="fogate-bench-out-") if args.smoke else k.HERE)
+    partial = args.smoke or set(args.legs) != set(LEGS)   # never over the committed results
+    out = args.out or (tempfile.mkdtemp(prefix="fogate-bench-out-") if partial else k.HERE)
     os.makedirs(out, exist_ok=True)
     benchreport.write(results, out)
     b.log("results in %s" % out)

@@ -3,6 +3,8 @@
 # Usage: tests/bench/run.sh [--smoke] [--legs LIST] [--out DIR] [BUILD_DIR]
 #   BUILD_DIR defaults to ./build (fogate at proxy/fogate, fosim at tests/sim/fosim).
 #   Without --smoke it writes tests/bench/results.{md,json,png} (about 10 minutes).
+#   --legs runs only the named legs (small, stream, ledger, idle, multicore; default all);
+#   a partial run writes to a temporary directory unless --out is given.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 args=""

@@ -133,6 +133,81 @@ def test_1gib_upload_bounded_rss(gate, sim, workdir):
     assert gate.vm("VmHWM") < rss_limit(), gate.vm("VmHWM")
 
 
+def stored_digests(workdir, size):
+    """sha256 of every file of `size` bytes fosim has stored."""
+    out = set()
+    for dp, _, fs in os.walk(os.path.join(workdir, "fosim-data")):
+        for f in fs:
+            path = os.path.join(dp, f)
+            if os.path.getsize(path) == size:
+                with open(path, "rb") as fh:
+                    out.add(hashlib.sha256(fh.read()).hexdigest())
+    return out
+
+
+def read_response(s, buf):
+    """One response with a Content-Length body from socket s; returns (status, body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        assert d, "connection closed before a response head"
+        buf += d
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    n = int([ln.split(b":", 1)[1] for ln in head.split(b"\r\n")
+             if ln.lower().startswith(b"content-length:")][0])
+    while len(buf) < n:
+        d = s.recv(65536)
+        assert d, "connection closed inside a body"
+        buf += d
+    return int(head.split()[1]), buf[:n], buf[n:]
+
+
+def test_uploads_larger_than_a_read_byte_exact_then_pipelined(gate, sim, workdir):
+    """fogate reads streamed bodies in pieces of up to 256 KiB: a chunked body whose chunks
+    straddle those reads and a Content-Length body, each followed at once by a pipelined
+    request in the same send, arrive byte-exact and the requests after them are answered."""
+    sizes = [1, 300000, 262144, 262145, 7, 600001, 65536, 131071]
+    data = b"".join(pattern(i)[:n] for i, n in enumerate(sizes))
+    path = "/api/connector/enqueue/%s?entity=Customer+groups" % IMPORT_JOB
+    head = "POST %s HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n" % (path, ALICE_KEY)
+    chunked, off = b"", 0
+    for n in sizes:
+        chunked += b"%x\r\n" % n + data[off:off + n] + b"\r\n"
+        off += n
+    health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    s = passkit.raw_connect(gate)
+    s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunked +
+              b"0\r\n\r\n" + health)
+    st, body, rest = read_response(s, b"")
+    assert st == 200, body
+    st, _, rest = read_response(s, rest)
+    assert st == 200
+    plain = data[::-1]
+    s.sendall((head + "Content-Length: %d\r\n\r\n" % len(plain)).encode() + plain + health)
+    st2, body2, rest = read_response(s, rest)
+    assert st2 == 200, body2
+    st, _, rest = read_response(s, rest)
+    assert st == 200 and rest == b""
+    s.close()
+    for b, want in ((body, data), (body2, plain)):
+        assert sim.ctl("GET", "messages/" + b.decode().strip('"'))["size"] == len(want)
+        assert hashlib.sha256(want).hexdigest() in stored_digests(workdir, len(want))
+
+
+def test_streamed_download_then_pipelined_request(gate, sim):
+    """A streamed response is queued and flushed once per loop turn; the request pipelined
+    behind it waits for that output to drain and is then answered on the same connection."""
+    want = feed(sim, 4 * CHUNK)
+    path = download_path(gate)
+    s = passkit.raw_connect(gate)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\n\r\n"
+               "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" % (path, ALICE_KEY)).encode())
+    st, body, rest = read_response(s, b"")
+    assert st == 200 and hashlib.sha256(body).hexdigest() == want
+    st, _, rest = read_response(s, rest)
+    assert st == 200 and rest == b""
+    s.close()
+
+
 def test_slow_upstream_download(gate, sim):
     want = feed(sim, 8 * CHUNK)
     path = download_path(gate)
