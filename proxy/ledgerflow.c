@@ -144,14 +144,8 @@ void ledgerflow_free(struct ledgerflow *lf)
     while (lf->ops) {
         struct ledgerflow_op *op = lf->ops;
         op_unlink(op);
-        op->lf = NULL;
-        op->cancelled = true;
-        d365_cancel(op->call);
-        op->call = NULL;
-        outbox_forget(op->job);
-        op->job = NULL;
-        if (!op->redis_pending)
-            op_free(op);
+        op->lf = NULL; /* an op still waiting for Redis is freed by its CANCELLED callback */
+        ledgerflow_cancel(op);
     }
     ledgerstat_free(lf->st);
     outbox_free(lf->ob);

@@ -1,9 +1,20 @@
-"""Fixtures for the front-end tests: a running fogate per test, stopped (and checked for a
-clean exit and sanitizer silence) at teardown."""
+"""Fixtures shared by the end-to-end tests: a running fogate per test for the front-end tests,
+stopped (and checked for a clean exit and sanitizer silence) at teardown, and a module-wide
+fosim with the default config (a module that needs another config defines its own `sim`)."""
 
 import pytest
 
 import frontkit
+import harness
+from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
+
+
+@pytest.fixture(scope="module")
+def sim(workdir):  # noqa: F811
+    """A fosim with the default config shared by a test module; asserts a clean exit."""
+    s = harness.start_fosim(workdir)
+    yield s
+    assert s.stop() == 0, s.proc.log_tail()
 
 
 @pytest.fixture

@@ -174,14 +174,6 @@ def redis(workdir):
 
 
 @pytest.fixture(scope="module")
-def sim(workdir):
-    """A fosim with the default config shared by a test module; asserts a clean exit."""
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
-@pytest.fixture(scope="module")
 def certs(workdir):
     """A test PKI (tests/unit/rconn/make-certs.sh): ca.crt, server.crt/key for
     localhost/127.0.0.1, and an unrelated other-ca.crt."""

@@ -20,7 +20,7 @@ import pytest
 
 import harness
 import ledgerkit as lk
-from ledgerkit import redis, sim  # noqa: F401  (module-wide fixtures)
+from ledgerkit import redis  # noqa: F401  (module-wide fixture; sim: conftest)
 from harness import workdir  # noqa: F401
 
 VISIBILITY = 1800

@@ -23,7 +23,7 @@ import pytest
 
 import harness
 import ledgerkit as lk
-from ledgerkit import certs, sim  # noqa: F401  (module-wide fixtures)
+from ledgerkit import certs  # noqa: F401  (module-wide fixture; sim: conftest)
 from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
 
 NAME = "fogate-master"

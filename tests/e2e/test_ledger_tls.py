@@ -26,13 +26,6 @@ def tls_redis(workdir, certs):
     p.stop()
 
 
-@pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
 def tls_gate(workdir, sim, redis, certs, name, server_name="localhost", ca="ca.crt",
              password="file"):
     pw = {"password_file": os.path.join(workdir, "redis.pw")}

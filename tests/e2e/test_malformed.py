@@ -139,13 +139,6 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
-@pytest.fixture(scope="module")
 def shared_front(tmp_path_factory, sim):
     # max_enqueue_bytes as max_body_bytes: body_too_large targets the enqueue route
     f = frontkit.Fogate(tmp_path_factory.mktemp("malformed"), sim=sim,

@@ -86,13 +86,6 @@ class Gate:
 
 
 @pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir)
-    yield s
-    assert s.stop() == 0, s.proc.log_tail()
-
-
-@pytest.fixture(scope="module")
 def gate(workdir, sim):
     g = Gate(workdir, sim)
     yield g

@@ -70,13 +70,6 @@ def on_each_worker(gate, n, fn, times=2, attempts=400):
     raise AssertionError("connections did not reach every worker: %r" % done)
 
 
-@pytest.fixture(scope="module")
-def sim(workdir):
-    s = harness.start_fosim(workdir, harness.default_sim_config())
-    yield s
-    assert s.stop() == 0
-
-
 @pytest.fixture(autouse=True)
 def clean(sim):
     sim.reset()
