@@ -375,6 +375,60 @@ def start_redis(workdir, extra_conf=""):
     return p
 
 
+class Resp:
+    """A minimal RESP client on 127.0.0.1:port (stdlib only). Replies: simple strings as
+    str, errors as RuntimeError objects (returned, not raised), integers, bulk strings as str
+    (bytes with decode=False), arrays as lists, nil as None."""
+
+    def __init__(self, port, timeout=5.0, decode=True):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.f = self.sock.makefile("rb")
+        self.decode = decode
+
+    def call(self, *args):
+        out = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def _read(self):
+        line = self.f.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("connection closed")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)[:-2]
+            return data.decode(errors="replace") if self.decode else data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise ValueError(f"bad RESP line {line!r}")
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def resp(port, *args, decode=True):
+    """One command on a fresh connection (see Resp)."""
+    c = Resp(port, decode=decode)
+    try:
+        return c.call(*args)
+    finally:
+        c.close()
+
+
 def start_azurite(workdir):
     """Azurite's blob service (see harness_azurite): an object with endpoint, account, key and
     stop(). Fails loudly (never skips) if Azurite is not installed."""

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -159,10 +158,8 @@ def wait_ms(fn):
 
 
 def redis_flush(redis):
-    """FLUSHALL through a raw RESP exchange (no client library)."""
-    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
-        s.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
-        assert s.recv(64).startswith(b"+OK")
+    """FLUSHALL (harness.resp: no client library)."""
+    assert harness.resp(redis.port, "FLUSHALL") == "OK"
 
 
 @pytest.fixture(scope="module")

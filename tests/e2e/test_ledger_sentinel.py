@@ -13,7 +13,6 @@ ROLE check and the READONLY reaction deterministically."""
 import os
 import shutil
 import signal
-import socket
 import socketserver
 import ssl
 import threading
@@ -23,62 +22,13 @@ import pytest
 
 import harness
 import ledgerkit as lk
+from harness import Resp, resp
 from ledgerkit import certs  # noqa: F401  (module-wide fixture; sim: conftest)
 from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
 
 NAME = "fogate-master"
 VISIBILITY = 1800
 FOLLOW_BOUND_S = 15.0
-
-
-# ---- a minimal RESP client (stdlib only) ----
-
-class Resp:
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.f = self.sock.makefile("rb")
-
-    def call(self, *args):
-        out = [f"*{len(args)}\r\n".encode()]
-        for a in args:
-            b = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(out))
-        return self._read()
-
-    def _read(self):
-        line = self.f.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RuntimeError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)
-            return data[:-2].decode(errors="replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise ValueError(f"bad RESP line {line!r}")
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
-
-
-def resp(port, *args):
-    c = Resp(port)
-    try:
-        return c.call(*args)
-    finally:
-        c.close()
 
 
 def try_resp(port, *args):

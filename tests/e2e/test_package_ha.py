@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -32,35 +31,9 @@ def idem_key(key):
     return f"fogate:pkg:idem:pkg-in:{sha(key)}"
 
 
-# ---- a minimal RESP client (stdlib only) ----
-
-def _read_reply(f):
-    line = f.readline().rstrip(b"\r\n")
-    kind, rest = line[:1], line[1:]
-    if kind in (b"+", b"-"):
-        return rest.decode()
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)[:-2]
-        return data
-    if kind == b"*":
-        n = int(rest)
-        return None if n < 0 else [_read_reply(f) for _ in range(n)]
-    raise AssertionError(f"bad RESP reply {line!r}")
-
-
 def rcmd(redis, *args):
-    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as s:
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        s.sendall(out)
-        return _read_reply(s.makefile("rb"))
+    """One Redis command; bulk replies as bytes."""
+    return harness.resp(redis.port, *args, decode=False)
 
 
 def start_redis_on(workdir, port):
