@@ -84,7 +84,8 @@ def sim(env):
     s = env[0]
     s.reset()
     s.configure(import_package_secs=0.5, export_secs=0.5, exec_not_found_secs=0,
-                package_outcome="Succeeded", package_bytes=4096, write_sas_secs=1800)
+                package_outcome="Succeeded", package_bytes=4096, write_sas_secs=1800,
+                read_sas_secs=3600)
     return s
 
 
@@ -353,6 +354,25 @@ def test_expired_sas_is_a_clear_error_and_nothing_is_imported(sim, gate):
     r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-expired" * 100, headers=h)
     assert r.status == 202 and not r.json().get("replayed"), r
     assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_expired_sas_on_the_package_download_is_blob_sas_expired(sim, gate):
+    """Regression (issue 11 item 8): an expired read SAS from GetExportedPackageUrl answered
+    blob_download_failed; the docs promise blob_sas_expired, as on the upload."""
+    sim.configure(read_sas_secs=-120)
+    r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    s = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-out&wait=30", timeout=60)
+    assert s.json()["status"] == "Succeeded", s
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 502 and p.json()["code"] == "blob_sas_expired", p
+    msg = p.json()["message"]
+    assert "GetExportedPackageUrl" in msg and "expired at 20" in msg and "again" in msg, msg
+    assert b"sig=" not in p.body and "?" not in msg
+    sim.configure(read_sas_secs=3600)
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 200 and p.body[:2] == b"PK", p
 
 
 def test_no_sas_query_in_logs(gate):
