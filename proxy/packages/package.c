@@ -54,6 +54,7 @@ static void req_free(struct package_req *r)
     packageimport_stop(r);
     packageerrors_stop(r);
     d365_cancel(r->call);
+    d365_cancel(r->check);
     msgwait_cancel(r->waiter);
     if (r->prev)
         r->prev->next = r->next;
@@ -142,7 +143,7 @@ void package_req_json(struct package_req *r, int status, json_t *o)
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->busy || r->call || r->import || r->xfer || r->queued || r->waiter || r->op ||
+    if (r->busy || r->call || r->check || r->import || r->xfer || r->queued || r->waiter || r->op ||
         r->body_reading || r->req)
         return false;
     req_free(r);

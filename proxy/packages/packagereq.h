@@ -66,6 +66,10 @@ struct package_req {
     bool execute, overwrite;
     struct d365_call *call;             /* owned while in flight */
     struct upcall *import;              /* owned while ImportFromPackage is in flight */
+    struct d365_err import_err;         /* a failed ImportFromPackage, answered once D365
+                                           said whether the execution started */
+    struct d365_call *check;            /* owned while asking that (goes on when the
+                                           client leaves, like the import itself) */
     struct upstream_xfer *xfer;         /* owned while a blob transfer runs */
     struct msgwait_waiter *waiter;      /* owned while waiting */
     struct packageshare_op *op;         /* owned while a lock or key operation runs */

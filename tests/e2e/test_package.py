@@ -193,6 +193,28 @@ def test_odata_400_is_a_clear_error_and_not_retried(sim, gate):
     assert requests_to(sim, "odata:ImportFromPackage") == 1
 
 
+def test_import_refused_with_5xx_releases_its_key_so_the_retry_imports(sim, gate):
+    """Regression (issue 11 item 9): ImportFromPackage answered 500, the client got 502, and
+    a retry with the same Idempotency-Key answered 202 with the execution id of an import
+    that never started (its status stayed NotRun). Now fogate asks D365 whether the
+    execution started: it did not, so the key is released and the retry imports."""
+    h = {"Idempotency-Key": "refused-500"}
+    body = b"PK-refused" * 300
+    sim.fault(endpoint="odata:ImportFromPackage", kind="status", status=500, count=1)
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r.status == 502 and r.json()["code"] == "d365_error", r
+    assert "did not start" in r.json()["message"] and "safe" in r.json()["message"], r.json()
+    assert requests_to(sim, "odata:GetExecutionSummaryStatus") == 1
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r.status == 202 and not r.json().get("replayed"), r
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
+    assert wait_final(gate, r.json()["execution_id"]) == "Succeeded"
+    # now the key is done for real: a third call replays without importing again
+    r2 = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r2.status in (200, 202) and r2.json()["execution_id"] == r.json()["execution_id"]
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
+
+
 def test_two_imports_at_once_run_one_after_the_other(sim, gate):
     sim.configure(import_package_secs=1.0)
     out = []
