@@ -190,7 +190,11 @@ def test_image_runs_as_its_user_and_serves_an_enqueue(image, fosim, workdir):  #
         assert time.monotonic() - t0 < 10
     finally:
         rc = c.proc.stop()
+        # readOnlyRootFilesystem holds: fogate wrote nothing in the container's own layer
+        # (buildah run itself only touches /etc for hosts and resolv.conf)
+        changes = set(run("podman", "diff", c.name).split("\n")) - {"", "C /etc"}
         c.remove()
     log = harness.file_tail(c.proc.log_path, 200000)
     assert rc == 0, log
+    assert not changes, f"fogate wrote into the image's file system: {sorted(changes)}"
     assert harness.APP_SECRET not in log and KEY not in log, "a secret reached the log"
