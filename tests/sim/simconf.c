@@ -132,6 +132,7 @@ static const struct numkey numkeys[] = {
     NK("exec_not_found_secs", exec_not_found_secs, 1, 0),
     NK("package_bytes", package_bytes, 2, 0),
     NK("write_sas_secs", write_sas_secs, 0, -86400),
+    NK("read_sas_secs", read_sas_secs, 0, -86400),
 };
 
 static int parse_numbers(const json_t *doc, struct simconf *c, char *err, size_t cap)
@@ -207,7 +208,7 @@ static const char *const known_keys[] = {
     "retention_secs", "enqueued_secs", "processing_secs", "max_enqueue_bytes",
     "import_package_secs", "export_secs", "exec_not_found_secs", "package_bytes", "redelivery",
     "download_location", "status_spelling", "import_outcome", "package_outcome",
-    "chunked_downloads", "azurite", "write_sas_secs", "identity_header", NULL};
+    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", "identity_header", NULL};
 
 static int check_keys(const json_t *doc, char *err, size_t cap)
 {
@@ -235,6 +236,7 @@ static void defaults(struct simconf *c)
     c->export_secs = 1;
     c->package_bytes = 4096;
     c->write_sas_secs = 1800;
+    c->read_sas_secs = 3600;
 }
 
 static int parse_lists(const json_t *doc, struct simconf *c, char *err, size_t cap)
