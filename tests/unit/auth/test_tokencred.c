@@ -6,11 +6,13 @@
 #include "conf.h"
 #include "tokencred.h"
 #include "tokenhint.h"
+#include "testproc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define APP "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -125,6 +127,52 @@ static void test_assertion_file(void)
     free(old);
 }
 
+/* The kubelet's projected volume: <dir>/token -> ..data/token, ..data -> ..<timestamp>/;
+ * an update writes a new timestamped directory and swaps ..data atomically. */
+static void kubelet_write(const char *vol, int gen, const char *jwt_text)
+{
+    char d[700], f[760], tmp[700], data[700];
+    snprintf(d, sizeof d, "%s/..2026_%d", vol, gen);
+    CHECK(mkdir(d, 0755) == 0);
+    snprintf(f, sizeof f, "%s/token", d);
+    FILE *fp = fopen(f, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs(jwt_text, fp);
+        fclose(fp);
+    }
+    snprintf(tmp, sizeof tmp, "%s/..data_tmp", vol);
+    snprintf(data, sizeof data, "%s/..data", vol);
+    snprintf(f, sizeof f, "..2026_%d", gen);
+    CHECK(symlink(f, tmp) == 0 && rename(tmp, data) == 0);
+}
+
+static void test_projected_volume(void)
+{
+    char vol[700], link[760], err[256];
+    struct tokencred_req r;
+    char *a = jwt((long long)time(NULL) + 600, "system:serviceaccount:ns:first");
+    char *b = jwt((long long)time(NULL) + 600, "system:serviceaccount:ns:second");
+
+    snprintf(vol, sizeof vol, "%s/vol", dir);
+    CHECK(mkdir(vol, 0755) == 0);
+    kubelet_write(vol, 1, a);
+    snprintf(link, sizeof link, "%s/token", vol);
+    CHECK(symlink("..data/token", link) == 0);
+    struct conf_env e = fed_env();
+    e.client_assertion_file = link;
+    struct tokencred *c = tokencred_load(&e, err, sizeof err);
+    CHECK(c && request(c, &e, &r, err, sizeof err) == TOKENCRED_OK && strstr(r.body, a));
+    tokencred_req_cleanup(&r);
+    kubelet_write(vol, 2, b);
+    CHECK(request(c, &e, &r, err, sizeof err) == TOKENCRED_OK && strstr(r.body, b));
+    tokencred_req_cleanup(&r);
+    tokencred_free(c);
+    free(a);
+    free(b);
+    testproc_rmtree(vol);
+}
+
 static struct conf_env mi_env(const char *mi_client_id)
 {
     struct conf_env e = { .name = "prod", .base_url = RES, .resource = RES, .tenant = "t",
@@ -226,9 +274,10 @@ int main(void)
     CHECK(mkdtemp(dir) != NULL);
     snprintf(path, sizeof path, "%s/token", dir);
     test_assertion_file();
+    test_projected_volume();
     test_imds();
     test_app_service();
     test_hints();
-    rmdir(dir);
+    testproc_rmtree(dir);
     return check_done();
 }
