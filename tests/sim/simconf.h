@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "simspl.h"
+
 struct simconf_app {
     char *client_id;   /* owned */
     char *secret;      /* owned; NULL = no secret credential */
@@ -57,6 +59,7 @@ struct simconf {
     long long package_bytes;      /* size of generated export packages */
     long write_sas_secs;          /* GetAzureWriteUrl's SAS ends this long from now (< 0: expired) */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
+    struct simspl_conf spl;       /* service protection (§5); off unless configured */
 };
 
 /* Builds a validated config from `doc` (borrowed). On error returns NULL and writes a
