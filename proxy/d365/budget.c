@@ -408,9 +408,9 @@ static void pump(struct benv *e)
     if (rconn_eval(b->rc, &b->scripts[BUDGETLUA_ACQUIRE], on_acquired, e,
                    (int)c->redis_timeout_ms, 3, e->keys.sem, e->keys.win, e->keys.gate, conc,
                    rate, win, lease, e->ask->id, NULL) < 0) {
-        free(e->ask);
+        free(e->ask); /* out of memory: try again soon (never grant from here) */
         e->ask = NULL;
-        fall_back(e, "command refused");
+        arm(e->timer, c->poll_ms);
     }
 }
 
@@ -445,9 +445,11 @@ enum budget_start budget_acquire(struct budget *b, const char *env, const char *
         return BUDGET_FULL;
     }
     arm(w->deadline, wait_ms);
-    if (!e->ask)
-        arm(e->timer, 0);
     *wait = w;
+    if (!e->ask && shared_mode(b) && e->keys_ok)
+        pump(e); /* only sends ACQUIRE: its answer comes from the loop, never from here */
+    else if (!e->ask)
+        arm(e->timer, 0); /* the local path may grant at once: not from inside this call */
     return BUDGET_PENDING;
 }
 
