@@ -6,6 +6,8 @@ emulates D365's limits per identity (10 concurrent, 100 per window, reference §
 `d365_budget_exhausted` with Retry-After, and a quiet job is served while a busy one
 queues. A 429 seen by one instance stops the other's calls (fosim's call log shows none
 while the gate is closed); with Redis down each instance keeps its share and its own gate."""
+import os
+import shutil
 import statistics
 import threading
 import time
@@ -279,5 +281,20 @@ def test_redis_down_each_instance_keeps_its_share_and_gate(workdir, sim, redis):
         r = gates[0].request("POST", ENQ, b"a,b\n")
         assert r.status == 429 and r.json()["code"] == "d365_throttled", r
         assert gates[1].request("POST", ENQ, b"a,b\n").status == 200
+        # Redis back on its port: both instances share the budget again
+        conf = os.path.join(workdir, f"redis-{redis.port}.conf")
+        back = harness.Proc("redis-again", [shutil.which("redis-server") or "/usr/bin/redis-server",
+                                            conf], workdir)
+        try:
+            harness.wait_port(redis.port)
+            for g in gates:
+                harness.wait_until(lambda: admin(g)["mode"] == "shared", what="shared again")
+                r, _ = one_call(g, EXPORT_JOB, passkit.ALICE_KEY)
+                assert r.status == 200, r
+                assert "shares its budget through Redis again" in g.log_text()
+            assert harness.resp(redis.port, "EXISTS", *[k for k in harness.resp(
+                redis.port, "KEYS", "fogate:d365:*:win")]) == 1
+        finally:
+            back.stop()
     finally:
         stop_all(gates)
