@@ -173,6 +173,8 @@ static int add_envs(struct budget *b)
         struct benv *e = benv_find(b, env->name), **n;
         if (e) {
             e->keys_ok = budgetlua_keys(env->resource, env->client_id, &e->keys) == 0;
+            if (e->win.cap != cfg(b)->requests && budgetwin_resize(&e->win, cfg(b)->requests) < 0)
+                return -1;
             continue;
         }
         n = realloc(b->envs, (b->n_envs + 1) * sizeof *n);

@@ -12,6 +12,25 @@ int budgetwin_init(struct budgetwin *w, size_t cap)
     return w->at ? 0 : -1;
 }
 
+int budgetwin_resize(struct budgetwin *w, size_t cap)
+{
+    int64_t *at = calloc(cap ? cap : 1, sizeof *at);
+    size_t keep;
+
+    if (!at)
+        return -1;
+    cap = cap ? cap : 1;
+    keep = w->n < cap ? w->n : cap;
+    for (size_t i = 0; i < keep; i++) /* the newest `keep`, oldest first */
+        at[i] = w->at[(w->head + w->n - keep + i) % w->cap];
+    free(w->at);
+    w->at = at;
+    w->cap = cap;
+    w->head = 0;
+    w->n = keep;
+    return 0;
+}
+
 void budgetwin_cleanup(struct budgetwin *w)
 {
     free(w->at);

@@ -17,6 +17,10 @@ struct budgetwin {
 
 /* Sets up an empty window able to hold `cap` (>= 1) times. Returns 0 or -1 (no memory). */
 int budgetwin_init(struct budgetwin *w, size_t cap);
+/* Gives the window room for `cap` (>= 1) times (a reload changed the rate), keeping the
+ * newest ones. Returns 0, or -1 (no memory; the window is unchanged). */
+int budgetwin_resize(struct budgetwin *w, size_t cap);
+
 /* Frees the ring. Safe on a zeroed or cleaned-up struct. */
 void budgetwin_cleanup(struct budgetwin *w);
 

@@ -53,6 +53,22 @@ static void test_note(void)
     budgetwin_cleanup(&w);
 }
 
+static void test_resize(void)
+{
+    struct budgetwin w;
+    int64_t wait;
+    CHECK(budgetwin_init(&w, 3) == 0);
+    budgetwin_note(&w, 10);
+    budgetwin_note(&w, 20);
+    budgetwin_note(&w, 30);
+    budgetwin_note(&w, 40); /* ring: 20 30 40, head moved */
+    CHECK(budgetwin_resize(&w, 2) == 0 && w.cap == 2 && w.n == 2);
+    CHECK(budgetwin_take(&w, 10, 2, 1000, 50, &wait) == -1 && wait == 980); /* 30 is oldest */
+    CHECK(budgetwin_resize(&w, 5) == 0 && w.n == 2 && w.inflight == 4);
+    CHECK(budgetwin_take(&w, 10, 5, 1000, 50, &wait) == 0 && budgetwin_count(&w, 1000, 50) == 3);
+    budgetwin_cleanup(&w);
+}
+
 static void test_share(void)
 {
     CHECK(budgetwin_share(48, 1, 1) == 48);
@@ -68,6 +84,7 @@ int main(void)
     test_concurrency();
     test_window();
     test_note();
+    test_resize();
     test_share();
     return check_done();
 }
