@@ -331,6 +331,22 @@ static void fill_packages(struct conf_packages *p, json_t *o)
     p->lock_wait_ms = (unsigned)get_int(o, "lock_wait_ms");
 }
 
+static void fill_budget(struct conf_budget *b, json_t *o)
+{
+    b->enabled = json_is_true(json_object_get(o, "enabled"));
+    b->shared = json_is_true(json_object_get(o, "shared"));
+    b->concurrent = (unsigned)get_int(o, "concurrent");
+    b->requests = (unsigned)get_int(o, "requests");
+    b->window_ms = (unsigned)get_int(o, "window_ms");
+    b->wait_ms = (unsigned)get_int(o, "wait_ms");
+    b->queue_per_job = (unsigned)get_int(o, "queue_per_job");
+    b->instances = (unsigned)get_int(o, "instances");
+    b->lease_ms = (unsigned)get_int(o, "lease_ms");
+    b->gate_refresh_ms = (unsigned)get_int(o, "gate_refresh_ms");
+    b->poll_ms = (unsigned)get_int(o, "poll_ms");
+    b->redis_timeout_ms = (unsigned)get_int(o, "redis_timeout_ms");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -374,6 +390,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
     fill_packages(&conf->packages, json_object_get(root, "packages"));
+    fill_budget(&conf->d365_budget, json_object_get(root, "d365_budget"));
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;

@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
 #include "ledgerflow.h"
@@ -35,6 +36,7 @@ struct app {
     struct conn_server *server;     /* owned */
     struct upstream *up;            /* owned */
     struct tokenwire *tokens;       /* owned */
+    struct budget *budget;          /* owned: D365 budget and 429 gates */
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
@@ -68,7 +70,7 @@ void app_conn_options(const struct conf *conf, unsigned workers, struct conn_opt
 static void on_request(struct conn_req *req, void *arg)
 {
     struct app *app = arg;
-    struct routes_deps d = { .conf = app->conf, .uc = app->uc,
+    struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
@@ -133,6 +135,7 @@ static void on_reload(struct app *app)
     app->retired = r;
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
+    budget_set_conf(app->budget, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
     log_set_level(n->log_level);
@@ -186,7 +189,10 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
     if (app->up)
         app->tokens = tokenwire_new(app->base, app->up, conf);
     if (app->tokens)
-        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
+        app->budget = budget_new(app->base, conf, workers);
+    if (app->budget)
+        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), app->budget,
+                                 conf);
     if (app->uc)
         app->simple = simple_new(app->base, app->uc, conf);
     if (app->simple)
@@ -245,6 +251,7 @@ void app_free(struct app *app)
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
     upcall_ctx_free(app->uc);
+    budget_free(app->budget); /* after the calls that hold its slots */
     tokenwire_free(app->tokens);
     upstream_free(app->up);
     if (app->base)
