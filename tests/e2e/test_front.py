@@ -2,6 +2,8 @@
 pipelining, error shapes, request log, bodies, limits, accept back-off, shutdown."""
 
 import json
+import os
+import re
 import resource
 import signal
 import socket
@@ -11,6 +13,7 @@ import time
 import pytest
 
 import frontkit
+import harness
 from frontkit import Reader, is_request_id, read_until_close, request
 
 
@@ -77,7 +80,12 @@ def test_missing_secret_env_fails_the_check(tmp_path):
 
 def test_version_help_and_usage_errors(tmp_path):
     r = run_cli("--version")
-    assert r.returncode == 0 and r.stdout.startswith("fogate ")
+    # the Debian package version (top of deploy/debian/changelog) and the commit built
+    with open(os.path.join(harness.src_root(), "deploy/debian/changelog")) as f:
+        deb_version = re.match(r"fogate \(([^)]+)\)", f.readline()).group(1)
+    assert r.returncode == 0
+    assert re.fullmatch(r"fogate %s \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n"
+                        % re.escape(deb_version), r.stdout), r.stdout
     r = run_cli("--help")
     assert r.returncode == 0 and "--check-config" in r.stdout
     assert run_cli().returncode == 2
