@@ -1,0 +1,216 @@
+"""The .deb, end to end: `cmake --build <build> --target package` makes it; it goes into a
+fresh Debian 12 root (mmdebstrap, bookworm + bookworm-backports, cached as a tarball outside
+the source tree) where apt resolves its dependencies; there `fogate --version` and
+`--check-config` run, the user, group, modes and credentials are as promised; `dpkg -r`
+keeps only the conffile, the credential files and the user; `dpkg --purge` leaves nothing
+but the user and group (Debian policy 9.2). Needs root and Debian's mirror.
+
+Env: FOGATE_BUILD_DIR, FOGATE_SRC, FOGATE_DEB_VERSION, FOGATE_COMMIT (from CMake);
+FOGATE_TEST_CACHE (default /var/cache/fogate-test), FOGATE_DEBIAN_MIRROR."""
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import harness
+
+CACHE = os.environ.get("FOGATE_TEST_CACHE", "/var/cache/fogate-test")
+MIRROR = os.environ.get("FOGATE_DEBIAN_MIRROR", "http://deb.debian.org")
+MAX_AGE_S = 7 * 86400  # then the root is made again (it would lag security updates)
+SOURCES = ["deb {m}/debian bookworm main", "deb {m}/debian bookworm-updates main",
+           "deb {m}/debian-security bookworm-security main",
+           "deb {m}/debian bookworm-backports main"]
+MMDEBSTRAP = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
+              "--skip=cleanup/apt/lists",  # apt-get update then only revalidates them
+              "--aptopt=Acquire::Languages \"none\"",
+              "--aptopt=APT::Install-Recommends \"false\""]
+
+
+def run(argv, timeout=600, check=True, **kw):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError("%s exited %d\n%s\n%s" % (argv, r.returncode, r.stdout[-4000:],
+                                                        r.stderr[-4000:]))
+    return r
+
+
+def root_tarball():
+    """The cached bookworm root, made when missing or older than MAX_AGE_S."""
+    os.makedirs(CACHE, exist_ok=True)
+    sources = [s.format(m=MIRROR) for s in SOURCES]
+    key = hashlib.sha256(repr((MMDEBSTRAP, sources)).encode()).hexdigest()[:16]
+    path = os.path.join(CACHE, "bookworm-deb-test-%s.tar" % key)
+    if os.path.exists(path) and time.time() - os.path.getmtime(path) < MAX_AGE_S:
+        return path
+    fd, tmp = tempfile.mkstemp(dir=CACHE, suffix=".tar")
+    os.close(fd)
+    try:
+        run(MMDEBSTRAP + ["bookworm", tmp] + sources, timeout=1200)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def build_deb():
+    build = os.environ["FOGATE_BUILD_DIR"]
+    run(["cmake", "--build", build, "--target", "package"], timeout=1200)
+    debs = glob.glob(os.path.join(build, "fogate_%s_*.deb" % os.environ["FOGATE_DEB_VERSION"]))
+    assert len(debs) == 1, debs
+    return debs[0]
+
+
+class Chroot:
+    """The root unpacked in a temporary directory, /proc mounted, the host's resolver, apt's
+    downloads kept in the cache between runs."""
+
+    def __init__(self, tarball):
+        self.path = tempfile.mkdtemp(prefix="fogate-deb-root-")
+        self.archives = os.path.join(CACHE, "apt-archives")
+        os.makedirs(self.archives, exist_ok=True)
+        run(["tar", "-C", self.path, "-xf", tarball])
+        shutil.copy("/etc/resolv.conf", os.path.join(self.path, "etc/resolv.conf"))
+        self.proc = os.path.join(self.path, "proc")
+        run(["mount", "-t", "proc", "proc", self.proc])
+        self.apt_cache = os.path.join(self.path, "var/cache/apt/archives")
+        for deb in glob.glob(os.path.join(self.archives, "*.deb")):
+            shutil.copy(deb, self.apt_cache)
+
+    def sh(self, script, check=True, user=None, env=None, timeout=600):
+        argv = ["chroot"] + (["--userspec=%s:%s" % (user, user)] if user else [])
+        full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+                    "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
+        return run(argv + [self.path, "/bin/sh", "-ec", script], check=check, env=full_env,
+                   timeout=timeout)
+
+    def exists(self, p):
+        return os.path.lexists(os.path.join(self.path, p.lstrip("/")))
+
+    def remnants(self):
+        """Paths named after fogate or owned by its user or group, outside dpkg's and apt's
+        own records."""
+        r = self.sh("find / -xdev \\( -path /proc -o -path /var/lib/dpkg -o -path /var/cache/apt"
+                    " -o -path /var/log \\) -prune -o \\( -name '*fogate*' -o -user fogate -o "
+                    "-group fogate \\) -print")
+        return sorted(set(r.stdout.split()) - {"/tmp/fogate.deb"})
+
+    def close(self):
+        for deb in glob.glob(os.path.join(self.apt_cache, "*.deb")):
+            if not os.path.exists(os.path.join(self.archives, os.path.basename(deb))):
+                shutil.copy(deb, self.archives)
+        subprocess.run(["umount", self.proc], check=False)
+        if not os.path.ismount(self.proc):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def root():
+    assert os.geteuid() == 0, "the .deb test needs root (mmdebstrap, chroot, mount)"
+    c = Chroot(root_tarball())
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def deb():
+    return build_deb()
+
+
+def test_lintian_is_clean(deb):
+    """Every tag lintian reports is overridden in the package, with its reason
+    (deploy/debian/lintian-overrides; docs/install.md explains each)."""
+    r = run(["lintian", "--pedantic", "--info", deb], check=False, timeout=300)
+    tags = [l for l in r.stdout.splitlines() if l[:2] in ("E:", "W:", "I:", "P:", "X:")]
+    assert r.returncode == 0 and tags == [], r.stdout + r.stderr
+
+
+def stat(root, path):
+    return root.sh("stat -c '%%U %%G %%a' %s" % path).stdout.split()
+
+
+def test_install_check_remove_purge(root, deb):
+    shutil.copy(deb, os.path.join(root.path, "tmp/fogate.deb"))
+    root.sh("apt-get update -q")
+    # apt resolves what dpkg-shlibdeps wrote, libhiredict from bookworm-backports included
+    root.sh("apt-get install -y -q /tmp/fogate.deb")
+    version = os.environ["FOGATE_DEB_VERSION"]
+    assert root.sh("dpkg-query -W -f '${Version} ${Status}' fogate").stdout == \
+        version + " install ok installed"
+    depends = root.sh("dpkg-query -W -f '${Depends}' fogate").stdout
+    assert "libhiredict" in depends and "libcurl4" in depends and "adduser" in depends, depends
+    hiredict = [d.strip().split()[0] for d in depends.split(",") if "libhiredict" in d][0]
+    policy = root.sh("apt-cache policy " + hiredict).stdout
+    assert "bookworm-backports" in policy, policy
+
+    # --version: the package version and the commit of the build
+    out = root.sh("fogate --version").stdout
+    assert out == "fogate %s (commit %s)\n" % (version, os.environ["FOGATE_COMMIT"]), out
+    head = run(["git", "-C", harness.src_root(), "rev-parse", "--short=12", "HEAD"],
+               check=False).stdout.strip()
+    if os.environ["FOGATE_COMMIT"] != "unknown":
+        assert os.environ["FOGATE_COMMIT"].split("-")[0] == head
+
+    # the system user and group, what owns /etc/fogate, the credential files
+    passwd = root.sh("getent passwd fogate").stdout.strip().split(":")
+    assert passwd[0] == "fogate" and int(passwd[2]) < 1000, passwd
+    assert passwd[5] == "/nonexistent" and passwd[6] == "/usr/sbin/nologin", passwd
+    assert not root.exists("/nonexistent")
+    assert root.sh("id -gn fogate").stdout.strip() == "fogate"
+    assert stat(root, "/etc/fogate") == ["root", "fogate", "750"]
+    assert stat(root, "/etc/fogate/fogate.json") == ["root", "fogate", "640"]
+    assert stat(root, "/etc/fogate/credentials") == ["root", "root", "700"]
+    for c in ("client-secret", "token-cache-key", "redis-password"):
+        assert stat(root, "/etc/fogate/credentials/" + c) == ["root", "root", "600"]
+    assert "/etc/fogate/fogate.json" in root.sh("dpkg-query -W -f '${Conffiles}' fogate").stdout
+    for f in ("/usr/bin/fogate", "/usr/lib/systemd/system/fogate.service",
+              "/usr/share/doc/fogate/copyright", "/usr/share/doc/fogate/changelog.Debian.gz",
+              "/usr/share/man/man1/fogate.1.gz"):
+        assert root.exists(f), f
+
+    # --check-config: without systemd's credentials the packaged config says what is missing;
+    # with them (as systemd hands them over: a private copy the fogate user reads) it passes
+    r = root.sh("fogate --check-config /etc/fogate/fogate.json", check=False)
+    assert r.returncode == 2 and "CREDENTIALS_DIRECTORY" in r.stderr, r.stderr
+    root.sh("printf 'placeholder-not-a-secret\\n' > /etc/fogate/credentials/client-secret\n"
+            "install -d -o fogate -g fogate -m 0500 /run/credentials/fogate.service\n"
+            "install -o fogate -g fogate -m 0400 /etc/fogate/credentials/client-secret "
+            "/run/credentials/fogate.service/client-secret")
+    ok = root.sh("fogate --check-config /etc/fogate/fogate.json", user="fogate",
+                 env={"CREDENTIALS_DIRECTORY": "/run/credentials/fogate.service"})
+    assert "configuration is valid" in ok.stdout
+    # the fogate user reads its config through the group, never root's credential files
+    r = root.sh("cat /etc/fogate/credentials/client-secret", user="fogate", check=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    root.sh("rm -rf /run/credentials")
+
+    # installing again (postinst run twice) changes nothing and keeps the secret
+    root.sh("dpkg -i /tmp/fogate.deb")
+    assert stat(root, "/etc/fogate/fogate.json") == ["root", "fogate", "640"]
+    assert root.sh("cat /etc/fogate/credentials/client-secret").stdout.startswith("placeholder")
+
+    # remove: the program goes, the configuration (conffile, secrets, overrides) stays
+    root.sh("dpkg -r fogate")
+    assert root.sh("dpkg-query -W -f '${Status}' fogate").stdout == \
+        "deinstall ok config-files"
+    assert not root.exists("/usr/bin/fogate")
+    assert not root.exists("/usr/lib/systemd/system/fogate.service")
+    assert not root.exists("/usr/share/doc/fogate")
+    assert root.exists("/etc/fogate/fogate.json")
+    assert root.exists("/etc/fogate/credentials/client-secret")
+    assert "fogate" in root.sh("dpkg-statoverride --list").stdout
+
+    # purge: nothing is left but the user and group
+    root.sh("dpkg --purge fogate")
+    assert root.sh("dpkg-query -W -f '${Status}' fogate", check=False).returncode != 0 or \
+        root.sh("dpkg-query -W -f '${Status}' fogate").stdout == "unknown ok not-installed"
+    assert root.remnants() == [], root.remnants()
+    assert "fogate" not in root.sh("dpkg-statoverride --list", check=False).stdout
+    assert root.sh("getent passwd fogate").stdout.startswith("fogate:")
+    assert root.sh("getent group fogate").stdout.startswith("fogate:")
