@@ -28,7 +28,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libhttp-parser-dev \
   redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
   python3 python3-pytest \
-  systemd mmdebstrap lintian
+  systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
 
 # Node.js runs Azurite (the Azure Blob emulator). Keep an existing Node; otherwise Debian's.

@@ -68,8 +68,9 @@ credentials.")
 # its shlibs give the versioned dependency, and apt takes it from there once backports is a
 # source (docs/install.md); nothing needs pinning, bookworm has no other candidate.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# adduser: postinst makes the system user; ca-certificates: TLS to Entra and D365 is verified
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, ca-certificates")
+# adduser: postinst makes the system user; ca-certificates: TLS to Entra and D365 is verified;
+# procps: /bin/kill of the unit's ExecReload= (not in a minimal Debian: 203/EXEC without it)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, ca-certificates, procps")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${_deb}/conffiles;${_deb}/postinst;${_deb}/prerm;${_deb}/postrm")

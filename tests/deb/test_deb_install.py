@@ -5,122 +5,26 @@ the source tree) where apt resolves its dependencies; there `fogate --version` a
 keeps only the conffile, the credential files and the user; `dpkg --purge` leaves nothing
 but the user and group (Debian policy 9.2). Needs root and Debian's mirror.
 
-Env: FOGATE_BUILD_DIR, FOGATE_SRC, FOGATE_DEB_VERSION, FOGATE_COMMIT (from CMake);
-FOGATE_TEST_CACHE (default /var/cache/fogate-test), FOGATE_DEBIAN_MIRROR."""
-import glob
-import hashlib
+Env: FOGATE_SRC, FOGATE_COMMIT and debkit's."""
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 
 import pytest
 
+import debkit
 import harness
-
-CACHE = os.environ.get("FOGATE_TEST_CACHE", "/var/cache/fogate-test")
-MIRROR = os.environ.get("FOGATE_DEBIAN_MIRROR", "http://deb.debian.org")
-MAX_AGE_S = 7 * 86400  # then the root is made again (it would lag security updates)
-SOURCES = ["deb {m}/debian bookworm main", "deb {m}/debian bookworm-updates main",
-           "deb {m}/debian-security bookworm-security main",
-           "deb {m}/debian bookworm-backports main"]
-MMDEBSTRAP = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
-              "--skip=cleanup/apt/lists",  # apt-get update then only revalidates them
-              "--aptopt=Acquire::Languages \"none\"",
-              "--aptopt=APT::Install-Recommends \"false\""]
-
-
-def run(argv, timeout=600, check=True, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError("%s exited %d\n%s\n%s" % (argv, r.returncode, r.stdout[-4000:],
-                                                        r.stderr[-4000:]))
-    return r
-
-
-def root_tarball():
-    """The cached bookworm root, made when missing or older than MAX_AGE_S."""
-    os.makedirs(CACHE, exist_ok=True)
-    sources = [s.format(m=MIRROR) for s in SOURCES]
-    key = hashlib.sha256(repr((MMDEBSTRAP, sources)).encode()).hexdigest()[:16]
-    path = os.path.join(CACHE, "bookworm-deb-test-%s.tar" % key)
-    if os.path.exists(path) and time.time() - os.path.getmtime(path) < MAX_AGE_S:
-        return path
-    fd, tmp = tempfile.mkstemp(dir=CACHE, suffix=".tar")
-    os.close(fd)
-    try:
-        run(MMDEBSTRAP + ["bookworm", tmp] + sources, timeout=1200)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def build_deb():
-    build = os.environ["FOGATE_BUILD_DIR"]
-    run(["cmake", "--build", build, "--target", "package"], timeout=1200)
-    debs = glob.glob(os.path.join(build, "fogate_%s_*.deb" % os.environ["FOGATE_DEB_VERSION"]))
-    assert len(debs) == 1, debs
-    return debs[0]
-
-
-class Chroot:
-    """The root unpacked in a temporary directory, /proc mounted, the host's resolver, apt's
-    downloads kept in the cache between runs."""
-
-    def __init__(self, tarball):
-        self.path = tempfile.mkdtemp(prefix="fogate-deb-root-")
-        self.archives = os.path.join(CACHE, "apt-archives")
-        os.makedirs(self.archives, exist_ok=True)
-        run(["tar", "-C", self.path, "-xf", tarball])
-        shutil.copy("/etc/resolv.conf", os.path.join(self.path, "etc/resolv.conf"))
-        self.proc = os.path.join(self.path, "proc")
-        run(["mount", "-t", "proc", "proc", self.proc])
-        self.apt_cache = os.path.join(self.path, "var/cache/apt/archives")
-        for deb in glob.glob(os.path.join(self.archives, "*.deb")):
-            shutil.copy(deb, self.apt_cache)
-
-    def sh(self, script, check=True, user=None, env=None, timeout=600):
-        argv = ["chroot"] + (["--userspec=%s:%s" % (user, user)] if user else [])
-        full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
-                    "DEBIAN_FRONTEND": "noninteractive", **(env or {})}
-        return run(argv + [self.path, "/bin/sh", "-ec", script], check=check, env=full_env,
-                   timeout=timeout)
-
-    def exists(self, p):
-        return os.path.lexists(os.path.join(self.path, p.lstrip("/")))
-
-    def remnants(self):
-        """Paths named after fogate or owned by its user or group, outside dpkg's and apt's
-        own records."""
-        r = self.sh("find / -xdev \\( -path /proc -o -path /var/lib/dpkg -o -path /var/cache/apt"
-                    " -o -path /var/log \\) -prune -o \\( -name '*fogate*' -o -user fogate -o "
-                    "-group fogate \\) -print")
-        return sorted(set(r.stdout.split()) - {"/tmp/fogate.deb"})
-
-    def close(self):
-        for deb in glob.glob(os.path.join(self.apt_cache, "*.deb")):
-            if not os.path.exists(os.path.join(self.archives, os.path.basename(deb))):
-                shutil.copy(deb, self.archives)
-        subprocess.run(["umount", self.proc], check=False)
-        if not os.path.ismount(self.proc):
-            shutil.rmtree(self.path, ignore_errors=True)
-
+from debkit import run
 
 @pytest.fixture(scope="module")
 def root():
     assert os.geteuid() == 0, "the .deb test needs root (mmdebstrap, chroot, mount)"
-    c = Chroot(root_tarball())
+    c = debkit.Chroot(debkit.root_tarball())
     yield c
     c.close()
 
 
 @pytest.fixture(scope="module")
 def deb():
-    return build_deb()
+    return debkit.build_deb()
 
 
 def test_lintian_is_clean(deb):
@@ -136,10 +40,8 @@ def stat(root, path):
 
 
 def test_install_check_remove_purge(root, deb):
-    shutil.copy(deb, os.path.join(root.path, "tmp/fogate.deb"))
-    root.sh("apt-get update -q")
     # apt resolves what dpkg-shlibdeps wrote, libhiredict from bookworm-backports included
-    root.sh("apt-get install -y -q /tmp/fogate.deb")
+    root.install_deb(deb)
     version = os.environ["FOGATE_DEB_VERSION"]
     assert root.sh("dpkg-query -W -f '${Version} ${Status}' fogate").stdout == \
         version + " install ok installed"
@@ -170,6 +72,7 @@ def test_install_check_remove_purge(root, deb):
         assert stat(root, "/etc/fogate/credentials/" + c) == ["root", "root", "600"]
     assert "/etc/fogate/fogate.json" in root.sh("dpkg-query -W -f '${Conffiles}' fogate").stdout
     for f in ("/usr/bin/fogate", "/usr/lib/systemd/system/fogate.service",
+              "/bin/kill",  # ExecReload= (procps)
               "/usr/share/doc/fogate/copyright", "/usr/share/doc/fogate/changelog.Debian.gz",
               "/usr/share/man/man1/fogate.1.gz"):
         assert root.exists(f), f
