@@ -7,6 +7,7 @@ through RELOADING=1/READY=1, a crash is restarted, an invalid config (exit 2) is
 `systemctl stop` drains. Needs root, systemd-nspawn and Debian's mirror."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -90,7 +91,10 @@ def machine(workdir):  # noqa: F811
     root = debkit.Chroot(debkit.root_tarball(include=("systemd", "systemd-sysv")))
     m = None
     try:
-        root.install_deb(debkit.build_deb())
+        deb = debkit.build_deb()
+        root.install_deb(deb)
+        # the booted system has a tmpfs on /tmp: the upgrade's copy goes to /var/tmp
+        shutil.copy(deb, os.path.join(root.path, "var/tmp/fogate.deb"))
         run(["umount", root.proc])  # nspawn mounts its own
         m = Machine(root.path, os.path.join(workdir, "nspawn.log"))
         m.root = root
@@ -157,6 +161,13 @@ def test_the_packaged_unit_under_systemd(machine, fosim):  # noqa: F811
                        machine.show("ActiveState")["ActiveState"] == "active",
                        what="fogate restarted")
     assert int(machine.show("NRestarts")["NRestarts"]) == 1
+
+    # an upgrade (the same .deb again: postinst with the old version) restarts it
+    pid = main_pid(machine)
+    machine.sh("dpkg -i /var/tmp/fogate.deb")
+    harness.wait_until(lambda: main_pid(machine) not in (0, pid), what="restart on upgrade")
+    assert machine.show("ActiveState")["ActiveState"] == "active"
+    assert harness.request(base, "GET", "/healthz").status == 200
 
     # an invalid config exits 2 and is not restarted (RestartPreventExitStatus=2)
     write_config(machine, "{not json")
