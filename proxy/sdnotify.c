@@ -99,12 +99,13 @@ int sdnotify_open(struct sdnotify **out)
     if (!(n = calloc(1, sizeof *n)))
         return -1;
     if (sdnotify_address(value, &n->addr, &n->addr_len) < 0) {
-        log_msg(LOG_LVL_ERROR, "NOTIFY_SOCKET is not a socket path or @name fogate can use");
+        log_msg(LOG_LVL_ERROR, "NOTIFY_SOCKET is not a socket path or @name fogate can use; "
+                               "not telling the service manager anything");
         free(n);
         return -1;
     }
     if ((n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
-        log_msg(LOG_LVL_ERROR, "cannot open the NOTIFY_SOCKET socket: %s", strerror(errno));
+        log_msg(LOG_LVL_ERROR, "cannot open a socket for NOTIFY_SOCKET: %s", strerror(errno));
         free(n);
         return -1;
     }

@@ -52,7 +52,7 @@ int sdnotify_status_text(char *buf, size_t cap, const struct sdnotify_health *h)
 
 /* Opens the socket named by the environment variable NOTIFY_SOCKET. Returns 0 with *out a
  * new handle (free with sdnotify_free), 0 with *out NULL when the variable is not set, or
- * -1 (logged) when it is set but unusable. */
+ * -1 (logged) with *out NULL when it is set but unusable (the caller runs on without). */
 int sdnotify_open(struct sdnotify **out);
 
 /* Sends one message (formatted as sdnotify_format does). Returns 0, or -1 after logging

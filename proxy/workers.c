@@ -339,10 +339,7 @@ int workers_run(struct conf *conf)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     p.main_thread = pthread_self();
-    if (sdnotify_open(&p.notify) < 0) {
-        conf_free(conf);
-        return 1;
-    }
+    (void)sdnotify_open(&p.notify); /* an unusable NOTIFY_SOCKET is logged; runs without */
     struct conf_error err = { 0 };
     if (confcheck_workers(conf, p.n, &err) < 0) {
         log_msg(LOG_LVL_ERROR, "%s: %s: %s", conf->path, err.path, err.message);

@@ -106,3 +106,15 @@ def test_ready_reloading_ready_stopping(workdir, sim, monkeypatch, workers, abst
         if gate:
             gate.stop()
         ns.close()
+
+
+def test_unusable_notify_socket_is_logged_and_ignored(workdir, sim, monkeypatch):
+    """A NOTIFY_SOCKET fogate cannot use (here a relative name) is said once in the log; fogate
+    serves as without it."""
+    monkeypatch.setenv("NOTIFY_SOCKET", "not-absolute")
+    gate = passkit.Gate(workdir, sim)
+    try:
+        assert gate.get("/healthz").status == 200
+        assert any("NOTIFY_SOCKET is not a socket path" in l["msg"] for l in gate.log_lines())
+    finally:
+        assert gate.stop() == 0
