@@ -3,7 +3,9 @@
 #   FOGATE_DEB_VERSION  "<upstream>-<revision>" from the top entry of deploy/debian/changelog;
 #                       its upstream part must equal project(VERSION): one place to bump each
 #   FOGATE_COMMIT       `git rev-parse --short=12 HEAD`, "-dirty" added when tracked files differ
-#                       from it; "unknown" outside a git checkout (a source tarball)
+#                       from it; "unknown" outside a git checkout (a source tarball). A build
+#                       without .git that knows its commit passes it: -DFOGATE_COMMIT=<rev>
+#                       (deploy/container/Containerfile does)
 # CMake configures again when HEAD moves (the reflog is a configure dependency), so a build
 # after a commit reports the new commit.
 
@@ -18,9 +20,13 @@ endif()
 set(FOGATE_DEB_REVISION "${CMAKE_MATCH_2}")
 set(FOGATE_DEB_VERSION "${PROJECT_VERSION}-${FOGATE_DEB_REVISION}")
 
-set(FOGATE_COMMIT "unknown")
+set(FOGATE_COMMIT "" CACHE STRING
+    "Commit that fogate --version reports; empty: asked from git at configure time")
+if(FOGATE_COMMIT STREQUAL "")
+  set(FOGATE_COMMIT "unknown") # a normal variable: the cache entry stays empty, so git is
+endif()                        # asked again at the next configure
 find_package(Git QUIET)
-if(GIT_FOUND)
+if(GIT_FOUND AND FOGATE_COMMIT STREQUAL "unknown")
   execute_process(COMMAND "${GIT_EXECUTABLE}" rev-parse --short=12 HEAD
                   WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
                   OUTPUT_VARIABLE _fogate_head RESULT_VARIABLE _fogate_rc
