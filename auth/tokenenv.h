@@ -66,6 +66,8 @@ struct tenv {
     uint64_t generation;                /* +1 per installed token */
     char serial[TOKENBLOB_SERIAL_LEN + 1];
     char bad_serial[TOKENBLOB_SERIAL_LEN + 1]; /* invalidated: never adopt it again */
+    int64_t invalidated_at;             /* unix seconds of the last 401: a shared token
+                                           obtained then or before may be revoked too */
     /* fetching */
     struct tfetch *fetch;               /* owned: the attempt in flight, NULL if idle */
     struct event *timer;                /* owned: the next refresh or retry */
@@ -97,10 +99,12 @@ const char *tokenenv_reason_name(enum tokenenv_reason r);
 int tokenenv_reason_retryable(enum tokenenv_reason r);
 
 /* Creates the state for `ce` (borrowed; copied) and loads its credential (a failure is
- * logged and retried at fetch time). NULL out of memory or if names do not fit. */
+ * logged and retried at fetch time); the fetch timer is tokenfetch_init's, called by the
+ * manager. NULL out of memory or if names do not fit. */
 struct tenv *tokenenv_new(struct token_mgr *m, const struct conf_env *ce);
 
-/* Cancels the fetch and timer, fails the waiters with `st`, wipes and frees. */
+/* Fails the waiters with `st`, wipes and frees; the manager has cancelled the fetch and
+ * its timer first (tokenfetch_cleanup). NULL is a no-op. */
 void tokenenv_free(struct tenv *e, enum token_status st);
 
 /* 1 if `ce` names the same token as e (tenant, client id, resource, endpoint, version). */

@@ -1,0 +1,429 @@
+/* passthru: one client request forwarded through an upcall.
+ *
+ *   start --buffered body--> read body --end ok--> upcall --head--> stream to client --> end
+ *     `----streamed body--> upcall + body pushed as it arrives (client paused when full)
+ *   any failure before the head: fogate's own error reply; after it: the connection closes.
+ *
+ * One finish path (done()) clears the conn events, drops an unread body, frees. */
+#include "passthru.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "conf.h"
+#include "d365.h"
+#include "dlrewrite.h"
+#include "log.h"
+#include "reply.h"
+
+#define DEQUEUE_MAX (1024 * 1024)   /* a dequeue answer is six short fields */
+#define MAX_FWD_HEADERS 128
+
+struct pt {
+    struct conn_req *req;        /* borrowed until done() */
+    struct upcall_ctx *ctx;      /* borrowed */
+    struct passthru_route rt;
+    struct upcall *up;           /* owned until its on_done */
+    struct evbuffer *body;       /* owned: buffered body, or the streamed overflow */
+    char **lines;                /* owned forwarded header lines */
+    size_t n_lines;
+    bool body_eof;               /* the client body ended (streamed mode) */
+    bool eof_sent;
+    bool own_401;                /* D365's final 401: fogate answers, not D365 */
+    bool recv_paused;
+    int status;                  /* the upstream status, streamed answers */
+};
+
+static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
+                                   "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
+                                   "Host", "Authorization", "X-Api-Key",
+                                   "X-Fogate-Environment", "Proxy-Connection" };
+
+bool passthru_drop_header(const char *name, size_t len)
+{
+    if (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+            return true;
+    return false;
+}
+
+bool passthru_keep_response_header(const char *name)
+{
+    static const char *const keep[] = { "Retry-After", "OData-Version", "Content-Encoding",
+                                        "Content-Disposition", "Location" };
+
+    if (strncasecmp(name, "ms-dyn-", 7) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        if (strcasecmp(name, keep[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- finishing ---------------------------------------------------------------------- */
+
+static void pt_free(struct pt *p)
+{
+    if (p->up)
+        upcall_cancel(p->up);
+    for (size_t i = 0; i < p->n_lines; i++)
+        free(p->lines[i]);
+    free(p->lines);
+    if (p->body)
+        evbuffer_free(p->body);
+    free(p);
+}
+
+/* Detaches from the request before answering, so that nothing calls back into p. */
+static struct conn_req *detach(struct pt *p)
+{
+    struct conn_req *req = p->req;
+
+    conn_req_set_events(req, NULL);
+    conn_req_drop_body(req);
+    return req;
+}
+
+static void fail_reply(struct pt *p, int status, const char *code, const char *msg,
+                       unsigned retry_after)
+{
+    struct conn_req *req = detach(p);
+    char hdr[48];
+
+    if (retry_after) {
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", retry_after);
+        char *body = reply_error_body(code, msg, conn_req_id(req));
+        conn_req_note_error(req, code, msg);
+        conn_req_respond(req, status, hdr, "application/json", body ? body : "{}",
+                         body ? strlen(body) : 2);
+        free(body);
+    } else {
+        reply_error(req, status, code, "%s", msg);
+    }
+    pt_free(p);
+}
+
+/* A call that ended without D365's answer, or with a 401 fogate does not pass on: the
+ * codes and messages of d365_error_from, the ones docs/openapi.yaml lists. */
+static void fail_upcall(struct pt *p, const struct upcall_done *d)
+{
+    struct d365_err e;
+
+    d365_error_from(d, "the pass-through call", &e);
+    fail_reply(p, e.status, e.code, e.message, e.retry_after_s);
+}
+
+/* "Name: value\r\n" lines of the upstream head worth passing back. Caller frees. */
+static char *response_headers(const struct uphead *h)
+{
+    struct evbuffer *b = evbuffer_new();
+    char *out = NULL;
+
+    if (!b)
+        return NULL;
+    for (size_t i = 0; h && i < uphead_count(h); i++)
+        if (passthru_keep_response_header(uphead_name(h, i)))
+            evbuffer_add_printf(b, "%s: %s\r\n", uphead_name(h, i), uphead_value(h, i));
+    size_t n = evbuffer_get_length(b);
+    if ((out = malloc(n + 1))) {
+        evbuffer_remove(b, out, n);
+        out[n] = '\0';
+    }
+    evbuffer_free(b);
+    return out;
+}
+
+/* ---- dequeue: buffered answer with the rewrite ---------------------------------------- */
+
+static void on_dequeue_done(void *arg, const struct upcall_done *d)
+{
+    struct pt *p = arg;
+    char *rewritten = NULL, *extra = NULL;
+    size_t len = d->body_len;
+    const char *body = d->body;
+
+    p->up = NULL;
+    if (d->st != UPCALL_OK) {
+        fail_upcall(p, d);
+        return;
+    }
+    if (d->status == 401) {
+        fail_upcall(p, d);
+        return;
+    }
+    if (d->status == 200 &&
+        dlrewrite(d->body, d->body_len, p->rt.public_base_url, &rewritten, &len) ==
+            DLREWRITE_REWRITTEN)
+        body = rewritten;
+    else
+        len = d->body_len;
+    /* With the ack ledger on, dequeues go through ledgerpass.c instead. */
+    extra = response_headers(d->head);
+    const char *ctype = d->head ? uphead_find(d->head, "Content-Type") : NULL;
+    struct conn_req *req = detach(p);
+    conn_req_respond(req, d->status, extra, d->status == 204 ? NULL : ctype, body ? body : "",
+                     body ? len : 0);
+    free(extra);
+    free(rewritten);
+    pt_free(p);
+}
+
+/* ---- streamed answers ------------------------------------------------------------------ */
+
+static void on_up_head(void *arg, const struct uphead *h)
+{
+    struct pt *p = arg;
+    int status = uphead_status(h);
+    const char *cl = uphead_find(h, "Content-Length");
+    int64_t len = -1;
+
+    p->status = status;
+    if (status == 401) {
+        p->own_401 = true; /* answered in on_done; the body is dropped */
+        return;
+    }
+    if (cl && *cl) {
+        char *end;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (*end == '\0')
+            len = (int64_t)v;
+    }
+    if (status == 204 || status == 304)
+        len = 0;
+    char *extra = response_headers(h);
+    const char *ctype = status == 204 ? NULL : uphead_find(h, "Content-Type");
+    conn_req_start(p->req, status, extra ? extra : "", ctype, len);
+    free(extra);
+}
+
+static enum upstream_flow on_up_body(void *arg, const char *data, size_t len)
+{
+    struct pt *p = arg;
+
+    if (p->own_401)
+        return UPSTREAM_CONTINUE;
+    if (conn_req_write(p->req, data, len) == 1) {
+        p->recv_paused = true;
+        return UPSTREAM_PAUSE;
+    }
+    return UPSTREAM_CONTINUE;
+}
+
+static void on_drained(void *arg)
+{
+    struct pt *p = arg;
+
+    if (p->recv_paused && p->up) {
+        p->recv_paused = false;
+        upcall_resume_recv(p->up);
+    }
+}
+
+static void on_stream_done(void *arg, const struct upcall_done *d)
+{
+    struct pt *p = arg;
+
+    p->up = NULL;
+    if (p->own_401) {
+        fail_upcall(p, d);
+        return;
+    }
+    if (!d->head_delivered) {
+        fail_upcall(p, d);
+        return;
+    }
+    struct conn_req *req = detach(p);
+    if (d->transport == UPSTREAM_OK) {
+        if (p->status == 200 && p->rt.on_complete)
+            p->rt.on_complete(p->rt.complete_ctx, p->rt.complete_tag);
+        conn_req_end(req);
+    } else {
+        log_msg(LOG_LVL_WARN, "request %s: D365 response cut off (%s): closing the client "
+                "connection", conn_req_id(req), upstream_result_name(d->transport));
+        conn_req_abort(req);
+    }
+    pt_free(p);
+}
+
+/* ---- request bodies --------------------------------------------------------------------- */
+
+static void flush_stream(struct pt *p)
+{
+    struct evbuffer *b = p->body;
+
+    while (evbuffer_get_length(b) > 0) {
+        size_t n = evbuffer_get_contiguous_space(b);
+        size_t took = upcall_send(p->up, evbuffer_pullup(b, (ev_ssize_t)n), n);
+        evbuffer_drain(b, took);
+        if (took < n)
+            return;
+    }
+    if (p->body_eof && !p->eof_sent) {
+        p->eof_sent = true;
+        upcall_send_eof(p->up);
+    }
+}
+
+static void on_send_space(void *arg)
+{
+    struct pt *p = arg;
+
+    flush_stream(p);
+    if (evbuffer_get_length(p->body) == 0 && !p->body_eof)
+        conn_req_resume_body(p->req); /* may call on_body_data at once */
+}
+
+static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
+{
+    struct pt *p = arg;
+
+    if (p->rt.body == PASSTHRU_BODY_BUFFER)
+        return evbuffer_add(p->body, data, len);
+    size_t took = evbuffer_get_length(p->body) == 0 && p->up ? upcall_send(p->up, data, len) : 0;
+    if (took < len) {
+        if (evbuffer_add(p->body, data + took, len - took) != 0)
+            return -1;
+        conn_req_pause_body(req); /* the overflow is one read's worth at most */
+    }
+    return 0;
+}
+
+static int start_upcall(struct pt *p);
+
+static void on_body_end(struct conn_req *req, bool ok, void *arg)
+{
+    struct pt *p = arg;
+
+    if (!ok) { /* conn answers with the reason (or the connection is gone) */
+        conn_req_set_events(req, NULL);
+        pt_free(p);
+        return;
+    }
+    if (p->rt.body == PASSTHRU_BODY_BUFFER) {
+        start_upcall(p);
+        return;
+    }
+    p->body_eof = true;
+    if (p->up)
+        flush_stream(p);
+}
+
+static void on_gone(void *arg)
+{
+    pt_free(arg); /* cancels the upcall: its transfer is aborted, its socket closed */
+}
+
+/* ---- starting ----------------------------------------------------------------------------- */
+
+static int forward_headers(struct pt *p, const struct http1_head *h)
+{
+    const struct http1_header *conn = http1_header_find(h, "Connection");
+
+    p->lines = calloc(h->n_headers + 1, sizeof *p->lines);
+    if (!p->lines)
+        return -1;
+    for (size_t i = 0; i < h->n_headers && p->n_lines < MAX_FWD_HEADERS; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (passthru_drop_header(f->name, f->name_len))
+            continue;
+        if (p->rt.dequeue && f->name_len == 15 && strncasecmp(f->name, "Accept-Encoding", 15) == 0)
+            continue; /* the dequeue body is rewritten: keep it plain */
+        if (conn && f->name_len > 0) { /* fields named in Connection are hop-by-hop too */
+            const char *v = conn->value, *e = v + conn->value_len;
+            bool named = false;
+            while (v < e && !named) {
+                while (v < e && (*v == ' ' || *v == ','))
+                    v++;
+                const char *t = v;
+                while (v < e && *v != ',' && *v != ' ')
+                    v++;
+                named = (size_t)(v - t) == f->name_len && strncasecmp(t, f->name, f->name_len) == 0;
+            }
+            if (named)
+                continue;
+        }
+        size_t n = f->name_len + f->value_len + 3;
+        if (!(p->lines[p->n_lines] = malloc(n)))
+            return -1;
+        snprintf(p->lines[p->n_lines++], n, "%.*s: %.*s", (int)f->name_len, f->name,
+                 (int)f->value_len, f->value);
+    }
+    return 0;
+}
+
+/* Returns 0, or -1 after answering and freeing p. */
+static int start_upcall(struct pt *p)
+{
+    const struct http1_head *h = conn_req_head(p->req);
+    char *target = strndup(h->target, h->target_len), *body = NULL;
+    size_t blen = evbuffer_get_length(p->body);
+    bool stream = p->rt.body == PASSTHRU_BODY_STREAM && h->framing != HTTP1_BODY_NONE;
+
+    if (!stream && h->framing != HTTP1_BODY_NONE)
+        body = (char *)evbuffer_pullup(p->body, -1);
+    struct upcall_req r = {
+        .env = p->rt.env->name, .method = h->method_name, .path_query = target,
+        .headers = (const char *const *)p->lines, .n_headers = p->n_lines,
+        .retry = stream ? UPCALL_RETRY_NONE : p->rt.retry,
+        .body = body ? body : (h->framing != HTTP1_BODY_NONE ? "" : NULL),
+        .body_len = body ? blen : 0, .stream = stream,
+        .stream_len = h->framing == HTTP1_BODY_LENGTH ? (int64_t)h->content_length
+                                                      : UPSTREAM_BODY_CHUNKED,
+        .max_response_bytes = p->rt.dequeue ? DEQUEUE_MAX : 0,
+        .timeouts = p->rt.timeouts,
+    };
+    struct upcall_cbs cbs = {
+        .on_head = on_up_head, .on_body = on_up_body, .on_send_space = on_send_space,
+        .on_done = p->rt.dequeue ? on_dequeue_done : on_stream_done, .arg = p,
+    };
+    p->up = target ? upcall_start(p->ctx, &r, &cbs) : NULL;
+    free(target);
+    if (p->up)
+        return 0;
+    fail_reply(p, 500, "internal", "the request could not be forwarded", 0);
+    return -1;
+}
+
+void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct passthru_route *rt)
+{
+    const struct http1_head *h = conn_req_head(req);
+    struct pt *p = calloc(1, sizeof *p);
+
+    if (!p || !(p->body = evbuffer_new())) {
+        free(p);
+        reply_error(req, 503, "out_of_memory", "the server is out of memory, retry later");
+        return;
+    }
+    p->req = req;
+    p->ctx = ctx;
+    p->rt = *rt;
+    struct conn_req_events ev = { .on_gone = on_gone, .on_drained = on_drained, .arg = p };
+    conn_req_set_events(req, &ev);
+    if (h->framing == HTTP1_BODY_LENGTH && h->content_length > rt->body_limit) {
+        conn_req_close_after(req);
+        fail_reply(p, 413, "body_too_large", "the request body is larger than allowed here", 0);
+        return;
+    }
+    if (forward_headers(p, h) < 0) {
+        fail_reply(p, 503, "out_of_memory", "the server is out of memory, retry later", 0);
+        return;
+    }
+    if (h->framing == HTTP1_BODY_NONE) {
+        start_upcall(p);
+        return;
+    }
+    struct conn_body_sink sink = { on_body_data, on_body_end, p };
+    conn_req_set_body_limit(req, rt->body_limit);
+    if (rt->body == PASSTHRU_BODY_STREAM) {
+        if (start_upcall(p) < 0)
+            return;
+        conn_req_pause_body(req); /* until the transfer has room (on_send_space) */
+    }
+    conn_req_read_body(req, &sink);
+}

@@ -1,0 +1,663 @@
+/* upcall: one call to D365 with token, 429 gate and the retry rules of upcall.h.
+ *
+ *   start --timer--> attempt --gate closed, fits budget--> timer --> attempt
+ *                      |  `--gate closed otherwise--> finish(THROTTLED)
+ *                      v
+ *                   token_get --pending--> on_token --no token--> finish(NO_TOKEN)
+ *                      v ok
+ *                    send --> upstream ... on_done --retry planned--> timer --> attempt
+ *                                              `--> finish(OK / FAILED)
+ *
+ * finish() runs only from the event loop (timer, token or upstream callbacks), never
+ * from upcall_start, and frees the call after on_done returns. */
+#include "upcall.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conf.h"
+#include "deadline.h"
+#include "log.h"
+#include "retryafter.h"
+#include "token.h"
+
+#define DEFAULT_WAIT_MS 10000
+#define MAX_5XX_RETRIES 2
+#define MAX_CONN_RETRIES 2
+#define BACKOFF_BASE_MS 200
+#define JITTER_MS 250
+
+struct gate {
+    char env[72];
+    int64_t until_us;            /* monotonic; closed while now < until_us */
+};
+
+struct upcall_ctx {
+    struct event_base *base;     /* borrowed */
+    struct upstream *up;         /* borrowed */
+    struct token_mgr *tm;        /* borrowed */
+    const struct conf *conf;     /* borrowed: the current snapshot */
+    struct gate *gates;          /* owned */
+    size_t n_gates;
+    uint64_t rng;
+};
+
+enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH };
+
+struct upcall {
+    struct upcall_ctx *ctx;      /* borrowed */
+    char *env;                   /* owned */
+    char *method;                /* owned */
+    char *url;                   /* owned */
+    char **headers;              /* owned: n_headers caller lines + our Authorization */
+    size_t n_headers;
+    char *auth;                  /* owned, wiped: "Authorization: Bearer ..." */
+    enum upcall_retry retry;
+    char *body;                  /* owned buffered request body, or NULL */
+    size_t body_len, body_off;
+    bool has_body, stream;
+    int64_t stream_len;
+    struct evbuffer *replay;     /* owned: a streamed body's bytes kept for a 401 replay;
+                                    NULL once over replay_max (or with none) */
+    size_t replay_max, replay_off; /* replay_off: bytes of it sent in this attempt */
+    bool stream_eof;             /* the caller sent upcall_send_eof */
+    bool eof_sent;               /* ... and this attempt passed it on */
+    size_t max_resp;
+    struct upstream_timeouts timeouts;
+    struct upcall_cbs cbs;
+    int64_t wait_until_us;
+    int64_t retry_delay_us;      /* a swallowed answer's retry waits this long */
+    struct token_wait *tw;       /* pending token wait, or NULL */
+    struct upstream_xfer *x;     /* current transfer, or NULL */
+    struct event *timer;         /* owned */
+    enum action action;
+    enum upcall_status fin_st;   /* ACT_FINISH: what to report */
+    unsigned fin_retry_after;
+    uint64_t generation;
+    unsigned attempts, retries_5xx, retries_conn;
+    bool retried_401, swallow, head_delivered;
+};
+
+/* ---- context and gates --------------------------------------------------------------- */
+
+struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
+                                  struct token_mgr *tm, const struct conf *conf)
+{
+    struct upcall_ctx *ctx = calloc(1, sizeof *ctx);
+
+    if (!ctx)
+        return NULL;
+    ctx->base = base;
+    ctx->up = up;
+    ctx->tm = tm;
+    ctx->conf = conf;
+    ctx->rng = (uint64_t)deadline_now_us() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+    return ctx;
+}
+
+void upcall_ctx_set_conf(struct upcall_ctx *ctx, const struct conf *conf)
+{
+    ctx->conf = conf;
+}
+
+void upcall_ctx_free(struct upcall_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->gates);
+    free(ctx);
+}
+
+static unsigned jitter_ms(struct upcall_ctx *ctx, unsigned max)
+{
+    ctx->rng ^= ctx->rng << 13;
+    ctx->rng ^= ctx->rng >> 7;
+    ctx->rng ^= ctx->rng << 17;
+    return max ? (unsigned)(ctx->rng % (max + 1)) : 0;
+}
+
+static struct gate *gate_find(const struct upcall_ctx *ctx, const char *env)
+{
+    for (size_t i = 0; i < ctx->n_gates; i++)
+        if (strcmp(ctx->gates[i].env, env) == 0)
+            return &ctx->gates[i];
+    return NULL;
+}
+
+static void gate_close(struct upcall_ctx *ctx, const char *env, unsigned secs)
+{
+    struct gate *g = gate_find(ctx, env);
+    int64_t until = deadline_now_us() + (int64_t)secs * 1000000;
+
+    if (!g) {
+        struct gate *n = realloc(ctx->gates, (ctx->n_gates + 1) * sizeof *n);
+        if (!n)
+            return; /* out of memory: the next call simply reaches D365 */
+        ctx->gates = n;
+        g = &n[ctx->n_gates++];
+        snprintf(g->env, sizeof g->env, "%s", env);
+        g->until_us = 0;
+    }
+    if (until > g->until_us)
+        g->until_us = until;
+    log_msg(LOG_LVL_WARN, "D365 environment %s throttled (429): gate closed for %u s", env, secs);
+}
+
+static int64_t gate_left_us(const struct upcall_ctx *ctx, const char *env)
+{
+    const struct gate *g = gate_find(ctx, env);
+    int64_t left = g ? g->until_us - deadline_now_us() : 0;
+
+    return left > 0 ? left : 0;
+}
+
+unsigned upcall_gate_remaining(const struct upcall_ctx *ctx, const char *env)
+{
+    int64_t left = gate_left_us(ctx, env);
+
+    return (unsigned)((left + 999999) / 1000000);
+}
+
+/* ---- finishing ------------------------------------------------------------------------ */
+
+static void call_free(struct upcall *c)
+{
+    if (c->tw)
+        token_cancel(c->tw);
+    if (c->x)
+        upstream_abort(c->x);
+    if (c->timer)
+        event_free(c->timer);
+    for (size_t i = 0; i < c->n_headers; i++)
+        free(c->headers[i]);
+    free(c->headers);
+    if (c->auth) {
+        explicit_bzero(c->auth, strlen(c->auth));
+        free(c->auth);
+    }
+    free(c->body);
+    if (c->replay)
+        evbuffer_free(c->replay);
+    free(c->env);
+    free(c->method);
+    free(c->url);
+    free(c);
+}
+
+static void finish(struct upcall *c, struct upcall_done *d)
+{
+    d->attempts = c->attempts;
+    d->head_delivered = c->head_delivered;
+    d->retried_401 = c->retried_401;
+    if (!d->error)
+        d->error = "";
+    c->cbs.on_done(c->cbs.arg, d);
+    call_free(c);
+}
+
+static void finish_simple(struct upcall *c, enum upcall_status st, unsigned retry_after)
+{
+    struct upcall_done d = { .st = st, .retry_after_s = retry_after };
+
+    if (st == UPCALL_NO_TOKEN)
+        d.token_reason = token_reason(c->ctx->tm, c->env);
+    if (st == UPCALL_NO_TOKEN && !d.token_reason)
+        d.token_reason = "unknown_environment";
+    finish(c, &d);
+}
+
+static void schedule(struct upcall *c, enum action a, int64_t delay_us)
+{
+    struct timeval tv = { .tv_sec = (time_t)(delay_us / 1000000),
+                          .tv_usec = (suseconds_t)(delay_us % 1000000) };
+
+    c->action = a;
+    evtimer_add(c->timer, &tv);
+}
+
+/* ---- sending --------------------------------------------------------------------------- */
+
+/* A buffered body can always be sent again; a streamed one while all its bytes so far are
+ * kept in c->replay (limits.replay_body_bytes). */
+static bool replayable(const struct upcall *c)
+{
+    return !c->stream || c->replay;
+}
+
+/* Streamed mode, a new attempt: sends the kept bytes first; the caller's stream resumes
+ * (upcall_send) only once they are all out. Returns true when they are. */
+static bool push_replay(struct upcall *c)
+{
+    size_t kept = c->replay ? evbuffer_get_length(c->replay) : 0;
+
+    while (c->x && c->replay_off < kept) {
+        struct evbuffer_ptr pos;
+        struct evbuffer_iovec v;
+        evbuffer_ptr_set(c->replay, &pos, c->replay_off, EVBUFFER_PTR_SET);
+        if (evbuffer_peek(c->replay, -1, &pos, &v, 1) < 1)
+            break;
+        size_t took = upstream_send(c->x, v.iov_base, v.iov_len);
+        if (took == 0)
+            return false;
+        c->replay_off += took;
+    }
+    if (c->replay_off < kept)
+        return false;
+    if (c->x && c->stream_eof && !c->eof_sent) {
+        c->eof_sent = true;
+        upstream_send_eof(c->x);
+    }
+    return true;
+}
+
+/* Keeps `len` bytes just sent for a replay, or gives the replay up past replay_max. */
+static void keep_for_replay(struct upcall *c, const void *data, size_t len)
+{
+    if (!c->replay)
+        return;
+    if (evbuffer_get_length(c->replay) + len > c->replay_max ||
+        evbuffer_add(c->replay, data, len) != 0) {
+        evbuffer_free(c->replay);
+        c->replay = NULL;
+    }
+    c->replay_off = c->replay ? evbuffer_get_length(c->replay) : 0;
+}
+
+static bool fits_budget(const struct upcall *c, int64_t delay_us)
+{
+    return deadline_now_us() + delay_us <= c->wait_until_us;
+}
+
+/* Decides whether the answer `status` is retried; closes the gate on 429. Sets *delay_us. */
+static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
+                       int64_t *delay_us)
+{
+    struct upcall_ctx *ctx = c->ctx;
+
+    *delay_us = 0;
+    if (status == 401) {
+        token_invalidate(ctx->tm, c->env, c->generation);
+        if (c->retried_401 || !replayable(c))
+            return false;
+        c->retried_401 = true;
+        return true;
+    }
+    if (status == 429) {
+        const char *ra = head ? uphead_find(head, "Retry-After") : NULL;
+        unsigned secs = retryafter_seconds(ra, time(NULL), NULL);
+        gate_close(ctx, c->env, secs);
+        *delay_us = (int64_t)secs * 1000000 + (int64_t)jitter_ms(ctx, JITTER_MS) * 1000;
+        return c->retry == UPCALL_RETRY_SAFE && replayable(c) && fits_budget(c, *delay_us);
+    }
+    if (status >= 500 && status <= 599 && c->retry == UPCALL_RETRY_SAFE && replayable(c) &&
+        c->retries_5xx < MAX_5XX_RETRIES) {
+        unsigned base = BACKOFF_BASE_MS << c->retries_5xx;
+        *delay_us = (int64_t)(base / 2 + jitter_ms(ctx, base)) * 1000;
+        if (!fits_budget(c, *delay_us))
+            return false;
+        c->retries_5xx++;
+        return true;
+    }
+    return false;
+}
+
+static bool plan_conn_retry(struct upcall *c, enum upstream_result r, int64_t *delay_us)
+{
+    unsigned base = BACKOFF_BASE_MS << c->retries_conn;
+
+    if (c->retry != UPCALL_RETRY_SAFE || !replayable(c) || c->retries_conn >= MAX_CONN_RETRIES ||
+        (r != UPSTREAM_CONNECT_FAILED && r != UPSTREAM_TRUNCATED && r != UPSTREAM_OTHER))
+        return false;
+    *delay_us = (int64_t)(base / 2 + jitter_ms(c->ctx, base)) * 1000;
+    if (!fits_budget(c, *delay_us))
+        return false;
+    c->retries_conn++;
+    return true;
+}
+
+static void on_fetch_done(void *arg, const struct upstream_done *ud)
+{
+    struct upcall *c = arg;
+    struct upcall_done d = { .st = UPCALL_OK };
+    int64_t delay;
+
+    c->x = NULL;
+    if (ud->result == UPSTREAM_OK && plan_retry(c, ud->status, ud->head, &delay)) {
+        schedule(c, ACT_ATTEMPT, delay);
+        return;
+    }
+    if (ud->result != UPSTREAM_OK && plan_conn_retry(c, ud->result, &delay)) {
+        schedule(c, ACT_ATTEMPT, delay);
+        return;
+    }
+    if (ud->result != UPSTREAM_OK)
+        d.st = UPCALL_FAILED;
+    d.status = ud->result == UPSTREAM_OK ? ud->status : 0;
+    d.head = ud->head;
+    d.body = ud->body;
+    d.body_len = ud->body_len;
+    d.transport = ud->result;
+    d.error = ud->error;
+    finish(c, &d);
+}
+
+static void push_body(struct upcall *c)
+{
+    while (c->x && c->body_off < c->body_len) {
+        size_t took = upstream_send(c->x, c->body + c->body_off, c->body_len - c->body_off);
+        if (took == 0)
+            return;
+        c->body_off += took;
+    }
+    if (c->x && c->body_off == c->body_len)
+        upstream_send_eof(c->x);
+}
+
+static void on_xfer_head(void *arg, const struct uphead *head)
+{
+    struct upcall *c = arg;
+    int64_t delay;
+
+    if (plan_retry(c, uphead_status(head), head, &delay)) {
+        /* the retry starts from on_xfer_done, after this answer's body was dropped */
+        c->swallow = true;
+        c->retry_delay_us = delay;
+        return;
+    }
+    c->head_delivered = true;
+    if (c->cbs.on_head)
+        c->cbs.on_head(c->cbs.arg, head); /* last: it may cancel c */
+}
+
+static enum upstream_flow on_xfer_body(void *arg, const char *data, size_t len)
+{
+    struct upcall *c = arg;
+
+    if (c->swallow || !c->cbs.on_body)
+        return UPSTREAM_CONTINUE;
+    return c->cbs.on_body(c->cbs.arg, data, len);
+}
+
+static void on_xfer_space(void *arg)
+{
+    struct upcall *c = arg;
+
+    if (!c->stream) {
+        push_body(c);
+        return;
+    }
+    if (!push_replay(c) || c->stream_eof)
+        return;
+    if (c->cbs.on_send_space)
+        c->cbs.on_send_space(c->cbs.arg);
+}
+
+static void on_xfer_done(void *arg, const struct upstream_done *ud)
+{
+    struct upcall *c = arg;
+    struct upcall_done d = { .st = UPCALL_OK };
+    int64_t delay;
+
+    c->x = NULL;
+    if (c->swallow) {
+        c->swallow = false;
+        schedule(c, ACT_ATTEMPT, c->retry_delay_us);
+        return;
+    }
+    if (ud->result != UPSTREAM_OK && !c->head_delivered &&
+        plan_conn_retry(c, ud->result, &delay)) {
+        schedule(c, ACT_ATTEMPT, delay);
+        return;
+    }
+    if (ud->result != UPSTREAM_OK)
+        d.st = c->head_delivered ? UPCALL_OK : UPCALL_FAILED;
+    d.status = ud->status;
+    d.head = ud->head;
+    d.transport = ud->result;
+    d.error = ud->error;
+    finish(c, &d);
+}
+
+static int set_auth(struct upcall *c, const struct token_view *v)
+{
+    size_t n = sizeof "Authorization: Bearer " + v->len;
+
+    if (c->auth) {
+        explicit_bzero(c->auth, strlen(c->auth));
+        free(c->auth);
+    }
+    c->auth = malloc(n);
+    if (!c->auth)
+        return -1;
+    snprintf(c->auth, n, "Authorization: Bearer %.*s", (int)v->len, v->token);
+    c->generation = v->generation;
+    return 0;
+}
+
+static void send_attempt(struct upcall *c, const struct token_view *v)
+{
+    const char **lines = NULL;
+    int64_t body_len;
+
+    lines = calloc(c->n_headers + 1, sizeof *lines);
+    if (!lines || set_auth(c, v) < 0) {
+        free(lines);
+        finish_simple(c, UPCALL_FAILED, 0);
+        return;
+    }
+    for (size_t i = 0; i < c->n_headers; i++)
+        lines[i] = c->headers[i];
+    lines[c->n_headers] = c->auth;
+    c->attempts++;
+    if (c->max_resp > 0 && !c->stream) {
+        c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 1,
+                              c->has_body ? c->body : NULL, c->body_len, c->max_resp,
+                              c->timeouts, on_fetch_done, c);
+    } else {
+        body_len = c->stream ? c->stream_len
+                   : c->has_body ? (int64_t)c->body_len : UPSTREAM_BODY_NONE;
+        struct upstream_req r = { .method = c->method, .url = c->url, .headers = lines,
+                                  .n_headers = c->n_headers + 1, .body_len = body_len,
+                                  .timeouts = c->timeouts };
+        struct upstream_cbs cbs = { on_xfer_head, on_xfer_body, on_xfer_space, on_xfer_done, c };
+        c->body_off = 0;
+        c->replay_off = 0;
+        c->eof_sent = false;
+        c->x = upstream_start(c->ctx->up, &r, &cbs);
+        if (c->x && c->has_body)
+            push_body(c);
+        if (c->x && c->stream)
+            schedule(c, ACT_KICK, 0);
+    }
+    free(lines);
+    if (!c->x)
+        finish_simple(c, UPCALL_FAILED, 0);
+}
+
+static void on_token(void *arg, enum token_status st, const struct token_view *view)
+{
+    struct upcall *c = arg;
+
+    c->tw = NULL;
+    if (st == TOKEN_OK)
+        send_attempt(c, view);
+    else
+        finish_simple(c, st == TOKEN_NO_ENV ? UPCALL_NO_ENV : UPCALL_NO_TOKEN, 0);
+}
+
+static void attempt(struct upcall *c)
+{
+    struct upcall_ctx *ctx = c->ctx;
+    int64_t left = gate_left_us(ctx, c->env), now = deadline_now_us();
+    struct token_view view;
+
+    if (left > 0) {
+        int64_t delay = left + (int64_t)jitter_ms(ctx, JITTER_MS) * 1000;
+        if (c->retry == UPCALL_RETRY_SAFE && replayable(c) && fits_budget(c, delay))
+            schedule(c, ACT_ATTEMPT, delay);
+        else
+            finish_simple(c, UPCALL_THROTTLED, upcall_gate_remaining(ctx, c->env));
+        return;
+    }
+    int64_t wait = (c->wait_until_us - now) / 1000;
+    unsigned wait_ms = wait > 1 ? (unsigned)wait : 1;
+    switch (token_get(ctx->tm, c->env, wait_ms, on_token, c, &view, &c->tw)) {
+    case TOKEN_OK:
+        c->tw = NULL;
+        send_attempt(c, &view);
+        break;
+    case TOKEN_PENDING:
+        break;
+    case TOKEN_NO_ENV:
+        c->tw = NULL;
+        finish_simple(c, UPCALL_NO_ENV, 0);
+        break;
+    default:
+        c->tw = NULL;
+        finish_simple(c, UPCALL_NO_TOKEN, 0);
+        break;
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct upcall *c = arg;
+    enum action a = c->action;
+
+    c->action = ACT_NONE;
+    switch (a) {
+    case ACT_ATTEMPT:
+        attempt(c);
+        break;
+    case ACT_KICK:
+        if (!push_replay(c) || c->stream_eof)
+            break;
+        if (c->x && c->cbs.on_send_space)
+            c->cbs.on_send_space(c->cbs.arg); /* last: it may cancel c */
+        break;
+    case ACT_FINISH:
+        finish_simple(c, c->fin_st, c->fin_retry_after);
+        break;
+    case ACT_NONE:
+        break;
+    }
+}
+
+/* ---- public ------------------------------------------------------------------------------ */
+
+static int copy_request(struct upcall *c, const struct upcall_req *req, const char *base_url)
+{
+    size_t ul = strlen(base_url) + strlen(req->path_query) + 1;
+
+    c->env = strdup(req->env);
+    c->method = strdup(req->method);
+    c->url = malloc(ul);
+    c->headers = calloc(req->n_headers ? req->n_headers : 1, sizeof *c->headers);
+    if (!c->env || !c->method || !c->url || !c->headers)
+        return -1;
+    snprintf(c->url, ul, "%s%s", base_url, req->path_query);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        if (!(c->headers[i] = strdup(req->headers[i])))
+            return -1;
+        c->n_headers++;
+    }
+    if (req->body && !req->stream) {
+        c->body = malloc(req->body_len ? req->body_len : 1);
+        if (!c->body)
+            return -1;
+        memcpy(c->body, req->body, req->body_len);
+        c->body_len = req->body_len;
+        c->has_body = true;
+    }
+    return 0;
+}
+
+struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req,
+                            const struct upcall_cbs *cbs)
+{
+    const struct conf_env *env;
+    struct upcall *c;
+
+    if (!req->env || !req->method || !req->path_query || req->path_query[0] != '/' ||
+        !cbs->on_done)
+        return NULL;
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ctx = ctx;
+    c->cbs = *cbs;
+    c->retry = req->retry;
+    c->stream = req->stream;
+    c->stream_len = req->stream_len;
+    c->replay_max = ctx->conf->limits.replay_body_bytes;
+    if (c->stream && c->replay_max > 0 && !(c->replay = evbuffer_new())) {
+        call_free(c);
+        return NULL;
+    }
+    c->max_resp = req->max_response_bytes;
+    c->timeouts = req->timeouts;
+    c->wait_until_us = deadline_now_us() +
+                       (int64_t)(req->wait_ms ? req->wait_ms : DEFAULT_WAIT_MS) * 1000;
+    c->timer = evtimer_new(ctx->base, on_timer, c);
+    env = conf_env_find(ctx->conf, req->env);
+    if (!c->timer || copy_request(c, req, env ? env->base_url : "") < 0) {
+        call_free(c);
+        return NULL;
+    }
+    if (!env) {
+        c->fin_st = UPCALL_NO_ENV;
+        schedule(c, ACT_FINISH, 0);
+    } else {
+        schedule(c, ACT_ATTEMPT, 0);
+    }
+    return c;
+}
+
+void upcall_cancel(struct upcall *c)
+{
+    if (c)
+        call_free(c);
+}
+
+/* True while a new attempt is still sending the kept bytes: the caller's stream waits. */
+static bool replaying(const struct upcall *c)
+{
+    return c->replay && c->replay_off < evbuffer_get_length(c->replay);
+}
+
+size_t upcall_send_space(const struct upcall *c)
+{
+    return c->x && c->stream && !replaying(c) ? upstream_send_space(c->x) : 0;
+}
+
+size_t upcall_send(struct upcall *c, const void *data, size_t len)
+{
+    if (!c->x || !c->stream || replaying(c))
+        return 0;
+    size_t took = upstream_send(c->x, data, len);
+    keep_for_replay(c, data, took);
+    return took;
+}
+
+void upcall_send_eof(struct upcall *c)
+{
+    if (!c->stream)
+        return;
+    c->stream_eof = true;
+    if (c->x && !replaying(c) && !c->eof_sent) {
+        c->eof_sent = true;
+        upstream_send_eof(c->x);
+    }
+}
+
+void upcall_resume_recv(struct upcall *c)
+{
+    if (c->x)
+        upstream_resume_recv(c->x);
+}

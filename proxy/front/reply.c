@@ -1,0 +1,175 @@
+/* reply: error responses in fogate's JSON shape, and the request log line.
+ * reply and conn include each other: reply answers through conn_req_respond, and conn
+ * answers its own framing errors (bad body, timeouts) through reply_error so that every
+ * error leaves in one shape and one log line. Both are the front layer's; nothing above
+ * it is involved. */
+#include "reply.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+char *reply_error_body(const char *code, const char *message, const char *request_id)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "code", code, "message", message,
+                          "request_id", request_id);
+    if (!o)
+        return NULL;
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
+size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
+{
+    bool no_body = h->status == 204 || h->status == 304;
+    char length[48] = "";
+
+    if (!no_body && !h->no_length)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
+                     h->status, http1_reason(h->status), h->date,
+                     h->content_type ? "Content-Type: " : "",
+                     h->content_type ? h->content_type : "", h->content_type ? "\r\n" : "",
+                     length, h->request_id, h->extra ? h->extra : "",
+                     h->connection ? "Connection: " : "", h->connection ? h->connection : "",
+                     h->connection ? "\r\n" : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static void send_error(struct conn_req *req, int status, const char *extra_headers,
+                       const char *code, const char *message)
+{
+    static const char fallback[] = "{\"code\":\"internal\",\"message\":\"out of memory\"}";
+    char *body = reply_error_body(code, message, conn_req_id(req));
+
+    conn_req_note_error(req, code, message);
+    if (body)
+        conn_req_respond(req, status, extra_headers, "application/json", body, strlen(body));
+    else
+        conn_req_respond(req, status, extra_headers, "application/json", fallback,
+                         sizeof fallback - 1);
+    free(body);
+}
+
+void reply_error(struct conn_req *req, int status, const char *code, const char *fmt, ...)
+{
+    char message[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    send_error(req, status, NULL, code, message);
+}
+
+void reply_method_not_allowed(struct conn_req *req, const char *allow)
+{
+    char hdr[128];
+    char message[160];
+
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    snprintf(message, sizeof message, "this path only accepts %s", allow);
+    send_error(req, 405, hdr, "method_not_allowed", message);
+}
+
+void reply_json(struct conn_req *req, int status, const char *json, size_t len)
+{
+    conn_req_respond(req, status, NULL, "application/json", json, len);
+}
+
+/* The request log line's members, built without jansson (one line per request). */
+struct line {
+    char buf[3072];
+    size_t n;
+    bool ok;                   /* false once something did not fit or needs jansson */
+};
+
+static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct line *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!o->ok)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
+        o->ok = false;
+    else
+        o->n += (size_t)n;
+}
+
+/* ,"name":"s" for printable ASCII (quote and backslash escaped); anything else (control
+ * bytes, non-ASCII that may not be UTF-8) is left to jansson. */
+static void put_str(struct line *o, const char *name, const char *s, size_t len)
+{
+    put(o, "%s\"%s\":\"", o->n ? "," : "", name);
+    for (size_t i = 0; i < len && o->ok; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e)
+            o->ok = false;
+        else if (c == '"' || c == '\\')
+            put(o, "\\%c", c);
+        else if (o->n + 1 < sizeof o->buf)
+            o->buf[o->n++] = (char)c;
+        else
+            o->ok = false;
+    }
+    put(o, "\"");
+}
+
+static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
+{
+    struct line o = { .ok = true };
+
+    put_str(&o, "request_id", l->id, strlen(l->id));
+    if (l->method)
+        put_str(&o, "method", l->method, strlen(l->method));
+    if (l->path)
+        put_str(&o, "path", l->path, l->path_len);
+    put(&o, ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+        ",\"duration_us\":%" PRId64, l->status, l->bytes_in, l->bytes_out, l->duration_us);
+    put_str(&o, "client", l->client, strlen(l->client));
+    if (l->error_code) {
+        put_str(&o, "code", l->error_code, strlen(l->error_code));
+        put_str(&o, "error", l->error_message, strlen(l->error_message));
+    }
+    return o.ok && log_json_text(lvl, "request", o.buf) == 0;
+}
+
+void reply_log(const struct conn_req_log *l)
+{
+    enum log_level lvl = l->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO;
+
+    if (log_fast(l, lvl))
+        return;
+    json_t *f = json_object();
+
+    json_object_set_new(f, "request_id", json_string(l->id));
+    if (l->method)
+        json_object_set_new(f, "method", json_string(l->method));
+    if (l->path)
+        json_object_set_new(f, "path", json_stringn(l->path, l->path_len));
+    json_object_set_new(f, "status", json_integer(l->status));
+    json_object_set_new(f, "bytes_in", json_integer((json_int_t)l->bytes_in));
+    json_object_set_new(f, "bytes_out", json_integer((json_int_t)l->bytes_out));
+    json_object_set_new(f, "duration_us", json_integer((json_int_t)l->duration_us));
+    json_object_set_new(f, "client", json_string(l->client));
+    if (l->error_code) {
+        json_object_set_new(f, "code", json_string(l->error_code));
+        json_object_set_new(f, "error", json_string(l->error_message));
+    }
+    log_json(lvl, "request", f);
+}
