@@ -3,11 +3,12 @@ mmdebstrap (bookworm + updates + security + backports; the tarball lives outside
 tree and is made again after a week), and that root unpacked for one test, with apt's
 downloads kept between runs.
 
-Env: FOGATE_BUILD_DIR, FOGATE_DEB_VERSION (from CMake); FOGATE_TEST_CACHE (default
+Env: FOGATE_BUILD_DIR, FOGATE_SRC (from CMake); FOGATE_TEST_CACHE (default
 /var/cache/fogate-test), FOGATE_DEBIAN_MIRROR (default http://deb.debian.org)."""
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -55,10 +56,28 @@ def root_tarball(include=()):
     return path
 
 
+def deb_version():
+    """The package version: the top entry of deploy/debian/changelog."""
+    with open(os.path.join(os.environ["FOGATE_SRC"], "deploy/debian/changelog")) as f:
+        return re.match(r"fogate \(([^)]+)\)", f.readline()).group(1)
+
+
+def source_commit():
+    """The commit the build reports, asked as deploy/debian/version.cmake asks it (the
+    package target configures again when HEAD moved, so it is the tree's commit now)."""
+    src = os.environ["FOGATE_SRC"]
+    head = run(["git", "-C", src, "rev-parse", "--short=12", "HEAD"], check=False)
+    if head.returncode != 0:
+        return "unknown"
+    run(["git", "-C", src, "update-index", "-q", "--refresh"], check=False)
+    dirty = run(["git", "-C", src, "diff-index", "--quiet", "HEAD", "--"], check=False)
+    return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 else "")
+
+
 def build_deb():
     build = os.environ["FOGATE_BUILD_DIR"]
     run(["cmake", "--build", build, "--target", "package"], timeout=1200)
-    debs = glob.glob(os.path.join(build, "fogate_%s_*.deb" % os.environ["FOGATE_DEB_VERSION"]))
+    debs = glob.glob(os.path.join(build, "fogate_%s_*.deb" % deb_version()))
     assert len(debs) == 1, debs
     return debs[0]
 
