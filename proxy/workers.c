@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -80,6 +81,24 @@ unsigned workers_resolve(unsigned configured, unsigned cpus)
     if (configured > 0)
         return configured;
     return cpus > 0 ? cpus : 1;
+}
+
+unsigned long long workers_nofile_need(unsigned max_connections, unsigned workers)
+{
+    return 2ull * max_connections + 64ull * workers;
+}
+
+/* A limit below the need shows as refused connections under load: say so at start. */
+static void check_nofile(const struct conf *conf, unsigned n)
+{
+    struct rlimit rl;
+    unsigned long long need = workers_nofile_need(conf->limits.max_connections, n);
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_msg(LOG_LVL_WARN, "the open-file limit is %llu, below the %llu that "
+                "limits.max_connections %u with %u worker(s) may need; raise it "
+                "(LimitNOFILE= in the systemd unit, ulimit -n)", (unsigned long long)rl.rlim_cur,
+                need, conf->limits.max_connections, n);
 }
 
 /* On the worker's loop: each byte in the pipe is one signal number. */
@@ -353,6 +372,7 @@ int workers_run(struct conf *conf)
         log_msg(LOG_LVL_ERROR, "cannot set up %u workers: out of memory", p.n);
         return 1;
     }
+    check_nofile(conf, p.n);
     for (unsigned i = 0; i < p.n; i++) {
         p.w[i].pool = &p;
         p.w[i].pipe[0] = p.w[i].pipe[1] = -1;

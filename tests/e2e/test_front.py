@@ -356,6 +356,20 @@ def test_accept_errors_do_not_spin(start_front):
     s.close()
 
 
+def test_low_open_file_limit_is_warned_at_start(start_front):
+    """An open-file limit below 2 x max_connections + 64 per worker is said at start, with
+    the numbers and what to raise; one that suffices is not."""
+    def nofile(n):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    low = start_front(preexec_fn=nofile(1000), limits={"max_connections": 1000})
+    warned = [l for l in low.log_lines() if "open-file limit" in l["msg"]]
+    assert len(warned) == 1 and warned[0]["level"] == "warn", warned
+    assert "is 1000, below the 2064" in warned[0]["msg"] and "LimitNOFILE=" in warned[0]["msg"]
+    enough = start_front(preexec_fn=nofile(2064), limits={"max_connections": 1000})
+    assert not [l for l in enough.log_lines() if "open-file limit" in l["msg"]]
+
+
 # ---- shutdown -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
