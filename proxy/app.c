@@ -104,7 +104,7 @@ static void on_stop(struct app *app, int sig)
 
 /* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
  * settings stay as they were at start. A config that does not load is logged and ignored. */
-static void on_reload(struct app *app)
+static int on_reload(struct app *app)
 {
     struct conf_error err = { 0 };
     struct conf *n = conf_load(app->conf->path, &err);
@@ -115,20 +115,20 @@ static void on_reload(struct app *app)
                 err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (!n || !r) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
                 n ? "out of memory" : err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (token_mgr_reload(tokenwire_mgr(app->tokens), n) < 0) {
         log_msg(LOG_LVL_ERROR, "reload ignored: out of memory");
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     r->conf = app->conf;
     r->next = app->retired;
@@ -140,6 +140,7 @@ static void on_reload(struct app *app)
     package_set_conf(app->package, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
+    return 0;
 }
 
 static struct upstream *make_upstream(struct event_base *base, const struct conf *conf)
@@ -155,12 +156,26 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     return upstream_new(base, &o);
 }
 
-void app_signal(struct app *app, int sig)
+int app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
-        on_reload(app);
-    else
-        on_stop(app, sig);
+        return on_reload(app);
+    on_stop(app, sig);
+    return 0;
+}
+
+void app_health(const struct app *app, struct app_health *out)
+{
+    char why[8];
+
+    memset(out, 0, sizeof *out);
+    out->connections = conn_server_count(app->server);
+    out->envs = (unsigned)app->conf->n_envs;
+    for (size_t i = 0; i < app->conf->n_envs; i++) {
+        const char *r = token_reason(tokenwire_mgr(app->tokens), app->conf->envs[i].name);
+        out->envs_ready += r && strcmp(r, "ok") == 0;
+    }
+    out->ledger = app->ledger ? ledgerflow_ready(app->ledger, why, sizeof why) : -1;
 }
 
 struct event_base *app_base(const struct app *app)
