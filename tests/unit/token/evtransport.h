@@ -16,6 +16,7 @@
 #include "token.h"
 
 #define TX_BODY_MAX (64 * 1024)
+#define TX_LOG 64 /* the last requests whose send and answer times are kept */
 
 struct tx_req {
     struct tx_req *next;
@@ -23,6 +24,7 @@ struct tx_req {
     token_http_done *done;
     void *arg; /* the manager's */
     struct tx *tx;
+    int seq;                        /* tx.posts when it was sent */
 };
 
 struct tx {
@@ -30,7 +32,19 @@ struct tx {
     struct tx_req *reqs; /* in flight */
     int posts, cancels, completions, in_flight, max_in_flight;
     int refuse;          /* when set, post_form returns -1 */
+    /* Loop times (us, event_base_gettimeofday_cached) of the send and the answer of
+     * request number n (tx.posts before it was sent) at [n % TX_LOG]: the clock the
+     * manager's timers run on, so a retry timer of d ms shows as
+     * sent_us[n + 1] - done_us[n] >= d ms however late the test looks at it. */
+    long long sent_us[TX_LOG], done_us[TX_LOG];
 };
+
+static inline long long tx_loop_us(struct tx *tx)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(tx->base, &tv);
+    return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+}
 
 static inline void tx_unlink(struct tx *tx, struct tx_req *r)
 {
@@ -63,6 +77,7 @@ static inline void tx_on_done(struct evhttp_request *req, void *arg)
     if (body && len)
         evbuffer_copyout(in, body, len);
     tx_unlink(tx, r);
+    tx->done_us[r->seq % TX_LOG] = tx_loop_us(tx);
     tx->completions++;
     r->done(r->arg, body ? status : 0, body ? body : "", body ? len : 0);
     if (body)
@@ -82,7 +97,8 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     char path[2048];
     int rc = -1;
 
-    tx->posts++;
+    int seq = tx->posts++;
+    tx->sent_us[seq % TX_LOG] = tx_loop_us(tx);
     if (tx->refuse || !u || !evhttp_uri_get_host(u) || !(r = calloc(1, sizeof(*r))))
         goto out;
     int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
@@ -99,7 +115,7 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/x-www-form-urlencoded");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-    r->done = done, r->arg = arg, r->tx = tx;
+    r->done = done, r->arg = arg, r->tx = tx, r->seq = seq;
     if (evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, path) != 0) {
         req = NULL; /* freed by evhttp_make_request on failure */
         goto out;
