@@ -79,6 +79,23 @@ def src_root():
     return os.environ.get("FOGATE_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def write_secret_file(directory, name, value):
+    """Writes value (and a newline) to directory/name, created with mode 0600; returns the
+    path. Hand secrets to started processes this way (or by environment), never on their
+    command line, which every local user can read (ps, /proc/PID/cmdline)."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return path
+
+
+def cmdline(pid):
+    """The command line of process pid as one string (arguments joined by spaces)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+
+
 def spawn_logged(cmd, log_path, cwd=None):
     """Starts cmd (a tool such as a node server) with stdin from /dev/null and stdout and
     stderr written to log_path; returns the Popen (the caller stops it: stop_popen)."""

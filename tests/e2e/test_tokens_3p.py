@@ -148,6 +148,8 @@ def test_200_concurrent_on_cold_start_one_third_party_token(workdir):
     oa = start_oauth3p(secret=SECRET)
     g = gate(workdir, up, oa.token_url, wait_ready=False)
     try:
+        # the test secret reaches the server in a file, not on its command line (ps)
+        assert "secret" in harness.cmdline(oa.pid) and SECRET not in harness.cmdline(oa.pid)
         with concurrent.futures.ThreadPoolExecutor(max_workers=200) as ex:
             got = list(ex.map(lambda _: g.request("GET", DEQ).status, range(200)))
         assert got == [204] * 200

@@ -12,6 +12,7 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,6 +106,19 @@ static int start_plain(struct testproc *s, const char *extra1, const char *extra
 
     snprintf(port, sizeof(port), "%d", p);
     return testproc_start_redis(s, p, tmpdir, args) == 0 ? p : -1;
+}
+
+/* The path of a redis-server config file (0600, in tmpdir) that sets requirepass PW_REQ,
+ * for "--include": the password never goes on redis-server's command line. */
+static const char *auth_conf(void)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/auth.conf", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && dprintf(fd, "requirepass %s\n", PW_REQ) > 0);
+    if (fd >= 0)
+        close(fd);
+    return path;
 }
 
 /* ---- pure helpers ---- */
@@ -273,7 +287,7 @@ static void check_refused(struct rconn *c, const char *expect)
 static void test_auth(void)
 {
     struct testproc s = { 0 };
-    int port = start_plain(&s, "--requirepass", PW_REQ);
+    int port = start_plain(&s, "--include", auth_conf());
     CHECK(port > 0);
 
     struct rconn *c = connect_auth(port, NULL, PW_REQ);
@@ -582,7 +596,7 @@ static void test_tls(void)
     snprintf(ca, sizeof(ca), "%s/ca.crt", tmpdir);
     const char *args[] = { "--port", "0", "--tls-port", port, "--tls-cert-file", cert,
                            "--tls-key-file", key, "--tls-ca-cert-file", ca,
-                           "--tls-auth-clients", "no", "--requirepass", PW_REQ, NULL };
+                           "--tls-auth-clients", "no", "--include", auth_conf(), NULL };
     CHECK(testproc_start_redis(&s, p, tmpdir, args) == 0);
 
     struct rconn *c = connect_tls(p, "localhost", "ca.crt");

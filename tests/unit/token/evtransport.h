@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -16,7 +17,7 @@
 #include "token.h"
 
 #define TX_BODY_MAX (64 * 1024)
-#define TX_LOG 64 /* the last requests whose send and answer times are kept */
+#define TX_LOG 64 /* the last requests whose send times are kept */
 
 struct tx_req {
     struct tx_req *next;
@@ -24,7 +25,6 @@ struct tx_req {
     token_http_done *done;
     void *arg; /* the manager's */
     struct tx *tx;
-    int seq;                        /* tx.posts when it was sent */
 };
 
 struct tx {
@@ -32,18 +32,18 @@ struct tx {
     struct tx_req *reqs; /* in flight */
     int posts, cancels, completions, in_flight, max_in_flight;
     int refuse;          /* when set, post_form returns -1 */
-    /* Loop times (us, event_base_gettimeofday_cached) of the send and the answer of
-     * request number n (tx.posts before it was sent) at [n % TX_LOG]: the clock the
-     * manager's timers run on, so a retry timer of d ms shows as
-     * sent_us[n + 1] - done_us[n] >= d ms however late the test looks at it. */
-    long long sent_us[TX_LOG], done_us[TX_LOG];
+    /* CLOCK_MONOTONIC (us) when request number n (tx.posts before it) was sent, at
+     * [n % TX_LOG]. A retry timer of d ms armed when request n's answer came shows as
+     * sent_us[n + 1] - sent_us[n] >= d ms (less one tick if libevent reads the coarse
+     * monotonic clock), however late the test looks at it. */
+    long long sent_us[TX_LOG];
 };
 
-static inline long long tx_loop_us(struct tx *tx)
+static inline long long tx_now_us(void)
 {
-    struct timeval tv;
-    event_base_gettimeofday_cached(tx->base, &tv);
-    return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static inline void tx_unlink(struct tx *tx, struct tx_req *r)
@@ -77,7 +77,6 @@ static inline void tx_on_done(struct evhttp_request *req, void *arg)
     if (body && len)
         evbuffer_copyout(in, body, len);
     tx_unlink(tx, r);
-    tx->done_us[r->seq % TX_LOG] = tx_loop_us(tx);
     tx->completions++;
     r->done(r->arg, body ? status : 0, body ? body : "", body ? len : 0);
     if (body)
@@ -98,7 +97,7 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     int rc = -1;
 
     int seq = tx->posts++;
-    tx->sent_us[seq % TX_LOG] = tx_loop_us(tx);
+    tx->sent_us[seq % TX_LOG] = tx_now_us();
     if (tx->refuse || !u || !evhttp_uri_get_host(u) || !(r = calloc(1, sizeof(*r))))
         goto out;
     int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
@@ -115,7 +114,7 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/x-www-form-urlencoded");
     evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-    r->done = done, r->arg = arg, r->tx = tx, r->seq = seq;
+    r->done = done, r->arg = arg, r->tx = tx;
     if (evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, path) != 0) {
         req = NULL; /* freed by evhttp_make_request on failure */
         goto out;
