@@ -34,6 +34,9 @@ IMPORT_JOB = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
 EXPORT_JOB = "b0b5401e-56ca-4dc8-b566-84389a001236"
 
 DEADLINE = 20.0
+# For a helper process to come up: a deadline against a hang, not an expectation (a
+# sanitizer build of fosim makes its signing key at start, slowly on a loaded machine).
+START_DEADLINE = 60.0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -303,11 +306,12 @@ class Fosim:
         argv = [require_bin("FOSIM_BIN"), "--config", self.config_path, "--listen",
                 "127.0.0.1:0", "--data-dir", data_dir, *extra_args]
         self.proc = Proc("fosim", argv, workdir, stdout_pipe=True)
-        line = json.loads(self.proc.read_line())
+        line = json.loads(self.proc.read_line(timeout=START_DEADLINE))
         self.base_url = line["base_url"]
         self.hostport = line["listening"]
         self.port = int(self.hostport.rsplit(":", 1)[1])
-        wait_until(lambda: self.get("/_sim/healthz").status == 200, what="fosim healthz")
+        wait_until(lambda: self.get("/_sim/healthz").status == 200, START_DEADLINE,
+                   what="fosim healthz")
 
     # -- HTTP --
     def request(self, method, path, body=None, headers=None, token=None, timeout=30.0):
@@ -388,7 +392,7 @@ def start_redis(workdir, extra_conf=""):
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     p = Proc(f"redis-{port}", [require_bin("REDIS_SERVER_BIN", exe), conf], workdir)
     p.port = port
-    wait_port(port)
+    wait_port(port, START_DEADLINE)
     return p
 
 
