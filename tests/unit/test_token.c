@@ -824,6 +824,7 @@ int main(void)
     test_refresh_ahead();
     test_shared_two_instances();
     test_dead_lock_holder();
+    test_share_race();
     test_redis_down();
     test_logs_clean();
     testproc_stop(&sim, SIGTERM);

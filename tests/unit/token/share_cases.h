@@ -276,6 +276,103 @@ static void test_dead_lock_holder(void)
     testproc_stop(&redis, SIGTERM);
 }
 
+/* ---- another instance publishes between our read and our lock ---- */
+
+/* Share ops over a real tokenshare that, at the first lock, first publishes `blob` (as
+ * another instance finishing its fetch would) and only then takes the lock. */
+struct race {
+    struct tokenshare *ts; /* borrowed */
+    char *blob;            /* owned: a sealed token of "another instance" */
+    size_t len;
+    int locks;
+    char name[TOKENBLOB_NAME_MAX + 1], owner[TOKENBLOB_SERIAL_LEN + 1];
+    unsigned lease_ms;
+    token_share_done *done;
+    void *arg;
+};
+
+static int race_get(void *ctx, const char *name, token_share_done *done, void *arg)
+{
+    return tokenshare_get(((struct race *)ctx)->ts, name, done, arg);
+}
+
+static int race_put(void *ctx, const char *name, const char *blob, size_t len,
+                    unsigned ttl_ms, token_share_done *done, void *arg)
+{
+    return tokenshare_put(((struct race *)ctx)->ts, name, blob, len, ttl_ms, done, arg);
+}
+
+static int race_unlock(void *ctx, const char *name, const char *owner, token_share_done *done,
+                       void *arg)
+{
+    return tokenshare_unlock(((struct race *)ctx)->ts, name, owner, done, arg);
+}
+
+static void race_on_put(void *arg, int result, const char *val, size_t len)
+{
+    struct race *r = arg;
+
+    CHECK(result == TOKENSHARE_OK);
+    if (tokenshare_lock(r->ts, r->name, r->owner, r->lease_ms, r->done, r->arg) != 0)
+        r->done(r->arg, TOKENSHARE_ERROR, NULL, 0);
+}
+
+static int race_lock(void *ctx, const char *name, const char *owner, unsigned lease_ms,
+                     token_share_done *done, void *arg)
+{
+    struct race *r = ctx;
+
+    if (r->locks++ > 0)
+        return tokenshare_lock(r->ts, name, owner, lease_ms, done, arg);
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->owner, sizeof(r->owner), "%s", owner);
+    r->lease_ms = lease_ms, r->done = done, r->arg = arg;
+    return tokenshare_put(r->ts, name, r->blob, r->len, 60000, race_on_put, r);
+}
+
+/* The cache was empty when read, and holds another instance's token by the time the lock
+ * is ours: the manager reads again under the lock and takes that token instead of asking
+ * Entra for a second one (two instances refreshing together did fetch twice). */
+static void test_share_race(void)
+{
+    struct testproc redis = { 0 };
+    struct inst a = { 0 };
+    struct race r = { 0 };
+    struct token_view v;
+    struct val lock = { 0 };
+    char tok[4096], url[64], ctx[TOKENBLOB_CONTEXT_MAX + 1], name[TOKENBLOB_NAME_MAX + 1];
+    struct tokenblob other = { .token = "token-of-another-instance", .obtained_at = time(NULL),
+                               .expires_at = time(NULL) + 3600 };
+
+    CHECK(testproc_start_redis_plain(&redis, dir) == 0);
+    sim_post(sim.port, "/_sim/reset", "{}");
+    struct conf *c = make_conf(sim.port, 0, CRED_FILE);
+    inst_connect(&a, redis.port, true);
+    base_url(sim.port, url, sizeof(url));
+    other.token_len = strlen(other.token);
+    CHECK(tokenblob_serial(other.serial) == 0);
+    CHECK(tokenblob_context("prod", TENANT, APP_ID, url, ctx, sizeof(ctx)) == 0);
+    CHECK(tokenblob_name("prod", TENANT, APP_ID, url, name, sizeof(name)) == 0);
+    CHECK((r.blob = tokenblob_seal(seal_key, ctx, &other, &r.len)) != NULL);
+    r.ts = a.ts;
+    a.ops = (struct token_share_ops){ .ctx = &r, .get = race_get, .lock = race_lock,
+                                      .put = race_put, .unlock = race_unlock };
+    inst_start(&a, c);
+    CHECK(WAIT_FOR(ready(a.m), 10000));
+    CHECK(r.locks == 1);
+    CHECK(get_now(a.m, &v, tok, sizeof(tok)) == TOKEN_OK && strcmp(tok, other.token) == 0);
+    CHECK(counter(a.m, "fetches") == 0 && counter(a.m, "share_hits") == 1);
+    CHECK(sim_tokens(sim.port) == 0);
+    /* and the lock is given back (the unlock went first on this connection) */
+    lock.i = -1;
+    CHECK(rconn_command(a.rc, on_val, &lock, 0, "EXISTS fogate:token-lock:%s", name) == 0);
+    CHECK(WAIT_FOR(lock.n, 2000) && lock.i == 0);
+    inst_free(&a);
+    free(r.blob);
+    conf_free(c);
+    testproc_stop(&redis, SIGTERM);
+}
+
 /* No Redis at all: each instance fetches for itself. */
 static void test_redis_down(void)
 {
