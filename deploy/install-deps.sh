@@ -26,7 +26,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates curl openssl \
   clang libclang-rt-14-dev \
   libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libhttp-parser-dev \
-  redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
+  redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf stress-ng \
   python3 python3-pytest \
   systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
