@@ -106,7 +106,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 
     if (srv->conns.count > 0)
         log_msg(LOG_LVL_WARN, "shutdown grace over; closing %zu connection(s)", srv->conns.count);
-    conn_list_close(&srv->conns, false);
+    conn_list_close(&srv->conns, false, CONN_DRAIN);
     conn_server_closed(srv);
 }
 
@@ -151,7 +151,7 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
     listener_free(srv->listener); /* new connections are refused now, not left queued */
     srv->listener = NULL;
     evtimer_add(srv->grace, &tv);
-    conn_list_close(&srv->conns, true); /* idle keep-alive: nothing in flight */
+    conn_list_close(&srv->conns, true, CONN_OK); /* idle keep-alive: nothing in flight */
     conn_server_closed(srv);
 }
 
@@ -166,7 +166,7 @@ void conn_server_free(struct conn_server *srv)
         return;
     srv->on_drained = NULL;
     listener_free(srv->listener);
-    conn_list_close(&srv->conns, false);
+    conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
     free(srv);
 }

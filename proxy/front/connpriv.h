@@ -60,6 +60,8 @@ struct conn_req {
     int64_t start_us;
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t body_out;          /* response body bytes queued */
+    int64_t body_expected;      /* announced body length; -1 unknown */
     int status;
     const char *error_code;     /* static string; NULL unless reply_error answered */
     char error_message[160];
@@ -82,6 +84,8 @@ struct conn {
     bool write_enabled;         /* the bufferevent writes the queued output when it can */
     bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
     bool in_feed;               /* read_direct is feeding body_buf to the body */
+    bool log_pending;           /* answered, but the log line waits for the output to drain */
+    enum conn_outcome why;      /* what conn_kill logs for a request in flight */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
     char *head_buf;             /* owned: the current head, copied out of the input */
@@ -101,8 +105,10 @@ struct conn {
 void conn_enter(struct conn *c);
 void conn_leave(struct conn *c);
 
-/* Ends the connection now (see conn.c). */
+/* Ends the connection now (see conn.c); a request in flight is logged as aborted, or with
+ * `why` through conn_kill_why. */
 void conn_kill(struct conn *c);
+void conn_kill_why(struct conn *c, enum conn_outcome why);
 
 /* The current request is answered and its body read: keep-alive or close. */
 void conn_request_done(struct conn *c);
