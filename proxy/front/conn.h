@@ -19,10 +19,14 @@
 
 struct conn;
 
-/* The open connections of a server (embedded in it; links live in struct conn). */
+/* The open connections of a server (embedded in it; links live in struct conn), and
+ * among them the idle ones (waiting for a next request with nothing received and nothing
+ * left to send), oldest first: the ones shed at the connection cap. */
 struct conn_list {
     struct conn *first;
     size_t count;
+    struct conn *idle_first, *idle_last;
+    size_t idle_count;
 };
 
 /* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
@@ -30,6 +34,9 @@ struct conn_list {
  * fd). The connection frees itself when it closes. */
 struct conn *conn_new(struct conn_server *srv, struct event_base *base,
                       struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer);
+
+/* Closes the connection that has been idle longest. Returns true if there was one. */
+bool conn_list_shed_idle(struct conn_list *list);
 
 /* How a request's response ended, as its log line says ("outcome"). */
 enum conn_outcome {

@@ -6,6 +6,7 @@
 #include "conn_server.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,9 @@ struct conn_server {
     struct listener *listener;  /* owned */
     struct event *grace;        /* owned: ends a drain */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
+    struct conn_server_stats stats;
+    uint64_t episode_shed[CONN_SHED_REASONS]; /* stats.shed when the episode began */
+    bool held;                  /* the listener is held at the cap */
     bool draining;
     void (*on_drained)(void *arg);
     void *drained_arg;          /* borrowed */
@@ -75,10 +79,56 @@ void conn_server_dispatch(struct conn_server *srv, struct conn_req *req)
     srv->on_request(req, srv->arg);
 }
 
+/* ---- the connection cap ----------------------------------------------------------- */
+
+/* An episode starts when the cap is reached and ends when the count falls to 90% of it;
+ * each is logged once at each end, whatever happened in between. */
+static void episode_check(struct conn_server *srv)
+{
+    struct conn_server_stats *st = &srv->stats;
+    size_t max = srv->opt.max_connections, n = srv->conns.count;
+
+    if (!st->at_cap && n >= max) {
+        st->at_cap = true;
+        st->cap_episodes++;
+        memcpy(srv->episode_shed, st->shed, sizeof st->shed);
+        log_msg(LOG_LVL_WARN, "connection cap (%zu) reached: closing the longest-idle "
+                "keep-alive connections to make room, new ones wait in the backlog", max);
+    } else if (st->at_cap && n <= max - max / 10 - 1) {
+        st->at_cap = false;
+        log_msg(LOG_LVL_INFO, "connection cap episode over: %llu idle connection(s) closed, "
+                "accepting paused %llu time(s), %llu refused",
+                (unsigned long long)(st->shed[CONN_SHED_IDLE] - srv->episode_shed[CONN_SHED_IDLE]),
+                (unsigned long long)(st->shed[CONN_SHED_HOLD] - srv->episode_shed[CONN_SHED_HOLD]),
+                (unsigned long long)(st->shed[CONN_SHED_REFUSED] -
+                                     srv->episode_shed[CONN_SHED_REFUSED]));
+    }
+}
+
+/* Accepting goes on while there is room, or an idle connection to shed for the next one. */
+static void hold_check(struct conn_server *srv)
+{
+    bool room = srv->conns.count < srv->opt.max_connections || srv->conns.idle_count > 0;
+
+    if (!srv->listener || srv->held == !room)
+        return;
+    srv->held = !room;
+    if (srv->held)
+        srv->stats.shed[CONN_SHED_HOLD]++;
+    listener_hold(srv->listener, srv->held);
+}
+
+void conn_server_idle_changed(struct conn_server *srv)
+{
+    hold_check(srv);
+}
+
 void conn_server_closed(struct conn_server *srv)
 {
     void (*cb)(void *) = srv->on_drained;
 
+    episode_check(srv);
+    hold_check(srv);
     if (!srv->draining || srv->conns.count > 0 || !cb)
         return;
     srv->on_drained = NULL;
@@ -90,14 +140,28 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg
 {
     struct conn_server *srv = arg;
 
-    if (srv->draining || srv->conns.count >= srv->opt.max_connections) {
-        close(fd); /* over the limit: accepted and closed at once */
+    if (srv->draining) {
+        close(fd);
         return;
     }
+    if (srv->conns.count >= srv->opt.max_connections) {
+        episode_check(srv);
+        if (conn_list_shed_idle(&srv->conns)) {
+            srv->stats.shed[CONN_SHED_IDLE]++;
+        } else { /* the idle one got busy since the listener was left on: rare */
+            srv->stats.shed[CONN_SHED_REFUSED]++;
+            close(fd);
+            hold_check(srv);
+            return;
+        }
+    }
+    srv->stats.accepted++;
     if (!conn_new(srv, srv->base, &srv->conns, fd, peer)) {
         log_msg(LOG_LVL_ERROR, "out of memory for a new connection");
         close(fd);
     }
+    episode_check(srv);
+    hold_check(srv); /* at the cap with nothing idle: the next ones wait in the backlog */
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)
@@ -160,12 +224,18 @@ size_t conn_server_count(const struct conn_server *srv)
     return srv->conns.count;
 }
 
+const struct conn_server_stats *conn_server_stats(const struct conn_server *srv)
+{
+    return &srv->stats;
+}
+
 void conn_server_free(struct conn_server *srv)
 {
     if (!srv)
         return;
     srv->on_drained = NULL;
     listener_free(srv->listener);
+    srv->listener = NULL;
     conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
     free(srv);

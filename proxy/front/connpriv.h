@@ -72,6 +72,8 @@ struct conn {
     const struct conn_options *opt; /* borrowed from srv */
     struct conn_list *list;     /* borrowed: the list this connection is on */
     struct conn *prev, *next;   /* list links */
+    struct conn *idle_prev, *idle_next; /* idle list links, when is_idle */
+    bool is_idle;               /* on the list's idle list */
     struct bufferevent *bev;    /* owned; closes the socket */
     struct deadline dl;         /* owned timer: the one current deadline */
     evutil_socket_t fd;
