@@ -160,6 +160,21 @@ void conn_leave(struct conn *c)
         destroy(c);
 }
 
+/* The request has ended: what it held goes back (once). */
+static void release_hold(struct conn_req *r)
+{
+    void *hold = r->hold;
+
+    r->hold = NULL;
+    if (hold)
+        conn_server_release(r->conn->srv, hold);
+}
+
+void conn_req_hold(struct conn_req *req, void *hold)
+{
+    req->hold = hold;
+}
+
 void conn_kill(struct conn *c)
 {
     conn_kill_why(c, CONN_ABORTED);
@@ -194,6 +209,8 @@ void conn_kill_why(struct conn *c, enum conn_outcome why)
         r->ev.on_gone = NULL;
         gone(r->ev.arg);
     }
+    if (in_flight)
+        release_hold(r); /* after on_gone: the handler let go of the request */
     if (c->busy == 0)
         destroy(c);
 }
@@ -488,6 +505,7 @@ void conn_request_done(struct conn *c)
         c->log_pending = true; /* logged once sent, or with why the connection died */
     else
         log_request(c, CONN_OK);
+    release_hold(&c->req);
     if (conn_server_draining(c->srv))
         c->closing = true; /* a drain: no next request on this connection */
     c->head_started = false;

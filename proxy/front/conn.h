@@ -108,6 +108,11 @@ struct conn_req_events {
  * on_gone, so that it hears of a client that went away. */
 void conn_req_set_events(struct conn_req *req, const struct conn_req_events *ev);
 
+/* Gives the request `hold` (borrowed; e.g. a reference to the config snapshot it was
+ * routed with), handed to the server's release callback (conn_server_on_release) once,
+ * when the request ends: answered and its body read, or its connection gone. */
+void conn_req_hold(struct conn_req *req, void *hold);
+
 /* The client's address, "ip:port" or "[ip6]:port" (borrowed, valid as long as req). */
 const char *conn_req_client(const struct conn_req *req);
 

@@ -19,6 +19,7 @@ struct conn_server {
     struct event_base *base;    /* borrowed */
     struct conn_options opt;
     conn_on_request on_request;
+    void (*release)(void *hold, void *arg);
     void *arg;                  /* borrowed */
     struct listener *listener;  /* owned */
     struct event *grace;        /* owned: ends a drain */
@@ -72,6 +73,17 @@ const struct conn_options *conn_server_options(const struct conn_server *srv)
 bool conn_server_draining(const struct conn_server *srv)
 {
     return srv->draining;
+}
+
+void conn_server_on_release(struct conn_server *srv, void (*release)(void *hold, void *arg))
+{
+    srv->release = release;
+}
+
+void conn_server_release(struct conn_server *srv, void *hold)
+{
+    if (srv->release)
+        srv->release(hold, srv->arg);
 }
 
 void conn_server_dispatch(struct conn_server *srv, struct conn_req *req)

@@ -52,6 +52,10 @@ int conn_server_listen(struct conn_server *srv, const char *host, int port, char
 void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
                        void (*on_drained)(void *arg), void *arg);
 
+/* Sets the callback that gets back what a request held (conn_req_hold) when it ends;
+ * `arg` is the one given to conn_server_new. */
+void conn_server_on_release(struct conn_server *srv, void (*release)(void *hold, void *arg));
+
 /* Number of open client connections. */
 size_t conn_server_count(const struct conn_server *srv);
 
@@ -91,6 +95,9 @@ const char *conn_server_date(struct conn_server *srv);
 
 /* Hands an accepted request to the on_request callback. */
 void conn_server_dispatch(struct conn_server *srv, struct conn_req *req);
+
+/* Hands a request's hold to the release callback (for conn.c). */
+void conn_server_release(struct conn_server *srv, void *hold);
 
 /* Told by conn.c after a connection was freed. */
 void conn_server_closed(struct conn_server *srv);

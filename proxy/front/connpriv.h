@@ -63,6 +63,7 @@ struct conn_req {
     uint64_t body_out;          /* response body bytes queued */
     int64_t body_expected;      /* announced body length; -1 unknown */
     int status;
+    void *hold;                 /* borrowed: conn_req_hold, released at the request's end */
     const char *error_code;     /* static string; NULL unless reply_error answered */
     char error_message[160];
 };
