@@ -168,8 +168,10 @@ static const struct key limits_keys[] = {
     INT("max_package_bytes", "2147483648", 1, 68719476736LL,
         "Largest data package uploaded through fogate."),
     INT("max_connections", "1024", 1, 1000000,
-        "Most client connections served at once; with several `workers` each worker takes "
-        "an equal share (rounded up)."),
+        "Most client connections served at once; at the cap the longest-idle keep-alive "
+        "connection is closed to make room, and with none idle new connections wait in the "
+        "listen backlog. With several `workers` each worker takes an equal share (rounded "
+        "up)."),
     { 0 }
 };
 

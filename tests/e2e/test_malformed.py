@@ -452,3 +452,21 @@ def test_idle_keep_alive_is_closed(shared_front):
     r, rest = parse_response(data)
     assert r.status == 200 and r.header("connection") is None and rest == b""
     assert 1.8 < elapsed < 4.5
+
+
+def test_openapi_documents_every_front_error_code():
+    """Every code the front end answers with (head, body, timeouts) is in docs/openapi.yaml."""
+    import os
+    import re
+    src = harness.require_bin("FOGATE_SRC")
+    codes = set()
+    for name in ("http1.c", "h1body.c", "conn.c", "connbody.c"):
+        with open(os.path.join(src, "proxy", "front", name)) as f:
+            text = f.read()
+        codes |= set(re.findall(r'refuse\(v, (?:\d+, )?"([a-z0-9_]+)"', text))
+        codes |= set(re.findall(r'\d{3}, "([a-z0-9_]+)"', text))
+    assert {"empty_host", "upgrade_not_supported", "method_not_implemented"} <= codes, codes
+    with open(os.path.join(src, "docs", "openapi.yaml")) as f:
+        doc = f.read()
+    missing = sorted(c for c in codes if "`%s`" % c not in doc)
+    assert not missing, "front error codes missing from docs/openapi.yaml: %s" % missing
