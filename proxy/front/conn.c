@@ -76,59 +76,6 @@ static void log_request(struct conn *c, enum conn_outcome why)
     reply_log(&l);
 }
 
-/* ---- the idle list: connections that can be shed at the cap, longest idle first ---- */
-
-static void idle_leave(struct conn *c)
-{
-    struct conn_list *l = c->list;
-
-    if (!c->is_idle)
-        return;
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else
-        l->idle_first = c->idle_next;
-    if (c->idle_next)
-        c->idle_next->idle_prev = c->idle_prev;
-    else
-        l->idle_last = c->idle_prev;
-    c->idle_prev = c->idle_next = NULL;
-    c->is_idle = false;
-    l->idle_count--;
-    conn_server_idle_changed(c->srv);
-}
-
-/* Waiting for a next request with nothing received and nothing to send: sheddable. */
-static void idle_enter(struct conn *c)
-{
-    struct conn_list *l = c->list;
-
-    if (c->is_idle || c->state != ST_HEAD || c->head_started || output_len(c) > 0)
-        return;
-    c->is_idle = true;
-    c->idle_prev = l->idle_last;
-    c->idle_next = NULL;
-    if (l->idle_last)
-        l->idle_last->idle_next = c;
-    else
-        l->idle_first = c;
-    l->idle_last = c;
-    l->idle_count++;
-    conn_server_idle_changed(c->srv);
-}
-
-bool conn_list_shed_idle(struct conn_list *list)
-{
-    struct conn *c = list->idle_first;
-
-    if (!c)
-        return false;
-    conn_enter(c);
-    conn_kill_why(c, CONN_OK); /* nothing in flight: no log line */
-    conn_leave(c);
-    return true;
-}
-
 static void destroy(struct conn *c)
 {
     struct conn_server *srv = c->srv;
@@ -192,7 +139,7 @@ void conn_kill_why(struct conn *c, enum conn_outcome why)
         return;
     if (in_flight || c->log_pending)
         log_request(c, why); /* before the held head is dropped: it was never sent */
-    idle_leave(c);
+    conn_idle_leave(c);
     c->state = ST_DEAD; /* from here on, answers are ignored */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     free(r->held_head); /* never sent: the body it waited for did not come */
@@ -487,7 +434,7 @@ static void linger_begin(struct conn *c)
 
 static void start_close(struct conn *c)
 {
-    idle_leave(c);
+    conn_idle_leave(c);
     c->state = ST_CLOSING;
     if (output_len(c) == 0) {
         linger_begin(c);
@@ -516,7 +463,7 @@ void conn_request_done(struct conn *c)
     }
     c->state = ST_HEAD;
     deadline_set(&c->dl, DL_IDLE, c->opt->idle_timeout_ms);
-    idle_enter(c);
+    conn_idle_enter(c);
     if (!c->in_process)
         process_input(c);
 }
@@ -676,7 +623,7 @@ static void begin_request(struct conn *c)
 
     if (c->log_pending) /* a pipelined request starts while the last output drains */
         log_request(c, CONN_OK);
-    idle_leave(c);
+    conn_idle_leave(c);
     memset(r, 0, sizeof *r);
     r->conn = c;
     r->start_us = deadline_now_us();
@@ -840,7 +787,7 @@ static void output_drained(struct conn *c)
     else if (c->state == ST_HEAD) {
         process_input(c); /* pipelined requests waited for the output to drain */
         if (c->state == ST_HEAD)
-            idle_enter(c);
+            conn_idle_enter(c);
     }
 }
 
@@ -914,7 +861,7 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     list->first = c;
     list->count++;
     deadline_set(&c->dl, DL_HEAD, c->opt->head_timeout_ms);
-    idle_enter(c);
+    conn_idle_enter(c);
     return c;
 }
 

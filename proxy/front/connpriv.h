@@ -1,6 +1,6 @@
 /* connpriv: the private header of the connection module (conn.c: the state machine,
- * heads, responses and closing; connbody.c: the request body). Nothing outside
- * proxy/front/conn*.c includes it; everyone else sees conn.h.
+ * heads, responses and closing; connbody.c: the request body; connidle.c: the idle
+ * list). Nothing outside proxy/front/conn*.c includes it; everyone else sees conn.h.
  * Invariant: a struct conn is freed only by the outermost conn_leave() after conn_kill(). */
 #ifndef FOGATE_CONNPRIV_H
 #define FOGATE_CONNPRIV_H
@@ -121,6 +121,15 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n);
 
 /* True while the request has body bytes nobody has read or dropped yet. */
 bool conn_body_unread(const struct conn_req *r);
+
+/* ---- connidle.c, for conn.c ---- */
+
+/* Puts the connection at the idle list's end if it is idle (ST_HEAD, no byte of a next
+ * head, no output queued); a no-op otherwise or when already there. */
+void conn_idle_enter(struct conn *c);
+
+/* Takes the connection off the idle list (a no-op when not on it). */
+void conn_idle_leave(struct conn *c);
 
 /* ---- connbody.c, for conn.c ---- */
 
