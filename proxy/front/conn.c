@@ -744,8 +744,8 @@ static void process_input(struct conn *c)
     while (c->state == ST_HEAD && output_len(c) <= OUT_HIGH && read_head(c) > 0)
         ;
     c->in_process = false;
-    if (c->state == ST_HEAD && !c->head_started)
-        release_head_bufs(c);
+    if (c->state == ST_HEAD && !c->head_started && !c->log_pending)
+        release_head_bufs(c); /* a pending log line still reads the path in head_buf */
     if (c->state != ST_HEAD || !c->peer_eof)
         return;
     if (c->head_started)
