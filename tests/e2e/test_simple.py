@@ -439,7 +439,8 @@ def test_client_leaving_a_wait_stops_the_poll_loop(gate, sim):
 def test_openapi_documents_every_error_code():
     src = harness.require_bin("FOGATE_SRC")
     codes = set()
-    for name in ("simple.c", "simplexfer.c", "d365.c", "msgwait.c"):
+    for name in ("connector/simple.c", "connector/simplexfer.c", "d365/d365.c",
+                 "d365/msgwait.c"):
         with open(os.path.join(src, "proxy", name)) as f:
             text = f.read()
         codes |= set(re.findall(r'simple_req_error\(r,\s*\d+,\s*"([a-z0-9_]+)"', text))
