@@ -119,6 +119,7 @@ struct conf_limits {
     size_t max_enqueue_bytes;    /* connector enqueue bodies */
     size_t max_package_bytes;    /* data packages */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: no cap per client address */
 };
 
 struct conf_timeouts {

@@ -172,6 +172,10 @@ static const struct key limits_keys[] = {
         "connection is closed to make room, and with none idle new connections wait in the "
         "listen backlog. With several `workers` each worker takes an equal share (rounded "
         "up)."),
+    INT("max_connections_per_ip", "0", 0, 1000000,
+        "Most connections from one client address (IPv4, or IPv6 /128) at once; 0 = no "
+        "limit. Beyond it a new connection from that address is closed at once. With "
+        "several `workers` each worker takes an equal share (rounded up)."),
     { 0 }
 };
 

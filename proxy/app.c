@@ -64,6 +64,7 @@ void app_conn_options(const struct conf *conf, unsigned workers, struct conn_opt
     if (workers < 1)
         workers = 1;
     out->max_connections = (conf->limits.max_connections + workers - 1) / workers;
+    out->max_per_ip = (conf->limits.max_connections_per_ip + workers - 1) / workers;
     out->reuseport = workers > 1;
     out->head_timeout_ms = conf->timeouts.request_head_ms;
     out->idle_timeout_ms = conf->timeouts.idle_ms;

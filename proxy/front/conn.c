@@ -97,8 +97,9 @@ static void destroy(struct conn *c)
     free(c->head_buf);
     free(c->headers);
     free(c->body_buf);
+    struct sockaddr_storage peer = c->peer;
     free(c);
-    conn_server_closed(srv);
+    conn_server_closed(srv, (struct sockaddr *)&peer);
 }
 
 void conn_leave(struct conn *c)
@@ -849,6 +850,10 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     c->fd = fd;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     listener_format_addr(peer, c->client, sizeof c->client);
+    if (peer->sa_family == AF_INET6)
+        memcpy(&c->peer, peer, sizeof(struct sockaddr_in6));
+    else if (peer->sa_family == AF_INET)
+        memcpy(&c->peer, peer, sizeof(struct sockaddr_in));
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
     bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */

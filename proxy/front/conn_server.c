@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "ipcount.h"
 #include "listener.h"
 #include "log.h"
 
@@ -24,6 +25,7 @@ struct conn_server {
     struct listener *listener;  /* owned */
     struct event *grace;        /* owned: ends a drain */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
+    struct ipcount *per_ip;     /* owned; NULL without opt.max_per_ip */
     struct conn_server_stats stats;
     uint64_t episode_shed[CONN_SHED_REASONS]; /* stats.shed when the episode began */
     bool held;                  /* the listener is held at the cap */
@@ -135,7 +137,7 @@ void conn_server_idle_changed(struct conn_server *srv)
     hold_check(srv);
 }
 
-void conn_server_closed(struct conn_server *srv)
+static void after_close(struct conn_server *srv)
 {
     void (*cb)(void *) = srv->on_drained;
 
@@ -148,11 +150,43 @@ void conn_server_closed(struct conn_server *srv)
     cb(srv->drained_arg);
 }
 
+void conn_server_closed(struct conn_server *srv, const struct sockaddr *peer)
+{
+    struct ipcount_key k;
+
+    if (srv->per_ip) {
+        ipcount_key_of(peer, &k);
+        ipcount_sub(srv->per_ip, &k);
+    }
+    after_close(srv);
+}
+
+/* Over limits.max_connections_per_ip: closed at once (the address's own connections are
+ * what keeps it over), logged once per address while it holds connections. */
+static bool over_per_ip(struct conn_server *srv, const struct sockaddr *peer,
+                        const struct ipcount_key *k)
+{
+    char addr[64];
+
+    if (!srv->per_ip || ipcount_get(srv->per_ip, k) < srv->opt.max_per_ip)
+        return false;
+    srv->stats.shed[CONN_SHED_PER_IP]++;
+    if (ipcount_mark(srv->per_ip, k)) {
+        listener_format_addr(peer, addr, sizeof addr);
+        *strrchr(addr, ':') = '\0'; /* the address, not this connection's port */
+        log_msg(LOG_LVL_WARN, "client %s holds %u connections (max_connections_per_ip): "
+                "closing its new ones until it has fewer", addr, srv->opt.max_per_ip);
+    }
+    return true;
+}
+
 static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg)
 {
     struct conn_server *srv = arg;
+    struct ipcount_key k;
 
-    if (srv->draining) {
+    ipcount_key_of(peer, &k);
+    if (srv->draining || over_per_ip(srv, peer, &k)) {
         close(fd);
         return;
     }
@@ -171,6 +205,8 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg
     if (!conn_new(srv, srv->base, &srv->conns, fd, peer)) {
         log_msg(LOG_LVL_ERROR, "out of memory for a new connection");
         close(fd);
+    } else if (srv->per_ip) {
+        ipcount_add(srv->per_ip, &k); /* never full: one entry per connection at most */
     }
     episode_check(srv);
     hold_check(srv); /* at the cap with nothing idle: the next ones wait in the backlog */
@@ -183,7 +219,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     if (srv->conns.count > 0)
         log_msg(LOG_LVL_WARN, "shutdown grace over; closing %zu connection(s)", srv->conns.count);
     conn_list_close(&srv->conns, false, CONN_DRAIN);
-    conn_server_closed(srv);
+    after_close(srv);
 }
 
 struct conn_server *conn_server_new(struct event_base *base, const struct conn_options *opt,
@@ -198,7 +234,11 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
     srv->on_request = on_request;
     srv->arg = arg;
     srv->grace = evtimer_new(base, on_grace, srv);
-    if (!srv->grace) {
+    if (opt->max_per_ip)
+        srv->per_ip = ipcount_new(opt->max_connections);
+    if (!srv->grace || (opt->max_per_ip && !srv->per_ip)) {
+        if (srv->grace)
+            event_free(srv->grace);
         free(srv);
         return NULL;
     }
@@ -228,7 +268,7 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
     srv->listener = NULL;
     evtimer_add(srv->grace, &tv);
     conn_list_close(&srv->conns, true, CONN_OK); /* idle keep-alive: nothing in flight */
-    conn_server_closed(srv);
+    after_close(srv);
 }
 
 size_t conn_server_count(const struct conn_server *srv)
@@ -250,5 +290,6 @@ void conn_server_free(struct conn_server *srv)
     srv->listener = NULL;
     conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
+    ipcount_free(srv->per_ip);
     free(srv);
 }

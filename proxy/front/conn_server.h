@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <sys/socket.h>
 
 #include "http1.h"
 
@@ -22,6 +23,7 @@ struct conn_options {
     struct http1_limits head;  /* request head size and header count */
     uint64_t max_body_bytes;   /* larger bodies get 413 (by Content-Length, before reading) */
     unsigned max_connections;  /* at it: shed idle keep-alive, or leave new ones in the backlog */
+    unsigned max_per_ip;       /* most connections from one address; 0 = no limit */
     unsigned head_timeout_ms;  /* absolute deadline for a whole head, from its first byte */
     unsigned idle_timeout_ms;  /* keep-alive wait, body and send progress */
     bool reuseport;            /* listen with SO_REUSEPORT (one listener per worker) */
@@ -64,6 +66,7 @@ enum conn_shed_reason {
     CONN_SHED_IDLE,            /* an idle keep-alive connection closed to make room */
     CONN_SHED_HOLD,            /* accepting paused: at the cap with no connection idle */
     CONN_SHED_REFUSED,         /* accepted at the cap with nothing to shed, closed at once */
+    CONN_SHED_PER_IP,          /* over max_per_ip for its address, closed at once */
     CONN_SHED_REASONS
 };
 
@@ -99,8 +102,8 @@ void conn_server_dispatch(struct conn_server *srv, struct conn_req *req);
 /* Hands a request's hold to the release callback (for conn.c). */
 void conn_server_release(struct conn_server *srv, void *hold);
 
-/* Told by conn.c after a connection was freed. */
-void conn_server_closed(struct conn_server *srv);
+/* Told by conn.c after a connection from `peer` (its address as accepted) was freed. */
+void conn_server_closed(struct conn_server *srv, const struct sockaddr *peer);
 
 /* Told by conn.c when a connection became idle (it can be shed at the cap) or stopped
  * being idle. */

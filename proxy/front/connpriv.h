@@ -98,6 +98,7 @@ struct conn {
     char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
     char client[64];
+    struct sockaddr_storage peer; /* the client's address as accepted */
     struct conn_req req;
 };
 

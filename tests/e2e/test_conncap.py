@@ -117,3 +117,42 @@ def test_connections_beyond_the_cap_are_served_as_the_longest_idle_go(start_fron
     for s in conns:
         s.close()
     assert f.wait_log(lambda l: "connection cap (3) reached" in l.get("msg", ""))
+
+
+def connect_from(f, source_ip):
+    s = socket.socket()
+    s.settimeout(5)
+    s.bind((source_ip, 0))
+    s.connect(("127.0.0.1", f.port))
+    return s
+
+
+def test_per_address_cap_closes_new_connections_of_that_address_only(start_front):
+    f = start_front(limits={"max_connections": 100, "max_connections_per_ip": 3})
+    mine = [connect_from(f, "127.0.0.1") for _ in range(3)]
+    for s in mine:
+        s.sendall(request("/healthz"))
+        assert Reader(s).next().status == 200
+    for _ in range(5):  # over the address's cap: closed at once, without a response
+        extra = connect_from(f, "127.0.0.1")
+        extra.sendall(request("/healthz"))
+        assert is_closed(extra, 2)
+        extra.close()
+    other = connect_from(f, "127.0.0.2")  # another address is not affected
+    other.sendall(request("/healthz"))
+    assert Reader(other).next().status == 200
+    mine[0].close()  # below the cap again: the address is served once fogate saw the close
+    deadline = time.monotonic() + 3
+    while True:
+        again = connect_from(f, "127.0.0.1")
+        again.sendall(request("/healthz"))
+        try:
+            assert Reader(again).next().status == 200
+            break
+        except (AssertionError, ConnectionResetError):
+            again.close()
+            assert time.monotonic() < deadline, "the address stayed over its cap"
+    lines = [l for l in f.log_lines() if "max_connections_per_ip" in l.get("msg", "")]
+    assert len(lines) == 1 and "127.0.0.1 " in lines[0]["msg"], lines
+    for s in mine[1:] + [other, again]:
+        s.close()
