@@ -219,6 +219,7 @@ int token_invalidate(struct token_mgr *m, const char *env, uint64_t generation)
     if (generation != e->generation || !e->token)
         return 0;
     tokenenv_drop(e);
+    e->invalidated_at = tokenenv_now();
     e->invalidations++;
     log_json(LOG_LVL_INFO, "token invalidated after a 401",
              json_pack("{s:s, s:s, s:I}", "env", e->ce.name, "client_id", e->ce.client_id,
@@ -250,6 +251,14 @@ const char *token_reason(const struct token_mgr *m, const char *env)
     const struct tenv *e = find(m, env);
 
     return e ? tokenenv_reason_name(tokenenv_reason(e)) : NULL;
+}
+
+const char *token_hint(const struct token_mgr *m, const char *env)
+{
+    const struct tenv *e = find(m, env);
+    enum tokenenv_reason r = e ? tokenenv_reason(e) : TR_OK;
+
+    return e && r != TR_OK ? tokenenv_hint(e, r) : NULL;
 }
 
 json_t *token_mgr_status(const struct token_mgr *m)
