@@ -16,6 +16,8 @@
 #include "listener.h"
 #include "log.h"
 
+#define SHED_PER_TURN 32 /* idle connections closed per loop turn at most */
+
 struct conn_server {
     struct event_base *base;    /* borrowed */
     struct conn_options opt;
@@ -24,11 +26,15 @@ struct conn_server {
     void *arg;                  /* borrowed */
     struct listener *listener;  /* owned */
     struct event *grace;        /* owned: ends a drain */
+    struct event *settle;       /* owned: lets shed connections' sockets close (see shed) */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
     struct ipcount *per_ip;     /* owned; NULL without opt.max_per_ip */
     struct conn_server_stats stats;
     uint64_t episode_shed[CONN_SHED_REASONS]; /* stats.shed when the episode began */
     bool held;                  /* the listener is held at the cap */
+    bool settling;              /* held until the next loop turn after SHED_PER_TURN sheds */
+    bool listener_held;         /* what listener_hold was last told */
+    unsigned turn_sheds;        /* connections shed since the last settle */
     bool draining;
     void (*on_drained)(void *arg);
     void *drained_arg;          /* borrowed */
@@ -119,17 +125,47 @@ static void episode_check(struct conn_server *srv)
     }
 }
 
-/* Accepting goes on while there is room, or an idle connection to shed for the next one. */
+/* Accepting goes on while there is room, or an idle connection to shed for the next one,
+ * and no settle is under way. */
 static void hold_check(struct conn_server *srv)
 {
     bool room = srv->conns.count < srv->opt.max_connections || srv->conns.idle_count > 0;
 
-    if (!srv->listener || srv->held == !room)
+    if (srv->held != !room) {
+        srv->held = !room;
+        if (srv->held)
+            srv->stats.shed[CONN_SHED_HOLD]++;
+    }
+    if (!srv->listener || srv->listener_held == (srv->held || srv->settling))
         return;
-    srv->held = !room;
-    if (srv->held)
-        srv->stats.shed[CONN_SHED_HOLD]++;
-    listener_hold(srv->listener, srv->held);
+    srv->listener_held = srv->held || srv->settling;
+    listener_hold(srv->listener, srv->listener_held);
+}
+
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_server *srv = arg;
+
+    srv->settling = false;
+    srv->turn_sheds = 0;
+    hold_check(srv);
+}
+
+/* Closes the longest-idle connection for a new one. libevent closes a freed bufferevent's
+ * socket in a finalizer later in the loop turn, while the listener accepts the whole
+ * backlog in one callback: past SHED_PER_TURN sheds accepting waits for the next turn, so
+ * descriptors of shed connections cannot pile up to EMFILE. */
+static bool shed(struct conn_server *srv)
+{
+    if (!conn_list_shed_idle(&srv->conns))
+        return false;
+    srv->stats.shed[CONN_SHED_IDLE]++;
+    if (++srv->turn_sheds >= SHED_PER_TURN && !srv->settling) {
+        srv->settling = true;
+        event_active(srv->settle, EV_TIMEOUT, 0);
+        hold_check(srv);
+    }
+    return true;
 }
 
 void conn_server_idle_changed(struct conn_server *srv)
@@ -192,9 +228,7 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg
     }
     if (srv->conns.count >= srv->opt.max_connections) {
         episode_check(srv);
-        if (conn_list_shed_idle(&srv->conns)) {
-            srv->stats.shed[CONN_SHED_IDLE]++;
-        } else { /* the idle one got busy since the listener was left on: rare */
+        if (!shed(srv)) { /* the idle one got busy since the listener was left on: rare */
             srv->stats.shed[CONN_SHED_REFUSED]++;
             close(fd);
             hold_check(srv);
@@ -234,11 +268,15 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
     srv->on_request = on_request;
     srv->arg = arg;
     srv->grace = evtimer_new(base, on_grace, srv);
+    srv->settle = event_new(base, -1, 0, on_settle, srv);
     if (opt->max_per_ip)
         srv->per_ip = ipcount_new(opt->max_connections);
-    if (!srv->grace || (opt->max_per_ip && !srv->per_ip)) {
+    if (!srv->grace || !srv->settle || (opt->max_per_ip && !srv->per_ip)) {
         if (srv->grace)
             event_free(srv->grace);
+        if (srv->settle)
+            event_free(srv->settle);
+        ipcount_free(srv->per_ip);
         free(srv);
         return NULL;
     }
@@ -290,6 +328,7 @@ void conn_server_free(struct conn_server *srv)
     srv->listener = NULL;
     conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
+    event_free(srv->settle);
     ipcount_free(srv->per_ip);
     free(srv);
 }

@@ -64,6 +64,7 @@ def test_idle_flood_from_one_address_does_not_lock_out_a_fresh_client(start_fron
         r = Reader(fresh).next(timeout=5)
         elapsed = time.monotonic() - t0
         assert r.status == 200
+        print("fresh client served in %.3f s after %d idle connections (cap %d)" % (elapsed, flood, cap))
         assert elapsed < 1.0, "a fresh client waited %.2fs" % elapsed
         fresh.close()
         f.wait_log(lambda l: "connection cap (%d) reached" % cap in l.get("msg", ""))
@@ -72,6 +73,10 @@ def test_idle_flood_from_one_address_does_not_lock_out_a_fresh_client(start_fron
         assert not is_closed(held[-1], 0.2)
         # one episode, logged once however many connections it shed
         assert len(cap_lines(f)) == 1, cap_lines(f)
+        # shed sockets are closed as fast as new ones come: fogate, given only cap + 64
+        # descriptors, never ran out of them (it did when a backlog's worth of shed sockets
+        # waited for libevent to close them)
+        assert not [l for l in f.log_lines() if "accept failed" in l.get("msg", "")]
     finally:
         for s in held:
             s.close()
