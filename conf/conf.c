@@ -297,6 +297,7 @@ static void fill_limits(struct conf_limits *l, json_t *o)
     l->max_package_bytes = (size_t)get_int(o, "max_package_bytes");
     l->replay_body_bytes = (size_t)get_int(o, "replay_body_bytes");
     l->max_connections = (unsigned)get_int(o, "max_connections");
+    l->max_connections_per_ip = (unsigned)get_int(o, "max_connections_per_ip");
 }
 
 static void fill_timeouts(struct conf_timeouts *t, json_t *o)

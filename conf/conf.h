@@ -131,6 +131,7 @@ struct conf_limits {
     size_t max_package_bytes;    /* data packages */
     size_t replay_body_bytes;    /* streamed bodies kept for a replay after a 401 */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: no cap per client address */
 };
 
 struct conf_timeouts {

@@ -197,8 +197,14 @@ static const struct key limits_keys[] = {
         "with a fresh token. A larger body is not kept: the client gets 503 "
         "`d365_token_retry` (nothing was enqueued, a retry is safe). 0 keeps none."),
     INT("max_connections", "1024", 1, 1000000,
-        "Most client connections served at once; with several `workers` each worker takes "
-        "an equal share (rounded up)."),
+        "Most client connections served at once; at the cap the longest-idle keep-alive "
+        "connection is closed to make room, and with none idle new connections wait in the "
+        "listen backlog. With several `workers` each worker takes an equal share (rounded "
+        "up)."),
+    INT("max_connections_per_ip", "0", 0, 1000000,
+        "Most connections from one client address (IPv4, or IPv6 /128) at once; 0 = no "
+        "limit. Beyond it a new connection from that address is closed at once. With "
+        "several `workers` each worker takes an equal share (rounded up)."),
     { 0 }
 };
 

@@ -228,13 +228,48 @@ static enum upcall_retry data_retry(const struct http1_head *h)
                : UPCALL_RETRY_NONE;
 }
 
+/* The methods D365 defines for a /data path (docs/api-methods.md): the service document
+ * and $metadata are read-only, $batch and actions (Microsoft.Dynamics.DataEntities.X) are
+ * POST, entity sets and keys take OData's CRUD. */
+const char *routes_data_allow(const char *path, size_t len)
+{
+    static const char ns[] = "Microsoft.Dynamics.DataEntities.";
+    static const char batch[] = "/data/$batch";
+    static const char meta[] = "/data/$metadata";
+
+    if (len <= 6 || (len >= sizeof meta - 1 && strncasecmp(path, meta, sizeof meta - 1) == 0))
+        return "GET, HEAD";
+    if (len == sizeof batch - 1 && strncasecmp(path, batch, len) == 0)
+        return "POST";
+    for (size_t i = 0; i + sizeof ns - 1 <= len; i++) /* any case: never less strict */
+        if (strncasecmp(path + i, ns, sizeof ns - 1) == 0)
+            return "POST";
+    return "GET, HEAD, POST, PATCH, PUT, DELETE";
+}
+
+/* True when `allow` ("GET, HEAD") lists the method name exactly. */
+static bool allow_has(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static void route_data(const struct routes_deps *d, struct conn_req *req,
                        const struct http1_head *h)
 {
     const struct conf_client *client;
     const struct conf_env *env;
     struct passthru_route rt;
+    const char *allow = routes_data_allow(h->target, h->path_len);
 
+    if (!allow_has(allow, h->method_name)) { /* locally, before authentication */
+        reply_method_not_allowed(req, allow);
+        return;
+    }
     if (!authenticate(d, req, h, &client))
         return;
     int rc = clientauth_data_env(d->conf, client, h, &env);

@@ -42,6 +42,11 @@ enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, R
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
                            size_t *id_len);
 
+/* The methods a /data path (`path`, `len` bytes, no query) allows, as an Allow value
+ * (static string): "GET, HEAD" for /data and $metadata, "POST" for $batch and actions,
+ * "GET, HEAD, POST, PATCH, PUT, DELETE" for entity paths. Pure. */
+const char *routes_data_allow(const char *path, size_t len);
+
 /* True for a peer address string ("ip:port") on the loopback interface. Pure. */
 bool routes_loopback(const char *client);
 

@@ -310,27 +310,7 @@ def test_chunked_body_over_the_discard_limit_closes(front):
 
 # ---- limits -----------------------------------------------------------------------------
 
-def test_max_connections(start_front):
-    f = start_front(limits={"max_connections": 3})
-    held = [f.connect() for _ in range(3)]
-    for s in held:
-        s.sendall(request("/healthz"))
-        assert Reader(s).next().status == 200
-    extra = f.connect()
-    extra.sendall(request("/healthz"))
-    t0 = time.monotonic()
-    try:
-        assert extra.recv(100) == b""  # accepted and closed at once, no response
-    except ConnectionResetError:
-        pass
-    assert time.monotonic() - t0 < 1.0
-    held[0].close()
-    time.sleep(0.2)
-    again = f.connect()
-    again.sendall(request("/healthz"))
-    assert Reader(again).next().status == 200
-    for s in held[1:] + [again]:
-        s.close()
+# the connection cap (shed idle keep-alive, hold the backlog) is tested in test_conncap.py
 
 
 def test_accept_errors_do_not_spin(start_front):
