@@ -1,12 +1,12 @@
-/* routes: request routing, client authentication and the small JSON endpoints. */
+/* routes: the client listener's request routing and client authentication; /healthz and
+ * /readyz stay here for load balancers (the admin listener serves them too). */
 #include "routes.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
+#include "admin.h"
 #include "clientauth.h"
 #include "conf.h"
 #include "ledgerflow.h"
@@ -30,63 +30,6 @@ static bool get_or_head(struct conn_req *req, const struct http1_head *h)
         return true;
     reply_method_not_allowed(req, "GET, HEAD");
     return false;
-}
-
-static void reply_json_t(struct conn_req *req, int status, json_t *o)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-    if (text)
-        reply_json(req, status, text, strlen(text));
-    else
-        reply_error(req, 503, "out_of_memory", "the server is out of memory, retry later");
-    free(text);
-    json_decref(o);
-}
-
-static void route_readyz(const struct routes_deps *d, struct conn_req *req)
-{
-    json_t *why = NULL;
-    bool ready = token_mgr_ready(d->tm, &why);
-    char lwhy[256] = "";
-    /* a ledger that fails closed cannot serve dequeues without Redis */
-    bool lready = !d->ledger || ledgerflow_ready(d->ledger, lwhy, sizeof lwhy) ||
-                  d->conf->ledger.fail_open;
-    json_t *o = json_pack("{s:s, s:o}", "status", ready && lready ? "ready" : "not_ready",
-                          "environments", why ? why : json_object());
-
-    if (o && d->ledger)
-        json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
-                                                   "reason", lwhy));
-    reply_json_t(req, ready && lready ? 200 : 503, o);
-}
-
-/* Admin view of tokens and gates: only from loopback (an operator on the host or a
- * sidecar), never a token or a secret. */
-static void route_admin(const struct routes_deps *d, struct conn_req *req)
-{
-    json_t *gates = json_object();
-
-    if (!routes_loopback(conn_req_client(req))) {
-        json_decref(gates);
-        reply_error(req, 403, "admin_loopback_only", "the admin view is served on loopback only");
-        return;
-    }
-    for (size_t i = 0; i < d->conf->n_envs; i++)
-        json_object_set_new(gates, d->conf->envs[i].name,
-                            json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
-    reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
-                           token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
-                           d->token_shared, "ledger",
-                           d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
-                           (json_int_t)d->worker, "workers", (json_int_t)d->workers));
-}
-
-bool routes_loopback(const char *client)
-{
-    return strncmp(client, "127.", 4) == 0 || strncmp(client, "[::1]:", 6) == 0 ||
-           strncmp(client, "[::ffff:127.", 12) == 0;
 }
 
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
@@ -265,10 +208,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
             reply_json(req, 200, ok, sizeof ok - 1);
     } else if (path_is(h, "/readyz")) {
         if (get_or_head(req, h))
-            route_readyz(d, req);
-    } else if (path_is(h, "/admin/status")) {
-        if (get_or_head(req, h))
-            route_admin(d, req);
+            admin_readyz(req, d->conf, d->tm, d->ledger);
     } else if (conn_route) {
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {

@@ -1,7 +1,8 @@
-/* routes: maps a request to its handler: /healthz, /readyz, /admin/status (loopback only),
- * the connector pass-through ([/en]/api/connector/{op}/{activityId}) and /data/....
- * Invariant: every route but /healthz, /readyz and /admin/status authenticates the client
- * first, and a client reaches only its own jobs and environments. */
+/* routes: maps a client request to its handler: /healthz, /readyz (for load balancers),
+ * the connector pass-through ([/en]/api/connector/{op}/{activityId}), /data/..., the simple
+ * and package APIs. /metrics and /admin/... are never here: the admin listener
+ * (proxy/admin) serves them. Invariant: every route but /healthz and /readyz
+ * authenticates the client first, and a client reaches only its own jobs and environments. */
 #ifndef FOGATE_ROUTES_H
 #define FOGATE_ROUTES_H
 
@@ -22,11 +23,9 @@ struct routes_deps {
     const struct conf *conf;
     struct upcall_ctx *uc;
     struct token_mgr *tm;
-    bool token_shared;             /* tokens shared through Redis */
     struct simple *simple;         /* the simple API (/v1/...) */
     struct package *package;       /* the package API (/v1/packages, /v1/executions) */
     struct ledgerflow *ledger;     /* the ack ledger; NULL when not enabled */
-    unsigned worker, workers;      /* the serving worker's index and the worker count */
 };
 
 /* Handles one request (answers it, or hands it to a handler that answers later). */
@@ -38,8 +37,5 @@ enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, R
  * "/api/connector/<op>/<activityId>". Returns 0 with *op and the id slice, or -1. Pure. */
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
                            size_t *id_len);
-
-/* True for a peer address string ("ip:port") on the loopback interface. Pure. */
-bool routes_loopback(const char *client);
 
 #endif

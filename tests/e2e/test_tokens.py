@@ -130,7 +130,7 @@ def test_two_instances_share_tokens_through_redis(workdir):
         t0 = time.monotonic()
         for g in (a, b):
             assert g.request("GET", DEQ).status == 204
-        status = a.request("GET", "/admin/status", key=None).json()
+        status = a.admin("/admin/status").json()
         assert status["tokens_shared"] is True
         time.sleep(12)  # four or five refresh periods (refresh at 40-50% of 6 s)
         for g in (a, b):
@@ -157,7 +157,7 @@ def test_admin_status_never_shows_a_token(workdir):
     sim = fresh_sim(workdir)
     g = passkit.Gate(workdir, sim)
     try:
-        r = g.request("GET", "/admin/status", key=None)
+        r = g.admin("/admin/status")
         assert r.status == 200
         env = r.json()["environments"][0]
         assert env["environment"] == "sim" and env["token_present"] is True
