@@ -27,6 +27,10 @@ void tokencred_free(struct tokencred *cred);
 char *tokencred_body(const struct tokencred *cred, const struct conf_env *env, int64_t now,
                      size_t *len);
 
+/* When the credential lapses, as unix seconds: the certificate's notAfter, or for a
+ * secret `env`'s client_secret_expires (borrowed; 0 = not configured). 0 = unknown. */
+int64_t tokencred_expires_at(const struct tokencred *cred, const struct conf_env *env);
+
 /* 1 if the secret value occurs in the `len` bytes of `text` (so a caller can refuse to
  * log text that echoes it), else 0. Always 0 for certificate credentials. */
 int tokencred_leaks(const struct tokencred *cred, const char *text, size_t len);

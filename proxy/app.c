@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "admin.h"
+#include "adminstats.h"
 #include "confcheck.h"
 #include "conn.h"
 #include "ledgerflow.h"
@@ -75,7 +76,9 @@ static void on_request(struct conn_req *req, void *arg)
                              .simple = app->simple, .package = app->package,
                              .ledger = app->ledger };
 
+    upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
     routes_dispatch(&d, req);
+    upcall_ctx_set_request(app->uc, NULL, NULL);
 }
 
 static void on_drained(void *arg)
@@ -162,6 +165,26 @@ void app_signal(struct app *app, int sig)
         on_reload(app);
     else
         on_stop(app, sig);
+}
+
+void app_stats(const struct app *app, struct adminstats_worker *row)
+{
+    memset(row, 0, sizeof *row);
+    row->front = conn_server_stats(app->server);
+    row->d365 = upcall_ctx_stats(app->uc);
+    row->packages = package_stats(app->package);
+    row->redis[ADMINSTATS_REDIS_TOKENS] = tokenwire_redis_stats(app->tokens);
+    row->redis[ADMINSTATS_REDIS_PACKAGES] = package_redis_stats(app->package);
+    if (app->ledger) {
+        row->ledger = ledgerflow_stat(app->ledger);
+        row->redis[ADMINSTATS_REDIS_LEDGER] = ledgerflow_redis_stats(app->ledger);
+    }
+}
+
+void app_set_admin_stats(struct app *app, const struct adminstats *t)
+{
+    if (app->admin)
+        admin_set_stats(app->admin, t);
 }
 
 struct event_base *app_base(const struct app *app)

@@ -18,6 +18,23 @@
 #include "token.h"
 #include "upcall.h"
 
+/* Route indexes for the request counters (conn_req_set_route); the order of names[]. */
+enum route_index {
+    R_OTHER, R_HEALTHZ, R_READYZ, R_ENQUEUE, R_DEQUEUE, R_ACK, R_JOBSTATUS, R_DOWNLOAD, R_DATA,
+    R_PACKAGES, R_SIMPLE, R_COUNT
+};
+
+static const char *const names[R_COUNT] = {
+    "other", "healthz", "readyz", "connector_enqueue", "connector_dequeue", "connector_ack",
+    "connector_jobstatus", "connector_download", "data", "packages", "jobs",
+};
+
+const char *const *routes_names(unsigned *n)
+{
+    *n = R_COUNT;
+    return names;
+}
+
 static bool path_is(const struct http1_head *h, const char *path)
 {
     size_t n = strlen(path);
@@ -197,6 +214,13 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
                      : package_is_import(h)             ? d->conf->limits.max_package_bytes
                      : simple_owns(h)                   ? simple_body_limit(d->conf, h)
                                                         : d->conf->limits.max_body_bytes;
+    conn_req_set_route(req, path_is(h, "/healthz") ? R_HEALTHZ
+                            : path_is(h, "/readyz") ? R_READYZ
+                            : conn_route            ? R_ENQUEUE + (unsigned)op
+                            : is_data(h)            ? R_DATA
+                            : package_owns(h)       ? R_PACKAGES
+                            : simple_owns(h)        ? R_SIMPLE
+                                                    : R_OTHER);
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
         /* before authentication and routing: nothing of the body is read */
         conn_req_close_after(req);

@@ -33,6 +33,10 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req);
 
 enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, ROUTES_DOWNLOAD };
 
+/* The metrics' route label of each route index (conn_req_set_route), index 0 = a path no
+ * route took ("other"); `*n` gets the count. Static. */
+const char *const *routes_names(unsigned *n);
+
 /* Parses a connector path (`path`, `len` bytes, no query): optional "/en", then
  * "/api/connector/<op>/<activityId>". Returns 0 with *op and the id slice, or -1. Pure. */
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,

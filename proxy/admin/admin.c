@@ -80,6 +80,11 @@ void admin_set_conf(struct admin *a, const struct conf *conf)
     a->deps.conf = conf;
 }
 
+void admin_set_stats(struct admin *a, const struct adminstats *stats)
+{
+    a->deps.stats = stats;
+}
+
 static void on_drained(void *arg)
 {
     (void)arg;

@@ -43,6 +43,9 @@ int admin_listen(struct admin *a, char *bound, size_t bound_len);
 /* A reload: the handlers see `conf` (borrowed, the app's new snapshot) from now on. */
 void admin_set_conf(struct admin *a, const struct conf *conf);
 
+/* The table of every worker's counters for /metrics (borrowed; must outlive a). */
+void admin_set_stats(struct admin *a, const struct adminstats *stats);
+
 /* Stops accepting and closes idle connections (shutdown). */
 void admin_drain(struct admin *a);
 

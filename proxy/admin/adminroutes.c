@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adminmetrics.h"
 #include "conf.h"
 #include "ledgerflow.h"
 #include "reply.h"
@@ -70,7 +71,22 @@ static void on_status(const struct admin_deps *d, struct conn_req *req)
                   (json_int_t)0, "workers", (json_int_t)d->workers));
 }
 
+/* The Prometheus exposition (text format 0.0.4) of the whole process. */
+static void on_metrics(const struct admin_deps *d, struct conn_req *req)
+{
+    size_t len = 0;
+    char *text = adminmetrics_render(d, &len);
+
+    if (!text) {
+        reply_error(req, 503, "out_of_memory", "the metrics could not be rendered");
+        return;
+    }
+    conn_req_respond(req, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
 static const struct adminroutes_route table[] = {
+    { "/metrics", "GET, HEAD", on_metrics },
     { "/healthz", "GET, HEAD", on_healthz },
     { "/readyz", "GET, HEAD", on_readyz },
     { "/admin/status", "GET, HEAD", on_status },

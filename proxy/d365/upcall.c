@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "conf.h"
 #include "deadline.h"
 #include "log.h"
+#include "uphead.h"
 #include "retryafter.h"
 #include "token.h"
 
@@ -31,6 +33,7 @@
 #define MAX_CONN_RETRIES 2
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
+#define STATS_SPARE_ENVS 16 /* environments a reload may add and still be counted */
 
 struct gate {
     char env[72];
@@ -45,6 +48,9 @@ struct upcall_ctx {
     struct gate *gates;          /* owned */
     size_t n_gates;
     uint64_t rng;
+    struct d365stats *stats;     /* owned */
+    const struct tracectx *cur_trace; /* borrowed: the request being dispatched, or NULL */
+    const char *cur_request_id;  /* borrowed, likewise */
 };
 
 enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH };
@@ -76,6 +82,12 @@ struct upcall {
     uint64_t generation;
     unsigned attempts, retries_5xx, retries_conn;
     bool retried_401, swallow, head_delivered;
+    enum d365stats_op op;
+    struct d365stats_env *st;    /* borrowed from ctx->stats; NULL when the table is full */
+    int64_t attempt_us;          /* when the current attempt was sent */
+    struct tracectx trace;
+    char request_id[TRACECTX_REQUEST_ID_MAX + 1]; /* "" when not made for a request */
+    char traceparent[72];        /* "traceparent: 00-..." of the current attempt */
 };
 
 /* ---- context and gates --------------------------------------------------------------- */
@@ -92,6 +104,13 @@ struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
     ctx->tm = tm;
     ctx->conf = conf;
     ctx->rng = (uint64_t)deadline_now_us() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+    ctx->rng ^= (uint64_t)(uintptr_t)ctx; /* workers started in the same microsecond */
+    if (!(ctx->stats = d365stats_new(conf->n_envs + STATS_SPARE_ENVS))) {
+        free(ctx);
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->n_envs; i++)
+        d365stats_env(ctx->stats, conf->envs[i].name);
     return ctx;
 }
 
@@ -105,7 +124,33 @@ void upcall_ctx_free(struct upcall_ctx *ctx)
     if (!ctx)
         return;
     free(ctx->gates);
+    d365stats_free(ctx->stats);
     free(ctx);
+}
+
+const struct d365stats *upcall_ctx_stats(const struct upcall_ctx *ctx)
+{
+    return ctx->stats;
+}
+
+void upcall_ctx_set_request(struct upcall_ctx *ctx, const struct tracectx *trace,
+                            const char *request_id)
+{
+    ctx->cur_trace = trace;
+    ctx->cur_request_id = request_id;
+}
+
+struct d365stats_env *upcall_ctx_env_stats(struct upcall_ctx *ctx, const char *env)
+{
+    return d365stats_env(ctx->stats, env);
+}
+
+static uint64_t next_rand(struct upcall_ctx *ctx)
+{
+    ctx->rng ^= ctx->rng << 13;
+    ctx->rng ^= ctx->rng >> 7;
+    ctx->rng ^= ctx->rng << 17;
+    return ctx->rng;
 }
 
 static unsigned jitter_ms(struct upcall_ctx *ctx, unsigned max)
@@ -140,6 +185,9 @@ static void gate_close(struct upcall_ctx *ctx, const char *env, unsigned secs)
     }
     if (until > g->until_us)
         g->until_us = until;
+    struct d365stats_env *st = d365stats_env(ctx->stats, env);
+    if (st)
+        statgauge_set(&st->gate_until, (int64_t)time(NULL) + secs);
     log_msg(LOG_LVL_WARN, "D365 environment %s throttled (429): gate closed for %u s", env, secs);
 }
 
@@ -232,6 +280,8 @@ static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
 
     *delay_us = 0;
     if (status == 401) {
+        if (c->st)
+            statcell_inc(&c->st->refreshes_401);
         token_invalidate(ctx->tm, c->env, c->generation);
         if (c->retried_401 || !replayable(c))
             return false;
@@ -239,6 +289,8 @@ static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
         return true;
     }
     if (status == 429) {
+        if (c->st)
+            statcell_inc(&c->st->throttled);
         const char *ra = head ? uphead_find(head, "Retry-After") : NULL;
         unsigned secs = retryafter_seconds(ra, time(NULL), NULL);
         gate_close(ctx, c->env, secs);
@@ -271,6 +323,55 @@ static bool plan_conn_retry(struct upcall *c, enum upstream_result r, int64_t *d
     return true;
 }
 
+/* D365's ms-dyn-* / x-ms-dyn-* correlation headers, for Microsoft support. */
+static void log_dyn_headers(json_t *f, const struct uphead *head)
+{
+    for (size_t i = 0; head && i < uphead_count(head); i++) {
+        const char *n = uphead_name(head, i), *v = uphead_value(head, i);
+        if ((strncasecmp(n, "ms-dyn-", 7) == 0 || strncasecmp(n, "x-ms-dyn-", 9) == 0) &&
+            v[0] && strlen(n) < 48 && strlen(v) <= 128)
+            json_object_set_new(f, n, json_string(v));
+    }
+}
+
+/* One attempt got its answer (or none): counted, and one log line at info. The URL is
+ * never logged (a download URL may carry a SAS); the path's operation names it. */
+static void on_answer(struct upcall *c, int status, const struct uphead *head,
+                      enum upstream_result result, const char *error)
+{
+    int64_t us = deadline_now_us() - c->attempt_us;
+    json_t *f = json_object();
+
+    if (c->st) {
+        statcell_inc(&c->st->requests[c->op][d365stats_code_index(status)]);
+        stathist_observe(&c->st->duration[c->op], us);
+    }
+    json_object_set_new(f, "environment", json_string(c->env));
+    json_object_set_new(f, "operation", json_string(d365stats_op_name(c->op)));
+    json_object_set_new(f, "method", json_string(c->method));
+    json_object_set_new(f, "status", json_integer(status));
+    json_object_set_new(f, "duration_ms", json_integer((json_int_t)(us / 1000)));
+    json_object_set_new(f, "attempt", json_integer((json_int_t)c->attempts));
+    json_object_set_new(f, "trace_id", json_string(c->trace.trace_id));
+    json_object_set_new(f, "span_id", json_stringn(c->traceparent + 49, 16));
+    if (c->request_id[0])
+        json_object_set_new(f, "request_id", json_string(c->request_id));
+    if (result != UPSTREAM_OK) {
+        json_object_set_new(f, "result", json_string(upstream_result_name(result)));
+        if (error && error[0])
+            json_object_set_new(f, "error", json_string(error));
+    }
+    log_dyn_headers(f, head);
+    log_json(status >= 500 || status == 0 ? LOG_LVL_WARN : LOG_LVL_INFO, "d365_call", f);
+}
+
+static void schedule_retry(struct upcall *c, int64_t delay)
+{
+    if (c->st)
+        statcell_inc(&c->st->retries);
+    schedule(c, ACT_ATTEMPT, delay);
+}
+
 static void on_fetch_done(void *arg, const struct upstream_done *ud)
 {
     struct upcall *c = arg;
@@ -278,12 +379,13 @@ static void on_fetch_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    on_answer(c, ud->result == UPSTREAM_OK ? ud->status : 0, ud->head, ud->result, ud->error);
     if (ud->result == UPSTREAM_OK && plan_retry(c, ud->status, ud->head, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK && plan_conn_retry(c, ud->result, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK)
@@ -353,14 +455,15 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    on_answer(c, ud->status > 0 ? ud->status : 0, ud->head, ud->result, ud->error);
     if (c->swallow) {
         c->swallow = false;
-        schedule(c, ACT_ATTEMPT, c->retry_delay_us);
+        schedule_retry(c, c->retry_delay_us);
         return;
     }
     if (ud->result != UPSTREAM_OK && !c->head_delivered &&
         plan_conn_retry(c, ud->result, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK)
@@ -388,12 +491,23 @@ static int set_auth(struct upcall *c, const struct token_view *v)
     return 0;
 }
 
+/* A child span of the call's trace per attempt: "traceparent: 00-<trace>-<span>-<flags>". */
+static const char *new_traceparent(struct upcall *c)
+{
+    char span[17], value[56];
+
+    tracectx_hex(next_rand(c->ctx), 0, span, 16);
+    snprintf(c->traceparent, sizeof c->traceparent, "traceparent: %s",
+             tracectx_format(&c->trace, span, value));
+    return c->traceparent;
+}
+
 static void send_attempt(struct upcall *c, const struct token_view *v)
 {
     const char **lines = NULL;
     int64_t body_len;
 
-    lines = calloc(c->n_headers + 1, sizeof *lines);
+    lines = calloc(c->n_headers + 2, sizeof *lines);
     if (!lines || set_auth(c, v) < 0) {
         free(lines);
         finish_simple(c, UPCALL_FAILED, 0);
@@ -402,16 +516,18 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
     for (size_t i = 0; i < c->n_headers; i++)
         lines[i] = c->headers[i];
     lines[c->n_headers] = c->auth;
+    lines[c->n_headers + 1] = new_traceparent(c);
     c->attempts++;
+    c->attempt_us = deadline_now_us();
     if (c->max_resp > 0 && !c->stream) {
-        c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 1,
+        c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 2,
                               c->has_body ? c->body : NULL, c->body_len, c->max_resp,
                               c->timeouts, on_fetch_done, c);
     } else {
         body_len = c->stream ? c->stream_len
                    : c->has_body ? (int64_t)c->body_len : UPSTREAM_BODY_NONE;
         struct upstream_req r = { .method = c->method, .url = c->url, .headers = lines,
-                                  .n_headers = c->n_headers + 1, .body_len = body_len,
+                                  .n_headers = c->n_headers + 2, .body_len = body_len,
                                   .timeouts = c->timeouts };
         struct upstream_cbs cbs = { on_xfer_head, on_xfer_body, on_xfer_space, on_xfer_done, c };
         c->body_off = 0;
@@ -544,6 +660,18 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     c->wait_until_us = deadline_now_us() +
                        (int64_t)(req->wait_ms ? req->wait_ms : DEFAULT_WAIT_MS) * 1000;
     c->timer = evtimer_new(ctx->base, on_timer, c);
+    c->op = d365stats_op(req->path_query);
+    c->st = d365stats_env(ctx->stats, req->env);
+    const struct tracectx *trace = req->trace ? req->trace : ctx->cur_trace;
+    const char *rid = req->trace ? req->request_id : ctx->cur_request_id;
+    if (trace) {
+        c->trace = *trace;
+    } else {
+        tracectx_hex(next_rand(ctx), next_rand(ctx), c->trace.trace_id, 32);
+        c->trace.flags = 0;
+    }
+    if (rid)
+        snprintf(c->request_id, sizeof c->request_id, "%s", rid);
     env = conf_env_find(ctx->conf, req->env);
     if (!c->timer || copy_request(c, req, env ? env->base_url : "") < 0) {
         call_free(c);

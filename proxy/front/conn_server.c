@@ -29,6 +29,7 @@ struct conn_server {
     uint64_t id_next;
     time_t date_sec;
     char date[40];
+    struct connstats stats;
 };
 
 /* Unique per process (splitmix64 of a random key plus a counter is a bijection of the
@@ -44,6 +45,15 @@ void conn_server_request_id(struct conn_server *srv, char out[17])
     for (int i = 15; i >= 0; i--, z >>= 4)
         out[i] = hex[z & 15];
     out[16] = '\0';
+}
+
+uint64_t conn_server_random(struct conn_server *srv)
+{
+    uint64_t z = srv->id_key + srv->id_next++ * 0x9e3779b97f4a7c15ULL;
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 /* Formatted once per second (time() is a vDSO call, no syscall). */
@@ -75,6 +85,16 @@ void conn_server_dispatch(struct conn_server *srv, struct conn_req *req)
     srv->on_request(req, srv->arg);
 }
 
+const struct connstats *conn_server_stats(const struct conn_server *srv)
+{
+    return &srv->stats;
+}
+
+struct connstats *conn_server_counters(struct conn_server *srv)
+{
+    return &srv->stats;
+}
+
 void conn_server_closed(struct conn_server *srv)
 {
     void (*cb)(void *) = srv->on_drained;
@@ -91,13 +111,18 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg
     struct conn_server *srv = arg;
 
     if (srv->draining || srv->conns.count >= srv->opt.max_connections) {
+        statcell_inc(&srv->stats.refused[srv->draining ? CONNSTATS_REFUSE_DRAINING
+                                                       : CONNSTATS_REFUSE_FULL]);
         close(fd); /* over the limit: accepted and closed at once */
         return;
     }
     if (!conn_new(srv, srv->base, &srv->conns, fd, peer)) {
+        statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_NOMEM]);
         log_msg(LOG_LVL_ERROR, "out of memory for a new connection");
         close(fd);
+        return;
     }
+    statcell_inc(&srv->stats.accepted);
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "connstats.h"
 #include "http1.h"
 
 struct conn_server;
@@ -53,6 +54,10 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
 /* Number of open client connections. */
 size_t conn_server_count(const struct conn_server *srv);
 
+/* The server's counters (borrowed, live as long as srv): written by its own thread, read
+ * from any thread with statcell_get (proxy/admin renders them). */
+const struct connstats *conn_server_stats(const struct conn_server *srv);
+
 /* ---- for conn.c ---- */
 
 /* The options (borrowed, live as long as srv). */
@@ -64,11 +69,17 @@ bool conn_server_draining(const struct conn_server *srv);
 /* Writes a new request id (16 lower-case hex characters and a NUL) to out. */
 void conn_server_request_id(struct conn_server *srv, char out[17]);
 
+/* 64 unpredictable bits (the request id generator's next output), for trace ids. */
+uint64_t conn_server_random(struct conn_server *srv);
+
 /* The current Date header value (borrowed; changes once per second). */
 const char *conn_server_date(struct conn_server *srv);
 
 /* Hands an accepted request to the on_request callback. */
 void conn_server_dispatch(struct conn_server *srv, struct conn_req *req);
+
+/* The counters, for conn.c to count requests and refusals in. */
+struct connstats *conn_server_counters(struct conn_server *srv);
 
 /* Told by conn.c after a connection was freed. */
 void conn_server_closed(struct conn_server *srv);

@@ -1,6 +1,7 @@
 /* sim: application object, router, counters and reply helpers. See sim.h. */
 #define _GNU_SOURCE
 #include "sim.h"
+#include "simguid.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -275,10 +276,18 @@ void sim_reply_json(struct simhttp_req *req, int status, const char *ctype, json
     free(txt);
 }
 
+/* As real D365 answers (reference §1.3): ms-dyn-aid is the activity id Microsoft support
+ * asks for, a fresh GUID per request; fqhn and role are sent empty, tenant masked here. */
 void sim_d365_headers(struct simhttp_req *req)
 {
+    char aid[SIMGUID_LEN + 1];
+
+    simguid_new(aid);
+    simhttp_add_header(req, "ms-dyn-fqhn", "");
     simhttp_add_header(req, "ms-dyn-namespace", "FosimSim");
+    simhttp_add_header(req, "ms-dyn-tenant", "fosim-tenant");
     simhttp_add_header(req, "ms-dyn-role", "");
+    simhttp_add_header(req, "ms-dyn-aid", aid);
     simhttp_add_header(req, "X-Content-Type-Options", "nosniff");
     simhttp_add_header(req, "X-Frame-Options", "SAMEORIGIN");
     simhttp_add_header(req, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");
