@@ -100,6 +100,7 @@ static const struct numkey numkeys[] = {
     NK("exec_not_found_secs", exec_not_found_secs, 1, 0),
     NK("package_bytes", package_bytes, 2, 0),
     NK("write_sas_secs", write_sas_secs, 0, -86400),
+    NK("read_sas_secs", read_sas_secs, 0, -86400),
 };
 
 static int parse_numbers(const json_t *doc, struct simconf *c, char *err, size_t cap)
@@ -175,7 +176,7 @@ static const char *const known_keys[] = {
     "retention_secs", "enqueued_secs", "processing_secs", "max_enqueue_bytes",
     "import_package_secs", "export_secs", "exec_not_found_secs", "package_bytes", "redelivery",
     "download_location", "status_spelling", "import_outcome", "package_outcome",
-    "chunked_downloads", "azurite", "write_sas_secs", NULL};
+    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", NULL};
 
 static int check_keys(const json_t *doc, char *err, size_t cap)
 {
@@ -203,6 +204,7 @@ static void defaults(struct simconf *c)
     c->export_secs = 1;
     c->package_bytes = 4096;
     c->write_sas_secs = 1800;
+    c->read_sas_secs = 3600;
 }
 
 static int parse_lists(const json_t *doc, struct simconf *c, char *err, size_t cap)

@@ -56,6 +56,7 @@ struct simconf {
     double exec_not_found_secs;   /* "Execution details were not found" window */
     long long package_bytes;      /* size of generated export packages */
     long write_sas_secs;          /* GetAzureWriteUrl's SAS ends this long from now (< 0: expired) */
+    long read_sas_secs;           /* GetExportedPackageUrl's SAS likewise */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
 };
 
