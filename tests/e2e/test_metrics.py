@@ -1,6 +1,7 @@
 """End to end: GET /metrics on the admin listener: `promtool check metrics` is clean, the
 counters match the traffic (summed over workers), client input cannot add series, and the
 D365 side is counted by environment, operation and code."""
+import json
 import random
 import re
 import subprocess
@@ -84,5 +85,38 @@ def test_client_input_cannot_add_series(workdir, sim):
         grown = sorted(set(after) - set(before))
         assert grown == [], grown[:10]
         assert after['fogate_http_requests_total{route="other",method="GET",code="404"}'] > 1
+    finally:
+        assert g.stop() == 0
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_traceparent_reaches_d365_and_the_logs(workdir, sim):
+    g = passkit.Gate(workdir, sim)
+    try:
+        tp = "00-%s-00f067aa0ba902b7-01" % TRACE
+        r = g.request("GET", DEQ, headers={"traceparent": tp, "X-Request-Id": "client-req.42"})
+        assert r.status == 204 and r.header("X-Request-Id") == "client-req.42"
+        assert sim.counters()["traceparents"].get(TRACE) == 1
+        # an invalid traceparent starts a new trace; a request id with a space is replaced
+        r = g.request("GET", "/nope", key=None,
+                      headers={"traceparent": "00-%s-0000000000000000-01" % TRACE,
+                               "X-Request-Id": "bad id"})
+        body = r.json()
+        assert r.status == 404 and re.fullmatch(r"[0-9a-f]{32}", body["trace_id"])
+        assert body["trace_id"] != TRACE and re.fullmatch(r"[0-9a-f]{16}", body["request_id"])
+        lines = g.log_lines()
+        req = [l for l in lines if l.get("msg") == "request" and
+               l.get("request_id") == "client-req.42"]
+        assert req and req[0]["trace_id"] == TRACE
+        call = [l for l in lines if l.get("msg") == "d365_call" and l.get("trace_id") == TRACE]
+        assert call and call[0]["request_id"] == "client-req.42" and call[0]["attempt"] == 1
+        assert call[0]["span_id"] != "00f067aa0ba902b7" and "ms-dyn-aid" in call[0]
+        assert sorted(call[0]) == sorted(set(call[0]))  # plain fields, nothing else
+        for l in lines:  # no secret, token, SAS or query string in any line
+            text = json.dumps(l)
+            assert harness.APP_SECRET not in text and passkit.ALICE_KEY not in text
+            assert "eyJ" not in text and "sig=" not in text and "?" not in l.get("path", "")
     finally:
         assert g.stop() == 0
