@@ -29,6 +29,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
   python3 python3-pytest
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
+# promtool (metrics and alert rule checks) and a real Prometheus for tests/e2e/test_prometheus.py
+$SUDO apt-get install -y -q --no-install-recommends prometheus
 
 # Node.js runs Azurite (the Azure Blob emulator). Keep an existing Node; otherwise Debian's.
 if ! command -v npm >/dev/null 2>&1; then
