@@ -27,10 +27,21 @@ $SUDO apt-get install -y -q --no-install-recommends \
   clang libclang-rt-14-dev \
   libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libhttp-parser-dev \
   redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
-  python3 python3-pytest
+  python3 python3-pytest \
+  systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
 # promtool (metrics and alert rule checks) and a real Prometheus for tests/e2e/test_prometheus.py
 $SUDO apt-get install -y -q --no-install-recommends prometheus
+
+# Shipping tests (tests/ship): mmdebstrap makes a Debian root, podman imports it as the base
+# image, buildah builds and runs the image; python3-yaml reads kubectl kustomize's output.
+$SUDO apt-get install -y -q --no-install-recommends mmdebstrap podman buildah python3-yaml
+# kubectl for `kubectl kustomize`: Debian's kubernetes-client, unless a kubectl is already
+# installed (another package owning /usr/bin/kubectl makes kubernetes-client fail to unpack);
+# the manifests render with both kustomize v2 (Debian's) and v5.
+if ! command -v kubectl >/dev/null 2>&1; then
+  $SUDO apt-get install -y -q --no-install-recommends kubernetes-client
+fi
 
 # Node.js runs Azurite (the Azure Blob emulator). Keep an existing Node; otherwise Debian's.
 if ! command -v npm >/dev/null 2>&1; then

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "adminmetrics.h"
+#include "budget.h"
 #include "conf.h"
 #include "ledgerflow.h"
 #include "reply.h"
@@ -23,6 +24,20 @@ void adminroutes_reply_json(struct conn_req *req, int status, json_t *doc)
     json_decref(doc);
 }
 
+/* {env: what to do} for the environments of `why` that have a hint. */
+static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
+{
+    json_t *hints = json_object(), *v;
+    const char *env;
+
+    json_object_foreach(why, env, v) {
+        const char *h = token_hint(tm, env);
+        if (h)
+            json_object_set_new(hints, env, json_string(h));
+    }
+    return hints;
+}
+
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
                   struct ledgerflow *ledger)
 {
@@ -38,6 +53,8 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
     if (o && ledger)
         json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
                                                    "reason", lwhy));
+    if (o && !ready)
+        json_object_set_new(o, "hints", readyz_hints(tm, json_object_get(o, "environments")));
     adminroutes_reply_json(req, ready && lready ? 200 : 503, o);
 }
 
@@ -65,8 +82,9 @@ static void on_status(const struct admin_deps *d, struct conn_req *req)
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     adminroutes_reply_json(
         req, 200,
-        json_pack("{s:o, s:o, s:b, s:o, s:I, s:I}", "environments", token_mgr_status(d->tm),
-                  "throttled_for_s", gates, "tokens_shared", d->token_shared, "ledger",
+        json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
+                  token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
+                  budget_status(d->budget), "tokens_shared", d->token_shared, "ledger",
                   d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
                   (json_int_t)0, "workers", (json_int_t)d->workers));
 }
