@@ -286,3 +286,10 @@ int tokencred_leaks(const struct tokencred *cred, const char *text, size_t len)
         return 0;
     return memmem(text, len, cred->secret, cred->secret_len) != NULL;
 }
+
+int64_t tokencred_expires_at(const struct tokencred *cred, const struct conf_env *env)
+{
+    if (cred && cred->cert)
+        return assertion_cred_not_after(cred->cert);
+    return env ? (int64_t)env->secret_expires : 0;
+}

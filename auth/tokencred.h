@@ -61,6 +61,10 @@ void tokencred_req_cleanup(struct tokencred_req *r);
 /* "imds" or "app_service" for a managed identity credential, else NULL. Static. */
 const char *tokencred_mi_style(const struct tokencred *cred);
 
+/* When the credential lapses, as unix seconds: the certificate's notAfter, or for a
+ * secret `env`'s client_secret_expires (borrowed; 0 = not configured). 0 = unknown. */
+int64_t tokencred_expires_at(const struct tokencred *cred, const struct conf_env *env);
+
 /* 1 if the secret value occurs in the `len` bytes of `text` (so a caller can refuse to
  * log text that echoes it), else 0. Always 0 for certificate and federated credentials. */
 int tokencred_leaks(const struct tokencred *cred, const char *text, size_t len);

@@ -110,6 +110,7 @@ static int env_copy(struct conf_env *dst, const struct conf_env *src)
         .token_version = src->token_version,
         .token_endpoint = dup_opt(src->token_endpoint, &fail),
         .allow_http = src->allow_http,
+        .secret_expires = src->secret_expires,
     };
     if (fail || !dst->name || !dst->resource || !dst->tenant || !dst->client_id ||
         !dst->token_endpoint) {
@@ -395,5 +396,9 @@ json_t *tokenenv_status(const struct tenv *e)
     json_object_set_new(o, "client_id", json_string(e->ce.client_id));
     json_object_set_new(o, "credential", json_string(tokenenv_credential_name(e)));
     json_object_set_new(o, "counters", counters(e));
+    json_object_set_new(o, "token_expires_at", json_integer((json_int_t)(e->token ? e->expires_at
+                                                                              : 0)));
+    json_object_set_new(o, "credential_expires_at",
+                        json_integer((json_int_t)tokencred_expires_at(e->cred, &e->ce)));
     return o;
 }

@@ -50,6 +50,7 @@ struct rcmd {
     struct rcmd *next_failed;  /* borrowed: link in the deferred-failure queue */
     enum rconn_result failed;
     bool done;                 /* the caller's callback has run */
+    int64_t sent_us;           /* monotonic, for the latency histogram */
 };
 
 /* A name lookup in flight. It outlives an abandoned attempt (and the rconn): lookups are
@@ -94,6 +95,8 @@ struct rconn {
     struct rconn_health health;
     void (*state_cb)(void *arg, bool connected);
     void *state_arg;           /* borrowed */
+    struct rconn_stats stats;
+    char master[160];          /* Sentinel: the last master connected to, "" before */
 };
 
 static int64_t mono_ms(void)
@@ -146,14 +149,29 @@ static void set_error(struct rconn *c, const char *why)
     log_json(LOG_LVL_WARN, "redis error", json_pack("{s:s,s:s}", "redis", c->where, "error", err));
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void call_user(struct rcmd *r, enum rconn_result res, const redictReply *reply)
 {
+    struct rconn_stats *st = &r->conn->stats;
+
+    if ((unsigned)res < RCONN_RESULTS)
+        statcell_inc(&st->results[res]);
+    if (res == RCONN_OK)
+        stathist_observe(&st->latency, mono_us() - r->sent_us);
     r->done = true;
     r->cb(r->arg, res, reply);
 }
 
 static void notify_state(struct rconn *c, bool connected)
 {
+    statgauge_set(&c->stats.up, connected);
     c->health.connected = connected;
     c->health.since_unix_ms = wall_ms();
     if (c->state_cb)
@@ -274,6 +292,11 @@ static void became_ready(struct rconn *c)
     c->state = ST_READY;
     c->attempt = 0;
     c->health.connects++;
+    statcell_inc(&c->stats.connects);
+    if (c->sentinel && c->master[0] && strcmp(c->master, c->where) != 0)
+        statcell_inc(&c->stats.failovers);
+    if (c->sentinel)
+        snprintf(c->master, sizeof c->master, "%s", c->where);
     c->logged_error[0] = '\0';
     log_json(LOG_LVL_INFO, "redis connected", json_pack("{s:s,s:i}", "redis", c->where, "db", c->db));
     notify_state(c, true);
@@ -594,6 +617,7 @@ static int submit(struct rconn *c, const char *cmd, long long len, rconn_cb *cb,
     r->conn = c;
     r->cb = cb;
     r->arg = arg;
+    r->sent_us = mono_us();
     if (c->state != ST_READY)
         return defer_fail(c, r, RCONN_NOT_CONNECTED);
     if (c->in_flight >= c->max_pending)
@@ -910,6 +934,11 @@ void rconn_free(struct rconn *c)
     free(c->password);
     free(c->server_name);
     free(c);
+}
+
+const struct rconn_stats *rconn_stats(const struct rconn *c)
+{
+    return &c->stats;
 }
 
 void rconn_get_health(const struct rconn *c, struct rconn_health *out)

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <hiredict/hiredict.h>
 
+#include "statcell.h"
+
 struct event_base;
 struct evdns_base;
 struct rconn;
@@ -118,6 +120,19 @@ struct rconn_health {
 
 /* Fills *out. */
 void rconn_get_health(const struct rconn *c, struct rconn_health *out);
+
+/* Counters for metrics (statcell.h: written by the connection's thread, read anywhere). */
+#define RCONN_RESULTS 6
+struct rconn_stats {
+    statgauge up;                /* 1 while connected and ready */
+    statcell connects;           /* handshakes completed (reconnects = connects - 1) */
+    statcell failovers;          /* Sentinel named a master other than the last one */
+    statcell results[RCONN_RESULTS]; /* commands by enum rconn_result */
+    struct stathist latency;     /* sent -> reply (RCONN_OK only) */
+};
+
+/* The connection's counters (borrowed, live as long as c). */
+const struct rconn_stats *rconn_stats(const struct rconn *c);
 
 /* Registers cb(arg, connected) (both borrowed), called on every change of `connected`.
  * NULL removes it. The callback may queue commands. */

@@ -1,6 +1,7 @@
 /* conf: load phases read -> parse -> shape check (confkeys) -> fill plain structs ->
  * cross-field validation (confcheck). Invariant: once conf_load returns, no JSON is left
  * and every field the header promises is set and valid. */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "conf.h"
 
 #include <arpa/inet.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "confcheck.h"
 #include "conferr.h"
@@ -23,6 +25,7 @@ struct fill {
     const char *basedir; /* borrowed; NULL = leave relative paths as they are */
     const char *creds_dir; /* borrowed: $CREDENTIALS_DIRECTORY, NULL if unset */
     bool oom;
+    bool bad_date;       /* a client_secret_expires that is not YYYY-MM-DD */
     bool bad;            /* a path value was refused; f->err says which */
     struct conf_error *err;
 };
@@ -131,25 +134,48 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
-/* "1.2.3.4:80" or "[::1]:80" into host (no brackets) and port. */
-static int fill_listen(struct conf *conf, const char *listen, struct conf_error *err)
+/* "1.2.3.4:80" or "[::1]:80" (the value of `key`) into *host (no brackets) and *port. */
+static int fill_listen(const char *key, const char *listen, char **host_out, int *port,
+                       struct conf_error *err)
 {
     const char *colon = listen[0] == '[' ? strstr(listen, "]:") : strrchr(listen, ':');
     const char *host = listen + (listen[0] == '[');
     unsigned char addr[16];
 
     if (!colon || colon == host)
-        return conferr_fail(err, "listen", "must be IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080");
-    conf->listen_host = strndup(host, (size_t)(colon - host));
-    if (!conf->listen_host)
-        return conferr_fail(err, "listen", "out of memory");
+        return conferr_fail(err, key, "must be IP:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080");
+    *host_out = strndup(host, (size_t)(colon - host));
+    if (!*host_out)
+        return conferr_fail(err, key, "out of memory");
     int family = listen[0] == '[' ? AF_INET6 : AF_INET;
-    if (inet_pton(family, conf->listen_host, addr) != 1)
-        return conferr_fail(err, "listen",
+    if (inet_pton(family, *host_out, addr) != 1)
+        return conferr_fail(err, key,
                             "\"%s\" is not an IP%s address (host names are not accepted)",
-                            conf->listen_host, family == AF_INET6 ? "v6" : "v4");
-    if (parse_port(colon + 1 + (listen[0] == '['), &conf->listen_port) < 0)
-        return conferr_fail(err, "listen", "the port must be a number from 1 to 65535");
+                            *host_out, family == AF_INET6 ? "v6" : "v4");
+    if (parse_port(colon + 1 + (listen[0] == '['), port) < 0)
+        return conferr_fail(err, key, "the port must be a number from 1 to 65535");
+    return 0;
+}
+
+/* "YYYY-MM-DD" into Unix seconds at 00:00 UTC of that day. */
+static int parse_date(const char *s, long long *out)
+{
+    struct tm tm = { 0 };
+    char *end = strptime(s, "%Y-%m-%d", &tm);
+
+    if (!end || *end || strlen(s) != 10)
+        return -1;
+    *out = (long long)timegm(&tm);
+    return *out > 0 ? 0 : -1;
+}
+
+static int fill_admin(struct fill *f, struct conf_admin *a, json_t *o)
+{
+    const char *listen = json_string_value(json_object_get(o, "listen"));
+
+    a->token_file = dup_path(f, o, "admin", "token_file");
+    if (listen && listen[0])
+        return fill_listen("admin.listen", listen, &a->listen_host, &a->listen_port, f->err);
     return 0;
 }
 
@@ -167,6 +193,9 @@ static void fill_env(struct fill *f, struct conf_env *e, const char *name, json_
     e->client_id = dup_opt(f, o, "client_id");
     e->client_secret_file = dup_path(f, o, sec, "client_secret_file");
     e->client_secret_env = dup_opt(f, o, "client_secret_env");
+    const char *expires = json_string_value(json_object_get(o, "client_secret_expires"));
+    if (expires && parse_date(expires, &e->secret_expires) < 0)
+        f->bad_date = true;
     if (cert) {
         e->cert_file = dup_path(f, cert, cert_sec, "cert_file");
         e->key_file = dup_path(f, cert, cert_sec, "key_file");
@@ -392,7 +421,8 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     json_t *workers = json_object_get(root, "workers");
     conf->workers = json_is_integer(workers) ? (unsigned)json_integer_value(workers) : 0;
     conf->public_base_url = dup_opt(f, root, "public_base_url");
-    if (fill_listen(conf, json_string_value(json_object_get(root, "listen")), f->err) < 0)
+    if (fill_listen("listen", json_string_value(json_object_get(root, "listen")),
+                    &conf->listen_host, &conf->listen_port, f->err) < 0)
         return -1;
     if (fill_maps(f, conf, root) < 0)
         return -1;
@@ -402,6 +432,11 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
     fill_packages(&conf->packages, json_object_get(root, "packages"));
+    if (fill_admin(f, &conf->admin, json_object_get(root, "admin")) < 0)
+        return -1;
+    if (f->bad_date)
+        return conferr_fail(f->err, "environments", "a client_secret_expires is not a date "
+                            "as YYYY-MM-DD (the secret's expiry shown in Entra)");
     fill_budget(&conf->d365_budget, json_object_get(root, "d365_budget"));
     if (f->bad)
         return -1;
@@ -567,6 +602,8 @@ void conf_free(struct conf *conf)
     free(conf->tokens.cache_key_file);
     free(conf->path);
     free(conf->listen_host);
+    free(conf->admin.listen_host);
+    free(conf->admin.token_file);
     free(conf->public_base_url);
     free(conf);
 }

@@ -58,6 +58,8 @@ struct conf_env {
     enum conf_token_version token_version;
     char *token_endpoint;        /* owned; resolved: the override or the Entra default */
     bool allow_http;             /* tests only: http:// base_url / token_endpoint allowed */
+    long long secret_expires;    /* client_secret_expires as Unix seconds (UTC midnight);
+                                    0 = not configured */
 };
 
 /* One recurring data job (connector API activity) or data-package job. */
@@ -174,6 +176,13 @@ struct conf_packages {
     unsigned lock_wait_ms;       /* longest wait for the environment's turn */
 };
 
+/* admin: the operators' listener (proxy/admin): /metrics, /healthz, /readyz, /admin/... */
+struct conf_admin {
+    char *listen_host;           /* owned; NULL = no admin listener */
+    int listen_port;
+    char *token_file;            /* owned; bearer token for non-loopback peers; NULL = none */
+};
+
 /* D365's service-protection budget kept by fogate (proxy/d365/budget.c), per environment
  * identity; `shared` also makes the 429 gate cluster-wide. */
 struct conf_budget {
@@ -210,6 +219,7 @@ struct conf {
     struct conf_tokens tokens;
     struct conf_ledger ledger;
     struct conf_packages packages;
+    struct conf_admin admin;
     struct conf_budget d365_budget;
 };
 

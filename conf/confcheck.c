@@ -421,6 +421,19 @@ static int check_tokens(const struct conf_tokens *t, struct conf_error *err)
     return 0;
 }
 
+static int check_admin(const struct conf *conf, struct conf_error *err)
+{
+    const struct conf_admin *a = &conf->admin;
+
+    if (a->listen_host && a->listen_port == conf->listen_port &&
+        strcmp(a->listen_host, conf->listen_host) == 0)
+        return conferr_fail(err, "admin.listen", "must differ from `listen`: the admin "
+                            "routes have a listener of their own");
+    if (a->token_file)
+        return confcheck_file(a->token_file, "admin.token_file", err);
+    return 0;
+}
+
 int confcheck_workers(const struct conf *conf, unsigned workers, struct conf_error *err)
 {
     if (workers <= 1 || conf->packages.shared)
@@ -438,7 +451,7 @@ int confcheck_workers(const struct conf *conf, unsigned workers, struct conf_err
 int confcheck_run(struct conf *conf, struct conf_error *err)
 {
     if (check_public_url(conf, err) < 0 || check_tokens(&conf->tokens, err) < 0 ||
-        confcheck_workers(conf, conf->workers, err) < 0) /* "auto" (0): once resolved */
+        check_admin(conf, err) < 0 || confcheck_workers(conf, conf->workers, err) < 0) /* "auto" (0): once resolved */
         return -1;
     for (size_t i = 0; i < conf->n_envs; i++)
         if (check_env(&conf->envs[i], err) < 0)

@@ -96,6 +96,11 @@ static const struct key env_keys[] = {
     { .name = "allow_http", .type = T_BOOL, .def = "false",
       .doc = "Allow http:// in `base_url` and `token_endpoint`. For tests against a local "
              "simulator only." },
+    OPT("client_secret_expires", T_STRING,
+        "Expiry date of the client secret as `YYYY-MM-DD` (UTC), as Entra shows it under "
+        "Certificates & secrets (Entra does not tell a client). Exported as "
+        "`fogate_credential_expiry_timestamp_seconds` so that an alert fires before it "
+        "expires. For a certificate the date is read from the certificate (notAfter)."),
     { 0 }
 };
 
@@ -290,6 +295,19 @@ static const struct key packages_keys[] = {
     { 0 }
 };
 
+static const struct key admin_keys[] = {
+    OPT("listen", T_STRING,
+        "IP address and port of the admin listener, e.g. `127.0.0.1:9091`: `/metrics` "
+        "(Prometheus), `/healthz`, `/readyz`, `/admin/status`. Absent = no admin listener "
+        "(a fixed default port would collide with a second instance on the host). Served by "
+        "worker 0's event loop. Read at start only."),
+    OPT("token_file", T_STRING,
+        "Path of a file holding the bearer token (at least 16 characters, one line) that "
+        "peers other than loopback must send as `Authorization: Bearer <token>`. Without "
+        "it the admin listener answers loopback peers only. Never a client API key."),
+    { 0 }
+};
+
 static const struct key budget_keys[] = {
     { .name = "enabled", .type = T_BOOL, .def = "true",
       .doc = "Every call to D365 first takes a slot of its environment's budget (below); calls "
@@ -366,6 +384,8 @@ static const struct key top_keys[] = {
     { .name = "packages", .type = T_OBJECT, .def = "{}", .sub = packages_keys,
       .doc = "Package imports: the per-environment lock and Idempotency-Keys (in Redis with "
              "`shared`)." },
+    { .name = "admin", .type = T_OBJECT, .def = "{}", .sub = admin_keys,
+      .doc = "The operators' listener: metrics, health, status (docs/operations.md)." },
     { .name = "d365_budget", .type = T_OBJECT, .def = "{}", .sub = budget_keys,
       .doc = "D365's service-protection limits kept by fogate per environment: a concurrency "
              "limit, a request rate, a fair queue per job, the 429 gate (cluster-wide with "

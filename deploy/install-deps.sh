@@ -30,6 +30,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   python3 python3-pytest \
   systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
+# promtool (metrics and alert rule checks) and a real Prometheus for tests/e2e/test_prometheus.py
+$SUDO apt-get install -y -q --no-install-recommends prometheus
 
 # Shipping tests (tests/ship): mmdebstrap makes a Debian root, podman imports it as the base
 # image, buildah builds and runs the image; python3-yaml reads kubectl kustomize's output.

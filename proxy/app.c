@@ -8,6 +8,8 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
+#include "adminstats.h"
 #include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
@@ -45,6 +47,7 @@ struct app {
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
+    struct admin *admin;            /* owned: worker 0's admin listener, NULL if none */
     unsigned worker, workers;       /* this app's index and the worker count */
     bool stopping;
 };
@@ -124,12 +127,12 @@ static void on_request(struct conn_req *req, void *arg)
     conn_req_hold(req, app->snap); /* the routes below may point into it until the end */
     struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
-                             .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger, .worker = app->worker,
-                             .workers = app->workers };
+                             .ledger = app->ledger };
 
+    upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
     routes_dispatch(&d, req);
+    upcall_ctx_set_request(app->uc, NULL, NULL);
 }
 
 static void on_drained(void *arg)
@@ -151,6 +154,8 @@ static void on_stop(struct app *app, int sig)
     app->stopping = true;
     log_msg(LOG_LVL_INFO, "signal %d: shutting down; %zu connection(s), grace %u ms", (int)sig,
             conn_server_count(app->server), grace);
+    if (app->admin)
+        admin_drain(app->admin);
     conn_server_drain(app->server, grace, on_drained, app);
 }
 
@@ -189,6 +194,8 @@ static int on_reload(struct app *app)
     budget_set_conf(app->budget, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
+    if (app->admin)
+        admin_set_conf(app->admin, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
     return 0;
@@ -229,9 +236,43 @@ void app_health(const struct app *app, struct app_health *out)
     out->ledger = app->ledger ? ledgerflow_ready(app->ledger, why, sizeof why) : -1;
 }
 
+void app_stats(const struct app *app, struct adminstats_worker *row)
+{
+    memset(row, 0, sizeof *row);
+    row->front = conn_server_stats(app->server);
+    row->d365 = upcall_ctx_stats(app->uc);
+    row->packages = package_stats(app->package);
+    row->redis[ADMINSTATS_REDIS_TOKENS] = tokenwire_redis_stats(app->tokens);
+    row->redis[ADMINSTATS_REDIS_PACKAGES] = package_redis_stats(app->package);
+    if (app->ledger) {
+        row->ledger = ledgerflow_stat(app->ledger);
+        row->redis[ADMINSTATS_REDIS_LEDGER] = ledgerflow_redis_stats(app->ledger);
+    }
+}
+
+void app_set_admin_stats(struct app *app, const struct adminstats *t)
+{
+    if (app->admin)
+        admin_set_stats(app->admin, t);
+}
+
 struct event_base *app_base(const struct app *app)
 {
     return app->base;
+}
+
+/* Worker 0 serves the admin listener on its own loop: the handlers read worker 0's token
+ * manager, gates and ledger directly, and the other workers' counters through atomics
+ * (no extra thread, no lock). */
+static struct admin *make_admin(struct app *app, const struct conn_options *opt)
+{
+    struct admin_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
+                            .tm = tokenwire_mgr(app->tokens),
+                            .token_shared = tokenwire_shared(app->tokens),
+                            .ledger = app->ledger, .package = app->package,
+                            .workers = app->workers };
+
+    return admin_new(app->base, opt, &d);
 }
 
 struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
@@ -276,6 +317,11 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
         }
         simple_set_ledger(app->simple, app->ledger);
     }
+    if (app->package && worker == 0 && conf->admin.listen_host &&
+        !(app->admin = make_admin(app, &opt))) {
+        app_free(app);
+        return NULL;
+    }
     if (!app->server || !app->simple || !app->package) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
         app_free(app);
@@ -291,9 +337,17 @@ static void log_listening(const char *bound)
     log_json(LOG_LVL_INFO, "listening", f);
 }
 
+static void log_listening_admin(const char *bound)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "address", json_string(bound));
+    json_object_set_new(f, "listener", json_string("admin"));
+    log_json(LOG_LVL_INFO, "listening", f);
+}
+
 int app_listen(struct app *app, int port)
 {
-    char bound[80];
+    char bound[80], admin_bound[80];
 
     if (port < 0)
         port = app->conf->listen_port;
@@ -303,6 +357,13 @@ int app_listen(struct app *app, int port)
         return -1;
     }
     log_listening(bound);
+    if (app->admin && admin_listen(app->admin, admin_bound, sizeof admin_bound) < 0) {
+        log_msg(LOG_LVL_ERROR, "cannot listen on admin.listen %s port %d: %s",
+                app->conf->admin.listen_host, app->conf->admin.listen_port, strerror(errno));
+        return -1;
+    }
+    if (app->admin)
+        log_listening_admin(admin_bound);
     const char *colon = strrchr(bound, ':');
     return colon ? atoi(colon + 1) : -1;
 }
@@ -318,6 +379,7 @@ void app_free(struct app *app)
 {
     if (!app)
         return;
+    admin_free(app->admin);
     conn_server_free(app->server); /* requests in flight cancel their upcalls */
     simple_free(app->simple);
     package_free(app->package);

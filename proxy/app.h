@@ -47,6 +47,17 @@ struct event_base *app_base(const struct app *app);
 /* Frees the app, its connections and its conf. NULL is a no-op. */
 void app_free(struct app *app);
 
+struct adminstats;
+struct adminstats_worker;
+
+/* Fills `row` with pointers to this app's counters (borrowed; they live as long as the
+ * app): connections and requests, D365 calls, ledger, packages, Redis. */
+void app_stats(const struct app *app, struct adminstats_worker *row);
+
+/* Hands the table of every worker's counters to this app's admin listener (no-op when it
+ * has none). `t` is borrowed and must outlive the app's loop. */
+void app_set_admin_stats(struct app *app, const struct adminstats *t);
+
 /* Fills the connection layer's options from a config for one of `workers` (pure). */
 void app_conn_options(const struct conf *conf, unsigned workers, struct conn_options *out);
 

@@ -1,13 +1,12 @@
-/* routes: request routing, client authentication and the small JSON endpoints. */
+/* routes: the client listener's request routing and client authentication; /healthz and
+ * /readyz stay here for load balancers (the admin listener serves them too). */
 #include "routes.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
-#include "budget.h"
+#include "admin.h"
 #include "clientauth.h"
 #include "conf.h"
 #include "ledgerflow.h"
@@ -18,6 +17,23 @@
 #include "simple.h"
 #include "token.h"
 #include "upcall.h"
+
+/* Route indexes for the request counters (conn_req_set_route); the order of names[]. */
+enum route_index {
+    R_OTHER, R_HEALTHZ, R_READYZ, R_ENQUEUE, R_DEQUEUE, R_ACK, R_JOBSTATUS, R_DOWNLOAD, R_DATA,
+    R_PACKAGES, R_SIMPLE, R_COUNT
+};
+
+static const char *const names[R_COUNT] = {
+    "other", "healthz", "readyz", "connector_enqueue", "connector_dequeue", "connector_ack",
+    "connector_jobstatus", "connector_download", "data", "packages", "jobs",
+};
+
+const char *const *routes_names(unsigned *n)
+{
+    *n = R_COUNT;
+    return names;
+}
 
 static bool path_is(const struct http1_head *h, const char *path)
 {
@@ -31,80 +47,6 @@ static bool get_or_head(struct conn_req *req, const struct http1_head *h)
         return true;
     reply_method_not_allowed(req, "GET, HEAD");
     return false;
-}
-
-static void reply_json_t(struct conn_req *req, int status, json_t *o)
-{
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-    if (text)
-        reply_json(req, status, text, strlen(text));
-    else
-        reply_error(req, 503, "out_of_memory", "the server is out of memory, retry later");
-    free(text);
-    json_decref(o);
-}
-
-/* {env: what to do} for the environments of `why` that have a hint. */
-static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
-{
-    json_t *hints = json_object(), *v;
-    const char *env;
-
-    json_object_foreach(why, env, v) {
-        const char *h = token_hint(tm, env);
-        if (h)
-            json_object_set_new(hints, env, json_string(h));
-    }
-    return hints;
-}
-
-static void route_readyz(const struct routes_deps *d, struct conn_req *req)
-{
-    json_t *why = NULL;
-    bool ready = token_mgr_ready(d->tm, &why);
-    char lwhy[256] = "";
-    /* a ledger that fails closed cannot serve dequeues without Redis */
-    bool lready = !d->ledger || ledgerflow_ready(d->ledger, lwhy, sizeof lwhy) ||
-                  d->conf->ledger.fail_open;
-    json_t *o = json_pack("{s:s, s:o}", "status", ready && lready ? "ready" : "not_ready",
-                          "environments", why ? why : json_object());
-
-    if (o && d->ledger)
-        json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
-                                                   "reason", lwhy));
-    if (o && !ready)
-        json_object_set_new(o, "hints", readyz_hints(d->tm, json_object_get(o, "environments")));
-    reply_json_t(req, ready && lready ? 200 : 503, o);
-}
-
-/* Admin view of tokens and gates: only from loopback (an operator on the host or a
- * sidecar), never a token or a secret. */
-static void route_admin(const struct routes_deps *d, struct conn_req *req)
-{
-    json_t *gates = json_object();
-
-    if (!routes_loopback(conn_req_client(req))) {
-        json_decref(gates);
-        reply_error(req, 403, "admin_loopback_only", "the admin view is served on loopback only");
-        return;
-    }
-    for (size_t i = 0; i < d->conf->n_envs; i++)
-        json_object_set_new(gates, d->conf->envs[i].name,
-                            json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
-    reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
-                           token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
-                           budget_status(d->budget), "tokens_shared",
-                           d->token_shared, "ledger",
-                           d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
-                           (json_int_t)d->worker, "workers", (json_int_t)d->workers));
-}
-
-bool routes_loopback(const char *client)
-{
-    return strncmp(client, "127.", 4) == 0 || strncmp(client, "[::1]:", 6) == 0 ||
-           strncmp(client, "[::ffff:127.", 12) == 0;
 }
 
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
@@ -307,6 +249,13 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
                      : package_is_import(h)             ? d->conf->limits.max_package_bytes
                      : simple_owns(h)                   ? simple_body_limit(d->conf, h)
                                                         : d->conf->limits.max_body_bytes;
+    conn_req_set_route(req, path_is(h, "/healthz") ? R_HEALTHZ
+                            : path_is(h, "/readyz") ? R_READYZ
+                            : conn_route            ? R_ENQUEUE + (unsigned)op
+                            : is_data(h)            ? R_DATA
+                            : package_owns(h)       ? R_PACKAGES
+                            : simple_owns(h)        ? R_SIMPLE
+                                                    : R_OTHER);
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > limit) {
         /* before authentication and routing: nothing of the body is read */
         conn_req_close_after(req);
@@ -318,10 +267,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
             reply_json(req, 200, ok, sizeof ok - 1);
     } else if (path_is(h, "/readyz")) {
         if (get_or_head(req, h))
-            route_readyz(d, req);
-    } else if (path_is(h, "/admin/status")) {
-        if (get_or_head(req, h))
-            route_admin(d, req);
+            admin_readyz(req, d->conf, d->tm, d->ledger);
     } else if (conn_route) {
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {

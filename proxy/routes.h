@@ -1,7 +1,8 @@
-/* routes: maps a request to its handler: /healthz, /readyz, /admin/status (loopback only),
- * the connector pass-through ([/en]/api/connector/{op}/{activityId}) and /data/....
- * Invariant: every route but /healthz, /readyz and /admin/status authenticates the client
- * first, and a client reaches only its own jobs and environments. */
+/* routes: maps a client request to its handler: /healthz, /readyz (for load balancers),
+ * the connector pass-through ([/en]/api/connector/{op}/{activityId}), /data/..., the simple
+ * and package APIs. /metrics and /admin/... are never here: the admin listener
+ * (proxy/admin) serves them. Invariant: every route but /healthz and /readyz
+ * authenticates the client first, and a client reaches only its own jobs and environments. */
 #ifndef FOGATE_ROUTES_H
 #define FOGATE_ROUTES_H
 
@@ -25,17 +26,19 @@ struct routes_deps {
     struct upcall_ctx *uc;
     struct budget *budget;         /* the D365 budget and 429 gates */
     struct token_mgr *tm;
-    bool token_shared;             /* tokens shared through Redis */
     struct simple *simple;         /* the simple API (/v1/...) */
     struct package *package;       /* the package API (/v1/packages, /v1/executions) */
     struct ledgerflow *ledger;     /* the ack ledger; NULL when not enabled */
-    unsigned worker, workers;      /* the serving worker's index and the worker count */
 };
 
 /* Handles one request (answers it, or hands it to a handler that answers later). */
 void routes_dispatch(const struct routes_deps *d, struct conn_req *req);
 
 enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, ROUTES_DOWNLOAD };
+
+/* The metrics' route label of each route index (conn_req_set_route), index 0 = a path no
+ * route took ("other"); `*n` gets the count. Static. */
+const char *const *routes_names(unsigned *n);
 
 /* Parses a connector path (`path`, `len` bytes, no query): optional "/en", then
  * "/api/connector/<op>/<activityId>". Returns 0 with *op and the id slice, or -1. Pure. */
@@ -47,7 +50,5 @@ int routes_parse_connector(const char *path, size_t len, enum routes_op *op, con
  * "GET, HEAD, POST, PATCH, PUT, DELETE" for entity paths. Pure. */
 const char *routes_data_allow(const char *path, size_t len);
 
-/* True for a peer address string ("ip:port") on the loopback interface. Pure. */
-bool routes_loopback(const char *client);
 
 #endif

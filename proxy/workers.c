@@ -29,10 +29,12 @@
 
 #include <event2/event.h>
 
+#include "adminstats.h"
 #include "app.h"
 #include "conf.h"
 #include "confcheck.h"
 #include "log.h"
+#include "routes.h"
 #include "sdnotify.h"
 
 #define WAIT_SLICE_S 1 /* the main thread rechecks the workers at least this often */
@@ -56,6 +58,7 @@ struct worker {
 
 struct pool {
     struct worker *w;       /* owned array */
+    struct adminstats *stats; /* owned: every worker's counters, for worker 0's /metrics */
     unsigned n;
     atomic_uint running;    /* threads still in their loop */
     pthread_t main_thread;
@@ -341,6 +344,21 @@ static void pool_free(struct pool *p)
     }
     free(p->w);
     sdnotify_free(p->notify);
+    free(p->stats);
+}
+
+/* The table /metrics reads: each app's counters, given to worker 0 (the admin listener). */
+static int share_stats(struct pool *p)
+{
+    unsigned n_routes;
+    const char *const *names = routes_names(&n_routes);
+
+    if (!(p->stats = adminstats_new(p->n, names, n_routes)))
+        return -1;
+    for (unsigned i = 0; i < p->n; i++)
+        app_stats(p->w[i].app, &p->stats->w[i]);
+    app_set_admin_stats(p->w[0].app, p->stats);
+    return 0;
 }
 
 int workers_run(struct conf *conf)
@@ -379,7 +397,7 @@ int workers_run(struct conf *conf)
         p.w[i].log_index = p.n > 1 ? (int)i : -1;
     }
     int port = -1;
-    if (build(&p, conf) == 0 && (port = listen_all(&p)) >= 0) {
+    if (build(&p, conf) == 0 && share_stats(&p) == 0 && (port = listen_all(&p)) >= 0) {
         if (p.n > 1)
             log_msg(LOG_LVL_INFO, "starting %u workers", p.n);
         rc = start(&p) == 0 ? 0 : 1;

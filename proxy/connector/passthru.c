@@ -98,7 +98,8 @@ static void fail_reply(struct pt *p, int status, const char *code, const char *m
 
     if (retry_after) {
         snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", retry_after);
-        char *body = reply_error_body(code, msg, conn_req_id(req));
+        char *body = reply_error_body(code, msg, conn_req_id(req),
+                                  conn_req_trace(req)->trace_id);
         conn_req_note_error(req, code, msg);
         conn_req_respond(req, status, hdr, "application/json", body ? body : "{}",
                          body ? strlen(body) : 2);

@@ -8,6 +8,11 @@
 
 #include <event2/event.h>
 
+#include "d365stats.h"
+#include "upcall.h"
+
+#define FINALS_SEEN 1024 /* ids whose final status was counted, remembered against repeats */
+
 struct entry;
 
 struct msgwait_waiter {
@@ -40,7 +45,30 @@ struct msgwait {
     struct entry *entries;       /* owned list */
     size_t n_waiters, n_entries;
     unsigned long polls;
+    uint64_t counted[FINALS_SEEN];  /* hashes of ids whose final status was counted */
+    size_t counted_next;
 };
+
+/* Counts a final status once per (environment, id), however many clients ask: the last
+ * FINALS_SEEN ids counted are remembered by hash. */
+static void count_final(struct msgwait *mw, const struct entry *e, const char *status)
+{
+    uint64_t h = 1469598103934665603ULL;
+    struct d365stats_env *st;
+
+    for (const char *p = e->env; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (const char *p = e->id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < FINALS_SEEN; i++)
+        if (mw->counted[i] == h)
+            return;
+    mw->counted[mw->counted_next] = h;
+    mw->counted_next = (mw->counted_next + 1) % FINALS_SEEN;
+    if ((st = upcall_ctx_env_stats(mw->ctx, e->env)))
+        statcell_inc(&st->finals[strcmp(mw->o.action, "GetMessageStatus") != 0]
+                                [d365stats_final_index(status)]);
+}
 
 static double now_s(void)
 {
@@ -218,6 +246,7 @@ static void on_poll(void *arg, const struct d365_result *dr)
         r.final = e->last_final;
         if (!r.final)
             return after_progress(e, &r);
+        count_final(mw, e, r.status);
     } else {
         r.err = &dr->err;
     }

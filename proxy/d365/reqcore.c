@@ -28,7 +28,8 @@ void reqcore_error(struct reqcore c, int status, const char *extra, const char *
     if (!*c.req || *c.responded)
         return;
     req = reqcore_take(c);
-    body = reply_error_body(code, message, conn_req_id(req));
+    body = reply_error_body(code, message, conn_req_id(req),
+                                  conn_req_trace(req)->trace_id);
     conn_req_note_error(req, code, message);
     conn_req_respond(req, status, extra, "application/json", body ? body : "{}",
                      body ? strlen(body) : 2);

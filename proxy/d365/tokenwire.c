@@ -318,6 +318,11 @@ struct token_mgr *tokenwire_mgr(const struct tokenwire *tw)
     return tw->mgr;
 }
 
+const struct rconn_stats *tokenwire_redis_stats(const struct tokenwire *tw)
+{
+    return tw->rc ? rconn_stats(tw->rc) : NULL;
+}
+
 int tokenwire_shared(const struct tokenwire *tw)
 {
     return tw->ts != NULL;

@@ -24,6 +24,9 @@ struct token_mgr *tokenwire_mgr(const struct tokenwire *tw);
 /* True when tokens are shared through Redis. */
 int tokenwire_shared(const struct tokenwire *tw);
 
+/* The shared token cache's Redis connection counters (borrowed), or NULL without one. */
+const struct rconn_stats *tokenwire_redis_stats(const struct tokenwire *tw);
+
 /* Frees the manager, the pending token requests, the share store and the Redis
  * connection. NULL is a no-op. Not from inside a callback. */
 void tokenwire_free(struct tokenwire *tw);

@@ -14,9 +14,11 @@
  * from upcall_start, and frees the call after on_done returns. */
 #include "upcall.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include "conf.h"
 #include "deadline.h"
 #include "log.h"
+#include "uphead.h"
 #include "retryafter.h"
 #include "token.h"
 
@@ -35,6 +38,7 @@
 #define MAX_CONN_RETRIES 2
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
+#define STATS_SPARE_ENVS 16 /* environments a reload may add and still be counted */
 
 struct upcall_ctx {
     struct event_base *base;     /* borrowed */
@@ -43,6 +47,9 @@ struct upcall_ctx {
     const struct conf *conf;     /* borrowed: the current snapshot */
     struct budget *budget;       /* borrowed: D365 budget and 429 gates */
     uint64_t rng;
+    struct d365stats *stats;     /* owned */
+    const struct tracectx *cur_trace; /* borrowed: the request being dispatched, or NULL */
+    const char *cur_request_id;  /* borrowed, likewise */
 };
 
 enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH };
@@ -82,6 +89,12 @@ struct upcall {
     uint64_t generation;
     unsigned attempts, retries_5xx, retries_conn;
     bool retried_401, swallow, head_delivered;
+    enum d365stats_op op;
+    struct d365stats_env *st;    /* borrowed from ctx->stats; NULL when the table is full */
+    int64_t attempt_us;          /* when the current attempt was sent */
+    struct tracectx trace;
+    char request_id[TRACECTX_REQUEST_ID_MAX + 1]; /* "" when not made for a request */
+    char traceparent[72];        /* "traceparent: 00-..." of the current attempt */
 };
 
 /* ---- context and gates --------------------------------------------------------------- */
@@ -100,6 +113,13 @@ struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
     ctx->budget = budget;
     ctx->conf = conf;
     ctx->rng = (uint64_t)deadline_now_us() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+    ctx->rng ^= (uint64_t)(uintptr_t)ctx; /* workers started in the same microsecond */
+    if (!(ctx->stats = d365stats_new(conf->n_envs + STATS_SPARE_ENVS))) {
+        free(ctx);
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->n_envs; i++)
+        d365stats_env(ctx->stats, conf->envs[i].name);
     return ctx;
 }
 
@@ -110,7 +130,35 @@ void upcall_ctx_set_conf(struct upcall_ctx *ctx, const struct conf *conf)
 
 void upcall_ctx_free(struct upcall_ctx *ctx)
 {
+    if (!ctx)
+        return;
+    d365stats_free(ctx->stats);
     free(ctx);
+}
+
+const struct d365stats *upcall_ctx_stats(const struct upcall_ctx *ctx)
+{
+    return ctx->stats;
+}
+
+void upcall_ctx_set_request(struct upcall_ctx *ctx, const struct tracectx *trace,
+                            const char *request_id)
+{
+    ctx->cur_trace = trace;
+    ctx->cur_request_id = request_id;
+}
+
+struct d365stats_env *upcall_ctx_env_stats(struct upcall_ctx *ctx, const char *env)
+{
+    return d365stats_env(ctx->stats, env);
+}
+
+static uint64_t next_rand(struct upcall_ctx *ctx)
+{
+    ctx->rng ^= ctx->rng << 13;
+    ctx->rng ^= ctx->rng >> 7;
+    ctx->rng ^= ctx->rng << 17;
+    return ctx->rng;
 }
 
 static unsigned jitter_ms(struct upcall_ctx *ctx, unsigned max)
@@ -124,6 +172,9 @@ static unsigned jitter_ms(struct upcall_ctx *ctx, unsigned max)
 static void gate_close(struct upcall_ctx *ctx, const char *env, unsigned secs)
 {
     budget_gate_close(ctx->budget, env, secs);
+    struct d365stats_env *st = d365stats_env(ctx->stats, env);
+    if (st)
+        statgauge_set(&st->gate_until, (int64_t)time(NULL) + secs);
 }
 
 static int64_t gate_left_us(const struct upcall_ctx *ctx, const char *env)
@@ -265,6 +316,8 @@ static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
 
     *delay_us = 0;
     if (status == 401) {
+        if (c->st)
+            statcell_inc(&c->st->refreshes_401);
         token_invalidate(ctx->tm, c->env, c->generation);
         if (c->retried_401 || !replayable(c))
             return false;
@@ -272,6 +325,8 @@ static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
         return true;
     }
     if (status == 429) {
+        if (c->st)
+            statcell_inc(&c->st->throttled);
         const char *ra = head ? uphead_find(head, "Retry-After") : NULL;
         unsigned secs = retryafter_seconds(ra, time(NULL), NULL);
         gate_close(ctx, c->env, secs);
@@ -304,6 +359,123 @@ static bool plan_conn_retry(struct upcall *c, enum upstream_result r, int64_t *d
     return true;
 }
 
+/* The d365_call line's members, built without jansson (one line per D365 call). */
+struct line {
+    char buf[2048];
+    size_t n;
+    bool ok;                    /* false once something did not fit or is not plain ASCII */
+};
+
+static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct line *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (!o->ok)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
+        o->ok = false;
+    else
+        o->n += (size_t)n;
+}
+
+/* ,"name":"value" for printable ASCII without quote or backslash; else the line falls
+ * back to jansson. */
+static void put_str(struct line *o, const char *name, const char *v)
+{
+    for (const char *p = v; *p && o->ok; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            o->ok = false;
+    put(o, ",\"%s\":\"%s\"", name, v);
+}
+
+/* D365's ms-dyn-* / x-ms-dyn-* correlation headers, for Microsoft support. */
+static bool dyn_header(const char *n, const char *v)
+{
+    return (strncasecmp(n, "ms-dyn-", 7) == 0 || strncasecmp(n, "x-ms-dyn-", 9) == 0) &&
+           v[0] && strlen(n) < 48 && strlen(v) <= 128;
+}
+
+static void log_call_slow(const struct upcall *c, enum log_level lvl, int status, int64_t us,
+                          const struct uphead *head, enum upstream_result result,
+                          const char *error)
+{
+    json_t *f = json_object();
+
+    json_object_set_new(f, "environment", json_string(c->env));
+    json_object_set_new(f, "operation", json_string(d365stats_op_name(c->op)));
+    json_object_set_new(f, "method", json_string(c->method));
+    json_object_set_new(f, "status", json_integer(status));
+    json_object_set_new(f, "duration_ms", json_integer((json_int_t)(us / 1000)));
+    json_object_set_new(f, "attempt", json_integer((json_int_t)c->attempts));
+    json_object_set_new(f, "trace_id", json_string(c->trace.trace_id));
+    json_object_set_new(f, "span_id", json_stringn(c->traceparent + 49, 16));
+    if (c->request_id[0])
+        json_object_set_new(f, "request_id", json_string(c->request_id));
+    if (result != UPSTREAM_OK) {
+        json_object_set_new(f, "result", json_string(upstream_result_name(result)));
+        if (error && error[0])
+            json_object_set_new(f, "error", json_string(error));
+    }
+    for (size_t i = 0; head && i < uphead_count(head); i++)
+        if (dyn_header(uphead_name(head, i), uphead_value(head, i)))
+            json_object_set_new(f, uphead_name(head, i), json_string(uphead_value(head, i)));
+    log_json(lvl, "d365_call", f);
+}
+
+/* One line per attempt: what Microsoft support needs to find the call (ms-dyn-aid), and
+ * the trace and request it belongs to. Never the URL (a download URL may carry a SAS). */
+static void log_call(const struct upcall *c, int status, int64_t us, const struct uphead *head,
+                     enum upstream_result result, const char *error)
+{
+    enum log_level lvl = status >= 500 || status == 0 ? LOG_LVL_WARN : LOG_LVL_INFO;
+    struct line o = { .ok = true };
+
+    put(&o, "\"status\":%d,\"duration_ms\":%lld,\"attempt\":%u,\"span_id\":\"%.16s\"", status,
+        (long long)(us / 1000), c->attempts, c->traceparent + 49);
+    put_str(&o, "environment", c->env);
+    put_str(&o, "operation", d365stats_op_name(c->op));
+    put_str(&o, "method", c->method);
+    put_str(&o, "trace_id", c->trace.trace_id);
+    if (c->request_id[0])
+        put_str(&o, "request_id", c->request_id);
+    if (result != UPSTREAM_OK) {
+        put_str(&o, "result", upstream_result_name(result));
+        if (error && error[0])
+            put_str(&o, "error", error);
+    }
+    for (size_t i = 0; head && i < uphead_count(head); i++)
+        if (dyn_header(uphead_name(head, i), uphead_value(head, i)))
+            put_str(&o, uphead_name(head, i), uphead_value(head, i));
+    if (!o.ok || log_json_text(lvl, "d365_call", o.buf) < 0)
+        log_call_slow(c, lvl, status, us, head, result, error);
+}
+
+/* One attempt got its answer (or none): counted and logged. */
+static void on_answer(struct upcall *c, int status, const struct uphead *head,
+                      enum upstream_result result, const char *error)
+{
+    int64_t us = deadline_now_us() - c->attempt_us;
+
+    if (c->st) {
+        statcell_inc(&c->st->requests[c->op][d365stats_code_index(status)]);
+        stathist_observe(&c->st->duration[c->op], us);
+    }
+    log_call(c, status, us, head, result, error);
+}
+
+static void schedule_retry(struct upcall *c, int64_t delay)
+{
+    if (c->st)
+        statcell_inc(&c->st->retries);
+    schedule(c, ACT_ATTEMPT, delay);
+}
+
 static void on_fetch_done(void *arg, const struct upstream_done *ud)
 {
     struct upcall *c = arg;
@@ -311,13 +483,14 @@ static void on_fetch_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    on_answer(c, ud->result == UPSTREAM_OK ? ud->status : 0, ud->head, ud->result, ud->error);
     release_slot(c);
     if (ud->result == UPSTREAM_OK && plan_retry(c, ud->status, ud->head, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK && plan_conn_retry(c, ud->result, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK)
@@ -389,15 +562,16 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    on_answer(c, ud->status > 0 ? ud->status : 0, ud->head, ud->result, ud->error);
     release_slot(c);
     if (c->swallow) {
         c->swallow = false;
-        schedule(c, ACT_ATTEMPT, c->retry_delay_us);
+        schedule_retry(c, c->retry_delay_us);
         return;
     }
     if (ud->result != UPSTREAM_OK && !c->head_delivered &&
         plan_conn_retry(c, ud->result, &delay)) {
-        schedule(c, ACT_ATTEMPT, delay);
+        schedule_retry(c, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK)
@@ -425,12 +599,23 @@ static int set_auth(struct upcall *c, const struct token_view *v)
     return 0;
 }
 
+/* A child span of the call's trace per attempt: "traceparent: 00-<trace>-<span>-<flags>". */
+static const char *new_traceparent(struct upcall *c)
+{
+    char span[17], value[56];
+
+    tracectx_hex(next_rand(c->ctx), 0, span, 16);
+    snprintf(c->traceparent, sizeof c->traceparent, "traceparent: %s",
+             tracectx_format(&c->trace, span, value));
+    return c->traceparent;
+}
+
 static void send_attempt(struct upcall *c, const struct token_view *v)
 {
     const char **lines = NULL;
     int64_t body_len;
 
-    lines = calloc(c->n_headers + 1, sizeof *lines);
+    lines = calloc(c->n_headers + 2, sizeof *lines);
     if (!lines || set_auth(c, v) < 0) {
         free(lines);
         finish_simple(c, UPCALL_FAILED, 0);
@@ -439,16 +624,18 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
     for (size_t i = 0; i < c->n_headers; i++)
         lines[i] = c->headers[i];
     lines[c->n_headers] = c->auth;
+    lines[c->n_headers + 1] = new_traceparent(c);
     c->attempts++;
+    c->attempt_us = deadline_now_us();
     if (c->max_resp > 0 && !c->stream) {
-        c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 1,
+        c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 2,
                               c->has_body ? c->body : NULL, c->body_len, c->max_resp,
                               c->timeouts, on_fetch_done, c);
     } else {
         body_len = c->stream ? c->stream_len
                    : c->has_body ? (int64_t)c->body_len : UPSTREAM_BODY_NONE;
         struct upstream_req r = { .method = c->method, .url = c->url, .headers = lines,
-                                  .n_headers = c->n_headers + 1, .body_len = body_len,
+                                  .n_headers = c->n_headers + 2, .body_len = body_len,
                                   .timeouts = c->timeouts };
         struct upstream_cbs cbs = { on_xfer_head, on_xfer_body, on_xfer_space, on_xfer_done, c };
         c->body_off = 0;
@@ -647,6 +834,18 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     c->wait_until_us = deadline_now_us() +
                        (int64_t)(req->wait_ms ? req->wait_ms : DEFAULT_WAIT_MS) * 1000;
     c->timer = evtimer_new(ctx->base, on_timer, c);
+    c->op = d365stats_op(req->path_query);
+    c->st = d365stats_env(ctx->stats, req->env);
+    const struct tracectx *trace = req->trace ? req->trace : ctx->cur_trace;
+    const char *rid = req->trace ? req->request_id : ctx->cur_request_id;
+    if (trace) {
+        c->trace = *trace;
+    } else {
+        tracectx_hex(next_rand(ctx), next_rand(ctx), c->trace.trace_id, 32);
+        c->trace.flags = 0;
+    }
+    if (rid)
+        snprintf(c->request_id, sizeof c->request_id, "%s", rid);
     env = conf_env_find(ctx->conf, req->env);
     if (!c->timer || copy_request(c, req, env ? env->base_url : "") < 0) {
         call_free(c);

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "d365stats.h"
+#include "tracectx.h"
 #include "upstream.h"
 
 struct budget;
@@ -42,6 +44,20 @@ void upcall_ctx_set_conf(struct upcall_ctx *ctx, const struct conf *conf);
 
 /* Frees the context. Every call must have ended or been cancelled. NULL is a no-op. */
 void upcall_ctx_free(struct upcall_ctx *ctx);
+
+/* The context's D365 call counters (borrowed, live as long as ctx; read from any thread
+ * with statcell_get). */
+const struct d365stats *upcall_ctx_stats(const struct upcall_ctx *ctx);
+
+/* The client request being dispatched on this thread (both borrowed until the next call;
+ * NULL, NULL after it): calls started meanwhile without their own `trace` are made for
+ * it. The wiring sets it around the routes' synchronous part. */
+void upcall_ctx_set_request(struct upcall_ctx *ctx, const struct tracectx *trace,
+                            const char *request_id);
+
+/* The counters of environment `env` to count in (owner thread only); NULL when the
+ * table is full. */
+struct d365stats_env *upcall_ctx_env_stats(struct upcall_ctx *ctx, const char *env);
 
 /* Seconds left on environment `env`'s 429 gate, 0 when it is open. */
 unsigned upcall_gate_remaining(const struct upcall_ctx *ctx, const char *env);
@@ -79,6 +95,11 @@ struct upcall_req {
     const char *job;              /* the client's job (activity id or name) for the fair
                                      queue of the D365 budget; NULL = one shared queue */
     struct upstream_timeouts timeouts; /* per attempt; 0 = the upstream's defaults */
+    /* Correlation: the client request this call is made for (both copied; NULL = none: a
+     * new trace per call). Each attempt carries a child traceparent of `trace`, and the
+     * call's log line the trace id and request id. */
+    const struct tracectx *trace;
+    const char *request_id;
 };
 
 enum upcall_status {

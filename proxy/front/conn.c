@@ -58,6 +58,7 @@ static void log_request(struct conn *c, enum conn_outcome why)
     uint64_t unsent = output_len(c) + (r->held_head ? r->held_len : 0);
     struct conn_req_log l = {
         .id = r->id,
+        .trace_id = r->trace.trace_id[0] ? r->trace.trace_id : NULL,
         .method = r->parsed ? r->head.method_name : NULL,
         .path = r->parsed ? r->head.target : NULL,
         .path_len = r->parsed ? r->head.path_len : 0,
@@ -74,6 +75,8 @@ static void log_request(struct conn *c, enum conn_outcome why)
     };
     c->log_pending = false;
     reply_log(&l);
+    connstats_request(conn_server_counters(c->srv), r->route, l.method, r->status,
+                      l.duration_us, r->bytes_in, r->bytes_out);
 }
 
 static void destroy(struct conn *c)
@@ -99,6 +102,7 @@ static void destroy(struct conn *c)
     free(c->body_buf);
     struct sockaddr_storage peer = c->peer;
     free(c);
+    statcell_inc(&conn_server_counters(srv)->closed);
     conn_server_closed(srv, (struct sockaddr *)&peer);
 }
 
@@ -171,6 +175,7 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
     c->closing = true;
     c->state = ST_HANDLING;
     deadline_clear(&c->dl);
+    connstats_malformed(conn_server_counters(c->srv), code);
     reply_error(&c->req, status, code, "%s", message);
 }
 
@@ -397,6 +402,33 @@ void conn_req_note_error(struct conn_req *req, const char *code, const char *mes
 const struct http1_head *conn_req_head(const struct conn_req *req)
 {
     return req->parsed ? &req->head : NULL;
+}
+
+void conn_req_set_route(struct conn_req *req, unsigned route)
+{
+    req->route = (uint8_t)(route < CONNSTATS_ROUTES ? route : 0);
+}
+
+const struct tracectx *conn_req_trace(const struct conn_req *req)
+{
+    return &req->trace;
+}
+
+/* X-Request-Id and traceparent from the client when they are sane (one field each);
+ * otherwise ours: the id begin_request made, a new trace. */
+static void take_correlation(struct conn *c)
+{
+    struct conn_req *r = &c->req;
+    const struct http1_header *id = http1_header_find(&r->head, "X-Request-Id");
+    const struct http1_header *tp = http1_header_find(&r->head, "traceparent");
+
+    if (id && tracectx_request_id_ok(id->value, id->value_len)) {
+        memcpy(r->id, id->value, id->value_len);
+        r->id[id->value_len] = '\0';
+    }
+    if (!tp || tracectx_parse(tp->value, tp->value_len, &r->trace) < 0)
+        tracectx_hex(conn_server_random(c->srv), conn_server_random(c->srv),
+                     r->trace.trace_id, 32);
 }
 
 const char *conn_req_id(const struct conn_req *req)
@@ -629,6 +661,7 @@ static void begin_request(struct conn *c)
     r->conn = c;
     r->start_us = deadline_now_us();
     conn_server_request_id(c->srv, r->id);
+    tracectx_hex(conn_server_random(c->srv), 0, r->trace.span_id, 16);
     c->head_started = true;
     c->scanned = 0;
 }
@@ -674,6 +707,7 @@ static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
         return -1;
     }
     r->parsed = true;
+    take_correlation(c);
     h1body_init(&r->body, &r->head);
     if (r->head.framing == HTTP1_BODY_LENGTH && r->head.content_length > o->max_body_bytes) {
         refuse(c, 413, "body_too_large", "the request body is larger than allowed");

@@ -16,6 +16,7 @@
 
 #include "conn_server.h"
 #include "http1.h"
+#include "tracectx.h"
 
 struct conn;
 
@@ -60,8 +61,17 @@ void conn_list_close(struct conn_list *list, bool idle_only, enum conn_outcome w
  * is being answered. */
 const struct http1_head *conn_req_head(const struct conn_req *req);
 
-/* The request id: 16 lower-case hex characters (borrowed, valid as long as req). */
+/* Files the request under route index `route` (0..CONNSTATS_ROUTES-1, named by the
+ * wiring) in the request counters; unset = 0. */
+void conn_req_set_route(struct conn_req *req, unsigned route);
+
+/* The request id: the client's X-Request-Id when it is sane (tracectx_request_id_ok),
+ * else 16 lower-case hex characters of ours (borrowed, valid as long as req). */
 const char *conn_req_id(const struct conn_req *req);
+
+/* The request's trace (borrowed, valid as long as req): the client's traceparent's trace
+ * id when valid, else a new one; span_id is fogate's own span for this request. */
+const struct tracectx *conn_req_trace(const struct conn_req *req);
 
 /* Sends the whole response: status line, Date, Content-Type (when `content_type` is not
  * NULL), Content-Length, X-Request-Id, `extra_headers` (NULL or complete lines each ending
@@ -158,6 +168,7 @@ void conn_req_abort(struct conn_req *req);
 /* What the request log line says about one finished request (all borrowed). */
 struct conn_req_log {
     const char *id;
+    const char *trace_id;      /* 32 hex digits */
     const char *method;        /* NULL when the head was refused before it parsed */
     const char *path;          /* target without the query string; not NUL-terminated */
     size_t path_len;

@@ -29,8 +29,8 @@ struct conn_server {
     struct event *settle;       /* owned: lets shed connections' sockets close (see shed) */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
     struct ipcount *per_ip;     /* owned; NULL without opt.max_per_ip */
-    struct conn_server_stats stats;
-    uint64_t episode_shed[CONN_SHED_REASONS]; /* stats.shed when the episode began */
+    uint64_t episode_shed[CONNSTATS_REFUSE_N]; /* stats.refused when the episode began */
+    bool at_cap;                /* a cap episode is under way */
     bool held;                  /* the listener is held at the cap */
     bool settling;              /* held until the next loop turn after SHED_PER_TURN sheds */
     bool listener_held;         /* what listener_hold was last told */
@@ -42,6 +42,7 @@ struct conn_server {
     uint64_t id_next;
     time_t date_sec;
     char date[40];
+    struct connstats stats;
 };
 
 /* Unique per process (splitmix64 of a random key plus a counter is a bijection of the
@@ -57,6 +58,15 @@ void conn_server_request_id(struct conn_server *srv, char out[17])
     for (int i = 15; i >= 0; i--, z >>= 4)
         out[i] = hex[z & 15];
     out[16] = '\0';
+}
+
+uint64_t conn_server_random(struct conn_server *srv)
+{
+    uint64_t z = srv->id_key + srv->id_next++ * 0x9e3779b97f4a7c15ULL;
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 /* Formatted once per second (time() is a vDSO call, no syscall). */
@@ -103,25 +113,32 @@ void conn_server_dispatch(struct conn_server *srv, struct conn_req *req)
 
 /* An episode starts when the cap is reached and ends when the count falls to 90% of it;
  * each is logged once at each end, whatever happened in between. */
+static uint64_t refused(const struct conn_server *srv, enum connstats_refuse r)
+{
+    return statcell_get(&srv->stats.refused[r]);
+}
+
 static void episode_check(struct conn_server *srv)
 {
-    struct conn_server_stats *st = &srv->stats;
     size_t max = srv->opt.max_connections, n = srv->conns.count;
 
-    if (!st->at_cap && n >= max) {
-        st->at_cap = true;
-        st->cap_episodes++;
-        memcpy(srv->episode_shed, st->shed, sizeof st->shed);
+    if (!srv->at_cap && n >= max) {
+        srv->at_cap = true;
+        statcell_inc(&srv->stats.cap_episodes);
+        for (unsigned i = 0; i < CONNSTATS_REFUSE_N; i++)
+            srv->episode_shed[i] = refused(srv, (enum connstats_refuse)i);
         log_msg(LOG_LVL_WARN, "connection cap (%zu) reached: closing the longest-idle "
                 "keep-alive connections to make room, new ones wait in the backlog", max);
-    } else if (st->at_cap && n <= max - max / 10 - 1) {
-        st->at_cap = false;
+    } else if (srv->at_cap && n <= max - max / 10 - 1) {
+        srv->at_cap = false;
         log_msg(LOG_LVL_INFO, "connection cap episode over: %llu idle connection(s) closed, "
                 "accepting paused %llu time(s), %llu refused",
-                (unsigned long long)(st->shed[CONN_SHED_IDLE] - srv->episode_shed[CONN_SHED_IDLE]),
-                (unsigned long long)(st->shed[CONN_SHED_HOLD] - srv->episode_shed[CONN_SHED_HOLD]),
-                (unsigned long long)(st->shed[CONN_SHED_REFUSED] -
-                                     srv->episode_shed[CONN_SHED_REFUSED]));
+                (unsigned long long)(refused(srv, CONNSTATS_REFUSE_IDLE) -
+                                     srv->episode_shed[CONNSTATS_REFUSE_IDLE]),
+                (unsigned long long)(refused(srv, CONNSTATS_REFUSE_HOLD) -
+                                     srv->episode_shed[CONNSTATS_REFUSE_HOLD]),
+                (unsigned long long)(refused(srv, CONNSTATS_REFUSE_FULL) -
+                                     srv->episode_shed[CONNSTATS_REFUSE_FULL]));
     }
 }
 
@@ -134,7 +151,7 @@ static void hold_check(struct conn_server *srv)
     if (srv->held != !room) {
         srv->held = !room;
         if (srv->held)
-            srv->stats.shed[CONN_SHED_HOLD]++;
+            statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_HOLD]);
     }
     if (!srv->listener || srv->listener_held == (srv->held || srv->settling))
         return;
@@ -159,7 +176,7 @@ static bool shed(struct conn_server *srv)
 {
     if (!conn_list_shed_idle(&srv->conns))
         return false;
-    srv->stats.shed[CONN_SHED_IDLE]++;
+    statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_IDLE]);
     if (++srv->turn_sheds >= SHED_PER_TURN && !srv->settling) {
         srv->settling = true;
         event_active(srv->settle, EV_TIMEOUT, 0);
@@ -171,6 +188,16 @@ static bool shed(struct conn_server *srv)
 void conn_server_idle_changed(struct conn_server *srv)
 {
     hold_check(srv);
+}
+
+const struct connstats *conn_server_stats(const struct conn_server *srv)
+{
+    return &srv->stats;
+}
+
+struct connstats *conn_server_counters(struct conn_server *srv)
+{
+    return &srv->stats;
 }
 
 static void after_close(struct conn_server *srv)
@@ -206,7 +233,7 @@ static bool over_per_ip(struct conn_server *srv, const struct sockaddr *peer,
 
     if (!srv->per_ip || ipcount_get(srv->per_ip, k) < srv->opt.max_per_ip)
         return false;
-    srv->stats.shed[CONN_SHED_PER_IP]++;
+    statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_PER_IP]);
     if (ipcount_mark(srv->per_ip, k)) {
         listener_format_addr(peer, addr, sizeof addr);
         *strrchr(addr, ':') = '\0'; /* the address, not this connection's port */
@@ -223,25 +250,29 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg
 
     ipcount_key_of(peer, &k);
     if (srv->draining || over_per_ip(srv, peer, &k)) {
+        if (srv->draining)
+            statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_DRAINING]);
         close(fd);
         return;
     }
     if (srv->conns.count >= srv->opt.max_connections) {
         episode_check(srv);
         if (!shed(srv)) { /* the idle one got busy since the listener was left on: rare */
-            srv->stats.shed[CONN_SHED_REFUSED]++;
+            statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_FULL]);
             close(fd);
             hold_check(srv);
             return;
         }
     }
-    srv->stats.accepted++;
     if (!conn_new(srv, srv->base, &srv->conns, fd, peer)) {
+        statcell_inc(&srv->stats.refused[CONNSTATS_REFUSE_NOMEM]);
         log_msg(LOG_LVL_ERROR, "out of memory for a new connection");
         close(fd);
-    } else if (srv->per_ip) {
-        ipcount_add(srv->per_ip, &k); /* never full: one entry per connection at most */
+        return;
     }
+    statcell_inc(&srv->stats.accepted);
+    if (srv->per_ip)
+        ipcount_add(srv->per_ip, &k); /* never full: one entry per connection at most */
     episode_check(srv);
     hold_check(srv); /* at the cap with nothing idle: the next ones wait in the backlog */
 }
@@ -312,11 +343,6 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
 size_t conn_server_count(const struct conn_server *srv)
 {
     return srv->conns.count;
-}
-
-const struct conn_server_stats *conn_server_stats(const struct conn_server *srv)
-{
-    return &srv->stats;
 }
 
 void conn_server_free(struct conn_server *srv)

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <sys/socket.h>
 
+#include "connstats.h"
 #include "http1.h"
 
 struct conn_server;
@@ -61,26 +62,9 @@ void conn_server_on_release(struct conn_server *srv, void (*release)(void *hold,
 /* Number of open client connections. */
 size_t conn_server_count(const struct conn_server *srv);
 
-/* Why the connection cap closed or held back a connection. */
-enum conn_shed_reason {
-    CONN_SHED_IDLE,            /* an idle keep-alive connection closed to make room */
-    CONN_SHED_HOLD,            /* accepting paused: at the cap with no connection idle */
-    CONN_SHED_REFUSED,         /* accepted at the cap with nothing to shed, closed at once */
-    CONN_SHED_PER_IP,          /* over max_per_ip for its address, closed at once */
-    CONN_SHED_REASONS
-};
-
-/* The connection counters of one server (one worker); plain numbers, summed by whoever
- * reads several workers. */
-struct conn_server_stats {
-    uint64_t accepted;                   /* connections accepted */
-    uint64_t shed[CONN_SHED_REASONS];    /* by reason; HOLD counts pauses, not connections */
-    uint64_t cap_episodes;               /* times the cap was reached (each logged once) */
-    bool at_cap;                         /* an episode is under way */
-};
-
-/* The server's counters (borrowed, live as long as srv, updated in place). */
-const struct conn_server_stats *conn_server_stats(const struct conn_server *srv);
+/* The server's counters (borrowed, live as long as srv): written by its own thread, read
+ * from any thread with statcell_get (proxy/admin renders them). */
+const struct connstats *conn_server_stats(const struct conn_server *srv);
 
 /* ---- for conn.c ---- */
 
@@ -92,6 +76,9 @@ bool conn_server_draining(const struct conn_server *srv);
 
 /* Writes a new request id (16 lower-case hex characters and a NUL) to out. */
 void conn_server_request_id(struct conn_server *srv, char out[17]);
+
+/* 64 unpredictable bits (the request id generator's next output), for trace ids. */
+uint64_t conn_server_random(struct conn_server *srv);
 
 /* The current Date header value (borrowed; changes once per second). */
 const char *conn_server_date(struct conn_server *srv);
@@ -108,5 +95,8 @@ void conn_server_closed(struct conn_server *srv, const struct sockaddr *peer);
 /* Told by conn.c when a connection became idle (it can be shed at the cap) or stopped
  * being idle. */
 void conn_server_idle_changed(struct conn_server *srv);
+
+/* The counters, for conn.c to count requests and refusals in. */
+struct connstats *conn_server_counters(struct conn_server *srv);
 
 #endif

@@ -163,6 +163,7 @@ void connbody_failed(struct conn *c, int status, const char *code, const char *m
     r->body_failed = true;
     c->closing = true;
     deadline_clear(&c->dl);
+    connstats_malformed(conn_server_counters(c->srv), code);
     body_end(c, false);
     if (c->state == ST_HANDLING && !r->responded)
         reply_error(r, status, code, "%s", message);

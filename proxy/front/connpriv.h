@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "tracectx.h"
 #include "deadline.h"
 #include "h1body.h"
 #include "http1.h"
@@ -56,7 +57,9 @@ struct conn_req {
     uint64_t body_limit;
     uint64_t body_limit_req;    /* conn_req_set_body_limit; 0 = server's */
     uint64_t body_bytes;        /* decoded body bytes so far */
-    char id[17];
+    char id[TRACECTX_REQUEST_ID_MAX + 1]; /* the client's X-Request-Id, or ours (16 hex) */
+    struct tracectx trace;      /* the client's traceparent's trace, or a new one */
+    uint8_t route;              /* conn_req_set_route: the metrics' route index */
     int64_t start_us;
     uint64_t bytes_in;
     uint64_t bytes_out;

@@ -16,12 +16,15 @@
 
 #include "log.h"
 
-char *reply_error_body(const char *code, const char *message, const char *request_id)
+char *reply_error_body(const char *code, const char *message, const char *request_id,
+                       const char *trace_id)
 {
     json_t *o = json_pack("{s:s, s:s, s:s}", "code", code, "message", message,
                           "request_id", request_id);
     if (!o)
         return NULL;
+    if (trace_id && trace_id[0])
+        json_object_set_new(o, "trace_id", json_string(trace_id));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return text;
@@ -49,7 +52,7 @@ static void send_error(struct conn_req *req, int status, const char *extra_heade
                        const char *code, const char *message)
 {
     static const char fallback[] = "{\"code\":\"internal\",\"message\":\"out of memory\"}";
-    char *body = reply_error_body(code, message, conn_req_id(req));
+    char *body = reply_error_body(code, message, conn_req_id(req), conn_req_trace(req)->trace_id);
 
     conn_req_note_error(req, code, message);
     if (body)
@@ -135,6 +138,8 @@ static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
     struct line o = { .ok = true };
 
     put_str(&o, "request_id", l->id, strlen(l->id));
+    if (l->trace_id)
+        put_str(&o, "trace_id", l->trace_id, strlen(l->trace_id));
     if (l->method)
         put_str(&o, "method", l->method, strlen(l->method));
     if (l->path)
@@ -163,6 +168,8 @@ void reply_log(const struct conn_req_log *l)
     json_t *f = json_object();
 
     json_object_set_new(f, "request_id", json_string(l->id));
+    if (l->trace_id)
+        json_object_set_new(f, "trace_id", json_string(l->trace_id));
     if (l->method)
         json_object_set_new(f, "method", json_string(l->method));
     if (l->path)

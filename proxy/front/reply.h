@@ -1,6 +1,7 @@
 /* reply: the one place where fogate's own errors become HTTP responses, and where a
  * finished request becomes its JSON log line.
- * Invariant: an error body is always {"code","message","request_id"} and a message never
+ * Invariant: an error body is always {"code","message","request_id","trace_id"} and a
+ * message never
  * quotes request bytes or secrets, so it is safe to send and to log. */
 #ifndef FOGATE_REPLY_H
 #define FOGATE_REPLY_H
@@ -22,9 +23,11 @@ void reply_method_not_allowed(struct conn_req *req, const char *allow);
 /* Answers with a JSON body (borrowed, `len` bytes) and Content-Type application/json. */
 void reply_json(struct conn_req *req, int status, const char *json, size_t len);
 
-/* Builds the error body {"code":..,"message":..,"request_id":..}. Returns a malloc'd,
- * NUL-terminated string the caller frees, or NULL when out of memory. */
-char *reply_error_body(const char *code, const char *message, const char *request_id);
+/* Builds the error body {"code":..,"message":..,"request_id":..,"trace_id":..} (no
+ * trace_id when it is NULL). Returns a malloc'd, NUL-terminated string the caller frees,
+ * or NULL when out of memory. */
+char *reply_error_body(const char *code, const char *message, const char *request_id,
+                       const char *trace_id);
 
 /* The parts of a response head (all borrowed). */
 struct reply_head {

@@ -505,6 +505,16 @@ int ledgerflow_corr_id(const char *env, const char *activity, const char *correl
     return n > 0 && (size_t)n < cap && ledgerkey_id_check(out, NULL) == LEDGERKEY_CORR ? 0 : -1;
 }
 
+const struct ledgerstat *ledgerflow_stat(const struct ledgerflow *lf)
+{
+    return lf->st;
+}
+
+const struct rconn_stats *ledgerflow_redis_stats(const struct ledgerflow *lf)
+{
+    return rconn_stats(lf->rc);
+}
+
 json_t *ledgerflow_status(const struct ledgerflow *lf)
 {
     struct rconn_health h;

@@ -96,6 +96,10 @@ int ledgerflow_corr_id(const char *env, const char *activity, const char *correl
 /* Counters, gauges and Redis health for /admin/status (a new object). */
 json_t *ledgerflow_status(const struct ledgerflow *lf);
 
+/* The ledger's numbers (borrowed, live as long as lf) and its Redis counters. */
+const struct ledgerstat *ledgerflow_stat(const struct ledgerflow *lf);
+const struct rconn_stats *ledgerflow_redis_stats(const struct ledgerflow *lf);
+
 /* False when Redis is not connected now (readiness; reason in why, cap bytes). */
 bool ledgerflow_ready(const struct ledgerflow *lf, char *why, size_t cap);
 

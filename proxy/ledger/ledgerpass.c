@@ -84,7 +84,8 @@ static void answer_err(struct lp *p, const struct d365_err *e)
 {
     struct conn_req *req = take(p);
     char hdr[48] = "";
-    char *body = reply_error_body(e->code, e->message, conn_req_id(req));
+    char *body = reply_error_body(e->code, e->message, conn_req_id(req),
+                                  conn_req_trace(req)->trace_id);
 
     if (e->retry_after_s)
         snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", e->retry_after_s);

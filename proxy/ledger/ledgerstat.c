@@ -26,7 +26,7 @@ struct ledgerstat {
     struct conf_ledger lc;
     struct event *tick;         /* owned */
     struct readref *read;       /* owned by the read's callback while set */
-    unsigned long long n[LS_N_COUNTERS];
+    statcell n[LS_N_COUNTERS];
     struct ledger_stats last;
     bool have;
     long long last_at_ms, warned_at_ms;
@@ -125,7 +125,7 @@ void ledgerstat_free(struct ledgerstat *st)
 void ledgerstat_count(struct ledgerstat *st, enum ledgerstat_counter c)
 {
     if (c < LS_N_COUNTERS)
-        st->n[c]++;
+        statcell_inc(&st->n[c]);
 }
 
 static json_t *cluster_json(const struct ledger_stats *s)
@@ -150,8 +150,27 @@ json_t *ledgerstat_json(const struct ledgerstat *st)
     json_t *local = json_object();
 
     for (int i = 0; i < LS_N_COUNTERS; i++)
-        json_object_set_new(local, names[i], json_integer((json_int_t)st->n[i]));
+        json_object_set_new(local, names[i], json_integer((json_int_t)statcell_get(&st->n[i])));
     return json_pack("{s:o, s:o, s:I}", "local", local, "cluster",
                      st->have ? cluster_json(&st->last) : json_null(), "cluster_age_ms",
                      (json_int_t)(st->have ? now_ms() - st->last_at_ms : -1));
+}
+
+const statcell *ledgerstat_counters(const struct ledgerstat *st)
+{
+    return st->n;
+}
+
+const char *ledgerstat_counter_name(unsigned c)
+{
+    return c < LS_N_COUNTERS ? names[c] : "other";
+}
+
+int ledgerstat_cluster(const struct ledgerstat *st, struct ledger_stats *out, long long *age_ms)
+{
+    if (!st->have)
+        return -1;
+    *out = st->last;
+    *age_ms = now_ms() - st->last_at_ms;
+    return 0;
 }

@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "ledger.h"
+#include "statcell.h"
 
 struct ledger;
 struct ledgerstat;
@@ -38,6 +40,15 @@ void ledgerstat_free(struct ledgerstat *st);
 
 /* Adds one to counter c. */
 void ledgerstat_count(struct ledgerstat *st, enum ledgerstat_counter c);
+
+/* This process's counters (LS_N_COUNTERS cells, borrowed; statcell_get from any thread)
+ * and their names ("duplicates_suppressed" ...). */
+const statcell *ledgerstat_counters(const struct ledgerstat *st);
+const char *ledgerstat_counter_name(unsigned c);
+
+/* The last cluster-wide figures read from Redis: 0 with *out and *age_ms (how old they
+ * are), or -1 before the first read. The ledger's own thread only. */
+int ledgerstat_cluster(const struct ledgerstat *st, struct ledger_stats *out, long long *age_ms);
 
 /* {"local": {...}, "cluster": {...} or null, "cluster_age_ms": n} (a new object). */
 json_t *ledgerstat_json(const struct ledgerstat *st);

@@ -42,6 +42,16 @@ struct package *package_new(struct event_base *base, struct upcall_ctx *ctx,
     return p;
 }
 
+const struct packagestats *package_stats(const struct package *p)
+{
+    return &p->stats;
+}
+
+const struct rconn_stats *package_redis_stats(const struct package *p)
+{
+    return packageshare_redis_stats(p->share);
+}
+
 void package_set_conf(struct package *p, const struct conf *conf)
 {
     p->conf = conf;
@@ -402,6 +412,7 @@ static void on_exported(void *arg, const struct upcall_done *d)
         package_req_error(r, 502, "export_not_started", "D365 did not start the export");
     } else {
         snprintf(r->exec_id, sizeof r->exec_id, "%s", v);
+        statcell_inc(&r->p->stats.exports_started);
         package_req_json(r, 202, package_req_accepted(r));
     }
     free(v);

@@ -16,10 +16,12 @@
 #include "conf.h"
 #include "conn.h"
 #include "http1.h"
+#include "statcell.h"
 #include "upcall.h"
 #include "upstream.h"
 
 struct package;
+struct rconn_stats;
 
 /* The package API on `base`, calling D365 through `ctx` and blob storage through `up`
  * (no bearer token), with config `conf` (all borrowed; they must outlive it). NULL when
@@ -43,5 +45,20 @@ bool package_is_import(const struct http1_head *h);
 /* Serves a package API request of `client` (authenticated by the caller; borrowed from
  * the conf given last). Answers now or later. */
 void package_handle(struct package *p, struct conn_req *req, const struct conf_client *client);
+
+/* What the package API counts (statcell.h: written by the worker, read by proxy/admin). */
+struct packagestats {
+    statcell imports_started;    /* ImportFromPackage sent */
+    statcell exports_started;    /* ExportToPackage started an execution */
+    statcell lock_waits;         /* imports that waited for their environment's turn */
+    statcell lock_timeouts;      /* imports refused: the turn did not come in time */
+    statcell replays;            /* Idempotency-Key replays answered without a new import */
+};
+
+/* The package API's counters (borrowed, live as long as p). */
+const struct packagestats *package_stats(const struct package *p);
+
+/* Its Redis connection's counters (packages.shared), or NULL. */
+const struct rconn_stats *package_redis_stats(const struct package *p);
 
 #endif

@@ -140,6 +140,7 @@ static void finish_replay(struct package_req *r)
                           "for a different package");
         return;
     }
+    statcell_inc(&r->p->stats.replays);
     o = package_req_accepted(r);
     json_object_set_new(o, "replayed", json_true());
     package_req_json(r, 202, o);

@@ -161,10 +161,13 @@ static void run_import(struct package_req *r)
         .retry = UPCALL_RETRY_NONE, .body = body, .body_len = body ? strlen(body) : 0,
         .max_response_bytes = 1024 * 1024,
         .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms },
+        .trace = r->req ? conn_req_trace(r->req) : NULL,
+        .request_id = r->req ? conn_req_id(r->req) : NULL,
     };
     struct upcall_cbs cbs = { .on_done = on_imported, .arg = r };
 
     json_decref(b);
+    statcell_inc(&r->p->stats.imports_started);
     r->import = body ? upcall_start(r->p->ctx, &req, &cbs) : NULL;
     free(body);
     if (!r->import) {
@@ -177,6 +180,8 @@ static void run_import(struct package_req *r)
  * ImportFromPackage, so the key is dropped and a retry with it is safe. */
 static void not_imported(struct package_req *r, const char *code, const char *why)
 {
+    if (strcmp(code, "package_lock_timeout") == 0)
+        statcell_inc(&r->p->stats.lock_timeouts);
     packagequeue_drop_key(r);
     package_req_error(r, 503, code, "%s; the package was uploaded but ImportFromPackage was not "
                       "sent, so nothing was imported. Retrying (with the same Idempotency-Key, "
@@ -285,6 +290,8 @@ void packagequeue_enqueue(struct package_req *r)
         return;
     }
     r->queued = true;
+    if (q->running || q->head)
+        statcell_inc(&r->p->stats.lock_waits);
     if (q->tail)
         q->tail->qnext = r;
     else

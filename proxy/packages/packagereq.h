@@ -50,6 +50,7 @@ struct package {
     struct packageshare *share;         /* owned: import locks, Idempotency-Keys */
     struct package_queue *queues;       /* owned list */
     struct package_req *reqs;           /* borrowed list of live requests (for free) */
+    struct packagestats stats;
 };
 
 struct package_req {

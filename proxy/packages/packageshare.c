@@ -445,6 +445,11 @@ struct packageshare *packageshare_new(struct event_base *base, const struct conf
     return ps;
 }
 
+const struct rconn_stats *packageshare_redis_stats(const struct packageshare *ps)
+{
+    return ps && ps->rc ? rconn_stats(ps->rc) : NULL;
+}
+
 void packageshare_free(struct packageshare *ps)
 {
     struct packageshare_op *op, *next;

@@ -44,6 +44,9 @@ struct packageshare *packageshare_new(struct event_base *base, const struct conf
  * are left to expire. NULL is a no-op. */
 void packageshare_free(struct packageshare *ps);
 
+/* The Redis connection's counters (borrowed), or NULL when the state is local. */
+const struct rconn_stats *packageshare_redis_stats(const struct packageshare *ps);
+
 /* True iff the state lives in Redis. */
 bool packageshare_shared(const struct packageshare *ps);
 

@@ -26,7 +26,7 @@ def sha(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def fogate_config(sim, port, redis_port=None, ledger=None, redis=None):
+def fogate_config(sim, port, redis_port=None, ledger=None, redis=None, admin_port=None):
     red = {"url": f"redis://127.0.0.1:{redis_port}", "connect_timeout_ms": 500,
            "command_timeout_ms": 500}
     red.update(redis or {})
@@ -46,6 +46,7 @@ def fogate_config(sim, port, redis_port=None, ledger=None, redis=None):
         "redis": red,
         "ledger": led,
         "timeouts": {"shutdown_grace_ms": 2000, "upstream_total_ms": 10000},
+        "admin": {"listen": f"127.0.0.1:{admin_port}"} if admin_port else {},
     }
 
 
@@ -55,11 +56,14 @@ class Gate:
     def __init__(self, workdir, sim, redis_port, name="fogate", port=None, **cfg):
         self.port = port or harness.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.admin_port = harness.free_port()
+        self.admin_base = f"http://127.0.0.1:{self.admin_port}"
         self.name = name
         self.workdir = workdir
         self.config_path = os.path.join(workdir, f"{name}.json")
         with open(self.config_path, "w") as f:
-            json.dump(fogate_config(sim, self.port, redis_port, **cfg), f)
+            json.dump(fogate_config(sim, self.port, redis_port, admin_port=self.admin_port,
+                                    **cfg), f)
         self.start()
 
     def start(self):
@@ -84,7 +88,7 @@ class Gate:
         return self.req("POST", f"/v1/jobs/{JOB}/messages/{message_id}/ack", timeout=timeout)
 
     def status(self):
-        r = harness.request(self.base, "GET", "/admin/status", timeout=5)
+        r = harness.request(self.admin_base, "GET", "/admin/status", timeout=5)
         assert r.status == 200, r
         return r.json()["ledger"]
 

@@ -28,7 +28,7 @@ def sha(key):
 
 
 def gate_config(port, sim, limits=None, timeouts=None, tokens=None, redis=None,
-                secret_file=None, extra_env=None, extra=None, workers=None):
+                secret_file=None, extra_env=None, extra=None, workers=None, admin_port=None):
     env = {
         "base_url": sim.base_url,
         "allow_http": True,
@@ -60,6 +60,7 @@ def gate_config(port, sim, limits=None, timeouts=None, tokens=None, redis=None,
         "limits": {"max_body_bytes": 1 << 20},
         "timeouts": {"request_head_ms": 5000, "idle_ms": 20000, "shutdown_grace_ms": 3000},
         "tokens": {"retry_min_ms": 200, "retry_max_ms": 1000, "request_timeout_ms": 3000},
+        "admin": {"listen": "127.0.0.1:%d" % admin_port} if admin_port else {},
     }
     if extra_env:
         env.update(extra_env)
@@ -82,8 +83,10 @@ class Gate:
         self.sim = sim
         self.port = harness.free_port()
         self.base = "http://127.0.0.1:%d" % self.port
+        self.admin_port = harness.free_port()
+        self.admin_base = "http://127.0.0.1:%d" % self.admin_port
         self.config_path = os.path.join(workdir, "fogate-%d.json" % self.port)
-        self.cfg = gate_config(self.port, sim, **kw)
+        self.cfg = gate_config(self.port, sim, admin_port=self.admin_port, **kw)
         self.write_config()
         self.log_path = os.path.join(workdir, "fogate-%d.log" % self.port)
         env = dict(os.environ)
@@ -115,6 +118,11 @@ class Gate:
 
     def get(self, path, **kw):
         return self.request("GET", path, key=kw.pop("key", None), **kw)
+
+    def admin(self, path, method="GET", headers=None, timeout=10.0):
+        """A request to the admin listener (admin.listen), from loopback."""
+        return harness.request(self.admin_base, method, path, None, dict(headers or {}), None,
+                               timeout)
 
     def log_text(self):
         with open(self.log_path, "rb") as f:

@@ -66,7 +66,7 @@ def stop_all(gates):
 
 
 def admin(gate):
-    r = gate.get("/admin/status")
+    r = gate.admin("/admin/status")
     assert r.status == 200, r
     return r.json()["d365_budget"]["sim"]
 

@@ -195,8 +195,9 @@ def test_404_shape(front):
     r = Reader(s).next()
     assert r.status == 404 and r.header("content-type") == "application/json"
     body = r.json()
-    assert set(body) == {"code", "message", "request_id"}
+    assert set(body) == {"code", "message", "request_id", "trace_id"}
     assert body["code"] == "not_found" and body["message"]
+    assert re.fullmatch(r"[0-9a-f]{32}", body["trace_id"])
     assert body["request_id"] == r.header("x-request-id")
     assert r.header("connection") is None  # an app error keeps the connection
     s.close()

@@ -68,7 +68,7 @@ def test_token_endpoint_down_at_start_then_ready_within_one_backoff(workdir):
         # Within one capped backoff (retry_max_ms is 1000): the next attempt is due within
         # it (or running), and the first one made after the endpoint heals gets the token.
         # Counted, not timed: a loaded machine may run any of it late.
-        st = g.request("GET", "/admin/status", key=None).json()["environments"][0]
+        st = g.admin("/admin/status").json()["environments"][0]
         due = st["next_attempt_in_ms"]
         assert st["fetching"] or (due is not None and due <= 1000), st
         refused = sim.counters()["requests"].get("token", {}).get("503", 0)
@@ -139,7 +139,7 @@ def test_two_instances_share_tokens_through_redis(workdir):
         t0 = time.monotonic()
         for g in (a, b):
             assert g.request("GET", DEQ).status == 204
-        status = a.request("GET", "/admin/status", key=None).json()
+        status = a.admin("/admin/status").json()
         assert status["tokens_shared"] is True
         time.sleep(12)  # four or five refresh periods (refresh at 40-50% of 6 s)
         for g in (a, b):
@@ -204,7 +204,7 @@ def test_admin_status_never_shows_a_token(workdir):
     sim = fresh_sim(workdir)
     g = passkit.Gate(workdir, sim)
     try:
-        r = g.request("GET", "/admin/status", key=None)
+        r = g.admin("/admin/status")
         assert r.status == 200
         env = r.json()["environments"][0]
         assert env["environment"] == "sim" and env["token_present"] is True

@@ -138,7 +138,7 @@ def verify_rs256(token, jwks, workdir):
 
 
 def env_status(g):
-    return g.request("GET", "/admin/status", key=None).json()["environments"][0]
+    return g.admin("/admin/status").json()["environments"][0]
 
 
 # ---- the tests ----

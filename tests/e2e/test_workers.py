@@ -1,8 +1,10 @@
 """End to end: fogate with several worker threads (`workers`), each on its own SO_REUSEPORT
 listener, event loop, upstream client and token manager, in front of a real fosim.
 
-Which worker serves a connection is read from /admin/status (`worker`, `workers`) on that
-same keep-alive connection; the requests under test follow on it."""
+Which worker serves a connection is read from the request log line (its `worker`) of a
+GET /healthz on that same keep-alive connection, found by the X-Request-Id the client sent;
+the requests under test follow on it. (/admin/status is on the admin listener, which worker
+0 serves.)"""
 import http.client
 import json
 import os
@@ -36,14 +38,32 @@ class WorkersGate(passkit.Gate):
         super().write_config()
 
 
+_probe = iter(range(1 << 62))
+
+
+def worker_of(gate, request_id):
+    """The worker that logged the request line of `request_id`."""
+    found = []
+
+    def logged():
+        found[:] = [l for l in gate.log_lines()
+                    if l.get("msg") == "request" and l.get("request_id") == request_id]
+        return bool(found)
+    harness.wait_until(logged, what="the request line of " + request_id)
+    return found[0].get("worker", 0)  # one worker: no field
+
+
 def open_conn(gate, timeout=30.0):
-    """A fresh keep-alive connection and the /admin/status its worker answered."""
+    """A fresh keep-alive connection and {"worker", "workers"}: which worker serves it."""
     conn = http.client.HTTPConnection("127.0.0.1", gate.port, timeout=timeout)
-    conn.request("GET", "/admin/status")
+    rid = "probe-%d-%d" % (os.getpid(), next(_probe))
+    conn.request("GET", "/healthz", headers={"X-Request-Id": rid})
     r = conn.getresponse()
     body = r.read()
-    assert r.status == 200, body
-    return conn, json.loads(body)
+    assert r.status == 200 and r.getheader("X-Request-Id") == rid, body
+    st = gate.admin("/admin/status").json()
+    return conn, {"worker": worker_of(gate, rid), "workers": st["workers"],
+                  "tokens_shared": st["tokens_shared"]}
 
 
 def call(conn, method, path, body=None, key=ALICE_KEY):
@@ -94,7 +114,7 @@ def test_connections_spread_over_the_workers(gate2):
     # the kernel hashes each new connection to one listener; 40 on one is 2^-39
     assert seen.count(0) > 0 and seen.count(1) > 0, seen
     lines = gate2.log_lines()
-    listening = [l for l in lines if l["msg"] == "listening"]
+    listening = [l for l in lines if l["msg"] == "listening" and "listener" not in l]
     assert sorted(l["worker"] for l in listening) == [0, 1]
     assert {l["address"] for l in listening} == {"127.0.0.1:%d" % gate2.port}
     # the request lines (written on the hot path without jansson) carry the worker too

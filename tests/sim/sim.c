@@ -1,6 +1,7 @@
 /* sim: application object, router, counters and reply helpers. See sim.h. */
 #define _GNU_SOURCE
 #include "sim.h"
+#include "simguid.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -111,9 +112,27 @@ static void on_head(struct simhttp_req *req, void *ctx)
     }
 }
 
+/* W3C traceparent headers received, counted by trace id (a test checks that fogate's D365
+ * calls carry the client's trace); only well-formed values, so the group stays small. */
+static void count_traceparent(struct sim *s, const struct simhttp_req *req)
+{
+    const char *tp = simhttp_header(req, "traceparent");
+    char trace[33];
+
+    if (!tp || strlen(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' ||
+        strspn(tp + 3, "0123456789abcdef") != 32)
+        return;
+    memcpy(trace, tp + 3, 32);
+    trace[32] = '\0';
+    sim_count(s, "traceparents", trace, 1);
+}
+
 static void on_request(struct simhttp_req *req, void *ctx)
 {
     const struct sim_route *r = req->route_data;
+
+    if (strcmp(r->endpoint, "control") != 0)
+        count_traceparent(ctx, req);
     if (req->body_too_large && strcmp(r->endpoint, "control") != 0) {
         sim_d365_headers(req);
         sim_reply_json(req, 413, "application/json; charset=utf-8",
@@ -288,10 +307,18 @@ void sim_reply_json(struct simhttp_req *req, int status, const char *ctype, json
     free(txt);
 }
 
+/* As real D365 answers (reference §1.3): ms-dyn-aid is the activity id Microsoft support
+ * asks for, a fresh GUID per request; fqhn and role are sent empty, tenant masked here. */
 void sim_d365_headers(struct simhttp_req *req)
 {
+    char aid[SIMGUID_LEN + 1];
+
+    simguid_new(aid);
+    simhttp_add_header(req, "ms-dyn-fqhn", "");
     simhttp_add_header(req, "ms-dyn-namespace", "FosimSim");
+    simhttp_add_header(req, "ms-dyn-tenant", "fosim-tenant");
     simhttp_add_header(req, "ms-dyn-role", "");
+    simhttp_add_header(req, "ms-dyn-aid", aid);
     simhttp_add_header(req, "X-Content-Type-Options", "nosniff");
     simhttp_add_header(req, "X-Frame-Options", "SAMEORIGIN");
     simhttp_add_header(req, "Strict-Transport-Security", "max-age=31536000; includeSubDomains");

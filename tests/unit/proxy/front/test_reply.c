@@ -37,7 +37,7 @@ static void test_head(void)
 
 static void test_error_body(void)
 {
-    char *body = reply_error_body("bad_host", "a \"quoted\" message\n", "00ff00ff00ff00ff");
+    char *body = reply_error_body("bad_host", "a \"quoted\" message\n", "00ff00ff00ff00ff", NULL);
     json_error_t err;
     json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, &err);
     CHECK(o != NULL);
