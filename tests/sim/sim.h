@@ -15,6 +15,7 @@ struct simqueue;
 struct simfault;
 struct simpkg;
 struct simbearer;
+struct simblob;
 
 struct sim {
     struct event_base *base;        /* borrowed */
@@ -26,6 +27,7 @@ struct sim {
     struct simqueue *queue;         /* owned: connector messages */
     struct simfault *faults;        /* owned: fault rules */
     struct simpkg *pkg;             /* owned: package executions */
+    struct simblob *blobs;          /* owned: the blob store (blob_store "self") */
     json_t *counters;               /* owned */
     char *data_dir;                 /* owned */
     char base_url[80];              /* http://127.0.0.1:PORT */

@@ -57,6 +57,8 @@ struct simconf {
     long long package_bytes;      /* size of generated export packages */
     long write_sas_secs;          /* GetAzureWriteUrl's SAS ends this long from now (< 0: expired) */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
+    int blob_self;                /* blob_store "self": GetAzureWriteUrl points at fosim */
+    char blob_sas_version[16];    /* sv of the self store's SAS URLs */
 };
 
 /* Builds a validated config from `doc` (borrowed). On error returns NULL and writes a

@@ -67,6 +67,7 @@ struct simhttp_conn {
 
 static void parse_input(struct simhttp_conn *c);
 static void pump(struct simhttp_conn *c);
+static void stall(struct simhttp_conn *c);
 
 /* ---- requests ---- */
 
@@ -206,7 +207,7 @@ static void finish(struct simhttp_conn *c)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct simhttp_conn *c = arg;
-    if (c->req && c->req->shape.stall) {
+    if (c->req && (c->req->shape.stall || c->req->shape.hang)) {
         conn_free(c); /* stall limit reached */
         return;
     }
@@ -253,9 +254,15 @@ static void pump(struct simhttp_conn *c)
             start_closing(c);
             return;
         }
+        if (r->shape.stall && c->sent >= r->shape.stall_at) {
+            stall(c); /* mid-body: the connection stays open, nothing more comes */
+            return;
+        }
         size_t n = left < PIECE ? (size_t)left : PIECE;
         if (r->shape.truncate_at > 0 && (long long)n > r->shape.truncate_at - c->sent)
             n = (size_t)(r->shape.truncate_at - c->sent);
+        if (r->shape.stall && (long long)n > r->shape.stall_at - c->sent)
+            n = (size_t)(r->shape.stall_at - c->sent);
         if (r->shape.rate_bps > 0) {
             if (c->budget <= 0) {
                 struct timeval tick = {0, 100000};
@@ -272,22 +279,35 @@ static void pump(struct simhttp_conn *c)
         start_closing(c);
 }
 
+/* Sends nothing more; the connection is dropped after STALL_MAX_S or when the client
+ * goes away. Armed once: later output drains must not push the limit back. */
+static void stall(struct simhttp_conn *c)
+{
+    struct timeval lim = {STALL_MAX_S, 0};
+    if (!evtimer_pending(c->timer, NULL))
+        evtimer_add(c->timer, &lim);
+}
+
 static void emit(struct simhttp_conn *c)
 {
     struct simhttp_req *r = c->req;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (r->shape.hang) {
+        stall(c); /* handled, but the answer never leaves */
+        return;
+    }
     evbuffer_add_buffer(out, r->resp);
     int nobody = r->is_head || r->resp_status == 204 || r->resp_status == 304;
     if (nobody || r->resp_len == 0) {
         finish(c);
         return;
     }
-    if (r->shape.stall) {
-        struct timeval lim = {STALL_MAX_S, 0};
-        evtimer_add(c->timer, &lim);
+    if (r->shape.stall && r->shape.stall_at <= 0) {
+        stall(c);
         return;
     }
-    int plain = !r->shape.rate_bps && !r->shape.truncate_at && !r->shape.chunked;
+    int plain = !r->shape.rate_bps && !r->shape.truncate_at && !r->shape.chunked &&
+                !r->shape.stall;
     if (plain && r->resp_body) {
         evbuffer_add_buffer(out, r->resp_body);
         finish(c);
