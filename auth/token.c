@@ -70,6 +70,28 @@ void token_options_from_conf(struct token_options *o, const struct conf_tokens *
     o->http_timeout_ms = t->request_timeout_ms;
 }
 
+/* An environment with its fetch timer: tokenenv holds the state, tokenfetch drives it, and
+ * the manager puts the two together so that neither file needs the other's header. */
+static struct tenv *env_open(struct token_mgr *m, const struct conf_env *ce)
+{
+    struct tenv *e = tokenenv_new(m, ce);
+
+    if (e && tokenfetch_init(e) != 0) {
+        tokenenv_free(e, TOKEN_CLOSED);
+        return NULL;
+    }
+    return e;
+}
+
+/* Abandons the attempt in flight first, then fails the waiters with `st` and frees. */
+static void env_close(struct tenv *e, enum token_status st)
+{
+    if (!e)
+        return;
+    tokenfetch_cleanup(e);
+    tokenenv_free(e, st);
+}
+
 struct token_mgr *token_mgr_new(struct event_base *base, const struct conf *conf,
                                 const struct token_options *opts)
 {
@@ -81,7 +103,7 @@ struct token_mgr *token_mgr_new(struct event_base *base, const struct conf *conf
     if (conf->n_envs && !(m->envs = calloc(conf->n_envs, sizeof(*m->envs))))
         goto fail;
     for (size_t i = 0; i < conf->n_envs; i++) {
-        if (!(m->envs[i] = tokenenv_new(m, &conf->envs[i])))
+        if (!(m->envs[i] = env_open(m, &conf->envs[i])))
             goto fail;
         m->n_envs++;
         tokenfetch_arm(m->envs[i], 0);
@@ -99,7 +121,7 @@ void token_mgr_free(struct token_mgr *m)
         return;
     m->closing = true;
     for (size_t i = 0; i < m->n_envs; i++)
-        tokenenv_free(m->envs[i], TOKEN_CLOSED);
+        env_close(m->envs[i], TOKEN_CLOSED);
     free(m->envs);
     OPENSSL_cleanse(m->key, sizeof(m->key));
     free(m);
@@ -127,9 +149,9 @@ int token_mgr_reload(struct token_mgr *m, const struct conf *conf)
         struct tenv *old = find(m, conf->envs[i].name);
         if (old && tokenenv_same_identity(old, &conf->envs[i]))
             continue;
-        if (!(next[i] = tokenenv_new(m, &conf->envs[i]))) {
+        if (!(next[i] = env_open(m, &conf->envs[i]))) {
             for (size_t k = 0; k < i; k++)
-                tokenenv_free(next[k], TOKEN_CLOSED);
+                env_close(next[k], TOKEN_CLOSED);
             free(next);
             return -1;
         }
@@ -148,7 +170,7 @@ int token_mgr_reload(struct token_mgr *m, const struct conf *conf)
         keep_env(next[i], &conf->envs[i]);
     }
     for (size_t k = 0; k < m->n_envs; k++)
-        tokenenv_free(m->envs[k], TOKEN_CLOSED);
+        env_close(m->envs[k], TOKEN_CLOSED);
     free(m->envs);
     m->envs = next;
     m->n_envs = n;

@@ -14,7 +14,6 @@
 
 #include "log.h"
 #include "tokencred.h"
-#include "tokenfetch.h"
 
 int64_t tokenenv_now(void)
 {
@@ -121,7 +120,7 @@ struct tenv *tokenenv_new(struct token_mgr *m, const struct conf_env *ce)
         return NULL;
     e->mgr = m;
     TAILQ_INIT(&e->waiters);
-    if (env_copy(&e->ce, ce) != 0 || tokenfetch_init(e) != 0 ||
+    if (env_copy(&e->ce, ce) != 0 ||
         tokenblob_name(ce->name, ce->tenant, ce->client_id, ce->resource, e->share_name,
                        sizeof(e->share_name)) != 0 ||
         tokenblob_context(ce->name, ce->tenant, ce->client_id, ce->resource, e->seal_ctx,
@@ -141,7 +140,6 @@ void tokenenv_free(struct tenv *e, enum token_status st)
 
     if (!e)
         return;
-    tokenfetch_cleanup(e);
     while ((w = TAILQ_FIRST(&e->waiters))) {
         token_cb *cb = w->cb;
         void *arg = w->arg;

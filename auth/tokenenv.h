@@ -97,10 +97,12 @@ const char *tokenenv_reason_name(enum tokenenv_reason r);
 int tokenenv_reason_retryable(enum tokenenv_reason r);
 
 /* Creates the state for `ce` (borrowed; copied) and loads its credential (a failure is
- * logged and retried at fetch time). NULL out of memory or if names do not fit. */
+ * logged and retried at fetch time); the fetch timer is tokenfetch_init's, called by the
+ * manager. NULL out of memory or if names do not fit. */
 struct tenv *tokenenv_new(struct token_mgr *m, const struct conf_env *ce);
 
-/* Cancels the fetch and timer, fails the waiters with `st`, wipes and frees. */
+/* Fails the waiters with `st`, wipes and frees; the manager has cancelled the fetch and
+ * its timer first (tokenfetch_cleanup). NULL is a no-op. */
 void tokenenv_free(struct tenv *e, enum token_status st);
 
 /* 1 if `ce` names the same token as e (tenant, client id, resource, endpoint, version). */

@@ -1,6 +1,9 @@
 /* confcheck: cross-field validation of a filled conf, and the values derived from it
  * (token audience, token endpoint, parsed Redis URL). Checks that secret files are
- * readable and secret env vars set without ever reading or printing a secret. */
+ * readable and secret env vars set without ever reading or printing a secret.
+ * conf.c runs it as a pass of conf_load and it uses conf.h's types and lookups
+ * (conf_env_find, conf_job_find): conf, confcheck and confredis are the loader split by
+ * pass, with conf.h as the shared type header; nothing else calls the passes. */
 #ifndef FOGATE_CONFCHECK_H
 #define FOGATE_CONFCHECK_H
 

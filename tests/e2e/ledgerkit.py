@@ -172,11 +172,11 @@ def redis(workdir):
 
 @pytest.fixture(scope="module")
 def certs(workdir):
-    """A test PKI (tests/unit/rconn/make-certs.sh): ca.crt, server.crt/key for
+    """A test PKI (tests/unit/cache/rconn/make-certs.sh): ca.crt, server.crt/key for
     localhost/127.0.0.1, and an unrelated other-ca.crt."""
     d = os.path.join(workdir, "pki")
     os.makedirs(d)
-    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "rconn",
+    script = os.path.join(harness.require_bin("FOGATE_SRC"), "tests", "unit", "cache", "rconn",
                           "make-certs.sh")
     subprocess.run(["sh", script, d], check=True, timeout=60)
     return d

@@ -1,6 +1,6 @@
 """The ack ledger over TLS to Redis (rediss://) with an ACL user and a password from a file
 or the environment. The test CA and server certificate (localhost / 127.0.0.1) are made at
-test time by tests/unit/rconn/make-certs.sh; redis-server listens with --tls-port only.
+test time by tests/unit/cache/rconn/make-certs.sh; redis-server listens with --tls-port only.
 A certificate for another name, or from a CA fogate does not trust, is refused: the
 dequeue fails closed (503) and /readyz says why."""
 

@@ -57,7 +57,7 @@ static void replay_dir(const char *dir, struct tally *t)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            continue; /* e.g. tests/unit/conf-cases/secrets */
+            continue; /* e.g. tests/unit/conf/conf-cases/secrets */
         t->files++;
         t->failed += replay_path(path) != 0;
     }

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 
 static void set_err(char *err, size_t errlen, const char *path, const char *why)
 {
@@ -99,7 +98,7 @@ out:
         *len = 0;
     }
     if (buf) {
-        OPENSSL_cleanse(buf, max + 2);
+        explicit_bzero(buf, max + 2);
         free(buf);
     }
     if (fd >= 0)
@@ -111,6 +110,6 @@ void secretfile_free(char *buf, size_t len)
 {
     if (!buf)
         return;
-    OPENSSL_cleanse(buf, len + 1);
+    explicit_bzero(buf, len + 1);
     free(buf);
 }

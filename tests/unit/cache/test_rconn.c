@@ -547,7 +547,7 @@ static const char *cert_dir(char *buf, size_t len)
     const char *src = getenv("FOGATE_SRC");
 
     if (src && *src) {
-        snprintf(buf, len, "%s/tests/unit/rconn", src);
+        snprintf(buf, len, "%s/tests/unit/cache/rconn", src);
     } else { /* CMake compiles with the absolute source path */
         snprintf(buf, len, "%s", __FILE__);
         char *slash = strrchr(buf, '/');

@@ -1,5 +1,7 @@
 /* simplexfer: the simple API's file routes (enqueue, next, ack) and the per-request state
- * they share with simple.c. Internal to simple.c and simplexfer.c.
+ * they share with simple.c. Internal to simple.c and simplexfer.c, which are one module
+ * split for size: simple.c dispatches to the file routes, and they answer through its
+ * simple_req_* functions (the request's one answer and free path).
  * Invariant: a simple_req is freed exactly once, when nothing (D365 call, wait, body
  * sink, connection event) can reach it any more. */
 #ifndef FOGATE_SIMPLEXFER_H

@@ -1,6 +1,10 @@
 /* packagereq: the package API's shared state and per-request object, internal to
- * package.c (routes, executions, export), packageimport.c (the import flow) and
- * packagequeue.c (the queue and lock before ImportFromPackage).
+ * package.c (routes, executions, export), packageimport.c (the import flow),
+ * packagequeue.c (the queue and lock before ImportFromPackage) and packageerrors.c.
+ * These four are one module split by stage for size, and call each other through this
+ * header on purpose: the stages answer through package_req_*, and the request's single
+ * free path (package.c) stops every stage it may have started. Outside the folder only
+ * package.h is seen.
  * Invariant: a package_req is freed exactly once, when nothing (D365 call, blob transfer,
  * wait, body sink, import queue, connection event) can reach it any more. */
 #ifndef FOGATE_PACKAGEREQ_H

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../testproc.h"
+#include "testproc.h"
 
 #define srv testproc
 #define srv_now_ms testproc_now_ms

@@ -1,4 +1,8 @@
-/* conn_server: accepts connections up to a cap and drains them on shutdown. */
+/* conn_server: accepts connections up to a cap and drains them on shutdown.
+ * conn_server and conn include each other on purpose: the server owns its connections
+ * (conn_new, conn_list_close) and each connection reports back through the narrow
+ * "for conn.c" part of conn_server.h (options, request ids, Date, dispatch, closed). A
+ * callback table between them would carry the same six calls with an extra indirection. */
 #include "conn_server.h"
 
 #include <stdlib.h>

@@ -21,7 +21,7 @@ static void find_dirs(void)
     snprintf(here, sizeof here, "%s", __FILE__); /* CMake compiles with absolute paths */
     *strrchr(here, '/') = '\0';
     snprintf(cases_dir, sizeof cases_dir, "%s/conf-cases", here);
-    snprintf(src_dir, sizeof src_dir, "%s/../..", here);
+    snprintf(src_dir, sizeof src_dir, "%s/../../..", here);
 }
 
 static struct conf *load_case(const char *file, struct conf_error *err)

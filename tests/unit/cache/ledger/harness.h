@@ -6,13 +6,13 @@
 #define FOGATE_TEST_LEDGER_HARNESS_H
 
 #define _GNU_SOURCE
-#include "../check.h"
+#include "check.h"
 #include "ledger.h"
 #include "ledgerlua.h"
 #include "log.h"
 #include "rconn.h"
 #include "../rconn/server.h"
-#include "../testloop.h"
+#include "testloop.h"
 
 #include <event2/event.h>
 #include <stdbool.h>

@@ -1,4 +1,8 @@
-/* reply: error responses in fogate's JSON shape, and the request log line. */
+/* reply: error responses in fogate's JSON shape, and the request log line.
+ * reply and conn include each other: reply answers through conn_req_respond, and conn
+ * answers its own framing errors (bad body, timeouts) through reply_error so that every
+ * error leaves in one shape and one log line. Both are the front layer's; nothing above
+ * it is involved. */
 #include "reply.h"
 
 #include <inttypes.h>

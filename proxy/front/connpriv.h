@@ -1,0 +1,128 @@
+/* connpriv: the private header of the connection module (conn.c: the state machine,
+ * heads, responses and closing; connbody.c: the request body). Nothing outside
+ * proxy/front/conn*.c includes it; everyone else sees conn.h.
+ * Invariant: a struct conn is freed only by the outermost conn_leave() after conn_kill(). */
+#ifndef FOGATE_CONNPRIV_H
+#define FOGATE_CONNPRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "deadline.h"
+#include "h1body.h"
+#include "http1.h"
+
+
+#define OUT_HIGH (64 * 1024)        /* unsent output above which the next request waits */
+#define DISCARD_MAX (1024 * 1024)   /* unread body we still read and drop to keep a connection */
+#define LINGER_MS 2000              /* read and drop after the last response, then close */
+#define LINGER_MAX_BYTES (1024 * 1024)
+#define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
+#define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
+#define HOLD_MAX (16 * 1024)        /* a streamed body up to this long: its head waits for it */
+#define STREAM_READ (256 * 1024)    /* most request body bytes read by one recv */
+#define FLUSH_BYTES (256 * 1024)    /* queued response bytes written at once, not at turn's end */
+#define FLUSH_IOV 64                /* most pieces of the output in one sendmsg */
+
+enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
+enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
+
+struct conn_req {
+    struct conn *conn;          /* borrowed: the connection this request came on */
+    struct http1_head head;     /* slices point into conn->head_buf */
+    struct h1body body;
+    bool parsed;
+    bool responded;
+    bool continue_sent;
+    bool body_active;           /* a sink (or the discarder) is reading the body */
+    bool body_failed;
+    bool body_over;             /* the body went over body_limit */
+    bool body_paused;           /* conn_req_pause_body: on_data withheld */
+    bool streaming;             /* conn_req_start was called, conn_req_end not yet */
+    bool stream_chunked;
+    bool stream_nobody;         /* HEAD, 204 or 304: the body is not sent */
+    bool stream_wait;           /* conn_req_write said 1; on_drained is owed */
+    int64_t stream_left;        /* Content-Length still to send; -1 when not counted */
+    char *held_head;            /* owned: a small response's head, sent with its body */
+    size_t held_len;
+    struct conn_req_events ev;
+    struct conn_body_sink sink;
+    uint64_t body_limit;
+    uint64_t body_limit_req;    /* conn_req_set_body_limit; 0 = server's */
+    uint64_t body_bytes;        /* decoded body bytes so far */
+    char id[17];
+    int64_t start_us;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    int status;
+    const char *error_code;     /* static string; NULL unless reply_error answered */
+    char error_message[160];
+};
+
+struct conn {
+    struct conn_server *srv;    /* borrowed */
+    const struct conn_options *opt; /* borrowed from srv */
+    struct conn_list *list;     /* borrowed: the list this connection is on */
+    struct conn *prev, *next;   /* list links */
+    struct bufferevent *bev;    /* owned; closes the socket */
+    struct deadline dl;         /* owned timer: the one current deadline */
+    evutil_socket_t fd;
+    enum state state;
+    int busy;                   /* nesting depth of entry points */
+    bool closing;               /* close after the current response */
+    bool peer_eof;
+    bool in_process;            /* inside process_input: do not recurse into it */
+    bool head_started;          /* bytes of the next head have arrived */
+    bool write_enabled;         /* the bufferevent writes the queued output when it can */
+    bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
+    bool in_feed;               /* read_direct is feeding body_buf to the body */
+    size_t scanned;             /* http1_head_find resume point */
+    uint64_t linger_bytes;
+    char *head_buf;             /* owned: the current head, copied out of the input */
+    size_t head_cap;
+    struct http1_header *headers; /* owned: opt.head.max_headers entries */
+    struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
+    char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
+    struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
+    char client[64];
+    struct conn_req req;
+};
+
+/* ---- conn.c, for connbody.c ---- */
+
+/* Entry and exit of every callback: the connection is freed by the outermost leave once
+ * conn_kill marked it dead. */
+void conn_enter(struct conn *c);
+void conn_leave(struct conn *c);
+
+/* Ends the connection now (see conn.c). */
+void conn_kill(struct conn *c);
+
+/* The current request is answered and its body read: keep-alive or close. */
+void conn_request_done(struct conn *c);
+
+/* Writes iov[0..n) now, as far as the socket takes it; the rest is queued. */
+void conn_send_iov(struct conn *c, struct iovec *iov, int n);
+
+/* True while the request has body bytes nobody has read or dropped yet. */
+bool conn_body_unread(const struct conn_req *r);
+
+/* ---- connbody.c, for conn.c ---- */
+
+/* Reading goes back to the bufferevent (the body ended, failed or was dropped). */
+void connbody_stop(struct conn *c);
+
+/* The body cannot be read to its end: the sink hears of it first, then the client gets
+ * status/code/message unless answered; the connection closes. */
+void connbody_failed(struct conn *c, int status, const char *code, const char *message);
+
+/* Feeds what the input holds to the body, and reads on when it needs more. */
+void connbody_pump(struct conn *c);
+
+#endif
