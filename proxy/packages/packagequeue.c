@@ -86,11 +86,13 @@ static void on_imported(void *arg, const struct upcall_done *d)
     json_t *o;
 
     r->import = NULL;
-    if (d->st == UPCALL_FAILED && d->transport == UPSTREAM_TIMEOUT) {
+    if (d->st == UPCALL_FAILED && d->request_sent) {
         /* D365 keeps going (reference §4.7): never re-send; the status tells */
         o = package_req_accepted(r);
-        json_object_set_new(o, "note", json_string("ImportFromPackage did not answer in "
-                                                   "time; poll the execution's status"));
+        json_object_set_new(o, "outcome", json_string("unknown"));
+        json_object_set_new(o, "note", json_string("ImportFromPackage was sent but did not "
+                                                   "answer in time (it was not sent again); "
+                                                   "poll the execution's status"));
         package_req_json(r, 202, o);
     } else if (d->st != UPCALL_OK || d->status != 200) {
         d365_error_from(d, "ImportFromPackage", &err);
@@ -117,7 +119,8 @@ static void run_import(struct package_req *r)
                       "Microsoft.Dynamics.DataEntities.ImportFromPackage",
         .retry = UPCALL_RETRY_NONE, .body = body, .body_len = body ? strlen(body) : 0,
         .max_response_bytes = 1024 * 1024,
-        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms },
+        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms,
+                      .first_byte_ms = r->p->conf->timeouts.import_first_byte_ms },
     };
     struct upcall_cbs cbs = { .on_done = on_imported, .arg = r };
 
