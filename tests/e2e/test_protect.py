@@ -192,3 +192,35 @@ def test_import_from_package_without_answer_is_202_unknown_and_sent_once(sim, ga
     assert r.json()["outcome"] == "unknown" and "not sent again" in r.json()["note"]
     assert IMPORT_FIRST_BYTE_MS / 1000 <= took < 15, took
     assert requests(sim, "odata:ImportFromPackage") == 1
+
+
+def test_a_slow_client_is_not_a_stall(sim, gate):
+    """fogate's own waits do not count: a client that stops reading a download, or stops
+    sending an enqueue body, for longer than upstream_stall_ms holds the upstream transfer
+    (paused) without it being cut."""
+    import http.client
+    import socket
+    data = os.urandom(32 * MIB)  # more than the socket buffers hold: fogate must pause
+    sim.feed_export(data)
+    c = http.client.HTTPConnection("127.0.0.1", gate.base.rsplit(":", 1)[1], timeout=60)
+    c.request("POST", "/v1/jobs/customers-out/next", headers={"X-Api-Key": KEY})
+    r = c.getresponse()
+    assert r.status == 200
+    first = r.read(MIB)
+    time.sleep(3 * STALL_MS / 1000)  # the slow reader under test
+    rest = r.read()
+    c.close()
+    assert first + rest == data
+    body = b"a,b\n" * 100000
+    s = socket.create_connection(("127.0.0.1", int(gate.base.rsplit(":", 1)[1])), timeout=30)
+    s.sendall((f"POST /v1/jobs/groups-in/messages HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode())
+    s.sendall(body[:1000])
+    time.sleep(3 * STALL_MS / 1000)  # the slow sender under test
+    s.sendall(body[1000:])
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
+    assert requests(sim, "enqueue") == 1
