@@ -26,6 +26,7 @@ struct pt {
     struct conn_req *req;        /* borrowed until done() */
     struct upcall_ctx *ctx;      /* borrowed */
     struct passthru_route rt;
+    bool streamed;               /* the request body is streamed (never re-sent) */
     struct upcall *up;           /* owned until its on_done */
     struct evbuffer *body;       /* owned: buffered body, or the streamed overflow */
     char **lines;                /* owned forwarded header lines */
@@ -128,6 +129,19 @@ static void fail_upcall(struct pt *p, const struct upcall_done *d)
         fail_reply(p, 503, "environment_unavailable", "the environment is not configured", 0);
         return;
     default:
+        if (d->request_sent && (p->rt.retry == UPCALL_RETRY_NONE || p->streamed)) {
+            snprintf(msg, sizeof msg, "the request was sent whole to D365 but no answer came "
+                     "(%s); D365 may have received it and fogate did not send it again: check "
+                     "before sending it again", upstream_result_name(d->transport));
+            fail_reply(p, 504, "d365_outcome_unknown", msg, 0);
+            return;
+        }
+        if (d->transport == UPSTREAM_STALLED || d->transport == UPSTREAM_FIRST_BYTE) {
+            snprintf(msg, sizeof msg, "D365 stalled or did not answer in time (%s, %u "
+                     "attempts)", upstream_result_name(d->transport), d->attempts);
+            fail_reply(p, 504, "d365_stalled", msg, 0);
+            return;
+        }
         snprintf(msg, sizeof msg, "D365 could not be reached: %s",
                  upstream_result_name(d->transport));
         fail_reply(p, d->transport == UPSTREAM_TIMEOUT ? 504 : 502,
@@ -389,6 +403,7 @@ static int start_upcall(struct pt *p)
     size_t blen = evbuffer_get_length(p->body);
     bool stream = p->rt.body == PASSTHRU_BODY_STREAM && h->framing != HTTP1_BODY_NONE;
 
+    p->streamed = stream; /* a streamed body is never re-sent */
     if (!stream && h->framing != HTTP1_BODY_NONE)
         body = (char *)evbuffer_pullup(p->body, -1);
     struct upcall_req r = {
