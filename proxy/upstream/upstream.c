@@ -401,16 +401,16 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
 
 /* ---- watchdog: first byte and stall (a timer, pushed back by progress) ---- */
 
-/* fogate, not the peer, is the one waiting: the consumer paused the response, the caller
- * has not pushed the next request bytes, or no connection is free yet. */
+/* fogate, not the peer, is the one waiting: the consumer paused the response, the upload
+ * is paused until the caller pushes more bytes, or no connection is free yet. */
 static bool held_here(const struct upstream_xfer *x)
 {
     curl_off_t pre = 0;
 
     if ((x->paused & CURLPAUSE_RECV) || x->pause_next || x->want_recv)
         return true;
-    if ((x->paused & CURLPAUSE_SEND) && evbuffer_get_length(x->sendbuf) == 0 && !x->send_eof)
-        return true;
+    if (x->paused & CURLPAUSE_SEND)
+        return true; /* the upload waits for the caller's bytes (or for a batch of them) */
     return curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
            pre == 0 && !x->got_response;
 }
