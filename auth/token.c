@@ -219,6 +219,7 @@ int token_invalidate(struct token_mgr *m, const char *env, uint64_t generation)
     if (generation != e->generation || !e->token)
         return 0;
     tokenenv_drop(e);
+    e->invalidated_at = tokenenv_now();
     e->invalidations++;
     log_json(LOG_LVL_INFO, "token invalidated after a 401",
              json_pack("{s:s, s:s, s:I}", "env", e->ce.name, "client_id", e->ce.client_id,

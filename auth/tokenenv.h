@@ -66,6 +66,8 @@ struct tenv {
     uint64_t generation;                /* +1 per installed token */
     char serial[TOKENBLOB_SERIAL_LEN + 1];
     char bad_serial[TOKENBLOB_SERIAL_LEN + 1]; /* invalidated: never adopt it again */
+    int64_t invalidated_at;             /* unix seconds of the last 401: a shared token
+                                           obtained then or before may be revoked too */
     /* fetching */
     struct tfetch *fetch;               /* owned: the attempt in flight, NULL if idle */
     struct event *timer;                /* owned: the next refresh or retry */

@@ -176,7 +176,9 @@ static void go_direct(struct tfetch *f)
     http_start(f);
 }
 
-/* Adopts a shared blob if it opens, is usable, newer than ours and not invalidated. */
+/* Adopts a shared blob if it opens, is usable, newer than ours and not invalidated, and
+ * (after a 401) was obtained after that 401: one obtained before it may have been revoked
+ * with ours, and the call's single retry must not be spent on it. */
 static int adopt(struct tfetch *f, const char *val, size_t len)
 {
     struct tenv *e = f->env;
@@ -190,6 +192,7 @@ static int adopt(struct tfetch *f, const char *val, size_t len)
     }
     if (strcmp(b.serial, e->bad_serial) == 0 || strcmp(b.serial, e->serial) == 0 ||
         !tokentime_usable(&e->mgr->opts.policy, b.expires_at, now) ||
+        (e->invalidated_at && b.obtained_at <= e->invalidated_at) ||
         (e->token && b.expires_at <= e->expires_at)) {
         tokenblob_cleanup(&b);
         return 0;

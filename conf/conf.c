@@ -279,6 +279,7 @@ static void fill_limits(struct conf_limits *l, json_t *o)
     l->max_body_bytes = (size_t)get_int(o, "max_body_bytes");
     l->max_enqueue_bytes = (size_t)get_int(o, "max_enqueue_bytes");
     l->max_package_bytes = (size_t)get_int(o, "max_package_bytes");
+    l->replay_body_bytes = (size_t)get_int(o, "replay_body_bytes");
     l->max_connections = (unsigned)get_int(o, "max_connections");
 }
 

@@ -118,6 +118,7 @@ struct conf_limits {
     size_t max_body_bytes;       /* default for routes without a specific limit */
     size_t max_enqueue_bytes;    /* connector enqueue bodies */
     size_t max_package_bytes;    /* data packages */
+    size_t replay_body_bytes;    /* streamed bodies kept for a replay after a 401 */
     unsigned max_connections;
 };
 

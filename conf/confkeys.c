@@ -167,6 +167,11 @@ static const struct key limits_keys[] = {
         "Largest connector enqueue body. D365 itself has answered 413 at 36-50 MB."),
     INT("max_package_bytes", "2147483648", 1, 68719476736LL,
         "Largest data package uploaded through fogate."),
+    INT("replay_body_bytes", "1048576", 0, 67108864,
+        "Streamed request bodies (enqueue) up to this size are kept while they are sent, so "
+        "that a call D365 refuses with 401 (a revoked or rotated token) is sent once more "
+        "with a fresh token. A larger body is not kept: the client gets 503 "
+        "`d365_token_retry` (nothing was enqueued, a retry is safe). 0 keeps none."),
     INT("max_connections", "1024", 1, 1000000,
         "Most client connections served at once; with several `workers` each worker takes "
         "an equal share (rounded up)."),

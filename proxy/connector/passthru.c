@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 
 #include "conf.h"
+#include "d365.h"
 #include "dlrewrite.h"
 #include "log.h"
 #include "reply.h"
@@ -33,7 +34,7 @@ struct pt {
     size_t n_lines;
     bool body_eof;               /* the client body ended (streamed mode) */
     bool eof_sent;
-    bool own_401;                /* D365 refused the token twice: fogate answers */
+    bool own_401;                /* D365's final 401: fogate answers, not D365 */
     bool recv_paused;
     int status;                  /* the upstream status, streamed answers */
 };
@@ -109,52 +110,22 @@ static void fail_reply(struct pt *p, int status, const char *code, const char *m
     pt_free(p);
 }
 
-/* An upcall that ended without D365's answer. */
+/* A call that ended without D365's answer, or with a 401 fogate does not pass on: the
+ * codes and messages of d365_error_from, the ones docs/openapi.yaml lists. */
 static void fail_upcall(struct pt *p, const struct upcall_done *d)
 {
-    char msg[200];
+    struct d365_err e;
 
-    switch (d->st) {
-    case UPCALL_THROTTLED:
-        fail_reply(p, 429, "d365_throttled",
-                   "D365 is throttling this environment; retry after the given seconds",
-                   d->retry_after_s);
+    if (d->st == UPCALL_FAILED && d->request_sent &&
+        (p->rt.retry == UPCALL_RETRY_NONE || p->streamed)) {
+        /* never re-sent (reference §8.2): the client must know D365 may have it */
+        fail_reply(p, 504, "d365_outcome_unknown", "the request was sent whole to D365 but "
+                   "no answer came; D365 may have received it and fogate did not send it "
+                   "again: check before sending it again", 0);
         return;
-    case UPCALL_NO_TOKEN:
-        snprintf(msg, sizeof msg, "no D365 token for environment %s (%s)", p->rt.env->name,
-                 d->token_reason ? d->token_reason : "unknown");
-        fail_reply(p, 503, "token_unavailable", msg, 0);
-        return;
-    case UPCALL_NO_ENV:
-        fail_reply(p, 503, "environment_unavailable", "the environment is not configured", 0);
-        return;
-    default:
-        if (d->request_sent && (p->rt.retry == UPCALL_RETRY_NONE || p->streamed)) {
-            snprintf(msg, sizeof msg, "the request was sent whole to D365 but no answer came "
-                     "(%s); D365 may have received it and fogate did not send it again: check "
-                     "before sending it again", upstream_result_name(d->transport));
-            fail_reply(p, 504, "d365_outcome_unknown", msg, 0);
-            return;
-        }
-        if (d->transport == UPSTREAM_STALLED || d->transport == UPSTREAM_FIRST_BYTE) {
-            snprintf(msg, sizeof msg, "D365 stalled or did not answer in time (%s, %u "
-                     "attempts)", upstream_result_name(d->transport), d->attempts);
-            fail_reply(p, 504, "d365_stalled", msg, 0);
-            return;
-        }
-        snprintf(msg, sizeof msg, "D365 could not be reached: %s",
-                 upstream_result_name(d->transport));
-        fail_reply(p, d->transport == UPSTREAM_TIMEOUT ? 504 : 502,
-                   d->transport == UPSTREAM_TIMEOUT ? "d365_timeout" : "d365_unreachable", msg,
-                   0);
     }
-}
-
-static void fail_401(struct pt *p)
-{
-    fail_reply(p, 502, "d365_rejected_token",
-               "D365 refused fogate's token twice (401); check that the Entra app is mapped "
-               "to a D365 user and allowed on the job", 0);
+    d365_error_from(d, "the pass-through call", &e);
+    fail_reply(p, e.status, e.code, e.message, e.retry_after_s);
 }
 
 /* "Name: value\r\n" lines of the upstream head worth passing back. Caller frees. */
@@ -192,7 +163,7 @@ static void on_dequeue_done(void *arg, const struct upcall_done *d)
         return;
     }
     if (d->status == 401) {
-        fail_401(p);
+        fail_upcall(p, d);
         return;
     }
     if (d->status == 200 &&
@@ -269,7 +240,7 @@ static void on_stream_done(void *arg, const struct upcall_done *d)
 
     p->up = NULL;
     if (p->own_401) {
-        fail_401(p);
+        fail_upcall(p, d);
         return;
     }
     if (!d->head_delivered) {

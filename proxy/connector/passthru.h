@@ -8,8 +8,9 @@
  * Decision: D365's status and body pass through unchanged, an OData innererror.stacktrace
  * included: it is D365's answer to the client's own call and the client may need it for a
  * support case. Errors fogate makes itself (reply.h) never carry upstream text beyond a
- * status or result name, and a final 401 from D365 becomes fogate's 502
- * d365_rejected_token, so a client never mistakes it for a bad API key. */
+ * status or result name, and a final 401 from D365 becomes fogate's own d365_unauthorized
+ * (502, refused also after a fresh token) or d365_token_retry (503, not sent again), so a
+ * client never mistakes it for a bad API key. */
 #ifndef FOGATE_PASSTHRU_H
 #define FOGATE_PASSTHRU_H
 

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
+
+#include "retryafter.h"
 
 #define ACTION_PREFIX "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities."
 #define SMALL_ANSWER_MAX (1024 * 1024)   /* OData values, dequeue JSON, enqueue id */
@@ -42,6 +45,16 @@ static void error_from_status(const struct upcall_done *d, const char *what, str
     bool has = d->body && d365parse_error_message(d->body, d->body_len, dmsg, sizeof dmsg) == 0;
     const char *ra = d->head ? uphead_find(d->head, "Retry-After") : NULL;
 
+    if (d->status == 401 && !d->retried_401) {
+        /* refused before any processing, and not sent again (a streamed body too large to
+         * keep): the token is refreshed meanwhile, so the client's retry is safe */
+        set_err(e, 503, "d365_token_retry");
+        e->retry_after_s = 1;
+        snprintf(e->message, sizeof e->message,
+                 "D365 refused fogate's token (401) for %s, which was not processed; the token "
+                 "is being renewed: send the request again", what);
+        return;
+    }
     if (d->status == 401 || d->status == 403)
         set_err(e, 502, "d365_unauthorized");
     else if (d->status == 429)
@@ -54,10 +67,16 @@ static void error_from_status(const struct upcall_done *d, const char *what, str
         set_err(e, 413, "d365_too_large");
     else
         set_err(e, 502, "d365_error");
-    if (d->status == 429)
-        e->retry_after_s = ra ? (unsigned)strtoul(ra, NULL, 10) : 1;
-    snprintf(e->message, sizeof e->message, "D365 answered %d to %s%s%s", d->status, what,
-             has ? ": " : "", has ? dmsg : "");
+    if (d->status == 429) /* the parse and clamp the gate used (upcall.c) */
+        e->retry_after_s = retryafter_seconds(ra, time(NULL), NULL);
+    if (d->status == 401)
+        snprintf(e->message, sizeof e->message,
+                 "D365 refused fogate's token (401) for %s, also a freshly fetched one: check "
+                 "that the Entra app is registered in D365 (Microsoft Entra ID applications) "
+                 "and that its user may run this job", what);
+    else
+        snprintf(e->message, sizeof e->message, "D365 answered %d to %s%s%s", d->status, what,
+                 has ? ": " : "", has ? dmsg : "");
 }
 
 void d365_error_from(const struct upcall_done *d, const char *what, struct d365_err *out)

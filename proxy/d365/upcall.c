@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "conf.h"
@@ -63,6 +64,11 @@ struct upcall {
     size_t body_len, body_off;
     bool has_body, stream;
     int64_t stream_len;
+    struct evbuffer *replay;     /* owned: a streamed body's bytes kept for a 401 replay;
+                                    NULL once over replay_max (or with none) */
+    size_t replay_max, replay_off; /* replay_off: bytes of it sent in this attempt */
+    bool stream_eof;             /* the caller sent upcall_send_eof */
+    bool eof_sent;               /* ... and this attempt passed it on */
     size_t max_resp;
     struct upstream_timeouts timeouts;
     struct upcall_cbs cbs;
@@ -182,6 +188,8 @@ static void call_free(struct upcall *c)
         free(c->auth);
     }
     free(c->body);
+    if (c->replay)
+        evbuffer_free(c->replay);
     free(c->env);
     free(c->method);
     free(c->url);
@@ -193,6 +201,7 @@ static void finish(struct upcall *c, struct upcall_done *d)
     d->attempts = c->attempts;
     d->head_delivered = c->head_delivered;
     d->request_sent = c->request_sent;
+    d->retried_401 = c->retried_401;
     if (!d->error)
         d->error = "";
     c->cbs.on_done(c->cbs.arg, d);
@@ -221,9 +230,50 @@ static void schedule(struct upcall *c, enum action a, int64_t delay_us)
 
 /* ---- sending --------------------------------------------------------------------------- */
 
+/* A buffered body can always be sent again; a streamed one while all its bytes so far are
+ * kept in c->replay (limits.replay_body_bytes). */
 static bool replayable(const struct upcall *c)
 {
-    return !c->stream;
+    return !c->stream || c->replay;
+}
+
+/* Streamed mode, a new attempt: sends the kept bytes first; the caller's stream resumes
+ * (upcall_send) only once they are all out. Returns true when they are. */
+static bool push_replay(struct upcall *c)
+{
+    size_t kept = c->replay ? evbuffer_get_length(c->replay) : 0;
+
+    while (c->x && c->replay_off < kept) {
+        struct evbuffer_ptr pos;
+        struct evbuffer_iovec v;
+        evbuffer_ptr_set(c->replay, &pos, c->replay_off, EVBUFFER_PTR_SET);
+        if (evbuffer_peek(c->replay, -1, &pos, &v, 1) < 1)
+            break;
+        size_t took = upstream_send(c->x, v.iov_base, v.iov_len);
+        if (took == 0)
+            return false;
+        c->replay_off += took;
+    }
+    if (c->replay_off < kept)
+        return false;
+    if (c->x && c->stream_eof && !c->eof_sent) {
+        c->eof_sent = true;
+        upstream_send_eof(c->x);
+    }
+    return true;
+}
+
+/* Keeps `len` bytes just sent for a replay, or gives the replay up past replay_max. */
+static void keep_for_replay(struct upcall *c, const void *data, size_t len)
+{
+    if (!c->replay)
+        return;
+    if (evbuffer_get_length(c->replay) + len > c->replay_max ||
+        evbuffer_add(c->replay, data, len) != 0) {
+        evbuffer_free(c->replay);
+        c->replay = NULL;
+    }
+    c->replay_off = c->replay ? evbuffer_get_length(c->replay) : 0;
 }
 
 static bool fits_budget(const struct upcall *c, int64_t delay_us)
@@ -412,6 +462,8 @@ static void on_xfer_space(void *arg)
         push_body(c);
         return;
     }
+    if (!push_replay(c) || c->stream_eof)
+        return;
     if (c->cbs.on_send_space)
         c->cbs.on_send_space(c->cbs.arg);
 }
@@ -502,6 +554,8 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
                                   .timeouts = c->timeouts };
         struct upstream_cbs cbs = { on_xfer_head, on_xfer_body, on_xfer_space, on_xfer_done, c };
         c->body_off = 0;
+        c->replay_off = 0;
+        c->eof_sent = false;
         c->x = upstream_start(c->ctx->up, &r, &cbs);
         if (c->x && c->has_body)
             push_body(c);
@@ -569,6 +623,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         attempt(c);
         break;
     case ACT_KICK:
+        if (!push_replay(c) || c->stream_eof)
+            break;
         if (c->x && c->cbs.on_send_space)
             c->cbs.on_send_space(c->cbs.arg); /* last: it may cancel c */
         break;
@@ -634,6 +690,11 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     c->retry = req->retry;
     c->stream = req->stream;
     c->stream_len = req->stream_len;
+    c->replay_max = ctx->conf->limits.replay_body_bytes;
+    if (c->stream && c->replay_max > 0 && !(c->replay = evbuffer_new())) {
+        call_free(c);
+        return NULL;
+    }
     c->max_resp = req->max_response_bytes;
     c->timeouts = req->timeouts;
     c->first_len = -1;
@@ -663,20 +724,35 @@ void upcall_cancel(struct upcall *c)
         call_free(c);
 }
 
+/* True while a new attempt is still sending the kept bytes: the caller's stream waits. */
+static bool replaying(const struct upcall *c)
+{
+    return c->replay && c->replay_off < evbuffer_get_length(c->replay);
+}
+
 size_t upcall_send_space(const struct upcall *c)
 {
-    return c->x && c->stream ? upstream_send_space(c->x) : 0;
+    return c->x && c->stream && !replaying(c) ? upstream_send_space(c->x) : 0;
 }
 
 size_t upcall_send(struct upcall *c, const void *data, size_t len)
 {
-    return c->x && c->stream ? upstream_send(c->x, data, len) : 0;
+    if (!c->x || !c->stream || replaying(c))
+        return 0;
+    size_t took = upstream_send(c->x, data, len);
+    keep_for_replay(c, data, took);
+    return took;
 }
 
 void upcall_send_eof(struct upcall *c)
 {
-    if (c->x && c->stream)
+    if (!c->stream)
+        return;
+    c->stream_eof = true;
+    if (c->x && !replaying(c) && !c->eof_sent) {
+        c->eof_sent = true;
         upstream_send_eof(c->x);
+    }
 }
 
 void upcall_resume_recv(struct upcall *c)

@@ -49,7 +49,8 @@ unsigned upcall_gate_remaining(const struct upcall_ctx *ctx, const char *env);
 
 /* Which retries a call allows (reference §8.2: never retry non-idempotent POSTs).
  * NONE: enqueue, ImportFromPackage(Async), ExportToPackage(Async) and any call whose
- *       request body is streamed: only the 401 retry, and only with no or a buffered body.
+ *       request body is streamed: only the 401 retry, and only with no body, a buffered
+ *       one, or a streamed one whose bytes are all kept (limits.replay_body_bytes).
  * SAFE: dequeue, download, jobstatus, status and URL actions, and ack. A retried ack is
  *       matched on CorrelationId + PopReceipt, so a repeat of an ack that did land answers
  *       200; a lost ack costs a duplicate download 30 minutes later, which is worse. */
@@ -103,6 +104,8 @@ struct upcall_done {
     bool request_sent;              /* some attempt handed the whole request to D365's
                                        connection: with UPCALL_FAILED, D365 may have
                                        received (and acted on) it */
+    bool retried_401;               /* a 401 was answered and the call sent again with a
+                                       fresh token (so a final 401 is the second one) */
 };
 
 /* Callbacks; only on_done is required. `arg` is borrowed. */

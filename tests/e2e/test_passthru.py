@@ -215,10 +215,44 @@ def test_401_once_refreshes_once_and_retries_once(gate, sim):
 
 
 def test_401_twice_is_a_clear_error_without_a_third_attempt(gate, sim):
+    """Regression (issue 11 item 7): the code was the undocumented d365_rejected_token."""
     sim.fault(endpoint="dequeue", kind="status", status=401, count=5)
     r = gate.request("GET", DEQ)
-    assert r.status == 502 and r.json()["code"] == "d365_rejected_token", r
+    assert r.status == 502 and r.json()["code"] == "d365_unauthorized", r
+    assert "freshly fetched" in r.json()["message"], r.json()
     assert sim.counters()["requests"]["dequeue"] == {"401": 2}
+
+
+def test_401_on_a_streamed_enqueue_is_replayed_with_a_fresh_token(gate, sim):
+    """Regression (issue 11 item 5): an enqueue body is streamed, so after a 401 (a revoked
+    or rotated token) it was never sent again and the client got 502. Bodies up to
+    limits.replay_body_bytes are kept while they stream and sent once more."""
+    body = bytes(range(256)) * 2000                                   # 512,000 bytes
+    sim.fault(endpoint="enqueue", kind="status", status=401, count=1)
+    r = gate.request("POST", ENQ, body)
+    assert r.status == 200, r
+    c = sim.counters()
+    assert c["requests"]["enqueue"] == {"401": 1, "200": 1}, c
+    assert c["tokens_total"] == 1, c                               # one refresh
+    m = sim.ctl("GET", "messages/" + r.body.decode().strip('"'))
+    assert m["size"] == len(body), m
+
+
+def test_401_on_an_enqueue_too_big_to_keep_says_nothing_was_enqueued(workdir, sim):
+    """Above limits.replay_body_bytes the body is not kept: the client hears that nothing
+    was enqueued and that sending it again is safe (503 d365_token_retry, Retry-After)."""
+    g = passkit.Gate(workdir, sim, limits={"replay_body_bytes": 1000})
+    try:
+        sim.fault(endpoint="enqueue", kind="status", status=401, count=1)
+        r = g.request("POST", ENQ, b"x" * 5000)
+        assert r.status == 503 and r.json()["code"] == "d365_token_retry", r
+        assert r.header("Retry-After") == "1", r.headers
+        assert "not processed" in r.json()["message"]
+        assert sim.counters()["requests"]["enqueue"] == {"401": 1}
+        r = g.request("POST", ENQ, b"x" * 5000)                        # the retry it invited
+        assert r.status == 200, r
+    finally:
+        assert g.stop() == 0
 
 
 def test_401_on_download_retried(gate, sim):

@@ -153,6 +153,44 @@ def test_two_instances_share_tokens_through_redis(workdir):
         sim.stop()
 
 
+def test_after_a_401_the_shared_cache_is_not_trusted(workdir):
+    """Regression (issue 11 item 6): after a 401 the refresh adopted any newer token found in
+    Redis, which may be revoked too (obtained before the revocation by another instance), so
+    the one retry failed again. Now a token is adopted after a 401 only if it was obtained
+    after the 401 was seen; otherwise the instance asks Entra (single flight, published)."""
+    sim = fresh_sim(workdir)
+    redis = harness.start_redis(workdir)
+    key = os.path.join(workdir, "seal-401.key")
+    with open(key, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    kw = dict(tokens={"cache_key_file": key}, redis={"url": "redis://127.0.0.1:%d" % redis.port})
+    a = passkit.Gate(workdir, sim, **kw)
+    b = passkit.Gate(workdir, sim, **kw)
+    try:
+        assert sim.counters()["tokens_total"] == 1                     # T1, shared
+        # B meets a 401: it drops T1, fetches T2 from Entra and publishes it; A keeps T1
+        sim.fault(endpoint="dequeue", kind="status", status=401, count=1)
+        assert b.request("GET", DEQ).status == 204
+        assert sim.counters()["tokens_total"] == 2
+        # the app's tokens are revoked (a rotated secret): T1 and T2 both answer 401 now
+        sim.ctl("POST", "tokens/revoke")
+        r = a.request("GET", DEQ)
+        assert r.status == 204, (r, r.body)                              # retried with T3
+        c = sim.counters()
+        assert c["tokens_total"] == 3, c
+        assert c["requests"]["dequeue"].get("401") == 2, c               # B's fault, A's T1
+        # B's T2 meets its 401; T3 in Redis was obtained before that 401, so B cannot know
+        # it is good and asks Entra itself (T4) rather than risk its one retry
+        assert b.request("GET", DEQ).status == 204
+        assert sim.counters()["tokens_total"] == 4
+    finally:
+        assert a.stop() == 0
+        assert b.stop() == 0
+        redis.stop()
+        sim.stop()
+
+
 def test_admin_status_never_shows_a_token(workdir):
     sim = fresh_sim(workdir)
     g = passkit.Gate(workdir, sim)

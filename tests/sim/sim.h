@@ -34,6 +34,10 @@ struct sim {
     char hostport[64];              /* 127.0.0.1:PORT */
     double clock_offset;            /* seconds added to the wall clock (control API) */
     unsigned long seq;              /* file name sequence */
+    unsigned long tokens_issued;    /* the next token's fosim_seq claim */
+    unsigned long revoked_below;    /* tokens whose fosim_seq is lower answer 401 (revoked
+                                       through the control API: a rotated secret, a
+                                       disabled app; reset clears it) */
 };
 
 /* A route: the endpoint label for counters and faults plus its two handlers. */

@@ -96,6 +96,9 @@ enum simbearer_verdict simbearer_check(struct sim *s, struct simhttp_req *req,
         *why = "the token is expired";
         return SIMBEARER_UNAUTHORIZED;
     }
+    *why = "the token was revoked";
+    if ((unsigned long)json_integer_value(json_object_get(c, "fosim_seq")) < s->revoked_below)
+        return SIMBEARER_UNAUTHORIZED;
     *why = "the token is not yet valid";
     if ((double)nbf > now + NBF_SKEW)
         return SIMBEARER_UNAUTHORIZED;

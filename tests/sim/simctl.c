@@ -222,6 +222,7 @@ static void reset(struct sim *s, struct simhttp_req *req)
     simpkg_clear(s->pkg);
     simblob_clear(s->blobs);
     s->clock_offset = 0;
+    s->revoked_below = 0;
     simhttp_reply(req, 204, NULL, NULL, 0);
 }
 
@@ -268,6 +269,10 @@ static void handle(struct sim *s, struct simhttp_req *req)
         config_patch(s, req);
     } else if (is(req, "POST", "/_sim/clock")) {
         clock_set(s, req);
+    } else if (is(req, "POST", "/_sim/tokens/revoke")) {
+        s->revoked_below = s->tokens_issued; /* every token issued so far */
+        sim_reply_json(req, 200, "application/json",
+                       json_pack("{s:I}", "revoked", (json_int_t)s->revoked_below));
     } else {
         reply_err(req, 404, "no such control endpoint");
     }

@@ -182,6 +182,9 @@ static json_t *claims(struct sim *s, const struct tokreq *t, const struct simcon
     json_object_set_new(c, t->v2 ? "azp" : "appid", json_string(app->client_id));
     json_object_set_new(c, t->v2 ? "azpacr" : "appidacr", json_string(t->has_assertion ? "2" : "1"));
     json_object_set_new(c, "roles", json_pack("[]"));
+    /* fosim's own claim: the issue order, so that the control API can revoke every token
+     * issued so far (POST /_sim/tokens/revoke) the way D365 stops accepting them */
+    json_object_set_new(c, "fosim_seq", json_integer((json_int_t)s->tokens_issued++));
     return c;
 }
 

@@ -115,6 +115,19 @@ def test_forged_signature_401(fosim, tok):
     assert fosim.get(DEQ, token=tok).status == 204
 
 
+def test_revoked_tokens_401_new_ones_work(fosim):
+    """POST /_sim/tokens/revoke: every token issued so far answers 401 (a rotated secret);
+    a token issued afterwards works; reset lifts the revocation."""
+    old = fosim.token()
+    assert fosim.get(DEQ, token=old).status == 204
+    fosim.ctl("POST", "tokens/revoke")
+    assert_401(fosim.get(DEQ, token=old))
+    new = fosim.token()
+    assert fosim.get(DEQ, token=new).status == 204
+    fosim.reset()
+    assert fosim.get(DEQ, token=old).status == 204
+
+
 def test_audience_must_match_exactly(fosim):
     for resource in (fosim.base_url + "/", fosim.base_url.upper()):
         assert_401(fosim.get(DEQ, token=fosim.token(resource=resource)))
