@@ -164,7 +164,9 @@ static const struct key limits_keys[] = {
         "Largest request body on routes without a limit of their own (dequeue, ack, "
         "OData actions)."),
     INT("max_enqueue_bytes", "104857600", 1, 68719476736LL,
-        "Largest connector enqueue body. D365 itself has answered 413 at 36-50 MB."),
+        "Largest connector enqueue body. D365 itself has answered 413 at about 36-50 MB "
+        "(no documented limit; reference §3.1); that 413 reaches the client as "
+        "`d365_enqueue_too_large`, naming this limit and pointing to the package API."),
     INT("max_package_bytes", "2147483648", 1, 68719476736LL,
         "Largest data package uploaded through fogate."),
     INT("replay_body_bytes", "1048576", 0, 67108864,

@@ -224,3 +224,26 @@ def test_a_slow_client_is_not_a_stall(sim, gate):
     s.close()
     assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
     assert requests(sim, "enqueue") == 1
+
+
+def test_passthru_enqueue_without_answer_is_not_sent_again(sim, request):
+    """The D365 pass-through (RIS-style clients) gets the same rule: a streamed enqueue sent
+    whole without an answer is 504 d365_outcome_unknown, sent once; a dequeue that never
+    answers is retried, then 504 d365_stalled."""
+    import passkit
+    w = Workdir()
+    g = passkit.Gate(w.path, sim, timeouts={"upstream_first_byte_ms": FIRST_BYTE_MS,
+                                            "upstream_stall_ms": STALL_MS,
+                                            "shutdown_grace_ms": 3000})
+    try:
+        sim.fault(endpoint="enqueue", kind="hang", count=1)
+        r = g.request("POST", "/api/connector/enqueue/" + harness.IMPORT_JOB, b"x,y\n")
+        assert r.status == 504 and r.json()["code"] == "d365_outcome_unknown", r
+        assert sim.counters()["requests"]["enqueue"] == {"200": 1}
+        sim.fault(endpoint="dequeue", kind="hang")
+        r = g.request("GET", "/api/connector/dequeue/" + harness.EXPORT_JOB)
+        assert r.status == 504 and r.json()["code"] == "d365_stalled", r
+        assert requests(sim, "dequeue") == 3
+    finally:
+        assert g.stop() == 0
+        w.cleanup(request.session.testsfailed > 0)
