@@ -133,13 +133,14 @@ def test_a_failed_block_is_sent_again_alone(sim, gate):
     assert requests(sim, "blob_block", 500) == 1 and requests(sim, "blob_block", 201) == 3
 
 
-def test_a_block_stalling_mid_body_is_sent_again(sim, gate):
-    # blob storage stops reading the second block: fogate's upload stalls, is cut after
-    # upstream_stall_ms and that block goes again
+def test_a_block_whose_answer_never_comes_is_sent_again(sim, gate):
+    # blob storage takes the second block but never answers: cut after
+    # upstream_first_byte_ms, and that block (only) goes again
     sim.fault(endpoint="blob_block", kind="hang", count=1, after=1)
     data = os.urandom(9 * MIB)
     got = blob(sim, import_package(gate, data))
     assert got["sha256"] == hashlib.sha256(data).hexdigest() and got["blocks"] == 3
+    assert got["put_block"] == 4  # three blocks, the second one twice
 
 
 def test_download_stalling_mid_body_is_resumed_and_whole(sim, gate):
