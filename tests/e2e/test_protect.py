@@ -176,6 +176,37 @@ def test_an_enqueue_whose_answer_never_comes_is_not_sent_again(sim, gate):
     assert sim.counters()["requests"]["enqueue"] == {"200": 1}  # sent once, D365 kept it
 
 
+def test_an_enqueue_whose_upload_stalls_was_not_received(sim, gate):
+    """D365 stops reading the body: the upload stalls (nothing moves for upstream_stall_ms)
+    before the body went out whole, so D365 cannot have accepted it: d365_stalled, not
+    d365_outcome_unknown, and still not sent again."""
+    sim.fault(endpoint="enqueue", kind="stall_upload", bytes=MIB, count=1)
+    import socket
+    size = 32 * MIB
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", int(gate.base.rsplit(":", 1)[1])), timeout=30)
+    s.sendall((f"POST /v1/jobs/groups-in/messages HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}"
+               f"\r\nContent-Length: {size}\r\n\r\n").encode())
+    try:  # fogate answers and stops reading once the upstream stalled
+        for _ in range(size // MIB):
+            s.sendall(b"a,b\n" * (MIB // 4))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    answer = b""
+    try:
+        while chunk := s.recv(65536):
+            answer += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    took = time.monotonic() - t0
+    assert answer.startswith(b"HTTP/1.1 504"), answer[:300]
+    doc = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert doc["code"] == "d365_stalled" and "stopped sending mid-transfer" in doc["message"]
+    assert STALL_MS / 1000 <= took < 15, took
+    assert requests(sim, "enqueue") == 0  # never answered, never sent again
+
+
 def test_enqueue_refused_by_d365_as_too_large_names_the_limit(sim, gate):
     sim.configure(max_enqueue_bytes=1000)
     r = call(gate, "POST", "/v1/jobs/groups-in/messages", b"x" * 2000)

@@ -65,7 +65,8 @@ static int early_faults(struct sim *s, struct simhttp_req *req)
 {
     struct simfault_rule f;
     unsigned kinds = KIND(SF_STATUS) | KIND(SF_CLOSE) | KIND(SF_AADSTS) | KIND(SF_SLOW) |
-                     KIND(SF_STALL) | KIND(SF_TRUNCATE) | KIND(SF_HANG);
+                     KIND(SF_STALL) | KIND(SF_TRUNCATE) | KIND(SF_HANG) |
+                     KIND(SF_STALL_UPLOAD);
     while (simfault_match(s->faults, req->endpoint, kinds, &f)) {
         sim_count(s, NULL, "faults_applied", 1);
         struct simhttp_shape sh = req->shape;
@@ -79,6 +80,7 @@ static int early_faults(struct sim *s, struct simhttp_req *req)
         case SF_SLOW: sh.rate_bps = f.rate; break;
         case SF_STALL: sh.stall = 1; sh.stall_at = f.bytes; break;
         case SF_HANG: sh.hang = 1; break;
+        case SF_STALL_UPLOAD: sh.read_stall_at = f.bytes > 0 ? f.bytes : 1; break;
         case SF_TRUNCATE: sh.truncate_at = f.bytes > 0 ? f.bytes : 1; break;
         default: break;
         }

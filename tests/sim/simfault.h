@@ -18,6 +18,7 @@ enum simfault_kind {
     SF_TRUNCATE,      /* close after `bytes` body bytes */
     SF_NULL_LOCATION, /* dequeue answers DownloadLocation: null */
     SF_HANG,          /* the request is handled, but no response head is ever sent */
+    SF_STALL_UPLOAD,  /* stop reading the request body after `bytes` bytes */
 };
 
 struct simfault_rule {

@@ -59,7 +59,7 @@ struct simhttp_conn {
     http_parser parser;
     size_t hdr_bytes;
     int last_was_value;
-    int in_parse, busy, pumping, closing, close_now, keep_alive, lingering;
+    int in_parse, busy, pumping, closing, close_now, keep_alive, lingering, read_stalled;
     long long sent, budget;
     char peer[64];
     struct simhttp_conn *prev, *next;
@@ -207,7 +207,7 @@ static void finish(struct simhttp_conn *c)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct simhttp_conn *c = arg;
-    if (c->req && (c->req->shape.stall || c->req->shape.hang)) {
+    if (c->read_stalled || (c->req && (c->req->shape.stall || c->req->shape.hang))) {
         conn_free(c); /* stall limit reached */
         return;
     }
@@ -352,7 +352,7 @@ static void parse_input(struct simhttp_conn *c)
         size_t n = http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, v.iov_len);
         evbuffer_drain(in, n);
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        if (c->close_now)
+        if (c->close_now || c->read_stalled)
             break;
         if (err == HPE_PAUSED && c->req && c->req->complete)
             dispatch(c);
@@ -360,7 +360,10 @@ static void parse_input(struct simhttp_conn *c)
             reply_bad(c, c->hdr_bytes > HDR_CAP ? 431 : 400);
     }
     c->in_parse = 0;
-    if (c->close_now)
+    if (c->read_stalled) {
+        bufferevent_disable(c->bev, EV_READ); /* the rest stays in the client's buffers */
+        stall(c);
+    } else if (c->close_now)
         conn_free(c);
     else if (c->closing && !c->busy)
         start_closing(c);
@@ -562,6 +565,10 @@ static int on_body(http_parser *p, const char *at, size_t n)
         body_mem(r, at, n);
     else if (r->sink == SIMHTTP_SINK_FILE)
         body_file(r, at, n);
+    if (r->shape.read_stall_at > 0 && (long long)r->body_len >= r->shape.read_stall_at) {
+        pconn(p)->read_stalled = 1;
+        http_parser_pause(p, 1);
+    }
     return 0;
 }
 

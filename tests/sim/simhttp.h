@@ -29,6 +29,8 @@ struct simhttp_shape {
                                head) and send nothing more until the client goes away */
     long long stall_at;     /* >0 with stall: body bytes sent before the stall */
     int hang;               /* 1: the request is handled but not even the head is sent */
+    long long read_stall_at; /* >0: stop reading the request body after this many bytes
+                                (the client's upload stalls; dropped after STALL_MAX_S) */
     long long truncate_at;  /* >0: close after this many body bytes */
     int chunked;            /* 1: Transfer-Encoding: chunked instead of Content-Length */
 };

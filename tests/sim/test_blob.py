@@ -278,3 +278,20 @@ def test_hang_handles_the_enqueue_but_never_answers(sim):
     assert buf == b"" and not closed
     # D365 received it: the message is there although no answer left.
     assert sim.counters()["requests"]["enqueue"] == {"200": 1}
+
+
+def test_stall_upload_stops_reading_the_request_body(sim):
+    url = write_url(sim)
+    sim.fault(endpoint="blob_block", kind="stall_upload", bytes=MIB, count=1)
+    u = urllib.parse.urlsplit(url)
+    size = 64 * MIB  # far more than socket buffers hold
+    s = socket.create_connection(("127.0.0.1", sim.port), timeout=2)
+    s.sendall((f"PUT {u.path}?{u.query}&comp=block&blockid={block_id(0)} HTTP/1.1\r\n"
+               f"Host: x\r\nContent-Length: {size}\r\n\r\n").encode())
+    sent, chunk = 0, b"\0" * 65536
+    with pytest.raises(socket.timeout):
+        while sent < size:
+            sent += s.send(chunk)
+    s.close()
+    assert MIB <= sent < 32 * MIB, sent
+    assert put_block(url, block_id(0), b"x")[0] == 201  # the rule was used up
