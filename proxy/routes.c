@@ -44,6 +44,20 @@ static void reply_json_t(struct conn_req *req, int status, json_t *o)
     json_decref(o);
 }
 
+/* {env: what to do} for the environments of `why` that have a hint. */
+static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
+{
+    json_t *hints = json_object(), *v;
+    const char *env;
+
+    json_object_foreach(why, env, v) {
+        const char *h = token_hint(tm, env);
+        if (h)
+            json_object_set_new(hints, env, json_string(h));
+    }
+    return hints;
+}
+
 static void route_readyz(const struct routes_deps *d, struct conn_req *req)
 {
     json_t *why = NULL;
@@ -58,6 +72,8 @@ static void route_readyz(const struct routes_deps *d, struct conn_req *req)
     if (o && d->ledger)
         json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
                                                    "reason", lwhy));
+    if (o && !ready)
+        json_object_set_new(o, "hints", readyz_hints(d->tm, json_object_get(o, "environments")));
     reply_json_t(req, ready && lready ? 200 : 503, o);
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -53,6 +54,7 @@ static void req_free(struct package_req *r)
     packageimport_stop(r);
     packageerrors_stop(r);
     d365_cancel(r->call);
+    d365_cancel(r->check);
     msgwait_cancel(r->waiter);
     if (r->prev)
         r->prev->next = r->next;
@@ -141,7 +143,8 @@ void package_req_json(struct package_req *r, int status, json_t *o)
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->busy || r->call || r->import || r->xfer || r->put || r->queued || r->waiter || r->op ||
+    if (r->busy || r->call || r->check || r->import || r->xfer || r->put || r->queued ||
+        r->waiter || r->op ||
         r->body_reading || r->req)
         return false;
     req_free(r);
@@ -161,6 +164,18 @@ static void on_gone(void *arg)
     packageerrors_stop(r);
     packageimport_cancel(r); /* an upload stops; a queued or running import goes on */
     package_req_settle(r);
+}
+
+void package_req_sas_expired(struct package_req *r, const char *which, const char *advice)
+{
+    char when[32] = "?";
+    time_t se;
+    struct tm tm;
+
+    if (packagename_sas_expiry(r->blob_url, &se) == 0 && gmtime_r(&se, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    package_req_error(r, 502, "blob_sas_expired", "the %s expired at %s; %s; if this repeats, "
+                      "check the clocks of D365's storage and of this host", which, when, advice);
 }
 
 json_t *package_req_accepted(struct package_req *r)
@@ -331,6 +346,9 @@ static void on_blob_done(void *arg, const struct upstream_done *d)
     } else if (d->result != UPSTREAM_OK) {
         package_req_error(r, 502, "blob_unreachable", "blob storage failed: %s",
                           upstream_result_name(d->result));
+    } else if (d->status == 403 && packagename_sas_expired(r->blob_url, time(NULL))) {
+        package_req_sas_expired(r, "package URL D365 gave (GetExportedPackageUrl)",
+                                "ask for the package again (a new URL is made each time)");
     } else {
         package_req_error(r, 502, "blob_download_failed", "blob storage answered %d to the "
                           "package download (SAS expired or package gone?)", d->status);
@@ -351,6 +369,8 @@ static void on_package_url(void *arg, const struct d365_result *res)
     else if (!res->value[0])
         package_req_error(r, 409, "package_not_ready", "D365 has no package for execution %s "
                           "yet; poll its status", r->exec_id);
+    else if (!(r->blob_url = strdup(res->value)))
+        package_req_error(r, 500, "internal", "out of memory");
     else if (!(r->xfer = upstream_start(r->p->up, &ureq, &cbs)))
         package_req_error(r, 502, "d365_bad_answer", "D365's package URL is not usable");
     package_req_settle(r);

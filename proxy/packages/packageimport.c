@@ -63,20 +63,6 @@ static void on_send_space(void *arg)
     package_req_settle(r);
 }
 
-/* D365 handed out a SAS URL that has expired (before or during the upload). */
-static void sas_expired(struct package_req *r)
-{
-    char when[32] = "?";
-    time_t se;
-    struct tm tm;
-
-    if (packagename_sas_expiry(r->blob_url, &se) == 0 && gmtime_r(&se, &tm))
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    package_req_error(r, 502, "blob_sas_expired", "the upload URL D365 gave (GetAzureWriteUrl) "
-                      "expired at %s; nothing was imported. Send the import again; if this "
-                      "repeats, check the clocks of D365's storage and of this host", when);
-}
-
 static void on_blob_done(void *arg, const struct blobput_result *d)
 {
     struct package_req *r = arg;
@@ -91,7 +77,8 @@ static void on_blob_done(void *arg, const struct blobput_result *d)
     } else {
         packagequeue_drop_key(r);
         if (d->status == 403 && packagename_sas_expired(r->blob_url, time(NULL)))
-            sas_expired(r);
+            package_req_sas_expired(r, "upload URL D365 gave (GetAzureWriteUrl)",
+                                    "nothing was imported. Send the import again");
         else if (d->status == 0)
             package_req_error(r, 502, "blob_unreachable", "the package upload to blob "
                               "storage failed at %s: %s%s%s", d->step,
@@ -137,7 +124,8 @@ static void on_write_url(void *arg, const struct d365_result *res)
         package_req_error(r, 502, "d365_bad_answer", "GetAzureWriteUrl gave no BlobUrl");
     } else if (packagename_sas_expired(r->blob_url, time(NULL))) {
         packagequeue_drop_key(r);
-        sas_expired(r);
+        package_req_sas_expired(r, "upload URL D365 gave (GetAzureWriteUrl)",
+                                "nothing was imported. Send the import again");
     } else if (r->req) {
         start_upload(r);
     }

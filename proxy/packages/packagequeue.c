@@ -61,7 +61,7 @@ static void queue_next(struct package *p, const char *env)
 void packagequeue_drop_key(struct package_req *r)
 {
     if (r->idem_key[0] && !r->replay && !r->idem_done)
-        packageshare_drop(r->p->share, r->job, r->idem_key, r->exec_id);
+        packageshare_drop(r->p->share, r->job, r->idem_key, r->exec_id, NULL);
     r->idem_key[0] = '\0';
 }
 
@@ -79,15 +79,62 @@ static void leave_queue(struct package_req *r)
     queue_next(r->p, r->env);
 }
 
+/* The status check after a failed ImportFromPackage (check_started): an execution D365 knows
+ * (Executing, Succeeded, Failed...) was started, and its Idempotency-Key keeps answering it;
+ * one it does not know ("Execution details were not found"), or NotRun/Unknown, was never
+ * started: the key is released so that the client's retry imports. */
+static void on_checked(void *arg, const struct d365_result *res)
+{
+    struct package_req *r = arg;
+    struct d365_err *e = &r->import_err;
+    size_t n = strlen(e->message);
+    const char *st = res->ok ? res->value : packagename_not_yet(&res->err);
+
+    r->check = NULL;
+    if (st && (!*st || strcmp(st, "NotRun") == 0 || strcmp(st, "Unknown") == 0)) {
+        if (r->idem_key[0] && !r->replay)
+            packageshare_drop(r->p->share, r->job, r->idem_key, r->exec_id,
+                              r->idem_done ? r->sha256 : NULL);
+        r->idem_done = false;
+        snprintf(e->message + n, sizeof e->message - n, ". D365 did not start execution %s: "
+                 "nothing was imported, and sending the import again (with the same "
+                 "Idempotency-Key, if any) is safe", r->exec_id);
+    } else if (st) {
+        snprintf(e->message + n, sizeof e->message - n, ". Execution %s did start (status "
+                 "%s): poll it; the same Idempotency-Key answers it", r->exec_id, st);
+    } else {
+        snprintf(e->message + n, sizeof e->message - n, ". Whether execution %s started "
+                 "could not be told (%s): poll it before sending the import again", r->exec_id,
+                 res->err.code);
+    }
+    package_req_fail(r, e);
+    package_req_settle(r);
+}
+
+/* ImportFromPackage failed with an answer or a broken connection: ask D365 whether the
+ * execution started before answering (a 202 is only ever for an import D365 took). */
+static void check_started(struct package_req *r, const struct upcall_done *d)
+{
+    struct d365_cbs cbs = { .on_result = on_checked, .arg = r };
+
+    d365_error_from(d, "ImportFromPackage", &r->import_err);
+    r->check = d365_action(r->p->ctx, r->env, "GetExecutionSummaryStatus", "executionId",
+                           r->exec_id, &cbs);
+    if (!r->check)
+        package_req_fail(r, &r->import_err);
+}
+
 static void on_imported(void *arg, const struct upcall_done *d)
 {
     struct package_req *r = arg;
-    struct d365_err err;
     json_t *o;
 
     r->import = NULL;
-    if (d->st == UPCALL_FAILED && d->request_sent) {
-        /* D365 keeps going (reference §4.7): never re-send; the status tells */
+    if (d->st == UPCALL_FAILED && (d->transport == UPSTREAM_TIMEOUT ||
+                                   d->transport == UPSTREAM_FIRST_BYTE ||
+                                   (d->transport == UPSTREAM_STALLED && d->request_sent))) {
+        /* no answer in time: D365 keeps going (reference §4.7); never re-send, the status
+         * tells (a broken connection is checked at once by check_started) */
         o = package_req_accepted(r);
         json_object_set_new(o, "outcome", json_string("unknown"));
         json_object_set_new(o, "note", json_string("ImportFromPackage was sent but did not "
@@ -95,8 +142,7 @@ static void on_imported(void *arg, const struct upcall_done *d)
                                                    "poll the execution's status"));
         package_req_json(r, 202, o);
     } else if (d->st != UPCALL_OK || d->status != 200) {
-        d365_error_from(d, "ImportFromPackage", &err);
-        package_req_fail(r, &err);
+        check_started(r, d);
     } else {
         package_req_json(r, 202, package_req_accepted(r));
     }

@@ -67,6 +67,10 @@ struct package_req {
     bool execute, overwrite;
     struct d365_call *call;             /* owned while in flight */
     struct upcall *import;              /* owned while ImportFromPackage is in flight */
+    struct d365_err import_err;         /* a failed ImportFromPackage, answered once D365
+                                           said whether the execution started */
+    struct d365_call *check;            /* owned while asking that (goes on when the
+                                           client leaves, like the import itself) */
     struct upstream_xfer *xfer;         /* owned while a blob download runs */
     struct blobput *put;                /* owned while the package upload runs */
     struct msgwait_waiter *waiter;      /* owned while waiting */
@@ -75,7 +79,8 @@ struct package_req {
     double wait_since;                  /* when the import joined its queue (monotonic s) */
     struct evbuffer *pending;           /* owned: body bytes the blob had no room for */
     EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming */
-    char *blob_url;                     /* owned: the SAS URL (a secret: never logged) */
+    char *blob_url;                     /* owned: the upload or download SAS URL (a secret:
+                                           never logged) */
     bool queued;                        /* on a queue (waiting or running) */
     bool locked;                        /* holds the environment's import lock */
     bool idem_done;                     /* its Idempotency-Key record is done (keep it) */
@@ -101,6 +106,10 @@ void package_req_json(struct package_req *r, int status, json_t *o);
 
 /* Frees `r` when nothing can reach it any more. Returns true when it was freed. */
 bool package_req_settle(struct package_req *r);
+
+/* Answers 502 blob_sas_expired: the SAS URL in r->blob_url (`which` names it) has expired;
+ * `advice` says what the client can do. Never quotes the URL. */
+void package_req_sas_expired(struct package_req *r, const char *which, const char *advice);
 
 /* The status URL of an execution for `r`'s job. */
 json_t *package_req_accepted(struct package_req *r);

@@ -310,7 +310,7 @@ struct packageshare_op *packageshare_complete(struct packageshare *ps, const cha
 }
 
 void packageshare_drop(struct packageshare *ps, const char *scope, const char *key,
-                       const char *exec_id)
+                       const char *exec_id, const unsigned char *sha256)
 {
     char k[PKGKEY_KEY_SIZE], v[PKGKEY_RECORD_SIZE];
 
@@ -318,7 +318,7 @@ void packageshare_drop(struct packageshare *ps, const char *scope, const char *k
         packageidem_drop(ps->idem, scope, key);
         return;
     }
-    if (pkgkey_idem(scope, key, strlen(key), k) < 0 || record(exec_id, NULL, v) < 0)
+    if (pkgkey_idem(scope, key, strlen(key), k) < 0 || record(exec_id, sha256, v) < 0)
         return;
     hold_remove(ps, k, v);
     pkgstore_release(ps->store, k, v, NULL, NULL);

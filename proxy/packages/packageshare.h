@@ -64,10 +64,11 @@ struct packageshare_op *packageshare_complete(struct packageshare *ps, const cha
                                               const unsigned char sha256[32],
                                               packageshare_cb *cb, void *arg);
 
-/* Drops our reservation of (scope, key) for exec_id (the import failed before D365 got
- * it). Best effort: a lost one expires after the lease. */
+/* Drops our record of (scope, key) for exec_id: the reservation (sha256 NULL: the import
+ * failed before D365 got it), or the done record with that SHA-256 (D365 refused the
+ * import without starting it). Best effort: a lost reservation expires after the lease. */
 void packageshare_drop(struct packageshare *ps, const char *scope, const char *key,
-                       const char *exec_id);
+                       const char *exec_id, const unsigned char *sha256);
 
 /* Takes the import lock of `env` for `owner` (the execution id), waiting up to wait_ms.
  * OK (held, renewed until unlock), TIMEOUT or DOWN. In memory it is granted at once:

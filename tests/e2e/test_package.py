@@ -84,7 +84,8 @@ def sim(env):
     s = env[0]
     s.reset()
     s.configure(import_package_secs=0.5, export_secs=0.5, exec_not_found_secs=0,
-                package_outcome="Succeeded", package_bytes=4096, write_sas_secs=1800)
+                package_outcome="Succeeded", package_bytes=4096, write_sas_secs=1800,
+                read_sas_secs=3600)
     return s
 
 
@@ -190,6 +191,28 @@ def test_odata_400_is_a_clear_error_and_not_retried(sim, gate):
     assert r.json()["code"] == "d365_rejected"
     assert "stacktrace" not in r.body.decode() and " at Microsoft" not in r.body.decode()
     assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_import_refused_with_5xx_releases_its_key_so_the_retry_imports(sim, gate):
+    """Regression (issue 11 item 9): ImportFromPackage answered 500, the client got 502, and
+    a retry with the same Idempotency-Key answered 202 with the execution id of an import
+    that never started (its status stayed NotRun). Now fogate asks D365 whether the
+    execution started: it did not, so the key is released and the retry imports."""
+    h = {"Idempotency-Key": "refused-500"}
+    body = b"PK-refused" * 300
+    sim.fault(endpoint="odata:ImportFromPackage", kind="status", status=500, count=1)
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r.status == 502 and r.json()["code"] == "d365_error", r
+    assert "did not start" in r.json()["message"] and "safe" in r.json()["message"], r.json()
+    assert requests_to(sim, "odata:GetExecutionSummaryStatus") == 1
+    r = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r.status == 202 and not r.json().get("replayed"), r
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
+    assert wait_final(gate, r.json()["execution_id"]) == "Succeeded"
+    # now the key is done for real: a third call replays without importing again
+    r2 = call(gate, "POST", "/v1/packages/import?job=pkg-in", body, headers=h)
+    assert r2.status in (200, 202) and r2.json()["execution_id"] == r.json()["execution_id"]
+    assert requests_to(sim, "odata:ImportFromPackage") == 2
 
 
 def test_two_imports_at_once_run_one_after_the_other(sim, gate):
@@ -366,6 +389,25 @@ def test_expired_sas_is_a_clear_error_and_nothing_is_imported(sim, gate):
     r = call(gate, "POST", "/v1/packages/import?job=pkg-in", b"PK-expired" * 100, headers=h)
     assert r.status == 202 and not r.json().get("replayed"), r
     assert requests_to(sim, "odata:ImportFromPackage") == 1
+
+
+def test_expired_sas_on_the_package_download_is_blob_sas_expired(sim, gate):
+    """Regression (issue 11 item 8): an expired read SAS from GetExportedPackageUrl answered
+    blob_download_failed; the docs promise blob_sas_expired, as on the upload."""
+    sim.configure(read_sas_secs=-120)
+    r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
+    assert r.status == 202, r
+    exec_id = r.json()["execution_id"]
+    s = call(gate, "GET", f"/v1/executions/{exec_id}?job=pkg-out&wait=30", timeout=60)
+    assert s.json()["status"] == "Succeeded", s
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 502 and p.json()["code"] == "blob_sas_expired", p
+    msg = p.json()["message"]
+    assert "GetExportedPackageUrl" in msg and "expired at 20" in msg and "again" in msg, msg
+    assert b"sig=" not in p.body and "?" not in msg
+    sim.configure(read_sas_secs=3600)
+    p = call(gate, "GET", f"/v1/executions/{exec_id}/package?job=pkg-out")
+    assert p.status == 200 and p.body[:2] == b"PK", p
 
 
 def test_no_sas_query_in_logs(gate):

@@ -190,6 +190,23 @@ def test_idempotency_key_across_instances(env, sim):
         assert v is None or (key.encode() not in v and b"http" not in v), (k, v)
 
 
+def test_import_refused_with_5xx_releases_the_shared_key(env, sim):
+    """Issue 11 item 9 with the key records in Redis: ImportFromPackage answered 500, D365
+    says the execution never started, so the done record is deleted and the retry on the
+    other instance imports (it did answer 202 for an execution that stayed NotRun)."""
+    a, b, redis = env["a"], env["b"], env["redis"]
+    key = "ha-key-refused-500"
+    sim.fault(endpoint="odata:ImportFromPackage", kind="status", status=500, count=1)
+    first = a.imp(b"PK-refused" * 100, key=key)
+    assert first.status == 502 and "did not start" in first.json()["message"], first
+    assert rcmd(redis, "GET", idem_key(key)) is None
+    again = b.imp(b"PK-refused" * 100, key=key)
+    assert again.status == 202 and not again.json().get("replayed"), again
+    assert imports(sim) == 2
+    rec = rcmd(redis, "GET", idem_key(key))
+    assert rec is not None and rec.endswith(again.json()["execution_id"].encode()), rec
+
+
 def test_same_key_in_progress_on_another_instance_is_409(env, sim):
     a, b, redis = env["a"], env["b"], env["redis"]
     key = "ha-key-in-progress"

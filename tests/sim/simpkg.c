@@ -394,8 +394,10 @@ void simpkg_get_exported_package_url(struct sim *s, struct simhttp_req *req, con
     struct exec *e = find(s->pkg, param(params, "executionId"));
     const char *st = e && e->is_export ? status_of(s, e, sim_now(s)) : NULL;
     int ready = st && (strcmp(st, "Succeeded") == 0 || strcmp(st, "PartiallySucceeded") == 0);
-    simodata_reply_value(s, req, "Edm.String", ready ? sas_url(s, e->blob, "r", 300, 3600)
-                                                     : json_string(""));
+    long after = s->conf->read_sas_secs; /* < 0: already expired (a knob for clients) */
+    simodata_reply_value(s, req, "Edm.String",
+                         ready ? sas_url(s, e->blob, "r", after < 0 ? 300 - after : 300, after)
+                               : json_string(""));
 }
 
 static void upload_done(struct simworker_job *j)
