@@ -271,8 +271,10 @@ static void on_lock(void *arg, int result, const char *val, size_t len)
     if (!op_back(f))
         return;
     if (result == TOKEN_SHARE_OK) {
+        /* Another instance may have published and unlocked between our read and our
+         * lock: read again under the lock before asking Entra. */
         f->locked = true;
-        http_start(f);
+        share_get(f);
     } else if (result == TOKEN_SHARE_MISS) {
         wait_poll(f);
     } else {
@@ -304,7 +306,9 @@ static void on_get(void *arg, int result, const char *val, size_t len)
         return;
     if (result == TOKEN_SHARE_OK && val && adopt(f, val, len))
         return;
-    if (result == TOKEN_SHARE_ERROR)
+    if (f->locked)
+        http_start(f); /* the read under our lock: nothing newer, fetch */
+    else if (result == TOKEN_SHARE_ERROR)
         go_direct(f);
     else
         share_lock(f);

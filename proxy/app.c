@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
 #include "ledgerflow.h"
@@ -35,6 +36,7 @@ struct app {
     struct conn_server *server;     /* owned */
     struct upstream *up;            /* owned */
     struct tokenwire *tokens;       /* owned */
+    struct budget *budget;          /* owned: D365 budget and 429 gates */
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
@@ -68,7 +70,7 @@ void app_conn_options(const struct conf *conf, unsigned workers, struct conn_opt
 static void on_request(struct conn_req *req, void *arg)
 {
     struct app *app = arg;
-    struct routes_deps d = { .conf = app->conf, .uc = app->uc,
+    struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
@@ -102,7 +104,7 @@ static void on_stop(struct app *app, int sig)
 
 /* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
  * settings stay as they were at start. A config that does not load is logged and ignored. */
-static void on_reload(struct app *app)
+static int on_reload(struct app *app)
 {
     struct conf_error err = { 0 };
     struct conf *n = conf_load(app->conf->path, &err);
@@ -113,30 +115,32 @@ static void on_reload(struct app *app)
                 err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (!n || !r) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
                 n ? "out of memory" : err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (token_mgr_reload(tokenwire_mgr(app->tokens), n) < 0) {
         log_msg(LOG_LVL_ERROR, "reload ignored: out of memory");
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     r->conf = app->conf;
     r->next = app->retired;
     app->retired = r;
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
+    budget_set_conf(app->budget, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
+    return 0;
 }
 
 static struct upstream *make_upstream(struct event_base *base, const struct conf *conf)
@@ -154,12 +158,26 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     return upstream_new(base, &o);
 }
 
-void app_signal(struct app *app, int sig)
+int app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
-        on_reload(app);
-    else
-        on_stop(app, sig);
+        return on_reload(app);
+    on_stop(app, sig);
+    return 0;
+}
+
+void app_health(const struct app *app, struct app_health *out)
+{
+    char why[8];
+
+    memset(out, 0, sizeof *out);
+    out->connections = conn_server_count(app->server);
+    out->envs = (unsigned)app->conf->n_envs;
+    for (size_t i = 0; i < app->conf->n_envs; i++) {
+        const char *r = token_reason(tokenwire_mgr(app->tokens), app->conf->envs[i].name);
+        out->envs_ready += r && strcmp(r, "ok") == 0;
+    }
+    out->ledger = app->ledger ? ledgerflow_ready(app->ledger, why, sizeof why) : -1;
 }
 
 struct event_base *app_base(const struct app *app)
@@ -188,7 +206,10 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
     if (app->up)
         app->tokens = tokenwire_new(app->base, app->up, conf);
     if (app->tokens)
-        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
+        app->budget = budget_new(app->base, conf, workers);
+    if (app->budget)
+        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), app->budget,
+                                 conf);
     if (app->uc)
         app->simple = simple_new(app->base, app->uc, conf);
     if (app->simple)
@@ -247,6 +268,7 @@ void app_free(struct app *app)
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
     upcall_ctx_free(app->uc);
+    budget_free(app->budget); /* after the calls that hold its slots */
     tokenwire_free(app->tokens);
     upstream_free(app->up);
     if (app->base)

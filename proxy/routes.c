@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "budget.h"
 #include "clientauth.h"
 #include "conf.h"
 #include "ledgerflow.h"
@@ -92,8 +93,9 @@ static void route_admin(const struct routes_deps *d, struct conn_req *req)
         json_object_set_new(gates, d->conf->envs[i].name,
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
-                           token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
+                 json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
+                           token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
+                           budget_status(d->budget), "tokens_shared",
                            d->token_shared, "ledger",
                            d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
                            (json_int_t)d->worker, "workers", (json_int_t)d->workers));

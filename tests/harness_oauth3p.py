@@ -22,7 +22,8 @@ import tempfile
 import urllib.parse
 import urllib.request
 
-from harness import file_tail, spawn_logged, src_root, stop_popen, wait_listening
+from harness import (file_tail, spawn_logged, src_root, stop_popen, wait_listening,
+                     write_secret_file)
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -145,9 +146,10 @@ def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_
     """
     cmd = [node_bin(), server_script(), "--port", str(port), "--lifetime", str(lifetime),
            "--shape", shape]
-    if secret is not None:
-        cmd += ["--secret", secret]
     logdir = tempfile.mkdtemp(prefix="fogate-oauth3p-")
+    if secret is not None:
+        # In a file (0600, in a 0700 directory), never on the command line (ps shows it).
+        cmd += ["--secret-file", write_secret_file(logdir, "secret", secret)]
     proc = spawn_logged(cmd, os.path.join(logdir, "oauth3p.out"),
                         cwd=os.path.join(src_root(), "tests"))
     srv = OAuth3p(proc, logdir)
@@ -156,6 +158,6 @@ def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_
         output = srv.log()
         srv.stop()
         raise RuntimeError(f"oauth3p did not start within {timeout:.0f}s: "
-                           f"{' '.join(c if c != secret else '<secret>' for c in cmd)}\n{output}")
+                           f"{' '.join(cmd)}\n{output}")
     srv.port = got
     return srv

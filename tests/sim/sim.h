@@ -16,6 +16,7 @@ struct simfault;
 struct simpkg;
 struct simbearer;
 struct simblob;
+struct simprotect;
 
 struct sim {
     struct event_base *base;        /* borrowed */
@@ -28,6 +29,7 @@ struct sim {
     struct simfault *faults;        /* owned: fault rules */
     struct simpkg *pkg;             /* owned: package executions */
     struct simblob *blobs;          /* owned: the blob store (blob_store "self") */
+    struct simprotect *protect;     /* owned: service protection and the call log */
     json_t *counters;               /* owned */
     char *data_dir;                 /* owned */
     char base_url[80];              /* http://127.0.0.1:PORT */

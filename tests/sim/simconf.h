@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "simspl.h"
+
 /* A federated identity credential on an app: tokens from `issuer` for `subject` with
  * `audience` are accepted as its client assertion, verified with `jwks`. */
 struct simconf_fed {
@@ -74,6 +76,7 @@ struct simconf {
     char *identity_header;        /* owned: X-IDENTITY-HEADER the App Service route wants */
     int blob_self;                /* blob_store "self": GetAzureWriteUrl points at fosim */
     char blob_sas_version[16];    /* sv of the self store's SAS URLs */
+    struct simspl_conf spl;       /* service protection (§5); off unless configured */
 };
 
 /* Builds a validated config from `doc` (borrowed). On error returns NULL and writes a

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -16,6 +17,7 @@
 #include "token.h"
 
 #define TX_BODY_MAX (64 * 1024)
+#define TX_LOG 64 /* the last requests whose send times are kept */
 
 struct tx_req {
     struct tx_req *next;
@@ -30,7 +32,19 @@ struct tx {
     struct tx_req *reqs; /* in flight */
     int posts, gets, cancels, completions, in_flight, max_in_flight;
     int refuse;          /* when set, post_form returns -1 */
+    /* CLOCK_MONOTONIC (us) when request number n (tx.posts before it) was sent, at
+     * [n % TX_LOG]. A retry timer of d ms armed when request n's answer came shows as
+     * sent_us[n + 1] - sent_us[n] >= d ms (less one tick if libevent reads the coarse
+     * monotonic clock), however late the test looks at it. */
+    long long sent_us[TX_LOG];
 };
+
+static inline long long tx_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static inline void tx_unlink(struct tx *tx, struct tx_req *r)
 {
@@ -146,8 +160,9 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
                                unsigned timeout_ms, token_http_done *done, void *arg)
 {
     struct tx *tx = ctx;
+    int seq = tx->posts++;
 
-    tx->posts++;
+    tx->sent_us[seq % TX_LOG] = tx_now_us();
     return tx_send(tx, url, body, len, NULL, 0, timeout_ms, done, arg);
 }
 
