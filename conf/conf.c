@@ -335,6 +335,9 @@ static void fill_timeouts(struct conf_timeouts *t, json_t *o)
     t->idle_ms = (unsigned)get_int(o, "idle_ms");
     t->upstream_connect_ms = (unsigned)get_int(o, "upstream_connect_ms");
     t->upstream_total_ms = (unsigned)get_int(o, "upstream_total_ms");
+    t->upstream_first_byte_ms = (unsigned)get_int(o, "upstream_first_byte_ms");
+    t->upstream_stall_ms = (unsigned)get_int(o, "upstream_stall_ms");
+    t->import_first_byte_ms = (unsigned)get_int(o, "import_first_byte_ms");
     t->shutdown_grace_ms = (unsigned)get_int(o, "shutdown_grace_ms");
 }
 
@@ -368,6 +371,7 @@ static void fill_packages(struct conf_packages *p, json_t *o)
     p->shared = json_is_true(json_object_get(o, "shared"));
     p->lock_lease_ms = (unsigned)get_int(o, "lock_lease_ms");
     p->lock_wait_ms = (unsigned)get_int(o, "lock_wait_ms");
+    p->block_bytes = (size_t)get_int(o, "block_bytes");
 }
 
 static void fill_budget(struct conf_budget *b, json_t *o)

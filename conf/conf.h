@@ -141,6 +141,9 @@ struct conf_timeouts {
     unsigned idle_ms;
     unsigned upstream_connect_ms;
     unsigned upstream_total_ms;
+    unsigned upstream_first_byte_ms; /* request sent -> first response byte */
+    unsigned upstream_stall_ms;  /* no byte either way */
+    unsigned import_first_byte_ms; /* ImportFromPackage's first byte (it answers late) */
     unsigned shutdown_grace_ms;
 };
 
@@ -174,6 +177,7 @@ struct conf_packages {
     bool shared;                 /* lock and Idempotency-Keys in Redis */
     unsigned lock_lease_ms;      /* Redis lock and reservation lease, renewed while held */
     unsigned lock_wait_ms;       /* longest wait for the environment's turn */
+    size_t block_bytes;          /* Put Block size of package uploads */
 };
 
 /* admin: the operators' listener (proxy/admin): /metrics, /healthz, /readyz, /admin/... */

@@ -193,7 +193,9 @@ static const struct key limits_keys[] = {
         "Largest request body on routes without a limit of their own (dequeue, ack, "
         "OData actions)."),
     INT("max_enqueue_bytes", "104857600", 1, 68719476736LL,
-        "Largest connector enqueue body. D365 itself has answered 413 at 36-50 MB."),
+        "Largest connector enqueue body. D365 itself has answered 413 at about 36-50 MB "
+        "(no documented limit; reference §3.1); that 413 reaches the client as "
+        "`d365_enqueue_too_large`, naming this limit and pointing to the package API."),
     INT("max_package_bytes", "2147483648", 1, 68719476736LL,
         "Largest data package uploaded through fogate."),
     INT("replay_body_bytes", "1048576", 0, 67108864,
@@ -223,6 +225,25 @@ static const struct key timeouts_keys[] = {
     INT("upstream_total_ms", "3600000", 1, 86400000,
         "Time limit of one whole upstream exchange. Long on purpose: package imports take "
         "over 30 minutes."),
+    INT("upstream_first_byte_ms", "180000", 1, 86400000,
+        "Time limit from the last request byte sent to the first response byte, for every "
+        "upstream call but ImportFromPackage (`import_first_byte_ms`). D365 answers "
+        "connector and OData calls in seconds; 3 minutes leaves room for a loaded AOS while "
+        "cutting the hangs seen in the field (download not answering until the next "
+        "dequeue). An idempotent call is then retried within `upstream_total_ms`; an enqueue "
+        "is not re-sent and is answered 504 `d365_outcome_unknown`."),
+    INT("upstream_stall_ms", "60000", 1, 86400000,
+        "Longest time an upstream transfer may go without a byte moving either way (time in "
+        "which fogate itself waits for its client does not count). Healthy D365 and blob "
+        "transfers never pause for a minute (a 120 MB download taking 3 minutes still moves "
+        "0.7 MB/s). Idempotent calls (dequeue, download, status, ack, blob blocks) are "
+        "retried within `upstream_total_ms`; a download already streaming resumes where it "
+        "stopped."),
+    INT("import_first_byte_ms", "1800000", 1, 86400000,
+        "`upstream_first_byte_ms` for ImportFromPackage, which answers only once the package "
+        "is unpacked into staging (over 180 s measured for a 228-entity package; at least 30 "
+        "minutes advised). It is never re-sent: when it expires the import is answered 202 "
+        "with `outcome: unknown` and its execution status tells."),
     INT("shutdown_grace_ms", "30000", 0, 86400000,
         "On shutdown, time given to requests in flight before connections are closed."),
     { 0 }
@@ -292,6 +313,12 @@ static const struct key packages_keys[] = {
     INT("lock_wait_ms", "300000", 0, 86400000,
         "Longest time an import waits for its environment's turn (queue and lock) before it "
         "is answered 503 `package_lock_timeout`."),
+    INT("block_bytes", "4194304", 65536, 4194304000LL,
+        "Package uploads go to blob storage as Put Block of this size, then one Put Block "
+        "List, so memory stays bounded and a failed block is re-sent alone. Lowered to the "
+        "largest block the SAS version allows (4 MiB before 2016-05-31, which D365's "
+        "sv=2014-02-14 is; 100 MiB before 2019-12-12). A package of at most one block goes "
+        "as one Put Blob."),
     { 0 }
 };
 

@@ -211,6 +211,8 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
         o.allow_http |= conf->envs[i].allow_http;
     o.connect_timeout_ms = conf->timeouts.upstream_connect_ms;
     o.total_timeout_ms = conf->timeouts.upstream_total_ms;
+    o.first_byte_timeout_ms = conf->timeouts.upstream_first_byte_ms;
+    o.stall_timeout_ms = conf->timeouts.upstream_stall_ms;
     return upstream_new(base, &o);
 }
 

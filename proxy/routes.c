@@ -95,6 +95,8 @@ static void route_base(const struct routes_deps *d, struct passthru_route *rt)
     rt->retry = UPCALL_RETRY_SAFE;
     rt->timeouts.connect_ms = d->conf->timeouts.upstream_connect_ms;
     rt->timeouts.total_ms = d->conf->timeouts.upstream_total_ms;
+    rt->timeouts.first_byte_ms = d->conf->timeouts.upstream_first_byte_ms;
+    rt->timeouts.stall_ms = d->conf->timeouts.upstream_stall_ms;
 }
 
 static bool method_ok(struct conn_req *req, const struct http1_head *h, enum routes_op op)

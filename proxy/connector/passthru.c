@@ -27,6 +27,7 @@ struct pt {
     struct conn_req *req;        /* borrowed until done() */
     struct upcall_ctx *ctx;      /* borrowed */
     struct passthru_route rt;
+    bool streamed;               /* the request body is streamed (never re-sent) */
     struct upcall *up;           /* owned until its on_done */
     struct evbuffer *body;       /* owned: buffered body, or the streamed overflow */
     char **lines;                /* owned forwarded header lines */
@@ -116,6 +117,14 @@ static void fail_upcall(struct pt *p, const struct upcall_done *d)
 {
     struct d365_err e;
 
+    if (d->st == UPCALL_FAILED && d->request_sent &&
+        (p->rt.retry == UPCALL_RETRY_NONE || p->streamed)) {
+        /* never re-sent (reference §8.2): the client must know D365 may have it */
+        fail_reply(p, 504, "d365_outcome_unknown", "the request was sent whole to D365 but "
+                   "no answer came; D365 may have received it and fogate did not send it "
+                   "again: check before sending it again", 0);
+        return;
+    }
     d365_error_from(d, "the pass-through call", &e);
     fail_reply(p, e.status, e.code, e.message, e.retry_after_s);
 }
@@ -383,6 +392,7 @@ static int start_upcall(struct pt *p)
     bool stream = p->rt.body == PASSTHRU_BODY_STREAM && h->framing != HTTP1_BODY_NONE;
     char job[80];
 
+    p->streamed = stream; /* a streamed body is never re-sent */
     job_of(target, job, sizeof job);
     if (!stream && h->framing != HTTP1_BODY_NONE)
         body = (char *)evbuffer_pullup(p->body, -1);

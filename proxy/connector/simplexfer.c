@@ -93,7 +93,13 @@ static void on_enqueued(void *arg, const struct d365_result *res)
         conn_req_drop_body(r->req);
         r->body_reading = false;
     }
-    if (!res->ok) {
+    if (!res->ok && strcmp(res->err.code, "d365_enqueue_too_large") == 0) {
+        struct d365_err e = res->err;
+        size_t n = strlen(e.message);
+        snprintf(e.message + n, sizeof e.message - n, " (fogate's limits.max_enqueue_bytes "
+                 "is %zu bytes)", r->s->conf->limits.max_enqueue_bytes);
+        simple_req_fail(r, &e);
+    } else if (!res->ok) {
         simple_req_fail(r, &res->err);
     } else {
         d365parse_query_encode(job, sizeof job, &jl, r->route.job);

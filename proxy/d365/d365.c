@@ -112,6 +112,14 @@ void d365_error_from(const struct upcall_done *d, const char *what, struct d365_
     case UPCALL_FAILED:
         break;
     }
+    if (d->transport == UPSTREAM_STALLED || d->transport == UPSTREAM_FIRST_BYTE) {
+        set_err(out, 504, "d365_stalled");
+        snprintf(out->message, sizeof out->message, "%s: D365 %s (%u attempt%s within the "
+                 "deadline)", what, d->transport == UPSTREAM_STALLED ? "stopped sending "
+                 "mid-transfer" : "did not answer in time", d->attempts,
+                 d->attempts == 1 ? "" : "s");
+        return;
+    }
     if (d->transport == UPSTREAM_TIMEOUT)
         set_err(out, 504, "d365_timeout");
     else if (d->transport == UPSTREAM_TRUNCATED || d->transport == UPSTREAM_TOO_LARGE)
@@ -195,11 +203,43 @@ static struct upcall_done with_body(const struct d365_call *c, const struct upca
     return copy;
 }
 
+/* The whole enqueue went out but no (complete) answer came: never re-sent (reference
+ * §8.2), and the client must know that D365 may hold the message. */
+static void enqueue_unknown(struct d365_call *c, const struct upcall_done *d)
+{
+    struct d365_result r;
+
+    memset(&r, 0, sizeof r);
+    set_err(&r.err, 504, "d365_outcome_unknown");
+    snprintf(r.err.message, sizeof r.err.message, "the enqueue was sent whole to D365 but no "
+             "answer came (%s); D365 may have received it, and fogate did not send it again. "
+             "Check the job's messages in D365 (or GetMessageStatus of a message id you know) "
+             "before sending the file again", upstream_result_name(d->transport));
+    c->cbs.on_result(c->cbs.arg, &r);
+}
+
+static void enqueue_too_large(struct d365_call *c)
+{
+    struct d365_result r;
+
+    memset(&r, 0, sizeof r);
+    set_err(&r.err, 413, "d365_enqueue_too_large");
+    snprintf(r.err.message, sizeof r.err.message, "D365 refused this enqueue body with 413 "
+             "Request Entity Too Large: D365 caps connector enqueues below fogate's own limit "
+             "(refusals seen at about 36-50 MB). Send files this large as a data package "
+             "(POST /v1/packages/import), which goes to blob storage in blocks");
+    c->cbs.on_result(c->cbs.arg, &r);
+}
+
 static void done_enqueue(struct d365_call *c, const struct upcall_done *d)
 {
     struct upcall_done b = with_body(c, d);
     char id[GUID_CANON_SIZE];
 
+    if (b.st == UPCALL_FAILED && b.request_sent)
+        return enqueue_unknown(c, &b);
+    if (b.st == UPCALL_OK && b.status == 413)
+        return enqueue_too_large(c);
     if (b.st != UPCALL_OK || b.status != 200)
         return result_err(c, &b);
     if (d365parse_message_id(b.body, b.body_len, id) < 0)

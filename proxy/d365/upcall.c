@@ -36,6 +36,7 @@
 #define DEFAULT_WAIT_MS 10000
 #define MAX_5XX_RETRIES 2
 #define MAX_CONN_RETRIES 2
+#define MAX_STALL_RETRIES 2   /* stalled or unanswered attempts of an idempotent call */
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
 #define STATS_SPARE_ENVS 16 /* environments a reload may add and still be counted */
@@ -52,7 +53,7 @@ struct upcall_ctx {
     const char *cur_request_id;  /* borrowed, likewise */
 };
 
-enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH };
+enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH, ACT_RESUME_FAILED };
 
 struct upcall {
     struct upcall_ctx *ctx;      /* borrowed */
@@ -76,6 +77,11 @@ struct upcall {
     struct upstream_timeouts timeouts;
     struct upcall_cbs cbs;
     int64_t wait_until_us;
+    int64_t deadline_us;         /* the call's total deadline (stall retries fit in it) */
+    unsigned total_ms;           /* the call's total time limit */
+    int64_t first_len;           /* streamed: Content-Length of the delivered head, or -1 */
+    uint64_t delivered;          /* streamed: body bytes passed to on_body */
+    uint64_t skip;               /* a resumed download: bytes of the new answer to drop */
     int64_t retry_delay_us;      /* a swallowed answer's retry waits this long */
     char *job;                   /* owned, or NULL */
     struct budget_wait *bw;      /* pending budget wait, or NULL */
@@ -87,8 +93,8 @@ struct upcall {
     enum upcall_status fin_st;   /* ACT_FINISH: what to report */
     unsigned fin_retry_after;
     uint64_t generation;
-    unsigned attempts, retries_5xx, retries_conn;
-    bool retried_401, swallow, head_delivered;
+    unsigned attempts, retries_5xx, retries_conn, retries_stall;
+    bool retried_401, swallow, head_delivered, resuming, request_sent;
     enum d365stats_op op;
     struct d365stats_env *st;    /* borrowed from ctx->stats; NULL when the table is full */
     int64_t attempt_us;          /* when the current attempt was sent */
@@ -228,6 +234,7 @@ static void finish(struct upcall *c, struct upcall_done *d)
 {
     d->attempts = c->attempts;
     d->head_delivered = c->head_delivered;
+    d->request_sent = c->request_sent;
     d->retried_401 = c->retried_401;
     if (!d->error)
         d->error = "";
@@ -345,9 +352,34 @@ static bool plan_retry(struct upcall *c, int status, const struct uphead *head,
     return false;
 }
 
+static bool stalled(enum upstream_result r)
+{
+    return r == UPSTREAM_STALLED || r == UPSTREAM_FIRST_BYTE;
+}
+
+/* A stalled or unanswered attempt of an idempotent call: again, if it fits the deadline. */
+static bool plan_stall_retry(struct upcall *c, int64_t *delay_us)
+{
+    unsigned base = BACKOFF_BASE_MS << c->retries_stall;
+
+    if (c->retry != UPCALL_RETRY_SAFE || !replayable(c) || c->retries_stall >= MAX_STALL_RETRIES)
+        return false;
+    *delay_us = (int64_t)(base / 2 + jitter_ms(c->ctx, base)) * 1000;
+    if (deadline_now_us() + *delay_us + 1000000 > c->deadline_us)
+        return false; /* less than a second would be left for the new attempt */
+    c->retries_stall++;
+    log_msg(LOG_LVL_WARN, "D365 call %s %s on %s stalled: attempt %u of %u", c->method,
+            c->head_delivered ? "(resuming the body)" : "", c->env, c->retries_stall + 1,
+            MAX_STALL_RETRIES + 1);
+    return true;
+}
+
 static bool plan_conn_retry(struct upcall *c, enum upstream_result r, int64_t *delay_us)
 {
     unsigned base = BACKOFF_BASE_MS << c->retries_conn;
+
+    if (stalled(r))
+        return plan_stall_retry(c, delay_us);
 
     if (c->retry != UPCALL_RETRY_SAFE || !replayable(c) || c->retries_conn >= MAX_CONN_RETRIES ||
         (r != UPSTREAM_CONNECT_FAILED && r != UPSTREAM_TRUNCATED && r != UPSTREAM_OTHER))
@@ -484,6 +516,7 @@ static void on_fetch_done(void *arg, const struct upstream_done *ud)
 
     c->x = NULL;
     on_answer(c, ud->result == UPSTREAM_OK ? ud->status : 0, ud->head, ud->result, ud->error);
+    c->request_sent |= ud->request_sent;
     release_slot(c);
     if (ud->result == UPSTREAM_OK && plan_retry(c, ud->status, ud->head, &delay)) {
         schedule_retry(c, delay);
@@ -516,11 +549,39 @@ static void push_body(struct upcall *c)
         upstream_send_eof(c->x);
 }
 
+static int64_t content_length(const struct uphead *head)
+{
+    const char *v = uphead_find(head, "Content-Length");
+    char *end = NULL;
+    long long n = v ? strtoll(v, &end, 10) : -1;
+
+    return v && end != v && n >= 0 ? (int64_t)n : -1;
+}
+
+/* A resumed download's new answer must be the same 200 of the same length; its first
+ * `delivered` bytes (already passed on) are dropped. Anything else ends the call. */
+static void resume_head(struct upcall *c, const struct uphead *head)
+{
+    c->resuming = false;
+    if (uphead_status(head) == 200 && content_length(head) == c->first_len) {
+        c->skip = c->delivered;
+        return;
+    }
+    upstream_abort(c->x);
+    c->x = NULL;
+    release_slot(c); /* this attempt's answer ends here */
+    schedule(c, ACT_RESUME_FAILED, 0);
+}
+
 static void on_xfer_head(void *arg, const struct uphead *head)
 {
     struct upcall *c = arg;
     int64_t delay;
 
+    if (c->resuming) {
+        resume_head(c, head);
+        return;
+    }
     if (plan_retry(c, uphead_status(head), head, &delay)) {
         /* the retry starts from on_xfer_done, after this answer's body was dropped */
         c->swallow = true;
@@ -528,6 +589,7 @@ static void on_xfer_head(void *arg, const struct uphead *head)
         return;
     }
     c->head_delivered = true;
+    c->first_len = content_length(head);
     if (c->cbs.on_head)
         c->cbs.on_head(c->cbs.arg, head); /* last: it may cancel c */
 }
@@ -538,6 +600,15 @@ static enum upstream_flow on_xfer_body(void *arg, const char *data, size_t len)
 
     if (c->swallow || !c->cbs.on_body)
         return UPSTREAM_CONTINUE;
+    if (c->skip > 0) {
+        size_t drop = c->skip < len ? (size_t)c->skip : len;
+        c->skip -= drop;
+        data += drop;
+        len -= drop;
+        if (len == 0)
+            return UPSTREAM_CONTINUE;
+    }
+    c->delivered += len;
     return c->cbs.on_body(c->cbs.arg, data, len);
 }
 
@@ -555,6 +626,13 @@ static void on_xfer_space(void *arg)
         c->cbs.on_send_space(c->cbs.arg);
 }
 
+/* A streamed GET whose body stalled after its head went to the caller: asked again, the
+ * bytes already passed on are skipped (no Range needed; the length must match). */
+static bool resumable(const struct upcall *c)
+{
+    return !c->has_body && !c->stream && strcmp(c->method, "GET") == 0 && c->first_len >= 0;
+}
+
 static void on_xfer_done(void *arg, const struct upstream_done *ud)
 {
     struct upcall *c = arg;
@@ -563,6 +641,7 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
 
     c->x = NULL;
     on_answer(c, ud->status > 0 ? ud->status : 0, ud->head, ud->result, ud->error);
+    c->request_sent |= ud->request_sent;
     release_slot(c);
     if (c->swallow) {
         c->swallow = false;
@@ -572,6 +651,12 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     if (ud->result != UPSTREAM_OK && !c->head_delivered &&
         plan_conn_retry(c, ud->result, &delay)) {
         schedule_retry(c, delay);
+        return;
+    }
+    if (stalled(ud->result) && c->head_delivered && resumable(c) &&
+        plan_stall_retry(c, &delay)) {
+        c->resuming = true;
+        schedule(c, ACT_ATTEMPT, delay);
         return;
     }
     if (ud->result != UPSTREAM_OK)
@@ -613,7 +698,7 @@ static const char *new_traceparent(struct upcall *c)
 static void send_attempt(struct upcall *c, const struct token_view *v)
 {
     const char **lines = NULL;
-    int64_t body_len;
+    int64_t body_len, left_ms;
 
     lines = calloc(c->n_headers + 2, sizeof *lines);
     if (!lines || set_auth(c, v) < 0) {
@@ -627,6 +712,9 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
     lines[c->n_headers + 1] = new_traceparent(c);
     c->attempts++;
     c->attempt_us = deadline_now_us();
+    left_ms = (c->deadline_us - deadline_now_us()) / 1000;
+    c->timeouts.total_ms = left_ms < 1 ? 1 : left_ms < c->total_ms ? (unsigned)left_ms
+                                                                     : c->total_ms;
     if (c->max_resp > 0 && !c->stream) {
         c->x = upstream_fetch(c->ctx->up, c->method, c->url, lines, c->n_headers + 2,
                               c->has_body ? c->body : NULL, c->body_len, c->max_resp,
@@ -772,6 +860,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case ACT_FINISH:
         finish_simple(c, c->fin_st, c->fin_retry_after);
         break;
+    case ACT_RESUME_FAILED: {
+        struct upcall_done d = { .st = UPCALL_OK, .status = 200,
+                                 .transport = UPSTREAM_TRUNCATED,
+                                 .error = "the download stalled and its retry answered "
+                                          "differently (status or length)" };
+        finish(c, &d);
+        break;
+    }
     case ACT_NONE:
         break;
     }
@@ -831,6 +927,10 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     }
     c->max_resp = req->max_response_bytes;
     c->timeouts = req->timeouts;
+    c->first_len = -1;
+    c->total_ms = req->timeouts.total_ms ? req->timeouts.total_ms
+                                         : ctx->conf->timeouts.upstream_total_ms;
+    c->deadline_us = deadline_now_us() + (int64_t)c->total_ms * 1000;
     c->wait_until_us = deadline_now_us() +
                        (int64_t)(req->wait_ms ? req->wait_ms : DEFAULT_WAIT_MS) * 1000;
     c->timer = evtimer_new(ctx->base, on_timer, c);

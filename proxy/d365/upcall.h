@@ -11,6 +11,12 @@
  *     sent and answered; no slot within the wait ends the call with UPCALL_BUDGET.
  *   - 5xx and connection failures: retried with jittered backoff for UPCALL_RETRY_SAFE
  *     calls with no or a buffered body, never for UPCALL_RETRY_NONE.
+ *   - a stall (no byte either way for stall_ms) or no answer within first_byte_ms: the
+ *     same, up to twice, while the call's total deadline (timeouts.total_ms, else
+ *     upstream_total_ms) leaves room; a streamed GET that stalls after its head was
+ *     delivered is asked again and the bytes already delivered are skipped, so the caller
+ *     sees one whole body. UPCALL_RETRY_NONE calls are never re-sent: done->request_sent
+ *     tells whether D365 may have received them.
  * Invariant: a response that will be retried is never shown to the caller (on_head is
  * called at most once, for the final attempt), and on_done runs exactly once unless the
  * call was cancelled first. The token never appears in a log line or an error. */
@@ -125,6 +131,9 @@ struct upcall_done {
     const char *token_reason;       /* UPCALL_NO_TOKEN: token_reason() of the env */
     unsigned attempts;              /* requests sent to D365 */
     bool head_delivered;            /* streamed mode: on_head was called */
+    bool request_sent;              /* some attempt handed the whole request to D365's
+                                       connection: with UPCALL_FAILED, D365 may have
+                                       received (and acted on) it */
     bool retried_401;               /* a 401 was answered and the call sent again with a
                                        fresh token (so a final 401 is the second one) */
 };

@@ -153,7 +153,8 @@ void package_req_json(struct package_req *r, int status, json_t *o)
 
 bool package_req_settle(struct package_req *r)
 {
-    if (r->busy || r->call || r->check || r->import || r->xfer || r->queued || r->waiter || r->op ||
+    if (r->busy || r->call || r->check || r->import || r->xfer || r->put || r->queued ||
+        r->waiter || r->op ||
         r->body_reading || r->req)
         return false;
     req_free(r);

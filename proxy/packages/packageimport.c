@@ -1,9 +1,11 @@
 /* packageimport: POST /v1/packages/import. GetAzureWriteUrl, then the client's body is
- * streamed to the SAS URL (one Put Blob, x-ms-blob-type: BlockBlob, no bearer token) while
- * its SHA-256 is computed, then ImportFromPackage runs through the environment's queue:
+ * streamed to the SAS URL (blobput: Put Block + Put Block List in blocks of
+ * packages.block_bytes capped by the SAS version, or one Put Blob for a package of one
+ * block; no bearer token) while its SHA-256 is computed, then ImportFromPackage runs
+ * through the environment's queue:
  *   body --> [Idempotency-Key done?] -- yes --> hash only --> same: first id / else 422
  *              | no
- *   GetAzureWriteUrl --> Put Blob (streamed) --> queue (one per environment)
+ *   GetAzureWriteUrl --> blocks (streamed) --> queue (one per environment)
  *              --> ImportFromPackage (never retried, long timeout) --> 202
  * A client that leaves during the upload stops it; once uploaded, the import goes on.
  * The queue, the lock and ImportFromPackage itself are in packagequeue.c. */
@@ -16,23 +18,24 @@
 
 #include <jansson.h>
 
+#include "log.h"
 #include "reqcore.h"
 
 /* ---- the upload ---- */
 
-static size_t xfer_space(void *x)
+static size_t put_space(void *b)
 {
-    return upstream_send_space(x);
+    return blobput_space(b);
 }
 
-static size_t xfer_send(void *x, const void *data, size_t len)
+static size_t put_send(void *b, const void *data, size_t len)
 {
-    return upstream_send(x, data, len);
+    return blobput_offer(b, data, len);
 }
 
 static void push_pending(struct package_req *r)
 {
-    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
+    struct reqcore_pipe p = { r->put, put_space, put_send };
 
     reqcore_push_pending(&p, r->pending);
 }
@@ -42,10 +45,10 @@ static void push_pending(struct package_req *r)
 static void send_space(struct package_req *r)
 {
     push_pending(r);
-    if (evbuffer_get_length(r->pending) > 0 || !r->xfer)
+    if (evbuffer_get_length(r->pending) > 0 || !r->put)
         return;
     if (r->body_eof)
-        upstream_send_eof(r->xfer);
+        blobput_eof(r->put);
     else if (r->req && r->body_reading)
         conn_req_resume_body(r->req);
 }
@@ -60,45 +63,47 @@ static void on_send_space(void *arg)
     package_req_settle(r);
 }
 
-static void on_blob_done(void *arg, const struct upstream_done *d)
+static void on_blob_done(void *arg, const struct blobput_result *d)
 {
     struct package_req *r = arg;
 
-    r->xfer = NULL;
-    if (d->result == UPSTREAM_OK && d->status == 201 && r->body_eof) {
+    r->put = NULL;
+    if (d->ok && r->body_eof) {
         r->uploaded = true;
+        log_msg(LOG_LVL_INFO, "package %s uploaded: %u blocks (0: one Put Blob), %u "
+                "request(s) sent again", r->exec_id, d->blocks, d->retries);
         EVP_DigestFinal_ex(r->sha, r->sha256, NULL);
         packagequeue_enqueue(r);
     } else {
         packagequeue_drop_key(r);
-        if (d->result == UPSTREAM_OK && d->status == 403 &&
-            packagename_sas_expired(r->blob_url, time(NULL)))
+        if (d->status == 403 && packagename_sas_expired(r->blob_url, time(NULL)))
             package_req_sas_expired(r, "upload URL D365 gave (GetAzureWriteUrl)",
                                     "nothing was imported. Send the import again");
-        else if (d->result != UPSTREAM_OK)
+        else if (d->status == 0)
             package_req_error(r, 502, "blob_unreachable", "the package upload to blob "
-                              "storage failed: %s", upstream_result_name(d->result));
+                              "storage failed at %s: %s%s%s", d->step,
+                              upstream_result_name(d->transport), *d->error ? ": " : "",
+                              d->error);
         else
-            package_req_error(r, 502, "blob_upload_failed", "blob storage answered %d to the "
-                              "package upload (an expired SAS answers 403)", d->status);
+            package_req_error(r, 502, "blob_upload_failed", "blob storage answered %d to %s "
+                              "of the package upload (an expired SAS answers 403)", d->status,
+                              d->step);
     }
     package_req_settle(r);
 }
 
 static void start_upload(struct package_req *r)
 {
-    static const char *const headers[] = { "x-ms-blob-type: BlockBlob",
-                                           "Content-Type: application/zip" };
     const struct http1_head *h = conn_req_head(r->req);
-    struct upstream_req req = { .method = "PUT", .url = r->blob_url, .headers = headers,
-                                .n_headers = 2, .body_len = (int64_t)h->content_length };
-    struct upstream_cbs cbs = { .on_send_space = on_send_space, .on_done = on_blob_done,
-                                .arg = r };
+    struct blobput_cbs cbs = { .on_space = on_send_space, .on_done = on_blob_done, .arg = r };
 
-    r->xfer = upstream_start(r->p->up, &req, &cbs);
-    if (!r->xfer) {
+    r->put = blobput_start(r->p->base, r->p->up, r->blob_url, (int64_t)h->content_length,
+                           r->p->conf->packages.block_bytes, &cbs);
+    if (!r->put) {
         packagequeue_drop_key(r);
-        package_req_error(r, 502, "d365_bad_answer", "D365's blob URL is not usable");
+        package_req_error(r, 413, "package_too_many_blocks", "a package this large needs "
+                          "more than 50,000 blocks of the largest size D365's blob URL (its "
+                          "storage version) allows; lower max_package_bytes");
         return;
     }
     r->busy++; /* on_write_url settles */
@@ -149,7 +154,7 @@ static void finish_replay(struct package_req *r)
 static int on_body_data(struct conn_req *req, const char *data, size_t len, void *arg)
 {
     struct package_req *r = arg;
-    struct reqcore_pipe p = { r->xfer, xfer_space, xfer_send };
+    struct reqcore_pipe p = { r->put, put_space, put_send };
 
     if (r->responded)
         return 0;
@@ -166,8 +171,8 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
         r->body_eof = true;
         if (r->replay)
             finish_replay(r);
-        else if (r->xfer && evbuffer_get_length(r->pending) == 0)
-            upstream_send_eof(r->xfer);
+        else if (r->put && evbuffer_get_length(r->pending) == 0)
+            blobput_eof(r->put);
         if (!r->replay)
             return;
     }
@@ -176,8 +181,8 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
     reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
     d365_cancel(r->call);
     r->call = NULL;
-    upstream_abort(r->xfer);
-    r->xfer = NULL;
+    blobput_abort(r->put);
+    r->put = NULL;
     package_req_settle(r);
 }
 
@@ -354,8 +359,8 @@ void packageimport_cancel(struct package_req *r)
 {
     d365_cancel(r->call);
     r->call = NULL;
-    upstream_abort(r->xfer);
-    r->xfer = NULL;
+    blobput_abort(r->put);
+    r->put = NULL;
     if (!r->uploaded) {
         packageshare_cancel(r->op); /* a key lookup: a reservation it makes is released */
         r->op = NULL;

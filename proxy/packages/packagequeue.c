@@ -130,11 +130,16 @@ static void on_imported(void *arg, const struct upcall_done *d)
     json_t *o;
 
     r->import = NULL;
-    if (d->st == UPCALL_FAILED && d->transport == UPSTREAM_TIMEOUT) {
-        /* D365 keeps going (reference §4.7): never re-send; the status tells */
+    if (d->st == UPCALL_FAILED && (d->transport == UPSTREAM_TIMEOUT ||
+                                   d->transport == UPSTREAM_FIRST_BYTE ||
+                                   (d->transport == UPSTREAM_STALLED && d->request_sent))) {
+        /* no answer in time: D365 keeps going (reference §4.7); never re-send, the status
+         * tells (a broken connection is checked at once by check_started) */
         o = package_req_accepted(r);
-        json_object_set_new(o, "note", json_string("ImportFromPackage did not answer in "
-                                                   "time; poll the execution's status"));
+        json_object_set_new(o, "outcome", json_string("unknown"));
+        json_object_set_new(o, "note", json_string("ImportFromPackage was sent but did not "
+                                                   "answer in time (it was not sent again); "
+                                                   "poll the execution's status"));
         package_req_json(r, 202, o);
     } else if (d->st != UPCALL_OK || d->status != 200) {
         check_started(r, d);
@@ -160,7 +165,8 @@ static void run_import(struct package_req *r)
                       "Microsoft.Dynamics.DataEntities.ImportFromPackage",
         .retry = UPCALL_RETRY_NONE, .body = body, .body_len = body ? strlen(body) : 0,
         .max_response_bytes = 1024 * 1024,
-        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms },
+        .timeouts = { .total_ms = r->p->conf->timeouts.upstream_total_ms,
+                      .first_byte_ms = r->p->conf->timeouts.import_first_byte_ms },
         .trace = r->req ? conn_req_trace(r->req) : NULL,
         .request_id = r->req ? conn_req_id(r->req) : NULL,
     };

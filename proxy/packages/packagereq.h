@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <openssl/evp.h>
 
+#include "blobput.h"
 #include "conf.h"
 #include "conn.h"
 #include "d365.h"
@@ -71,7 +72,8 @@ struct package_req {
                                            said whether the execution started */
     struct d365_call *check;            /* owned while asking that (goes on when the
                                            client leaves, like the import itself) */
-    struct upstream_xfer *xfer;         /* owned while a blob transfer runs */
+    struct upstream_xfer *xfer;         /* owned while a blob download runs */
+    struct blobput *put;                /* owned while the package upload runs */
     struct msgwait_waiter *waiter;      /* owned while waiting */
     struct packageshare_op *op;         /* owned while a lock or key operation runs */
     struct event *wait_timer;           /* owned: bounds the wait for the queue's turn */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -54,6 +55,10 @@ struct upstream_xfer {
     struct evbuffer *fetchbuf;    /* owned; upstream_fetch only */
     size_t fetch_cap;
     struct event *kick;           /* owned: add, resume, notify space, from the loop */
+    struct event *watch;          /* owned: first-byte and stall limits */
+    unsigned first_byte_ms, stall_ms; /* 0 = none */
+    int64_t progress_us;          /* monotonic: last byte either way (or fogate's wait) */
+    bool upload_done, got_response;
     int paused;                   /* CURLPAUSE_SEND/RECV bits libcurl currently holds */
     enum upstream_result fail;    /* set by our callbacks; UPSTREAM_OK = none */
     const char *fail_text;        /* static string, with fail */
@@ -63,6 +68,14 @@ struct upstream_xfer {
     uint64_t bytes_sent, bytes_received;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 int upstream_global_init(void)
 {
@@ -77,7 +90,8 @@ void upstream_global_cleanup(void)
 const char *upstream_result_name(enum upstream_result r)
 {
     static const char *const names[] = {"OK", "CONNECT_FAILED", "TIMEOUT", "TLS_FAILED",
-                                        "TRUNCATED", "ABORTED", "TOO_LARGE", "OTHER"};
+                                        "TRUNCATED", "ABORTED", "TOO_LARGE", "OTHER",
+                                        "FIRST_BYTE_TIMEOUT", "STALLED"};
 
     return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "OTHER";
 }
@@ -128,6 +142,8 @@ static void xfer_free(struct upstream_xfer *x)
         evbuffer_free(x->fetchbuf);
     if (x->kick)
         event_free(x->kick);
+    if (x->watch)
+        event_free(x->watch);
     free(x);
 }
 
@@ -246,6 +262,7 @@ static void finish(struct upstream_xfer *x, CURLcode rc)
     curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &d.connects);
     d.bytes_sent = x->bytes_sent;
     d.bytes_received = x->bytes_received;
+    d.request_sent = x->upload_done;
     fetch_body(x, &d);
     if (x->added)
         curlev_remove(up->ev, x->easy);
@@ -292,6 +309,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 
     if (x->aborted)
         return 0;
+    x->got_response = true;
+    x->progress_us = mono_us();
     if (x->head_done) {  /* trailers: bounded, then ignored */
         x->trailer_bytes += len;
         return x->trailer_bytes > cap ? fail(x, UPSTREAM_TOO_LARGE, "response trailers too large")
@@ -339,6 +358,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
         x->up->stats.pauses++;
         return CURL_WRITEFUNC_PAUSE;
     }
+    x->progress_us = mono_us();
     if (x->fetchbuf)
         return fetch_take(x, data, len);
     x->bytes_received += len;
@@ -368,12 +388,80 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
     if (got < 0)
         return CURL_READFUNC_ABORT;
     x->bytes_sent += (uint64_t)got;
+    x->progress_us = mono_us();
+    if (got == 0 || (x->body_len >= 0 && x->bytes_sent == (uint64_t)x->body_len))
+        x->upload_done = true;
     if (x->space_wanted && evbuffer_get_length(x->sendbuf) <= x->send_cap / 2) {
         x->space_wanted = false;
         x->notify_space = true;
         kick(x);
     }
     return (size_t)got;
+}
+
+/* ---- watchdog: first byte and stall (a timer, pushed back by progress) ---- */
+
+/* fogate, not the peer, is the one waiting: the consumer paused the response, the upload
+ * is paused until the caller pushes more bytes, or no connection is free yet. */
+static bool held_here(const struct upstream_xfer *x)
+{
+    curl_off_t pre = 0;
+
+    if ((x->paused & CURLPAUSE_RECV) || x->pause_next || x->want_recv)
+        return true;
+    if (x->paused & CURLPAUSE_SEND)
+        return true; /* the upload waits for the caller's bytes (or for a batch of them) */
+    return curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
+           pre == 0 && !x->got_response;
+}
+
+/* The limit that applies now (ms, 0 = none): first byte once the request is out and
+ * nothing came back, stall otherwise. */
+static unsigned limit_now(const struct upstream_xfer *x)
+{
+    return x->upload_done && !x->got_response ? x->first_byte_ms : x->stall_ms;
+}
+
+/* Arms the watch in `in_us`, or (0) at the nearest limit that may apply. */
+static void watch_arm(struct upstream_xfer *x, int64_t in_us)
+{
+    unsigned a = x->first_byte_ms, b = x->stall_ms;
+    unsigned ms = a && b ? (a < b ? a : b) : (a ? a : b);
+    struct timeval tv;
+
+    if (!ms)
+        return;
+    if (in_us <= 0)
+        in_us = (int64_t)ms * 1000;
+    tv.tv_sec = (time_t)(in_us / 1000000);
+    tv.tv_usec = (suseconds_t)(in_us % 1000000);
+    evtimer_add(x->watch, &tv);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_xfer *x = arg;
+    int64_t now = mono_us(), due;
+    unsigned lim;
+
+    if (x->aborted || !x->added)
+        return;
+    if (held_here(x)) {
+        x->progress_us = now;
+        watch_arm(x, 0);
+        return;
+    }
+    lim = limit_now(x);
+    due = x->progress_us + (int64_t)lim * 1000;
+    if (lim && now >= due) {
+        bool head = x->upload_done && !x->got_response;
+        fail(x, head ? UPSTREAM_FIRST_BYTE : UPSTREAM_STALLED,
+             head ? "no response within the first-byte limit after the request was sent"
+                  : "no byte moved either way within the stall limit");
+        finish(x, CURLE_OPERATION_TIMEDOUT);
+        return;
+    }
+    watch_arm(x, lim ? due - now : 0);
 }
 
 /* ---- event loop side ---- */
@@ -407,6 +495,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
             return;
         }
         x->added = true;
+        x->progress_us = mono_us();
+        watch_arm(x, 0);
     }
     resume(x);
     if (x->aborted || !x->notify_space)
@@ -523,6 +613,14 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
 
 #undef SET
 
+/* A request's limit: its own, else the client's default; UPSTREAM_NO_LIMIT = none (0). */
+static unsigned pick_limit(unsigned req, unsigned dflt)
+{
+    if (req == UPSTREAM_NO_LIMIT)
+        return 0;
+    return req ? req : dflt;
+}
+
 struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
                                      const struct upstream_cbs *cbs)
 {
@@ -546,7 +644,11 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
     x->head = uphead_new(up->opts.max_header_bytes);
     x->sendbuf = evbuffer_new();
     x->kick = event_new(up->base, -1, 0, on_kick, x);
-    if (!x->easy || !x->head || !x->sendbuf || !x->kick ||
+    x->watch = evtimer_new(up->base, on_watch, x);
+    x->first_byte_ms = pick_limit(req->timeouts.first_byte_ms, up->opts.first_byte_timeout_ms);
+    x->stall_ms = pick_limit(req->timeouts.stall_ms, up->opts.stall_timeout_ms);
+    x->upload_done = req->body_len == UPSTREAM_BODY_NONE || req->body_len == 0;
+    if (!x->easy || !x->head || !x->sendbuf || !x->kick || !x->watch ||
         upreq_headers(req->headers, req->n_headers, &x->hdrs) != 0 ||
         set_options(x, req) != CURLE_OK) {
         xfer_free(x);

@@ -36,6 +36,8 @@ struct upstream_opts {
     size_t recv_buffer_bytes;    /* libcurl receive buffer per transfer; 0 = 256 KiB */
     unsigned connect_timeout_ms; /* default when a request gives 0; 0 = 10 s */
     unsigned total_timeout_ms;   /* default when a request gives 0; 0 = 60 min */
+    unsigned first_byte_timeout_ms; /* default when a request gives 0; 0 = none */
+    unsigned stall_timeout_ms;   /* default when a request gives 0; 0 = none */
 };
 
 /* A new client on `base` (borrowed, must outlive it); `opts` is copied. NULL on failure.
@@ -55,6 +57,10 @@ enum upstream_result {
     UPSTREAM_ABORTED,        /* never passed to on_done (see upstream_abort); for names */
     UPSTREAM_TOO_LARGE,      /* response head over max_header_bytes, or fetch body over cap */
     UPSTREAM_OTHER,          /* anything else; see the error text */
+    UPSTREAM_FIRST_BYTE,     /* the whole request went out, no response byte came within
+                                first_byte_ms: the peer may have acted on the request */
+    UPSTREAM_STALLED,        /* no byte moved either way for stall_ms (fogate's own waits,
+                                paused reads and a request body not yet pushed, excluded) */
 };
 
 /* "OK", "CONNECT_FAILED", ... */
@@ -71,6 +77,8 @@ struct upstream_done {
     long connects;               /* connections this transfer opened (0 = one reused) */
     uint64_t bytes_sent;         /* request body bytes handed to libcurl */
     uint64_t bytes_received;     /* response body bytes delivered */
+    bool request_sent;           /* the whole request (body included) was handed to the
+                                    connection: the peer may have received it */
 };
 
 enum upstream_flow { UPSTREAM_CONTINUE, UPSTREAM_PAUSE };
@@ -95,10 +103,19 @@ struct upstream_cbs {
 #define UPSTREAM_BODY_NONE (-1)    /* no request body (GET, HEAD, DELETE ...) */
 #define UPSTREAM_BODY_CHUNKED (-2) /* body of unknown length: Transfer-Encoding: chunked */
 
-/* Per-request limits; 0 = the upstream's default (upstream_opts). */
+/* Per-request limits; 0 = the upstream's default (upstream_opts). first_byte_ms and
+ * stall_ms are watched by a timer that progress pushes back (exact, unlike libcurl's
+ * per-second low-speed average): first_byte_ms runs from the last request byte to the
+ * first response byte, stall_ms whenever else the transfer is under way. Time in which
+ * fogate itself holds the transfer (receive paused by the consumer, request body not yet
+ * pushed by the caller, waiting for a connection) never counts. UPSTREAM_NO_LIMIT turns
+ * one off for this request. */
+#define UPSTREAM_NO_LIMIT 0xffffffffu
 struct upstream_timeouts {
     unsigned connect_ms;         /* TCP + TLS handshake */
     unsigned total_ms;           /* whole transfer, paused time included */
+    unsigned first_byte_ms;      /* request sent -> first response byte */
+    unsigned stall_ms;           /* longest time without a byte either way */
 };
 
 struct upstream_req {

@@ -317,6 +317,17 @@ def blob_sha256(url):
         conn.close()
 
 
+def committed_blocks(url):
+    """Sizes of the committed blocks of the blob behind a SAS URL (Get Block List)."""
+    import re
+    u = urllib.parse.urlsplit(url)
+    r = harness.request(f"http://{u.netloc}", "GET", u.path + "?" + u.query +
+                        "&comp=blocklist&blocklisttype=committed")
+    assert r.status == 200, r
+    committed = r.body.decode().split("<CommittedBlocks>")[1].split("</CommittedBlocks>")[0]
+    return [int(n) for n in re.findall(r"<Size>(\d+)</Size>", committed)]
+
+
 def test_200mb_import_and_export_checksums_and_bounded_memory(sim, gate):
     data = os.urandom(1024 * 1024) * 200
     sent = hashlib.sha256(data).hexdigest()
@@ -328,6 +339,8 @@ def test_200mb_import_and_export_checksums_and_bounded_memory(sim, gate):
     # the blob fogate uploaded is <exec id>.zip in dmf; fosim gives an rw SAS for that name
     w = json.loads(sim_action(sim, "GetAzureWriteUrl", {"uniqueFileName": exec_id + ".zip"}))
     assert blob_sha256(w["BlobUrl"]) == (sent, BIG)
+    # Azurite took it as Put Block + Put Block List: 50 committed blocks of 4 MiB
+    assert committed_blocks(w["BlobUrl"]) == [4 << 20] * 50
     sim.configure(package_bytes=BIG)
     r = call(gate, "POST", "/v1/packages/export?job=pkg-out")
     assert r.status == 202, r

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "simbearer.h"
+#include "simblob.h"
 #include "simconnector.h"
 #include "simctl.h"
 #include "simfault.h"
@@ -67,7 +68,8 @@ static int early_faults(struct sim *s, struct simhttp_req *req)
 {
     struct simfault_rule f;
     unsigned kinds = KIND(SF_STATUS) | KIND(SF_CLOSE) | KIND(SF_AADSTS) | KIND(SF_SLOW) |
-                     KIND(SF_STALL) | KIND(SF_TRUNCATE);
+                     KIND(SF_STALL) | KIND(SF_TRUNCATE) | KIND(SF_HANG) |
+                     KIND(SF_STALL_UPLOAD);
     while (simfault_match(s->faults, req->endpoint, kinds, &f)) {
         sim_count(s, NULL, "faults_applied", 1);
         struct simhttp_shape sh = req->shape;
@@ -79,7 +81,9 @@ static int early_faults(struct sim *s, struct simhttp_req *req)
                                  f.message[0] ? f.message : "Injected failure.");
             return 1;
         case SF_SLOW: sh.rate_bps = f.rate; break;
-        case SF_STALL: sh.stall = 1; break;
+        case SF_STALL: sh.stall = 1; sh.stall_at = f.bytes; break;
+        case SF_HANG: sh.hang = 1; break;
+        case SF_STALL_UPLOAD: sh.read_stall_at = f.bytes > 0 ? f.bytes : 1; break;
         case SF_TRUNCATE: sh.truncate_at = f.bytes > 0 ? f.bytes : 1; break;
         default: break;
         }
@@ -92,8 +96,10 @@ static int early_faults(struct sim *s, struct simhttp_req *req)
 static void on_head(struct simhttp_req *req, void *ctx)
 {
     struct sim *s = ctx;
-    const struct sim_route *r = route(req->path);
+    const struct sim_route *r = simblob_route(req);
     struct simfault_rule f;
+    if (!r)
+        r = route(req->path);
     if (!r)
         r = &route_404;
     req->route_data = (void *)r;
@@ -133,7 +139,8 @@ static void on_request(struct simhttp_req *req, void *ctx)
 
     if (strcmp(r->endpoint, "control") != 0)
         count_traceparent(ctx, req);
-    if (req->body_too_large && strcmp(r->endpoint, "control") != 0) {
+    if (req->body_too_large && strcmp(r->endpoint, "control") != 0 &&
+        strncmp(r->endpoint, "blob_", 5) != 0) { /* the blob store answers in XML */
         sim_d365_headers(req);
         sim_reply_json(req, 413, "application/json; charset=utf-8",
                        json_pack("{s:s}", "Message", "Request Entity Too Large"));
@@ -238,10 +245,12 @@ struct sim *sim_new(struct event_base *base, json_t *conf_doc, const char *host,
     s->queue = simqueue_new();
     s->faults = simfault_new();
     s->pkg = simpkg_new(s);
+    s->blobs = simblob_new();
     s->protect = simprotect_new();
     s->data_dir = strdup(data_dir);
     mkdir(data_dir, 0700);
-    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg || !s->protect) {
+    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg || !s->blobs ||
+        !s->protect) {
         snprintf(err, cap, "cannot create the signing key");
         goto fail;
     }
@@ -266,6 +275,7 @@ void sim_free(struct sim *s)
         return;
     simpkg_free(s->pkg); /* joins workers before the requests they reference go away */
     simhttp_free(s->http);
+    simblob_free(s->blobs);
     simprotect_free(s->protect); /* after the requests whose slots it holds */
     simbearer_free(s->bearer);
     simqueue_free(s->queue);

@@ -15,6 +15,7 @@ struct simqueue;
 struct simfault;
 struct simpkg;
 struct simbearer;
+struct simblob;
 struct simprotect;
 
 struct sim {
@@ -27,6 +28,7 @@ struct sim {
     struct simqueue *queue;         /* owned: connector messages */
     struct simfault *faults;        /* owned: fault rules */
     struct simpkg *pkg;             /* owned: package executions */
+    struct simblob *blobs;          /* owned: the blob store (blob_store "self") */
     struct simprotect *protect;     /* owned: service protection and the call log */
     json_t *counters;               /* owned */
     char *data_dir;                 /* owned */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "simblobrule.h"
 #include "simguid.h"
 
 static int fail(char *err, size_t cap, const char *fmt, ...)
@@ -167,6 +168,24 @@ static int pick(const json_t *doc, const char *key, const char *const *names, in
     return fail(err, cap, "%s has an unknown value", key);
 }
 
+/* blob_store: "azurite" (default) or "self"; blob_sas_version: the self store's sv. */
+static int parse_blob_store(const json_t *doc, struct simconf *c, char *err, size_t cap)
+{
+    static const char *const store[] = {"azurite", "self", NULL};
+    const json_t *v = json_object_get(doc, "blob_sas_version");
+    int st = pick(doc, "blob_store", store, 0, err, cap);
+    if (st < 0)
+        return -1;
+    c->blob_self = st;
+    snprintf(c->blob_sas_version, sizeof(c->blob_sas_version), "%s", "2014-02-14");
+    if (!v)
+        return 0;
+    if (!simblobrule_version_ok(json_string_value(v)))
+        return fail(err, cap, "blob_sas_version must be a service version YYYY-MM-DD");
+    snprintf(c->blob_sas_version, sizeof(c->blob_sas_version), "%s", json_string_value(v));
+    return 0;
+}
+
 static int parse_switches(const json_t *doc, struct simconf *c, char *err, size_t cap)
 {
     static const char *const redel[] = {"keep", "change", NULL};
@@ -187,7 +206,7 @@ static int parse_switches(const json_t *doc, struct simconf *c, char *err, size_
     c->import_outcome = (enum simconf_outcome)o;
     c->package_outcome = strdup(pkg[p]);
     c->chunked_downloads = json_is_true(json_object_get(doc, "chunked_downloads"));
-    return 0;
+    return parse_blob_store(doc, c, err, cap);
 }
 
 static int parse_azurite(const json_t *doc, struct simconf *c, char *err, size_t cap)
@@ -209,7 +228,7 @@ static const char *const known_keys[] = {
     "import_package_secs", "export_secs", "exec_not_found_secs", "package_bytes", "redelivery",
     "download_location", "status_spelling", "import_outcome", "package_outcome",
     "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", "identity_header",
-    "service_protection", NULL};
+    "blob_store", "blob_sas_version", "service_protection", NULL};
 
 static int check_keys(const json_t *doc, char *err, size_t cap)
 {

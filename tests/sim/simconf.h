@@ -74,6 +74,8 @@ struct simconf {
     long read_sas_secs;           /* GetExportedPackageUrl's SAS likewise */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
     char *identity_header;        /* owned: X-IDENTITY-HEADER the App Service route wants */
+    int blob_self;                /* blob_store "self": GetAzureWriteUrl points at fosim */
+    char blob_sas_version[16];    /* sv of the self store's SAS URLs */
     struct simspl_conf spl;       /* service protection (§5); off unless configured */
 };
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "simconnector.h"
+#include "simblob.h"
 #include "simfault.h"
 #include "simguid.h"
 #include "simjson.h"
@@ -220,6 +221,7 @@ static void reset(struct sim *s, struct simhttp_req *req)
     simfault_clear(s->faults);
     simqueue_clear(s->queue);
     simpkg_clear(s->pkg);
+    simblob_clear(s->blobs);
     simprotect_reset(s->protect);
     s->clock_offset = 0;
     s->revoked_below = 0;
@@ -245,6 +247,14 @@ static void handle(struct sim *s, struct simhttp_req *req)
     }
     if (strcmp(req->method, "GET") == 0 && strncmp(req->path, "/_sim/messages/", 15) == 0) {
         message(s, req);
+        return;
+    }
+    if (strcmp(req->method, "GET") == 0 && strncmp(req->path, "/_sim/blobs/", 12) == 0) {
+        json_t *info = simblob_info(s, req->path + 12);
+        if (info)
+            sim_reply_json(req, 200, "application/json", info);
+        else
+            reply_err(req, 404, "the blob store never saw this blob");
         return;
     }
     if (req->body_too_large) {

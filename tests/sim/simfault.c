@@ -13,7 +13,7 @@ struct simfault {
 };
 
 static const char *const kind_names[] = {"status", "close", "aadsts", "too_large", "slow",
-                                         "stall", "truncate", "null_location", NULL};
+                                         "stall", "truncate", "null_location", "hang", "stall_upload", NULL};
 
 struct simfault *simfault_new(void)
 {
@@ -82,7 +82,7 @@ int simfault_add(struct simfault *f, const json_t *rule, char *err, size_t cap)
     int kind = kind_of(json_string_value(json_object_get(rule, "kind")));
     if (!ep || kind < 0 || strlen(ep) >= sizeof(f->rules[0].endpoint)) {
         snprintf(err, cap, "a fault needs \"endpoint\" and \"kind\" (one of status, close, "
-                           "aadsts, too_large, slow, stall, truncate, null_location)");
+                           "aadsts, too_large, slow, stall, truncate, null_location, hang, stall_upload)");
         return -1;
     }
     if (f->n == MAX_RULES) {
@@ -149,6 +149,8 @@ static int endpoint_matches(const char *rule, const char *ep)
         return 1;
     if (strcmp(rule, "odata") == 0)
         return strncmp(ep, "odata:", 6) == 0;
+    if (strcmp(rule, "blob") == 0)
+        return strncmp(ep, "blob_", 5) == 0;
     if (strcmp(rule, "connector") == 0)
         return strcmp(ep, "enqueue") == 0 || strcmp(ep, "dequeue") == 0 ||
                strcmp(ep, "download") == 0 || strcmp(ep, "ack") == 0 ||

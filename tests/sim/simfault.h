@@ -14,9 +14,11 @@ enum simfault_kind {
     SF_AADSTS,        /* token endpoint refuses with an AADSTS error */
     SF_TOO_LARGE,     /* 413 for bodies above `size` */
     SF_SLOW,          /* response body at `rate` bytes per second */
-    SF_STALL,         /* headers, then nothing */
+    SF_STALL,         /* headers (and `bytes` body bytes when > 0), then nothing */
     SF_TRUNCATE,      /* close after `bytes` body bytes */
     SF_NULL_LOCATION, /* dequeue answers DownloadLocation: null */
+    SF_HANG,          /* the request is handled, but no response head is ever sent */
+    SF_STALL_UPLOAD,  /* stop reading the request body after `bytes` bytes */
 };
 
 struct simfault_rule {
@@ -30,7 +32,7 @@ struct simfault_rule {
     char message[512];
     long long size;        /* too_large threshold */
     long rate;             /* slow: bytes per second */
-    long long bytes;       /* truncate after */
+    long long bytes;       /* truncate / stall after this many body bytes */
     long remaining;        /* hits left; -1 = unlimited */
     long skip;             /* matching calls to let through first */
 };

@@ -59,7 +59,7 @@ struct simhttp_conn {
     http_parser parser;
     size_t hdr_bytes;
     int last_was_value;
-    int in_parse, busy, pumping, closing, close_now, keep_alive, lingering;
+    int in_parse, busy, pumping, closing, close_now, keep_alive, lingering, read_stalled;
     long long sent, budget;
     char peer[64];
     struct simhttp_conn *prev, *next;
@@ -67,6 +67,7 @@ struct simhttp_conn {
 
 static void parse_input(struct simhttp_conn *c);
 static void pump(struct simhttp_conn *c);
+static void stall(struct simhttp_conn *c);
 
 /* ---- requests ---- */
 
@@ -208,7 +209,7 @@ static void finish(struct simhttp_conn *c)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct simhttp_conn *c = arg;
-    if (c->req && c->req->shape.stall) {
+    if (c->read_stalled || (c->req && (c->req->shape.stall || c->req->shape.hang))) {
         conn_free(c); /* stall limit reached */
         return;
     }
@@ -255,9 +256,15 @@ static void pump(struct simhttp_conn *c)
             start_closing(c);
             return;
         }
+        if (r->shape.stall && c->sent >= r->shape.stall_at) {
+            stall(c); /* mid-body: the connection stays open, nothing more comes */
+            return;
+        }
         size_t n = left < PIECE ? (size_t)left : PIECE;
         if (r->shape.truncate_at > 0 && (long long)n > r->shape.truncate_at - c->sent)
             n = (size_t)(r->shape.truncate_at - c->sent);
+        if (r->shape.stall && (long long)n > r->shape.stall_at - c->sent)
+            n = (size_t)(r->shape.stall_at - c->sent);
         if (r->shape.rate_bps > 0) {
             if (c->budget <= 0) {
                 struct timeval tick = {0, 100000};
@@ -274,22 +281,35 @@ static void pump(struct simhttp_conn *c)
         start_closing(c);
 }
 
+/* Sends nothing more; the connection is dropped after STALL_MAX_S or when the client
+ * goes away. Armed once: later output drains must not push the limit back. */
+static void stall(struct simhttp_conn *c)
+{
+    struct timeval lim = {STALL_MAX_S, 0};
+    if (!evtimer_pending(c->timer, NULL))
+        evtimer_add(c->timer, &lim);
+}
+
 static void emit(struct simhttp_conn *c)
 {
     struct simhttp_req *r = c->req;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (r->shape.hang) {
+        stall(c); /* handled, but the answer never leaves */
+        return;
+    }
     evbuffer_add_buffer(out, r->resp);
     int nobody = r->is_head || r->resp_status == 204 || r->resp_status == 304;
     if (nobody || r->resp_len == 0) {
         finish(c);
         return;
     }
-    if (r->shape.stall) {
-        struct timeval lim = {STALL_MAX_S, 0};
-        evtimer_add(c->timer, &lim);
+    if (r->shape.stall && r->shape.stall_at <= 0) {
+        stall(c);
         return;
     }
-    int plain = !r->shape.rate_bps && !r->shape.truncate_at && !r->shape.chunked;
+    int plain = !r->shape.rate_bps && !r->shape.truncate_at && !r->shape.chunked &&
+                !r->shape.stall;
     if (plain && r->resp_body) {
         evbuffer_add_buffer(out, r->resp_body);
         finish(c);
@@ -334,7 +354,7 @@ static void parse_input(struct simhttp_conn *c)
         size_t n = http_parser_execute(&c->parser, &c->srv->settings, v.iov_base, v.iov_len);
         evbuffer_drain(in, n);
         enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
-        if (c->close_now)
+        if (c->close_now || c->read_stalled)
             break;
         if (err == HPE_PAUSED && c->req && c->req->complete)
             dispatch(c);
@@ -342,7 +362,10 @@ static void parse_input(struct simhttp_conn *c)
             reply_bad(c, c->hdr_bytes > HDR_CAP ? 431 : 400);
     }
     c->in_parse = 0;
-    if (c->close_now)
+    if (c->read_stalled) {
+        bufferevent_disable(c->bev, EV_READ); /* the rest stays in the client's buffers */
+        stall(c);
+    } else if (c->close_now)
         conn_free(c);
     else if (c->closing && !c->busy)
         start_closing(c);
@@ -544,6 +567,10 @@ static int on_body(http_parser *p, const char *at, size_t n)
         body_mem(r, at, n);
     else if (r->sink == SIMHTTP_SINK_FILE)
         body_file(r, at, n);
+    if (r->shape.read_stall_at > 0 && (long long)r->body_len >= r->shape.read_stall_at) {
+        pconn(p)->read_stalled = 1;
+        http_parser_pause(p, 1);
+    }
     return 0;
 }
 

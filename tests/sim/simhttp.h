@@ -25,7 +25,12 @@ struct simhttp_header {
 /* Response shaping (fault injection). Zero-initialised = none. */
 struct simhttp_shape {
     long rate_bps;          /* >0: body at this many bytes per second */
-    int stall;              /* 1: headers only, then nothing until the client goes away */
+    int stall;              /* 1: stop sending (after stall_at body bytes, or right after the
+                               head) and send nothing more until the client goes away */
+    long long stall_at;     /* >0 with stall: body bytes sent before the stall */
+    int hang;               /* 1: the request is handled but not even the head is sent */
+    long long read_stall_at; /* >0: stop reading the request body after this many bytes
+                                (the client's upload stalls; dropped after STALL_MAX_S) */
     long long truncate_at;  /* >0: close after this many body bytes */
     int chunked;            /* 1: Transfer-Encoding: chunked instead of Content-Length */
 };

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "sas.h"
+#include "simblob.h"
 #include "simguid.h"
 #include "simjson.h"
 #include "simodata.h"
@@ -93,7 +94,7 @@ static const char *param(const json_t *params, const char *name)
 
 static int have_azurite(struct sim *s, struct simhttp_req *req, const char *action)
 {
-    if (s->conf->az_endpoint)
+    if (s->conf->az_endpoint || (s->conf->blob_self && strcmp(action, "GetAzureWriteUrl") == 0))
         return 1;
     simodata_reply_error(req, 400, action, "Azure storage is not configured for this environment.");
     return 0;
@@ -166,7 +167,9 @@ static void reply_write_url(struct sim *s, struct simhttp_req *req, const char *
         *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 32 : *c);
     snprintf(blobid, sizeof(blobid), "{%s}", g);
     long after = s->conf->write_sas_secs; /* < 0: already expired (a knob for clients) */
-    json_t *url = sas_url(s, *name ? name : g, "rw", after < 0 ? 300 - after : 300, after);
+    long before = after < 0 ? 300 - after : 300;
+    json_t *url = s->conf->blob_self ? simblob_sas_url(s, *name ? name : g, "rw", before, after)
+                                     : sas_url(s, *name ? name : g, "rw", before, after);
     json_t *inner = json_pack("{s:s, s:o}", "BlobId", blobid, "BlobUrl", url);
     char *txt = json_dumps(inner, JSON_COMPACT);
     json_decref(inner);
@@ -190,7 +193,7 @@ void simpkg_get_azure_write_url(struct sim *s, struct simhttp_req *req, const js
     const char *name = param(params, "uniqueFileName");
     if (!have_azurite(s, req, "GetAzureWriteUrl"))
         return;
-    if (s->pkg->container_ready) {
+    if (s->pkg->container_ready || s->conf->blob_self) {
         reply_write_url(s, req, name);
         return;
     }

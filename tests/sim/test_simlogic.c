@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../unit/check.h"
+#include "simblobrule.h"
 #include "simfault.h"
 #include "simguid.h"
 #include "simjson.h"
@@ -124,8 +125,44 @@ static void test_queue(void)
     simqueue_free(q);
 }
 
+static int count_entry(void *arg, enum simblobrule_from from, const char *id)
+{
+    int *n = arg;
+    (*n)++;
+    return from == SIMBLOBRULE_LATEST && strcmp(id, "QUFB") == 0 ? 0 : from != SIMBLOBRULE_LATEST ? 0 : -1;
+}
+
+static void test_blobrule(void)
+{
+    char sts[512];
+    int n = 0;
+    CHECK(simblobrule_put_blob_max("2014-02-14") == 64LL << 20);
+    CHECK(simblobrule_put_blob_max("2016-05-31") == 256LL << 20);
+    CHECK(simblobrule_put_blob_max("2019-12-12") == 5000LL << 20);
+    CHECK(simblobrule_block_max("2015-12-11") == 4LL << 20);
+    CHECK(simblobrule_block_max("2019-07-07") == 100LL << 20);
+    CHECK(simblobrule_block_max("2021-08-06") == 4000LL << 20);
+    CHECK(simblobrule_version_ok("2014-02-14") && !simblobrule_version_ok("2014-2-14"));
+    CHECK(simblobrule_block_id_ok("QUFB") && simblobrule_block_id_ok("QQ=="));
+    CHECK(!simblobrule_block_id_ok("QUF") && !simblobrule_block_id_ok("Q!FB") &&
+          !simblobrule_block_id_ok(""));
+    CHECK(simblobrule_block_list("<?xml version=\"1.0\"?>\n<BlockList><Latest>QUFB</Latest>"
+                                 "<Committed>QUFC</Committed></BlockList>", count_entry, &n) == 2);
+    CHECK(n == 2);
+    CHECK(simblobrule_block_list("<BlockList><Latest>QUFB</Latest>", count_entry, &n) == -1);
+    CHECK(simblobrule_block_list("<BlockList><Latest>QUFB</Committed></BlockList>", count_entry,
+                                 &n) == -1);
+    CHECK(simblobrule_string_to_sign(sts, sizeof(sts), "2014-02-14", "rw", "a", "b", "acct",
+                                     "dmf", "x.zip") == 0);
+    CHECK_STR(sts, "rw\na\nb\n/acct/dmf/x.zip\n\n2014-02-14\n\n\n\n\n");
+    CHECK(simblobrule_string_to_sign(sts, sizeof(sts), "2018-11-09", "rw", "a", "b", "acct",
+                                     "dmf", "x.zip") == 0);
+    CHECK_STR(sts, "rw\na\nb\n/blob/acct/dmf/x.zip\n\n\n\n2018-11-09\nb\n\n\n\n\n\n");
+}
+
 int main(void)
 {
+    test_blobrule();
     test_guid();
     test_url();
     test_json();
