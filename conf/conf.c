@@ -176,6 +176,7 @@ static int fill_admin(struct fill *f, struct conf_admin *a, json_t *o)
 static void fill_env(struct fill *f, struct conf_env *e, const char *name, json_t *o)
 {
     json_t *cert = json_object_get(o, "client_certificate");
+    json_t *mi = json_object_get(o, "managed_identity");
 
     e->name = strdup(name);
     e->base_url = dup_opt(f, o, "base_url");
@@ -190,6 +191,12 @@ static void fill_env(struct fill *f, struct conf_env *e, const char *name, json_
         e->cert_file = dup_path(f, cert, "cert_file");
         e->key_file = dup_path(f, cert, "key_file");
         e->cert_algorithm = str_is(cert, "algorithm", "RS256") ? CONF_ALG_RS256 : CONF_ALG_PS256;
+    }
+    e->client_assertion_file = dup_path(f, o, "client_assertion_file");
+    if (mi) {
+        e->managed_identity = true;
+        e->mi_client_id = dup_opt(f, mi, "client_id");
+        e->mi_endpoint = dup_opt(f, mi, "endpoint");
     }
     e->token_version = str_is(o, "token_version", "v1") ? CONF_TOKEN_V1 : CONF_TOKEN_V2;
     e->token_endpoint = dup_opt(f, o, "token_endpoint");
@@ -503,6 +510,9 @@ static void env_cleanup(struct conf_env *e)
     free(e->client_secret_env);
     free(e->cert_file);
     free(e->key_file);
+    free(e->client_assertion_file);
+    free(e->mi_client_id);
+    free(e->mi_endpoint);
     free(e->token_endpoint);
 }
 

@@ -25,7 +25,13 @@ struct conf_error {
     char message[CONF_ERR_MSG_MAX];
 };
 
-enum conf_credential { CONF_CRED_SECRET_FILE, CONF_CRED_SECRET_ENV, CONF_CRED_CERTIFICATE };
+enum conf_credential {
+    CONF_CRED_SECRET_FILE,
+    CONF_CRED_SECRET_ENV,
+    CONF_CRED_CERTIFICATE,
+    CONF_CRED_ASSERTION_FILE,   /* workload identity federation: a JWT re-read per request */
+    CONF_CRED_MANAGED_IDENTITY  /* Azure managed identity (IMDS or IDENTITY_ENDPOINT) */
+};
 enum conf_cert_alg { CONF_ALG_PS256, CONF_ALG_RS256 };
 enum conf_token_version { CONF_TOKEN_V2, CONF_TOKEN_V1 };
 enum conf_direction { CONF_DIR_IMPORT, CONF_DIR_EXPORT };
@@ -44,6 +50,11 @@ struct conf_env {
     char *cert_file;             /* owned; set iff credential == CONF_CRED_CERTIFICATE */
     char *key_file;              /* owned; set iff credential == CONF_CRED_CERTIFICATE */
     enum conf_cert_alg cert_algorithm; /* PS256 unless configured */
+    char *client_assertion_file; /* owned; set iff credential == CONF_CRED_ASSERTION_FILE */
+    bool managed_identity;       /* credential == CONF_CRED_MANAGED_IDENTITY */
+    char *mi_client_id;          /* owned; user-assigned identity's client id (canonical
+                                    GUID), NULL = system-assigned */
+    char *mi_endpoint;           /* owned; IMDS token URL, resolved (default link-local) */
     enum conf_token_version token_version;
     char *token_endpoint;        /* owned; resolved: the override or the Entra default */
     bool allow_http;             /* tests only: http:// base_url / token_endpoint allowed */

@@ -44,6 +44,19 @@ static const struct key certificate_keys[] = {
     { 0 }
 };
 
+static const struct key managed_identity_keys[] = {
+    OPT("client_id", T_STRING,
+        "Client ID (a GUID) of the user-assigned managed identity to use. Omit it for the "
+        "system-assigned identity."),
+    OPT("endpoint", T_STRING,
+        "Token URL of the Azure Instance Metadata Service. Default: "
+        "`http://169.254.169.254/metadata/identity/oauth2/token`. http:// only to a loopback "
+        "or link-local host (or with `allow_http`). Not used when the environment variables "
+        "`IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set (App Service, Container Apps): "
+        "fogate then asks that endpoint."),
+    { 0 }
+};
+
 static const struct key env_keys[] = {
     DESCRIPTION,
     REQ("base_url", T_STRING,
@@ -56,13 +69,24 @@ static const struct key env_keys[] = {
     REQ("client_id", T_STRING, "Application (client) ID of the Entra app, a GUID."),
     OPT("client_secret_file", T_STRING,
         "Credential, option 1: path of a file holding the client secret (its value, not its "
-        "ID). Exactly one of `client_secret_file`, `client_secret_env` and "
-        "`client_certificate` must be set. The file must be readable and not empty."),
+        "ID). Exactly one of `client_secret_file`, `client_secret_env`, "
+        "`client_certificate`, `client_assertion_file` and `managed_identity` must be set. "
+        "The file must be readable and not empty."),
     OPT("client_secret_env", T_STRING,
         "Credential, option 2: name of an environment variable holding the client secret. "
         "It must be set and not empty when fogate starts."),
     { .name = "client_certificate", .type = T_OBJECT, .sub = certificate_keys,
       .doc = "Credential, option 3: a certificate; fogate signs a client assertion with it." },
+    OPT("client_assertion_file", T_STRING,
+        "Credential, option 4 (workload identity federation, no secret): path of a file "
+        "holding a JWT issued by an identity provider Entra trusts for this app, e.g. the "
+        "value of `AZURE_FEDERATED_TOKEN_FILE` on AKS. Re-read for every token request, "
+        "never sent past its own `exp`. It may be missing at start (reported in `/readyz`)."),
+    { .name = "managed_identity", .type = T_OBJECT, .sub = managed_identity_keys,
+      .doc = "Credential, option 5 (Azure managed identity, no secret): `{}` for the "
+             "system-assigned identity, `{\"client_id\": \"...\"}` for a user-assigned one. "
+             "`client_id` of the environment is still the identity's application (client) "
+             "ID as registered in D365." },
     { .name = "token_version", .type = T_STRING, .def = "\"v2\"", .choices = token_versions,
       .doc = "Entra token endpoint: `v2` (sends `scope=<resource>/.default`) or `v1` "
              "(sends `resource=<resource>`)." },

@@ -32,6 +32,16 @@ $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhir
 # promtool (metrics and alert rule checks) and a real Prometheus for tests/e2e/test_prometheus.py
 $SUDO apt-get install -y -q --no-install-recommends prometheus
 
+# Shipping tests (tests/ship): mmdebstrap makes a Debian root, podman imports it as the base
+# image, buildah builds and runs the image; python3-yaml reads kubectl kustomize's output.
+$SUDO apt-get install -y -q --no-install-recommends mmdebstrap podman buildah python3-yaml
+# kubectl for `kubectl kustomize`: Debian's kubernetes-client, unless a kubectl is already
+# installed (another package owning /usr/bin/kubectl makes kubernetes-client fail to unpack);
+# the manifests render with both kustomize v2 (Debian's) and v5.
+if ! command -v kubectl >/dev/null 2>&1; then
+  $SUDO apt-get install -y -q --no-install-recommends kubernetes-client
+fi
+
 # Node.js runs Azurite (the Azure Blob emulator). Keep an existing Node; otherwise Debian's.
 if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm

@@ -6,6 +6,7 @@ tests/oauth3p/server.js) for token tests that must not depend on the D365 simula
     o.token_url -> "http://127.0.0.1:<port>/token"
     o.stats()   -> {"token_requests": {grant: n}, "refused": n, "issued": [...], ...}
     o.issued_tokens(), o.jwks(), o.pid, o.port
+    o.assertion(subject), o.federation(subject)   # workload identity federation issuer
     o.stop()
 
 It listens on 127.0.0.1 only: on a port the kernel picks (port=0, read back from its first
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 
 from harness import file_tail, spawn_logged, src_root, stop_popen, wait_listening
@@ -84,6 +86,23 @@ class OAuth3p:
 
     def jwks(self):
         return self._get_json("/jwks")
+
+    def assertion(self, subject, audience="api://AzureADTokenExchange"):
+        """A JWT this server issues for `subject` with `audience`, as a Kubernetes service
+        account token projected for workload identity federation (exp = now + lifetime)."""
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": audience,
+                                       "subject": subject}).encode()
+        with urllib.request.urlopen(self.token_url, form, timeout=10) as r:
+            return json.loads(r.read(1 << 20))["access_token"]
+
+    def federation(self, subject, audience="api://AzureADTokenExchange"):
+        """A fosim federated identity credential trusting this server for `subject`."""
+        return {"issuer": self.issuer(), "subject": subject, "audience": audience,
+                "jwks": self.jwks()}
+
+    def issuer(self):
+        """The iss claim of the tokens this server issues."""
+        return self._get_json("/.well-known/openid-configuration")["issuer"]
 
     def log(self):
         return file_tail(self.log_path)

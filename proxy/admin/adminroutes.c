@@ -23,6 +23,20 @@ void adminroutes_reply_json(struct conn_req *req, int status, json_t *doc)
     json_decref(doc);
 }
 
+/* {env: what to do} for the environments of `why` that have a hint. */
+static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
+{
+    json_t *hints = json_object(), *v;
+    const char *env;
+
+    json_object_foreach(why, env, v) {
+        const char *h = token_hint(tm, env);
+        if (h)
+            json_object_set_new(hints, env, json_string(h));
+    }
+    return hints;
+}
+
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
                   struct ledgerflow *ledger)
 {
@@ -38,6 +52,8 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
     if (o && ledger)
         json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
                                                    "reason", lwhy));
+    if (o && !ready)
+        json_object_set_new(o, "hints", readyz_hints(tm, json_object_get(o, "environments")));
     adminroutes_reply_json(req, ready && lready ? 200 : 503, o);
 }
 

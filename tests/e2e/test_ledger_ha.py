@@ -1,8 +1,9 @@
-"""Two fogate instances behind a real HAProxy, one Redis (restarted once in the middle of
-the run, append-only file on), 20 concurrent consumers draining 2,000 export messages
-(fosim's bulk feed) through the simple API. A checker over the consumers' logs and fosim's
-state then finds every message delivered and acked at D365, none delivered twice without
-the redelivery mark, and none confirmed by two consumers."""
+"""Two fogate instances behind a real HAProxy (the shipped deploy/haproxy/haproxy.cfg), one
+Redis (restarted once in the middle of the run, append-only file on), 20 concurrent
+consumers draining 2,000 export messages (fosim's bulk feed) through the simple API. A
+checker over the consumers' logs and fosim's state then finds every message delivered and
+acked at D365, none delivered twice without the redelivery mark, and none confirmed by two
+consumers."""
 
 import collections
 import os
@@ -12,6 +13,7 @@ import threading
 import time
 
 import harness
+import lbkit
 import ledgerkit as lk
 from harness import workdir  # noqa: F401
 
@@ -42,34 +44,6 @@ class Redis:
 
     def stop(self):
         return self.proc.stop()
-
-
-def start_haproxy(workdir, backends):
-    port = harness.free_port()
-    cfg = os.path.join(workdir, "haproxy.cfg")
-    servers = "\n".join(f"  server g{i} 127.0.0.1:{p} check inter 500ms"
-                        for i, p in enumerate(backends))
-    with open(cfg, "w") as f:
-        f.write(f"""global
-  maxconn 2000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  retries 0
-frontend fe
-  bind 127.0.0.1:{port}
-  default_backend be
-backend be
-  balance roundrobin
-{servers}
-""")
-    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    p = harness.Proc("haproxy", [exe, "-db", "-f", cfg], workdir)
-    p.port = port
-    harness.wait_port(port)
-    return p
 
 
 class Consumer(threading.Thread):
@@ -149,7 +123,7 @@ def run(workdir, procs):
     procs.append(red.proc)
     gates = [lk.Gate(workdir, sim, red.port, name=f"ha{i}", ledger=LEDGER) for i in range(2)]
     procs.extend(g.proc for g in gates)
-    hap = start_haproxy(workdir, [g.port for g in gates])
+    hap = lbkit.start_haproxy(workdir, [g.port for g in gates])  # deploy/haproxy
     procs.append(hap)
     base = f"http://127.0.0.1:{hap.port}"
     stop = threading.Event()

@@ -20,6 +20,10 @@
 //   --shape v1       like Entra's v1 endpoint: numbers as decimal strings (expires_in,
 //                    ext_expires_in, expires_on, not_before) and the resource echoed.
 //   --shape raw      oauth2-mock-server's own shape (expires_in set to the lifetime).
+//   subject=S        (a form field of the token request) sets the sub claim, so the
+//                    server can play a Kubernetes service account token issuer for
+//                    workload identity federation (with scope=api://AzureADTokenExchange,
+//                    aud is that audience).
 //   --secret S       only a client_secret equal to S is accepted; any other one (or none)
 //                    gets 401 {"error":"invalid_client", ...}: a standard OAuth error
 //                    body without an Entra AADSTS code. Default: any secret accepted.
@@ -96,6 +100,8 @@ function installHooks(server, opts, stats) {
     if (typeof body.resource === 'string') token.payload.aud = body.resource;
     else if (typeof body.scope === 'string') token.payload.aud = body.scope.replace(/\/\.default$/, '');
     if (typeof body.client_id === 'string') token.payload.appid = body.client_id;
+    // Playing a Kubernetes service account issuer for workload identity federation.
+    if (typeof body.subject === 'string') token.payload.sub = body.subject;
   });
   service.on('beforeResponse', (resp, req) => {
     const body = req.body || {};

@@ -20,6 +20,7 @@
 #include "simpkg.h"
 #include "simqueue.h"
 #include "simtoken.h"
+#include "simmi.h"
 
 static const struct sim_route route_404 = {"other", NULL, NULL};
 
@@ -37,7 +38,7 @@ static void not_found(struct sim *s, struct simhttp_req *req)
 static const struct sim_route *route(const char *path)
 {
     const struct sim_route *r;
-    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simconnector_route(path)) ||
+    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simmi_route(path)) || (r = simconnector_route(path)) ||
         (r = simodata_route(path)))
         return r;
     return NULL;

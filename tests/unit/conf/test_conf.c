@@ -81,7 +81,44 @@ static const struct error_case error_cases[] = {
     { "bad-client-id.json", "environments.test.client_id", 8, "\"fogate-uat\" is not a GUID" },
     { "string-with-newline.json", "jobs.groups.entity", 17, "must not contain control characters" },
     { "tokens-retry-order.json", "tokens.retry_min_ms", 20, "must not exceed tokens.retry_max_ms" },
+    { "mi-bad-client-id.json", "environments.test.managed_identity.client_id", 10,
+      "\"fogate-identity\" is not a GUID (the client ID of the user-assigned managed identity)" },
+    { "mi-http-endpoint.json", "environments.test.managed_identity.endpoint", 10,
+      "http:// only to a link-local (169.254.x.x) or loopback host" },
+    { "assertion-and-mi.json", "environments.test", 5, "more than one credential" },
 };
+
+/* The secretless kinds: nothing to read at load time; identity fields resolved. */
+static void test_secretless_kinds(void)
+{
+    struct conf_error err;
+    struct conf *c = load_case("assertion-file-ok.json", &err);
+
+    CHECK(c != NULL); /* the projected file need not exist yet */
+    if (c) {
+        CHECK(c->envs[0].credential == CONF_CRED_ASSERTION_FILE);
+        CHECK(strstr(c->envs[0].client_assertion_file, "/secrets/not-yet-projected.jwt") != NULL);
+        CHECK(c->envs[0].client_assertion_file[0] == '/'); /* relative to the config file */
+        CHECK(!c->envs[0].managed_identity && !c->envs[0].mi_endpoint);
+    }
+    conf_free(c);
+    c = load_case("mi-ok.json", &err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->envs[0].credential == CONF_CRED_MANAGED_IDENTITY);
+        CHECK_STR(c->envs[0].mi_client_id, "0d6b5a4c-2222-4333-8444-00000000a51d");
+        CHECK_STR(c->envs[0].mi_endpoint, "http://169.254.169.254/metadata/identity/oauth2/token");
+    }
+    conf_free(c);
+    c = load_case("mi-system-ok.json", &err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->envs[0].managed_identity && c->envs[0].mi_client_id == NULL);
+        CHECK_STR(c->envs[0].mi_endpoint, "http://169.254.169.254/metadata/identity/oauth2/token");
+        CHECK_STR(c->envs[0].resource, "https://contoso-uat.sandbox.operations.dynamics.com");
+    }
+    conf_free(c);
+}
 
 static void test_error_cases(void)
 {
@@ -622,6 +659,7 @@ int main(void)
     setenv("FOGATE_TEST_SECRET", "s3cr3t-value", 1);
     unsetenv("FOGATE_TEST_UNSET_SECRET");
     test_error_cases();
+    test_secretless_kinds();
     test_no_secret_in_errors();
     test_defaults_and_derived();
     test_http_allowed_and_v1();

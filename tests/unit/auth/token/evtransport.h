@@ -28,7 +28,7 @@ struct tx_req {
 struct tx {
     struct event_base *base;
     struct tx_req *reqs; /* in flight */
-    int posts, cancels, completions, in_flight, max_in_flight;
+    int posts, gets, cancels, completions, in_flight, max_in_flight;
     int refuse;          /* when set, post_form returns -1 */
 };
 
@@ -72,17 +72,33 @@ static inline void tx_on_done(struct evhttp_request *req, void *arg)
     free(r);
 }
 
-static inline int tx_post_form(void *ctx, const char *url, const char *body, size_t len,
-                               unsigned timeout_ms, token_http_done *done, void *arg)
+/* Adds "Name: value" lines as request headers; 0 or -1 if one has no colon. */
+static inline int tx_add_headers(struct evhttp_request *req, const char *const *hdrs, size_t n)
 {
-    struct tx *tx = ctx;
+    char name[128];
+
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strchr(hdrs[i], ':');
+        if (!colon || (size_t)(colon - hdrs[i]) >= sizeof(name))
+            return -1;
+        memcpy(name, hdrs[i], (size_t)(colon - hdrs[i]));
+        name[colon - hdrs[i]] = '\0';
+        evhttp_add_header(evhttp_request_get_output_headers(req), name, colon + 2);
+    }
+    return 0;
+}
+
+/* POST (body != NULL) or GET with extra header lines. */
+static inline int tx_send(struct tx *tx, const char *url, const char *body, size_t len,
+                          const char *const *hdrs, size_t n, unsigned timeout_ms,
+                          token_http_done *done, void *arg)
+{
     struct evhttp_uri *u = evhttp_uri_parse(url);
     struct tx_req *r = NULL;
     struct evhttp_request *req = NULL;
     char path[2048];
     int rc = -1;
 
-    tx->posts++;
     if (tx->refuse || !u || !evhttp_uri_get_host(u) || !(r = calloc(1, sizeof(*r))))
         goto out;
     int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
@@ -96,11 +112,18 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     evhttp_connection_set_timeout_tv(r->conn, &tv);
     evhttp_connection_set_max_body_size(r->conn, TX_BODY_MAX);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Host", evhttp_uri_get_host(u));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/x-www-form-urlencoded");
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+    if (body) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-www-form-urlencoded");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+    }
+    if (tx_add_headers(req, hdrs, n) != 0) {
+        evhttp_request_free(req);
+        req = NULL;
+        goto out;
+    }
     r->done = done, r->arg = arg, r->tx = tx;
-    if (evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, path) != 0) {
+    if (evhttp_make_request(r->conn, req, body ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path) != 0) {
         req = NULL; /* freed by evhttp_make_request on failure */
         goto out;
     }
@@ -119,6 +142,24 @@ out:
     return rc;
 }
 
+static inline int tx_post_form(void *ctx, const char *url, const char *body, size_t len,
+                               unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    struct tx *tx = ctx;
+
+    tx->posts++;
+    return tx_send(tx, url, body, len, NULL, 0, timeout_ms, done, arg);
+}
+
+static inline int tx_get(void *ctx, const char *url, const char *const *hdrs, size_t n,
+                         unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    struct tx *tx = ctx;
+
+    tx->gets++;
+    return tx_send(tx, url, NULL, 0, hdrs, n, timeout_ms, done, arg);
+}
+
 static inline void tx_cancel(void *ctx, void *arg)
 {
     struct tx *tx = ctx;
@@ -135,7 +176,8 @@ static inline void tx_cancel(void *ctx, void *arg)
 
 static inline struct token_transport tx_transport(struct tx *tx)
 {
-    struct token_transport t = { .ctx = tx, .post_form = tx_post_form, .cancel = tx_cancel };
+    struct token_transport t = { .ctx = tx, .post_form = tx_post_form, .get = tx_get,
+                                 .cancel = tx_cancel };
     return t;
 }
 
