@@ -177,6 +177,7 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     j->entity = dup_opt(f, o, "entity");
     j->company = dup_opt(f, o, "company");
     j->project = dup_opt(f, o, "project");
+    j->callback_url = dup_opt(f, o, "callback_url");
     j->direction = str_is(o, "direction", "export") ? CONF_DIR_EXPORT : CONF_DIR_IMPORT;
     if (!j->name) {
         f->oom = true;
@@ -324,6 +325,30 @@ static void fill_packages(struct conf_packages *p, json_t *o)
     p->lock_wait_ms = (unsigned)get_int(o, "lock_wait_ms");
 }
 
+static void fill_history(struct conf_history *h, json_t *o)
+{
+    h->enabled = json_is_true(json_object_get(o, "enabled"));
+    h->retention_days = (unsigned)get_int(o, "retention_days");
+    h->max_records = (unsigned)get_int(o, "max_records");
+    h->follow_hours = (unsigned)get_int(o, "follow_hours");
+    h->follow_min_ms = (unsigned)get_int(o, "follow_min_ms");
+    h->follow_max_ms = (unsigned)get_int(o, "follow_max_ms");
+    h->write_timeout_ms = (unsigned)get_int(o, "write_timeout_ms");
+    h->max_page = (unsigned)get_int(o, "max_page");
+}
+
+static void fill_receipts(struct fill *f, struct conf_receipts *r, json_t *o)
+{
+    r->key_file = dup_path(f, o, "key_file");
+    r->allow_http = json_is_true(json_object_get(o, "allow_http"));
+    r->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
+    r->retry_max_ms = (unsigned)get_int(o, "retry_max_ms");
+    r->max_attempts = (unsigned)get_int(o, "max_attempts");
+    r->timeout_ms = (unsigned)get_int(o, "timeout_ms");
+    r->unconfirmed_s = (unsigned)get_int(o, "unconfirmed_s");
+    r->interval_ms = (unsigned)get_int(o, "interval_ms");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -367,6 +392,8 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
     fill_packages(&conf->packages, json_object_get(root, "packages"));
+    fill_history(&conf->history, json_object_get(root, "history"));
+    fill_receipts(f, &conf->receipts, json_object_get(root, "receipts"));
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;
@@ -477,6 +504,7 @@ static void job_cleanup(struct conf_job *j)
     free(j->env_name);
     free(j->activity_id_raw);
     free(j->project);
+    free(j->callback_url);
     free(j->entity);
     free(j->company);
 }
@@ -524,6 +552,7 @@ void conf_free(struct conf *conf)
     free(conf->clients);
     redis_cleanup(&conf->redis);
     free(conf->tokens.cache_key_file);
+    free(conf->receipts.key_file);
     free(conf->path);
     free(conf->listen_host);
     free(conf->public_base_url);

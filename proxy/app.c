@@ -10,6 +10,7 @@
 
 #include "confcheck.h"
 #include "conn.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "log.h"
 #include "reply.h"
@@ -39,6 +40,7 @@ struct app {
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
+    struct history *history;        /* owned: the file history, NULL unless history.enabled */
     unsigned worker, workers;       /* this app's index and the worker count */
     bool stopping;
 };
@@ -72,7 +74,7 @@ static void on_request(struct conn_req *req, void *arg)
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger, .worker = app->worker,
+                             .ledger = app->ledger, .history = app->history, .worker = app->worker,
                              .workers = app->workers };
 
     routes_dispatch(&d, req);
@@ -135,6 +137,7 @@ static void on_reload(struct app *app)
     upcall_ctx_set_conf(app->uc, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
+    history_set_conf(app->history, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
 }
@@ -198,6 +201,13 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
         }
         simple_set_ledger(app->simple, app->ledger);
     }
+    if (app->package && conf->history.enabled) {
+        if (!(app->history = history_new(app->base, app->uc, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_history(app->simple, app->history);
+    }
     if (!app->server || !app->simple || !app->package) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");
         app_free(app);
@@ -244,6 +254,7 @@ void app_free(struct app *app)
     simple_free(app->simple);
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
+    history_free(app->history);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

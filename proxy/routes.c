@@ -9,6 +9,7 @@
 
 #include "clientauth.h"
 #include "conf.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "ledgerpass.h"
 #include "passthru.h"
@@ -44,6 +45,19 @@ static void reply_json_t(struct conn_req *req, int status, json_t *o)
     json_decref(o);
 }
 
+/* The worker's history counters for /admin/status, or null when history is off. */
+static json_t *history_json(const struct history *h)
+{
+    struct history_stats st;
+
+    if (!h)
+        return json_null();
+    history_get_stats(h, &st);
+    return json_pack("{s:I, s:I, s:I, s:I}", "writes", (json_int_t)st.writes, "lost",
+                     (json_int_t)st.lost, "follow_polls", (json_int_t)st.follow_polls,
+                     "follow_final", (json_int_t)st.follow_final);
+}
+
 static void route_readyz(const struct routes_deps *d, struct conn_req *req)
 {
     json_t *why = NULL;
@@ -76,11 +90,12 @@ static void route_admin(const struct routes_deps *d, struct conn_req *req)
         json_object_set_new(gates, d->conf->envs[i].name,
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
+                 json_pack("{s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
                            token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
                            d->token_shared, "ledger",
                            d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
-                           (json_int_t)d->worker, "workers", (json_int_t)d->workers));
+                           (json_int_t)d->worker, "workers", (json_int_t)d->workers,
+                           "history", history_json(d->history)));
 }
 
 bool routes_loopback(const char *client)
