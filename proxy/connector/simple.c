@@ -103,6 +103,15 @@ void simple_req_error(struct simple_req *r, int status, const char *code, const 
     reqcore_error(core(r), status, NULL, code, message);
 }
 
+void simple_req_retry(struct simple_req *r, int status, unsigned retry_s, const char *code,
+                      const char *message)
+{
+    char extra[40];
+
+    snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
+    reqcore_error(core(r), status, extra, code, message);
+}
+
 void simple_req_json(struct simple_req *r, int status, json_t *o)
 {
     reqcore_json(core(r), status, o);
@@ -140,6 +149,8 @@ void simple_req_hash_end(struct simple_req *r, char hex[65])
 static void req_free(struct simple_req *r)
 {
     history_cancel(r->hop);
+    histidem_cancel(r->iop);
+    histidem_drop(r->hold); /* the client went away before the enqueue ended */
     EVP_MD_CTX_free(r->sha);
     d365_cancel(r->call);
     msgwait_cancel(r->waiter);
@@ -155,7 +166,7 @@ static void req_free(struct simple_req *r)
 
 bool simple_req_settle(struct simple_req *r)
 {
-    if (r->call || r->waiter || r->lop || r->hop || r->body_reading || r->req)
+    if (r->call || r->waiter || r->lop || r->hop || r->iop || r->body_reading || r->req)
         return false;
     req_free(r);
     return true;
@@ -175,6 +186,8 @@ static void on_gone(void *arg)
     r->lop = NULL;
     history_cancel(r->hop);
     r->hop = NULL;
+    histidem_cancel(r->iop);
+    r->iop = NULL;
     req_free(r);
 }
 

@@ -10,7 +10,9 @@
 
 #include <jansson.h>
 
+#include "hex.h"
 #include "ledgerkey.h"
+#include "simpleidem.h"
 #include "reqcore.h"
 
 static double now_s(void)
@@ -78,8 +80,11 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
     /* The body failed (conn answers with the reason) or we answered already: either way
      * the request is conn's again once this returns. */
     reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
-    if (r->call) /* the body broke before D365 answered: nothing was enqueued */
+    if (r->call) { /* the body broke before D365 answered: nothing was enqueued */
         history_failed(r->s->hist, r->hist_id, "body_failed", r->bytes, NULL);
+        histidem_drop(r->hold);
+        r->hold = NULL;
+    }
     d365_cancel(r->call);
     r->call = NULL;
     simple_req_settle(r);
@@ -99,8 +104,16 @@ static void on_enqueued(void *arg, const struct d365_result *res)
     simple_req_hash_end(r, sha);
     if (!res->ok) {
         history_failed(r->s->hist, r->hist_id, res->err.code, r->bytes, sha[0] ? sha : NULL);
+        histidem_drop(r->hold); /* a refused enqueue may be sent again with the key */
+        r->hold = NULL;
         simple_req_fail(r, &res->err);
     } else {
+        unsigned char raw[32];
+        if (r->hold && hex_decode(sha, 64, raw, 32) == 0)
+            histidem_done(r->hold, res->value, raw);
+        else
+            histidem_drop(r->hold);
+        r->hold = NULL;
         history_sent(r->s->hist, r->hist_id, r->env, res->value, r->bytes,
                      sha[0] ? sha : NULL);
         d365parse_query_encode(job, sizeof job, &jl, r->route.job);
@@ -179,24 +192,41 @@ static int start_enqueue(struct simple_req *r, const struct conf_job *job)
 void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job)
 {
     const struct http1_head *h = conn_req_head(r->req);
-    size_t limit = r->s->conf->limits.max_enqueue_bytes;
-    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+    const struct http1_header *k = http1_header_find(h, "Idempotency-Key");
 
     if (h->framing == HTTP1_BODY_NONE) {
         simple_req_error(r, 400, "empty_body", "the request body is the file to enqueue");
         return;
     }
+    if (k)
+        simpleidem_begin(r, job, k);
+    else
+        simplexfer_enqueue_go(r, job);
+}
+
+void simplexfer_enqueue_go(struct simple_req *r, const struct conf_job *job)
+{
+    size_t limit = r->s->conf->limits.max_enqueue_bytes;
+    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+
     if (!(r->pending = evbuffer_new())) {
+        histidem_drop(r->hold);
+        r->hold = NULL;
         simple_req_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (start_enqueue(r, job) < 0)
+    if (start_enqueue(r, job) < 0) {
+        histidem_drop(r->hold);
+        r->hold = NULL;
         return;
+    }
     conn_req_set_body_limit(r->req, limit);
     r->body_reading = conn_req_read_body(r->req, &sink) == 0;
     if (!r->body_reading) {
         d365_cancel(r->call);
         r->call = NULL;
+        histidem_drop(r->hold);
+        r->hold = NULL;
         simple_req_error(r, 500, "internal", "cannot read the request body");
     }
 }

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "d365.h"
+#include "histidem.h"
 #include "history.h"
 #include "ledgerflow.h"
 #include "msgwait.h"
@@ -62,6 +63,11 @@ struct simple_req {
     char hist_id[HISTORY_ID_SIZE];    /* enqueue: the file's history record, "" if none */
     EVP_MD_CTX *sha;                  /* owned: SHA-256 of the body (enqueue, download) */
     uint64_t bytes;                   /* body bytes seen (enqueue, download) */
+    const struct conf_job *job;       /* enqueue: borrowed from the request's snapshot */
+    struct histidem_op *iop;          /* owned while the Idempotency-Key is looked up */
+    struct histidem_hold *hold;       /* owned: our Idempotency-Key reservation */
+    struct histidem_res first;        /* replay: the first enqueue with the key */
+    bool replay;                      /* the body is only hashed and compared */
 };
 
 /* Starts the SHA-256 of the body; r->sha stays NULL when out of memory (no hash then). */
@@ -80,6 +86,10 @@ void simple_req_fail(struct simple_req *r, const struct d365_err *e);
 void simple_req_error(struct simple_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Answers `r` with a fogate error and Retry-After: retry_s. */
+void simple_req_retry(struct simple_req *r, int status, unsigned retry_s, const char *code,
+                      const char *message);
+
 /* Answers `r` with 200/202 JSON (`o` is stolen). */
 void simple_req_json(struct simple_req *r, int status, json_t *o);
 
@@ -97,6 +107,9 @@ bool simple_req_settle(struct simple_req *r);
 
 /* POST /v1/jobs/{job}/messages for an import job. */
 void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job);
+
+/* The enqueue itself (after its Idempotency-Key, if any, was reserved in r->hold). */
+void simplexfer_enqueue_go(struct simple_req *r, const struct conf_job *job);
 
 /* POST /v1/jobs/{job}/next for an export job. */
 void simplexfer_next(struct simple_req *r, const struct conf_job *job);

@@ -13,6 +13,7 @@
 #include "histfollow.h"
 #include "histlua.h"
 #include "log.h"
+#include "pkgstore.h"
 #include "rconn.h"
 #include "redisopen.h"
 
@@ -29,6 +30,7 @@ struct history {
     struct rconn_script scripts[HISTLUA_COUNT];
     struct history_stats stats;
     struct histfollow *follow;          /* owned; NULL when follow_hours is 0 */
+    struct pkgstore *idem;              /* owned: Idempotency-Key leases (histidem) */
 };
 
 struct history_op {
@@ -52,7 +54,8 @@ struct history *history_new(struct event_base *base, struct upcall_ctx *uc,
     for (int i = 0; i < HISTLUA_COUNT; i++)
         if (rconn_script_init(&h->scripts[i], histlua_body((enum histlua_id)i)) < 0)
             goto fail;
-    if (!(h->rc = redisopen_new(base, &conf->redis, "history: ", &h->dns)))
+    if (!(h->rc = redisopen_new(base, &conf->redis, "history: ", &h->dns)) ||
+        !(h->idem = pkgstore_new(h->rc, (int)conf->history.write_timeout_ms)))
         goto fail;
     if (conf->history.follow_hours > 0 &&
         !(h->follow = histfollow_new(base, uc, h, h->rc, conf)))
@@ -78,6 +81,7 @@ void history_free(struct history *h)
         return;
     rconn_free(h->rc); /* pending writes call back now, CANCELLED: counted lost */
     histfollow_free(h->follow); /* after: a pending claim calls back into it */
+    pkgstore_free(h->idem);
     if (h->dns)
         evdns_base_free(h->dns, 0);
     free(h);
@@ -90,6 +94,21 @@ void history_get_stats(const struct history *h, struct history_stats *out)
         return;
     *out = h->stats;
     histfollow_stats(h->follow, &out->follow_polls, &out->follow_final);
+}
+
+struct pkgstore *history_store(struct history *h)
+{
+    return h->idem;
+}
+
+struct event_base *history_base(struct history *h)
+{
+    return h->base;
+}
+
+const struct conf *history_conf(const struct history *h)
+{
+    return h->conf;
 }
 
 unsigned history_max_page(const struct history *h)
@@ -166,7 +185,7 @@ static void put_send(struct history *h, struct put *p)
         h->stats.lost++;
 }
 
-static void new_id(char id[HISTORY_ID_SIZE])
+void history_id_new(char id[HISTORY_ID_SIZE])
 {
     unsigned char raw[16];
     static const char digits[] = "0123456789abcdef";
@@ -186,10 +205,12 @@ void history_received(struct history *h, const char *env, const char *job,
 {
     struct put p = { 0 };
 
-    id[0] = '\0';
-    if (!h)
+    if (!h) {
+        id[0] = '\0';
         return;
-    new_id(id);
+    }
+    if (!id[0])
+        history_id_new(id);
     if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.env_idx, "e", env, NULL) < 0 ||
         histrec_key(p.job_idx, "j", job, NULL) < 0) {
         h->stats.lost++;
@@ -499,5 +520,16 @@ void history_polled(struct history *h, const char *id)
         return;
     put_begin(h, &p, id, NULL, NULL, NULL, false);
     put_field(&p, "+npolls", "1");
+    put_send(h, &p);
+}
+
+void history_replayed(struct history *h, const char *id)
+{
+    struct put p = { 0 };
+
+    if (!h || histrec_key(p.key, "r", id, NULL) < 0)
+        return;
+    put_begin(h, &p, id, NULL, NULL, NULL, false);
+    put_field(&p, "+idem", "1");
     put_send(h, &p);
 }

@@ -47,9 +47,12 @@ void history_get_stats(const struct history *h, struct history_stats *out);
 
 /* ---- recorders (all strings borrowed for the call; NULL strings are left out) ---- */
 
+/* A new random record id (32 hex digits). */
+void history_id_new(char id[HISTORY_ID_SIZE]);
+
 /* An import file arrived: creates its record now (received time, indexed by environment
- * and job). `via`: "simple", "passthru" or "package". Fills id (a new random id; "" when
- * h is NULL). */
+ * and job). `via`: "simple", "passthru" or "package". Uses id when it is not "" (from
+ * history_id_new), else fills it with a new one; "" when h is NULL. */
 void history_received(struct history *h, const char *env, const char *job,
                       const char *client, const char *via, const char *file_name,
                       char id[HISTORY_ID_SIZE]);
@@ -58,6 +61,10 @@ void history_received(struct history *h, const char *env, const char *job,
  * "Enqueued", sent time; the message is followed in the background until final. */
 void history_sent(struct history *h, const char *id, const char *env, const char *msg_id,
                   uint64_t size, const char *sha256_hex);
+
+/* An enqueue repeated import `id`'s Idempotency-Key and content: counted in the record
+ * (idempotent_replays); nothing was sent. */
+void history_replayed(struct history *h, const char *id);
 
 /* Import `id` never reached D365 (code: fogate's error code) or was answered from an
  * earlier enqueue (Idempotency-Key replay: code "replayed", msg_id the first message). */
@@ -108,7 +115,15 @@ unsigned history_max_page(const struct history *h);
 
 
 
-/* ---- for the follow-up (histfollow) ---- */
+/* ---- for the history's own modules (histfollow, histidem) ---- */
+
+struct pkgstore;
+
+/* The history's lease store on its Redis connection (owned by h), its loop and its
+ * current config. */
+struct pkgstore *history_store(struct history *h);
+struct event_base *history_base(struct history *h);
+const struct conf *history_conf(const struct history *h);
 
 /* Import `id` ended with errors: the execution id and D365's error text (stored as
  * given; JSON when D365's text is). NULL h is a no-op. */

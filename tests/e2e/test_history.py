@@ -213,3 +213,76 @@ def test_redis_down_transfers_proceed_and_lost_writes_are_counted(workdir, sim):
         assert r.status == 503 and r.json()["code"] == "history_unavailable"
     finally:
         g.stop()
+
+
+# ---- idempotent enqueue ----
+
+def enqueue_raw(gate, body, idem, job=lk.IMPORT_JOB, key=lk.KEY):
+    return gate.req("POST", f"/v1/jobs/{job}/messages", body,
+                    {"Idempotency-Key": idem, "X-File-Name": "idem.csv"}, key=key)
+
+
+def test_idempotent_enqueue_replay_across_instances(gates, sim, redis):
+    a, b = gates
+    body = b"code;name\nI1;idempotent\n"
+    first = enqueue_raw(a, body, "order-4711")
+    assert first.status == 202, first
+    again = enqueue_raw(b, body, "order-4711")
+    assert again.status == 202, again
+    j1, j2 = first.json(), again.json()
+    assert j2["message_id"] == j1["message_id"] and j2["record_id"] == j1["record_id"]
+    assert j2["replayed"] is True and "replayed" not in j1
+    assert lk.count(sim, "enqueue") == 1, "nothing enqueued twice"
+    other = enqueue_raw(b, body + b"changed\n", "order-4711")
+    assert other.status == 422 and other.json()["code"] == "idempotency_key_reused", other
+    assert lk.count(sim, "enqueue") == 1
+    assert record(a, j1["record_id"])["idempotent_replays"] == 1
+    # the key is stored hashed, never as given
+    keys = harness.resp(redis.port, "KEYS", "*")
+    assert not any("order-4711" in k for k in keys), keys
+    assert any(k.startswith(f"fogate:pkg:idem:{lk.IMPORT_JOB}:") for k in keys), keys
+    # another key is another enqueue
+    third = enqueue_raw(b, body, "order-4712")
+    assert third.status == 202 and third.json()["message_id"] != j1["message_id"]
+    assert lk.count(sim, "enqueue") == 2
+
+
+def test_idempotent_enqueue_in_flight_is_409(gates, sim):
+    a, b = gates
+    import socket
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    try:
+        s.sendall((f"POST /v1/jobs/{lk.IMPORT_JOB}/messages HTTP/1.1\r\nHost: x\r\n"
+                   f"X-Api-Key: {lk.KEY}\r\nIdempotency-Key: slow-1\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").encode())
+
+        def busy():
+            r = enqueue_raw(b, b"hello", "slow-1")
+            if r.status == 409:
+                out["r"] = r
+                return True
+            assert r.status == 503 or r.status == 409, r  # not reserved yet: never 202
+            return False
+        out = {}
+        harness.wait_until(busy, 10, what="409 while the first is in flight")
+        r = out["r"]
+        assert r.json()["code"] == "idempotency_key_in_use" and r.header("Retry-After") == "1"
+        s.sendall(b"0\r\n\r\n")
+        resp = s.recv(65536).decode()
+        assert resp.startswith("HTTP/1.1 202"), resp
+    finally:
+        s.close()
+    r = enqueue_raw(b, b"hello", "slow-1")
+    assert r.status == 202 and r.json()["replayed"] is True, r
+    assert lk.count(sim, "enqueue") == 1
+
+
+def test_idempotency_failed_enqueue_frees_the_key(gates, sim):
+    a, b = gates
+    sim.fault(endpoint="enqueue", kind="status", status=500, count=1)
+    r = enqueue_raw(a, b"x;1\n", "fails-once")
+    assert r.status >= 500, r
+    r = enqueue_raw(b, b"x;1\n", "fails-once")
+    assert r.status == 202 and "replayed" not in r.json(), r
+    bad = a.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"x", {"Idempotency-Key": ""})
+    assert bad.status == 400 and bad.json()["code"] == "bad_idempotency_key"
