@@ -213,6 +213,7 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     j->entity = dup_opt(f, o, "entity");
     j->company = dup_opt(f, o, "company");
     j->project = dup_opt(f, o, "project");
+    j->callback_url = dup_opt(f, o, "callback_url");
     j->direction = str_is(o, "direction", "export") ? CONF_DIR_EXPORT : CONF_DIR_IMPORT;
     if (!j->name) {
         f->oom = true;
@@ -360,6 +361,30 @@ static void fill_packages(struct conf_packages *p, json_t *o)
     p->lock_wait_ms = (unsigned)get_int(o, "lock_wait_ms");
 }
 
+static void fill_history(struct conf_history *h, json_t *o)
+{
+    h->enabled = json_is_true(json_object_get(o, "enabled"));
+    h->retention_days = (unsigned)get_int(o, "retention_days");
+    h->max_records = (unsigned)get_int(o, "max_records");
+    h->follow_hours = (unsigned)get_int(o, "follow_hours");
+    h->follow_min_ms = (unsigned)get_int(o, "follow_min_ms");
+    h->follow_max_ms = (unsigned)get_int(o, "follow_max_ms");
+    h->write_timeout_ms = (unsigned)get_int(o, "write_timeout_ms");
+    h->max_page = (unsigned)get_int(o, "max_page");
+}
+
+static void fill_receipts(struct fill *f, struct conf_receipts *r, json_t *o)
+{
+    r->key_file = dup_path(f, o, "key_file");
+    r->allow_http = json_is_true(json_object_get(o, "allow_http"));
+    r->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
+    r->retry_max_ms = (unsigned)get_int(o, "retry_max_ms");
+    r->max_attempts = (unsigned)get_int(o, "max_attempts");
+    r->timeout_ms = (unsigned)get_int(o, "timeout_ms");
+    r->unconfirmed_s = (unsigned)get_int(o, "unconfirmed_s");
+    r->interval_ms = (unsigned)get_int(o, "interval_ms");
+}
+
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
 {
     json_t *envs = json_object_get(root, "environments");
@@ -409,6 +434,8 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     if (f->bad_date)
         return conferr_fail(f->err, "environments", "a client_secret_expires is not a date "
                             "as YYYY-MM-DD (the secret's expiry shown in Entra)");
+    fill_history(&conf->history, json_object_get(root, "history"));
+    fill_receipts(f, &conf->receipts, json_object_get(root, "receipts"));
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;
@@ -522,6 +549,7 @@ static void job_cleanup(struct conf_job *j)
     free(j->env_name);
     free(j->activity_id_raw);
     free(j->project);
+    free(j->callback_url);
     free(j->entity);
     free(j->company);
 }
@@ -569,6 +597,7 @@ void conf_free(struct conf *conf)
     free(conf->clients);
     redis_cleanup(&conf->redis);
     free(conf->tokens.cache_key_file);
+    free(conf->receipts.key_file);
     free(conf->path);
     free(conf->listen_host);
     free(conf->admin.listen_host);

@@ -12,6 +12,7 @@
 #include "adminstats.h"
 #include "confcheck.h"
 #include "conn.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "log.h"
 #include "reply.h"
@@ -42,6 +43,7 @@ struct app {
     struct package *package;        /* owned: the package API */
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
     struct admin *admin;            /* owned: worker 0's admin listener, NULL if none */
+    struct history *history;        /* owned: the file history, NULL unless history.enabled */
     unsigned worker, workers;       /* this app's index and the worker count */
     bool stopping;
 };
@@ -142,6 +144,7 @@ static void on_reload(struct app *app)
     package_set_conf(app->package, n);
     if (app->admin)
         admin_set_conf(app->admin, n);
+    history_set_conf(app->history, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
 }
@@ -201,6 +204,7 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
                             .tm = tokenwire_mgr(app->tokens),
                             .token_shared = tokenwire_shared(app->tokens),
                             .ledger = app->ledger, .package = app->package,
+                            .history = app->history,
                             .workers = app->workers };
 
     return admin_new(app->base, opt, &d);
@@ -238,6 +242,13 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
             return NULL;
         }
         simple_set_ledger(app->simple, app->ledger);
+    }
+    if (app->package && conf->history.enabled) {
+        if (!(app->history = history_new(app->base, app->uc, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_history(app->simple, app->history);
     }
     if (app->package && worker == 0 && conf->admin.listen_host &&
         !(app->admin = make_admin(app, &opt))) {
@@ -306,6 +317,7 @@ void app_free(struct app *app)
     simple_free(app->simple);
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
+    history_free(app->history);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

@@ -14,6 +14,7 @@
 
 struct admin;
 struct conf;
+struct history;
 struct ledgerflow;
 struct package;
 struct token_mgr;
@@ -28,6 +29,7 @@ struct admin_deps {
     bool token_shared;             /* tokens shared through Redis */
     struct ledgerflow *ledger;     /* borrowed; NULL when the ledger is off */
     struct package *package;       /* borrowed */
+    struct history *history;       /* borrowed; NULL when history is off */
     unsigned workers;              /* the worker count */
     const struct adminstats *stats; /* borrowed; every worker's counters; NULL = none */
 };

@@ -6,6 +6,7 @@
 
 #include "adminmetrics.h"
 #include "conf.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "reply.h"
 #include "token.h"
@@ -70,6 +71,19 @@ static void on_readyz(const struct admin_deps *d, struct conn_req *req)
     admin_readyz(req, d->conf, d->tm, d->ledger);
 }
 
+/* Worker 0's history counters, or null when history is off. */
+static json_t *history_json(const struct history *h)
+{
+    struct history_stats st;
+
+    if (!h)
+        return json_null();
+    history_get_stats(h, &st);
+    return json_pack("{s:I, s:I, s:I, s:I}", "writes", (json_int_t)st.writes, "lost",
+                     (json_int_t)st.lost, "follow_polls", (json_int_t)st.follow_polls,
+                     "follow_final", (json_int_t)st.follow_final);
+}
+
 /* Tokens (never one of them), throttle gates, the ledger: worker 0's view; the ledger's
  * figures are the cluster's, read from Redis. */
 static void on_status(const struct admin_deps *d, struct conn_req *req)
@@ -81,10 +95,12 @@ static void on_status(const struct admin_deps *d, struct conn_req *req)
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     adminroutes_reply_json(
         req, 200,
-        json_pack("{s:o, s:o, s:b, s:o, s:I, s:I}", "environments", token_mgr_status(d->tm),
-                  "throttled_for_s", gates, "tokens_shared", d->token_shared, "ledger",
+        json_pack("{s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
+                  token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
+                  d->token_shared, "ledger",
                   d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
-                  (json_int_t)0, "workers", (json_int_t)d->workers));
+                  (json_int_t)0, "workers", (json_int_t)d->workers, "history",
+                  history_json(d->history)));
 }
 
 /* The Prometheus exposition (text format 0.0.4) of the whole process. */

@@ -27,6 +27,12 @@ struct ledgerflow;
 /* Uses the ack ledger `lf` (borrowed, must outlive s; NULL = none) on /next and ack. */
 void simple_set_ledger(struct simple *s, struct ledgerflow *lf);
 
+struct history;
+
+/* Records files into `h` (borrowed, must outlive s; NULL = no history) and serves
+ * /v1/history from it. */
+void simple_set_history(struct simple *s, struct history *h);
+
 /* A new config snapshot (borrowed) for requests that start from now on. */
 void simple_set_conf(struct simple *s, const struct conf *conf);
 
