@@ -102,7 +102,7 @@ class Gate:
         return r.json()["ledger"]
 
     def status_all(self):
-        r = harness.request(self.base, "GET", "/admin/status", timeout=5)
+        r = harness.request(self.admin_base, "GET", "/admin/status", timeout=5)
         assert r.status == 200, r
         return r.json()
 
