@@ -168,6 +168,7 @@ static int fill_admin(struct fill *f, struct conf_admin *a, json_t *o)
     const char *listen = json_string_value(json_object_get(o, "listen"));
 
     a->token_file = dup_path(f, o, "token_file");
+    a->drain_notice_ms = (unsigned)get_int(o, "drain_notice_ms");
     if (listen && listen[0])
         return fill_listen("admin.listen", listen, &a->listen_host, &a->listen_port, f->err);
     return 0;

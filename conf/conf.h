@@ -180,7 +180,8 @@ struct conf_packages {
 struct conf_admin {
     char *listen_host;           /* owned; NULL = no admin listener */
     int listen_port;
-    char *token_file;            /* owned; bearer token for non-loopback peers; NULL = none */
+    char *token_file;            /* owned; bearer token: non-loopback peers, every action */
+    unsigned drain_notice_ms;    /* drain by API: /readyz 503 this long before stopping */
 };
 
 /* History of every file (proxy/history) and its receipts, in Redis. */

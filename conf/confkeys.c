@@ -303,7 +303,14 @@ static const struct key admin_keys[] = {
     OPT("token_file", T_STRING,
         "Path of a file holding the bearer token (at least 16 characters, one line) that "
         "peers other than loopback must send as `Authorization: Bearer <token>`. Without "
-        "it the admin listener answers loopback peers only. Never a client API key."),
+        "it the admin listener answers loopback peers only. Never a client API key. "
+        "Every admin action (`POST /admin/api/...`: pause, resume, retry-ack, release, "
+        "repoll, drain) needs this token, from loopback too; without a token file actions "
+        "are refused (403 `admin_token_required`)."),
+    INT("drain_notice_ms", "5000", 0, 600000,
+        "A drain asked through `POST /admin/api/drain` (or SIGUSR2): `/readyz` answers 503 "
+        "for this long, so that load balancers stop sending, then the instance drains as "
+        "on SIGTERM (`timeouts.shutdown_grace_ms`)."),
     { 0 }
 };
 

@@ -13,6 +13,7 @@
 #include "confcheck.h"
 #include "conn.h"
 #include "history.h"
+#include "jobpause.h"
 #include "ledgerflow.h"
 #include "log.h"
 #include "reply.h"
@@ -44,7 +45,9 @@ struct app {
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
     struct admin *admin;            /* owned: worker 0's admin listener, NULL if none */
     struct history *history;        /* owned: the file history, NULL unless history.enabled */
+    struct jobpause *pause;         /* owned: paused jobs, NULL without Redis */
     unsigned worker, workers;       /* this app's index and the worker count */
+    bool draining;                  /* SIGUSR2: /readyz 503 until the stop comes */
     bool stopping;
 };
 
@@ -76,7 +79,8 @@ static void on_request(struct conn_req *req, void *arg)
     struct routes_deps d = { .conf = app->conf, .uc = app->uc,
                              .tm = tokenwire_mgr(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger };
+                             .ledger = app->ledger, .pause = app->pause,
+                             .draining = app->draining };
 
     upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
     routes_dispatch(&d, req);
@@ -166,6 +170,8 @@ void app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
         on_reload(app);
+    else if (sig == SIGUSR2)
+        app->draining = true;
     else
         on_stop(app, sig);
 }
@@ -204,7 +210,8 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
                             .tm = tokenwire_mgr(app->tokens),
                             .token_shared = tokenwire_shared(app->tokens),
                             .ledger = app->ledger, .package = app->package,
-                            .history = app->history,
+                            .history = app->history, .pause = app->pause,
+                            .draining = &app->draining,
                             .workers = app->workers };
 
     return admin_new(app->base, opt, &d);
@@ -249,6 +256,13 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
             return NULL;
         }
         simple_set_history(app->simple, app->history);
+    }
+    if (app->package && conf->redis.url) {
+        if (!(app->pause = jobpause_new(app->base, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_pause(app->simple, app->pause);
     }
     if (app->package && worker == 0 && conf->admin.listen_host &&
         !(app->admin = make_admin(app, &opt))) {
@@ -317,7 +331,8 @@ void app_free(struct app *app)
     simple_free(app->simple);
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
-    history_free(app->history);   /* the same: its follow-up calls D365 through upcalls */
+    history_free(app->history);
+    jobpause_free(app->pause);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
     tokenwire_free(app->tokens);
     upstream_free(app->up);

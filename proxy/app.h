@@ -26,7 +26,8 @@ int app_serve(struct app *app);
 /* Handles `sig` on the app's loop thread: SIGTERM/SIGINT stop accepting, let requests in
  * flight finish for up to timeouts.shutdown_grace_ms, then end app_serve; a second one
  * ends at once. SIGHUP reloads the config file (listener, limits, workers and Redis
- * settings stay as they were at start). */
+ * settings stay as they were at start). SIGUSR2 marks the app draining: /readyz answers
+ * 503 (the main thread sends SIGTERM after admin.drain_notice_ms). */
 void app_signal(struct app *app, int sig);
 
 /* The app's event loop (owned by the app). */

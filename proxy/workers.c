@@ -3,6 +3,8 @@
  *   main thread: block signals -> build apps -> listen (worker 0 first) -> start threads
  *                -> sigtimedwait: TERM/INT/HUP -> write the number to every worker's pipe
  *                                 USR1 (a worker ended) -> all ended? join, free
+ *                                 USR2 (drain, e.g. POST /admin/api/drain) -> USR2 to every
+ *                                   worker (/readyz 503), TERM to all after the notice
  *   worker i:    event loop; pipe readable -> app_signal(app, sig) on its own thread
  */
 #define _GNU_SOURCE
@@ -17,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -42,6 +45,7 @@ struct worker {
 
 struct pool {
     struct worker *w;       /* owned array */
+    unsigned drain_notice_ms; /* admin.drain_notice_ms, read at start */
     struct adminstats *stats; /* owned: every worker's counters, for worker 0's /metrics */
     unsigned n;
     atomic_uint running;    /* threads still in their loop */
@@ -172,13 +176,36 @@ static void fan_out(struct pool *p, int sig)
 
 /* Until every worker has left its loop. A worker that ends without being told to (it
  * cannot serve any more) stops the others too, so that the process exits and restarts. */
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void wait_signals(struct pool *p, const sigset_t *set, bool stopping)
 {
+    long long drain_at = -1; /* monotonic ms when a drain's notice ends; -1 = none */
+
     while (atomic_load(&p->running) > 0) {
         struct timespec slice = { .tv_sec = WAIT_SLICE_S };
+        long long left = drain_at < 0 ? -1 : drain_at - mono_ms();
+
+        if (left >= 0 && left < WAIT_SLICE_S * 1000)
+            slice = (struct timespec){ .tv_sec = 0, .tv_nsec = left * 1000000 };
         int sig = sigtimedwait(set, NULL, &slice);
 
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+        if (drain_at >= 0 && !stopping && mono_ms() >= drain_at) {
+            stopping = true;
+            fan_out(p, SIGTERM);
+        }
+        if (sig == SIGUSR2 && !stopping && drain_at < 0) {
+            log_msg(LOG_LVL_INFO, "drain asked: /readyz answers 503 for %u ms, then stopping",
+                    p->drain_notice_ms);
+            drain_at = mono_ms() + p->drain_notice_ms;
+            fan_out(p, SIGUSR2);
+        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             stopping |= sig != SIGHUP;
             fan_out(p, sig);
         } else if (!stopping && atomic_load(&p->running) < p->n) {
@@ -226,7 +253,8 @@ static int share_stats(struct pool *p)
 
 int workers_run(struct conf *conf)
 {
-    struct pool p = { .n = workers_resolve(conf->workers, workers_cpus()) };
+    struct pool p = { .n = workers_resolve(conf->workers, workers_cpus()),
+                      .drain_notice_ms = conf->admin.drain_notice_ms };
     sigset_t set;
     int rc = 1;
 
@@ -237,6 +265,7 @@ int workers_run(struct conf *conf)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     p.main_thread = pthread_self();
     struct conf_error err = { 0 };

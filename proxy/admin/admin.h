@@ -15,6 +15,7 @@
 struct admin;
 struct conf;
 struct history;
+struct jobpause;
 struct ledgerflow;
 struct package;
 struct token_mgr;
@@ -30,6 +31,8 @@ struct admin_deps {
     struct ledgerflow *ledger;     /* borrowed; NULL when the ledger is off */
     struct package *package;       /* borrowed */
     struct history *history;       /* borrowed; NULL when history is off */
+    struct jobpause *pause;        /* borrowed; NULL without Redis */
+    const bool *draining;          /* borrowed from worker 0's app: a drain was asked */
     unsigned workers;              /* the worker count */
     const struct adminstats *stats; /* borrowed; every worker's counters; NULL = none */
 };
@@ -55,8 +58,9 @@ void admin_drain(struct admin *a);
 void admin_free(struct admin *a);
 
 /* GET /readyz's answer (shared with the client listener, for load balancers): 200 when
- * every environment has a token and the ledger (when on, failing closed) has Redis. */
+ * every environment has a token and the ledger (when on, failing closed) has Redis, and
+ * no drain was asked (`draining`: 503 with status "draining"). */
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
-                  struct ledgerflow *ledger);
+                  struct ledgerflow *ledger, bool draining);
 
 #endif

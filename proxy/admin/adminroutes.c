@@ -39,7 +39,7 @@ static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
 }
 
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
-                  struct ledgerflow *ledger)
+                  struct ledgerflow *ledger, bool draining)
 {
     json_t *why = NULL;
     bool ready = token_mgr_ready(tm, &why);
@@ -47,7 +47,8 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
     /* a ledger that fails closed cannot serve dequeues without Redis */
     bool lready = !ledger || ledgerflow_ready(ledger, lwhy, sizeof lwhy) ||
                   conf->ledger.fail_open;
-    json_t *o = json_pack("{s:s, s:o}", "status", ready && lready ? "ready" : "not_ready",
+    json_t *o = json_pack("{s:s, s:o}", "status", draining ? "draining"
+                                                  : ready && lready ? "ready" : "not_ready",
                           "environments", why ? why : json_object());
 
     if (o && ledger)
@@ -55,7 +56,7 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
                                                    "reason", lwhy));
     if (o && !ready)
         json_object_set_new(o, "hints", readyz_hints(tm, json_object_get(o, "environments")));
-    adminroutes_reply_json(req, ready && lready ? 200 : 503, o);
+    adminroutes_reply_json(req, ready && lready && !draining ? 200 : 503, o);
 }
 
 static void on_healthz(const struct admin_deps *d, struct conn_req *req)
@@ -68,7 +69,7 @@ static void on_healthz(const struct admin_deps *d, struct conn_req *req)
 
 static void on_readyz(const struct admin_deps *d, struct conn_req *req)
 {
-    admin_readyz(req, d->conf, d->tm, d->ledger);
+    admin_readyz(req, d->conf, d->tm, d->ledger, d->draining && *d->draining);
 }
 
 /* Worker 0's history counters, or null when history is off. */

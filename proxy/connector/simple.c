@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "jobpause.h"
 #include "reply.h"
 #include "reqcore.h"
 #include "simplehist.h"
@@ -43,6 +44,11 @@ void simple_set_ledger(struct simple *s, struct ledgerflow *lf)
 void simple_set_history(struct simple *s, struct history *h)
 {
     s->hist = h;
+}
+
+void simple_set_pause(struct simple *s, struct jobpause *jp)
+{
+    s->pause = jp;
 }
 
 void simple_set_conf(struct simple *s, const struct conf *conf)
@@ -404,6 +410,12 @@ static void dispatch(struct simple_req *r, const struct conf_client *client)
         return;
     }
     memcpy(r->activity, job->activity_id, sizeof r->activity);
+    if (r->route.kind != SIMPLEROUTE_ACK && jobpause_paused(r->s->pause, job->name)) {
+        /* a paused import enqueues nothing, a paused export hands out nothing; acks go on */
+        simple_req_retry(r, 503, JOBPAUSE_RETRY_AFTER_S, "job_paused", "the job is paused by "
+                         "an operator; retry after it is resumed");
+        return;
+    }
     if (r->route.kind == SIMPLEROUTE_ENQUEUE)
         simplexfer_enqueue(r, job);
     else if (r->route.kind == SIMPLEROUTE_NEXT)

@@ -36,6 +36,7 @@ struct simple {
     struct simpleack *acks;           /* owned: acks without the ledger (or unknown to it) */
     struct ledgerflow *lf;            /* borrowed from the app; NULL = no ack ledger */
     struct history *hist;             /* borrowed from the app; NULL = no history */
+    struct jobpause *pause;           /* borrowed from the app; NULL = nothing paused */
 };
 
 struct simple_req {
