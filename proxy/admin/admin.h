@@ -21,6 +21,8 @@ struct package;
 struct token_mgr;
 struct upcall_ctx;
 struct adminstats;
+struct adminauth_token;
+struct rconn;
 
 /* What the admin handlers read; worker 0's objects, borrowed from its app. */
 struct admin_deps {
@@ -33,6 +35,8 @@ struct admin_deps {
     struct history *history;       /* borrowed; NULL when history is off */
     struct jobpause *pause;        /* borrowed; NULL without Redis */
     const bool *draining;          /* borrowed from worker 0's app: a drain was asked */
+    struct rconn *rc;              /* the admin's own Redis connection; NULL without Redis */
+    const struct adminauth_token *token; /* the admin token (digest); set by admin_new */
     unsigned workers;              /* the worker count */
     const struct adminstats *stats; /* borrowed; every worker's counters; NULL = none */
 };

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adminapi.h"
 #include "adminmetrics.h"
+#include "adminui.h"
 #include "conf.h"
 #include "history.h"
 #include "ledgerflow.h"
@@ -123,6 +125,9 @@ static const struct adminroutes_route table[] = {
     { "/healthz", "GET, HEAD", on_healthz },
     { "/readyz", "GET, HEAD", on_readyz },
     { "/admin/status", "GET, HEAD", on_status },
+    { "/admin/api/", "GET, HEAD, POST", adminapi_handle },
+    { "/ui", "GET, HEAD", adminui_handle },
+    { "/ui/", "GET, HEAD", adminui_handle },
 };
 
 const struct adminroutes_route *adminroutes_find(const char *path, size_t len)
