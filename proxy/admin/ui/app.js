@@ -1,5 +1,5 @@
 // fogate operator page: reads /admin/api/* every few seconds and renders it. Every value
-// reaches the page through textContent (never innerHTML): file names come from clients.
+// reaches the page through textContent, never parsed as markup: file names come from clients.
 // The admin token is kept in sessionStorage only (this tab, this session).
 'use strict';
 
