@@ -34,7 +34,7 @@ static const char retry_body[] = NOW
 static const char list_body[] = NOW
     "local f = {'state', 'corr', 'client', 'holder', 'deliveries', 'first_ms', "
     "'last_dequeue_ms', 'delivered_ms', 'confirmed_ms', 'confirmed_by', 'ob_attempts', "
-    "'lease_until'}\n"
+    "'lease_until', 'released'}\n"
     "local function list(z)\n"
     "  local out = {}\n"
     "  for _, id in ipairs(redis.call('ZRANGE', z, 0, tonumber(ARGV[2]) - 1)) do\n"

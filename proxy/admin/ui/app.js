@@ -37,10 +37,36 @@ function row(cells) {
   return tr;
 }
 
+// A shortened id shown in a cell, the whole of it in the tooltip.
+function short(id, keep) {
+  const s = el('span', id && id.length > keep + 1 ? id.slice(0, keep) + '…' : id || '');
+  if (id) s.title = id;
+  return s;
+}
+
+// The ledger id "env:activity:blob:guid" shown as "blob:guid-start…".
+function shortExport(id) {
+  const parts = String(id).split(':');
+  const tail = parts.length > 2 ? parts.slice(2).join(':') : String(id);
+  const s = el('span', tail.length > 14 ? tail.slice(0, 13) + '…' : tail);
+  s.title = id;
+  return s;
+}
+
+function labelCells(table, tr) {
+  const heads = table.tHead.rows[0].cells;
+  for (let i = 0; i < tr.cells.length && i < heads.length; i++)
+    tr.cells[i].dataset.label = heads[i].textContent;
+}
+
 function fill(tableId, rows, empty, cols) {
-  const body = $(tableId).tBodies[0];
+  const table = $(tableId);
+  const body = table.tBodies[0];
   body.replaceChildren();
-  for (const r of rows) body.appendChild(r);
+  for (const r of rows) {
+    labelCells(table, r);
+    body.appendChild(r);
+  }
   if (!rows.length) {
     const td = el('td', empty, 'muted');
     td.colSpan = cols;
@@ -180,7 +206,9 @@ function renderExports(x) {
   fill('exports', (x.unconfirmed || []).map((m) => {
     const age = now - (m.last_dequeue_ms || m.first_ms || now);
     const ageCell = el('span', duration(age), ageClass(age));
-    const tr = row([m.id, m.message_id || '', m.client || '', m.state, m.deliveries || 0, ageCell,
+    const state = m.state + (m.released && !m.lease_until ? ', released' : '');
+    const tr = row([shortExport(m.id), short(m.message_id, 8), m.client || '', state,
+      m.deliveries || 0, ageCell,
       actionButton('Release', 'Release the lease of export ' + m.id +
         '? D365\'s next offer of it goes to any consumer.', 'POST',
         'exports/' + encodeURIComponent(m.id) + '/release', true)]);
@@ -190,7 +218,8 @@ function renderExports(x) {
   }), x.ledger_enabled === false ? 'the ledger is off' : 'none waiting', 7);
   fill('outbox', (x.unacked || []).map((m) => {
     const age = now - (m.confirmed_ms || m.last_dequeue_ms || now);
-    const tr = row([m.id, m.message_id || '', m.confirmed_by || '', m.ob_attempts || 0,
+    const tr = row([shortExport(m.id), short(m.message_id, 8), m.confirmed_by || '',
+      m.ob_attempts || 0,
       m.due_ms ? (m.due_ms <= now ? 'due now' : 'in ' + duration(m.due_ms - now)) : '',
       el('span', duration(age), ageClass(age)),
       actionButton('Retry ack', 'Retry the ack of export ' + m.id + ' to D365 now?', 'POST',
@@ -201,7 +230,8 @@ function renderExports(x) {
 }
 
 function historyRow(r) {
-  const file = el('span', r.file_name || '');
+  const file = r.file_name ? el('span', r.file_name) : short(r.message_id, 8);
+  if (!r.file_name) file.className = 'muted';
   const tr = row([time(r.received_at || r.delivered_at), r.job, r.direction, file,
     el('span', r.status || '', /error|fail|notenqueued|cancel/i.test(r.status || '') ? 'bad' : ''),
     r.client || (r.delivered_to || []).join(', '), r.size === undefined ? '' : r.size]);
@@ -243,7 +273,11 @@ async function loadHistory(more) {
   const page = await api('GET', 'history?' + q.toString());
   const body = $('history').tBodies[0];
   if (!more) body.replaceChildren();
-  for (const r of page.records || []) body.appendChild(historyRow(r));
+  for (const r of page.records || []) {
+    const tr = historyRow(r);
+    labelCells($('history'), tr);
+    body.appendChild(tr);
+  }
   if (!body.rows.length) fill('history', [], 'no records', 7);
   historyCursor = page.next_cursor || null;
   $('more').hidden = !historyCursor;
