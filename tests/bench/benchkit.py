@@ -165,8 +165,8 @@ class Fogate:
                                         fogate_bin, "-c", self.config], workdir, env=env)
         self.stats = Stats(self.proc.pid)
         ready = set()
-        harness.wait_until(lambda: worker_ready(self.port, ready) >= getattr(self, "workers", 1),
-                           what=name + " ready")
+        harness.wait_until(lambda: worker_ready(self.port, ready, self.proc.log_path)
+                           >= getattr(self, "workers", 1), what=name + " ready")
 
     def stop(self):
         return self.proc.stop()
@@ -184,20 +184,24 @@ class FogateLedger(Fogate):
             "API_KEY_SHA256": sha256(API_KEY), "REDIS_PORT": redis_port}))
 
 
-def worker_ready(port, ready):
-    """On one fresh connection: which worker serves it (/admin/status) and whether it is
-    ready (/readyz); adds it to the set `ready` if so. Returns len(ready)."""
+_probes = iter(range(1 << 62))
+
+
+def worker_ready(port, ready, log_path):
+    """On one fresh connection: which worker serves it (the `worker` of its request log
+    line, found by the X-Request-Id sent) and whether it is ready (/readyz); adds it to the
+    set `ready` if so. Returns len(ready)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    rid = "ready-%d" % next(_probes)
     try:
-        conn.request("GET", "/admin/status")
-        r = conn.getresponse()
-        body = r.read()
-        worker = json.loads(body).get("worker", 0) if r.status == 200 else None
-        conn.request("GET", "/readyz")
+        conn.request("GET", "/readyz", headers={"X-Request-Id": rid})
         r = conn.getresponse()
         r.read()
-        if worker is not None and r.status == 200:
-            ready.add(worker)
+        if r.status == 200:  # this probe's line, or an earlier ready one's logged late
+            with open(log_path, "rb") as f:
+                for line in f:
+                    if b'"request_id":"ready-' in line and b'"status":200' in line:
+                        ready.add(json.loads(line).get("worker", 0))
     except (OSError, ValueError, http.client.HTTPException):
         pass
     finally:

@@ -120,3 +120,29 @@ def test_traceparent_reaches_d365_and_the_logs(workdir, sim):
             assert "eyJ" not in text and "sig=" not in text and "?" not in l.get("path", "")
     finally:
         assert g.stop() == 0
+
+
+def test_credential_expiry_from_the_config_and_no_secret_in_metrics(workdir, sim):
+    g = passkit.Gate(workdir, sim, extra_env={"client_secret_expires": "2030-01-02"})
+    try:
+        assert g.request("GET", DEQ).status == 204
+        text = scrape(g)
+        s = samples(text)
+        # 2030-01-02T00:00:00Z
+        assert s['fogate_credential_expiry_timestamp_seconds{environment="sim"}'] == 1893542400
+        for secret in (harness.APP_SECRET, passkit.ALICE_KEY, passkit.BOB_KEY, "eyJ"):
+            assert secret not in text
+    finally:
+        assert g.stop() == 0
+
+
+def test_a_bad_client_secret_expires_is_a_config_error(workdir, sim):
+    cfg = passkit.gate_config(harness.free_port(), sim,
+                              extra_env={"client_secret_expires": "02/01/2030"})
+    path = "%s/bad-expires.json" % workdir
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = subprocess.run([harness.require_bin("FOGATE_BIN"), "--check-config", path],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(__import__("os").environ, **{passkit.SECRET_ENV: "x"}))
+    assert r.returncode != 0 and "client_secret_expires" in r.stdout + r.stderr

@@ -96,6 +96,12 @@ def test_prometheus_scrapes_two_instances(workdir, sim, redis):
         wait_value(prom, 'sum(fogate_http_requests_total{route="jobs",method="POST",code="202"})',
                    1)
         assert value(prom, 'sum(fogate_token_ready)') == 2
+        wait_value(prom, 'count(fogate_redis_up{client="ledger"} == 1)', 2)
+        assert value(prom, 'sum(fogate_redis_commands_total{client="ledger",result="ok"})') > 0
+        assert value(prom, 'sum(fogate_redis_command_duration_seconds_count{client="ledger"})') > 0
+        assert value(prom, 'max(fogate_ledger_cluster_oldest_unacked_age_seconds)') is not None
+        assert value(prom, 'sum(fogate_d365_request_duration_seconds_count'
+                           '{operation="ack"})') >= 1
         # promtool on a scrape of one instance
         text = harness.request(a.admin_base, "GET", "/metrics", timeout=5).body
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
