@@ -128,12 +128,16 @@ static struct apiop *op_new(struct conn_req *req, const char *action, const char
     return op;
 }
 
-/* Detaches op from its request (answered now) and frees it. */
-static void op_end(struct apiop *op)
+/* Detaches op from its request before it is answered (so that nothing calls back into
+ * op) and frees op. Returns the request to answer, or NULL when the client went away. */
+static struct conn_req *op_end(struct apiop *op)
 {
-    if (op->req)
-        conn_req_set_events(op->req, NULL);
+    struct conn_req *req = op->req;
+
+    if (req)
+        conn_req_set_events(req, NULL);
     free(op);
+    return req;
 }
 
 static void audit(const char *who, const char *peer, const char *action, const char *target,
@@ -147,14 +151,16 @@ static void audit(const char *who, const char *peer, const char *action, const c
 static void answer(struct apiop *op, int status, const char *code, const char *message,
                    json_t *doc)
 {
+    struct conn_req *req;
+
     audit(op->who, op->peer, op->action, op->target, code ? code : "ok");
-    if (op->req && code)
-        reply_error(op->req, status, code, "%s", message);
-    else if (op->req)
-        adminroutes_reply_json(op->req, status, doc);
+    req = op_end(op);
+    if (req && code)
+        reply_error(req, status, code, "%s", message);
+    else if (req)
+        adminroutes_reply_json(req, status, doc);
     else
         json_decref(doc);
-    op_end(op);
 }
 
 /* ---- reads ---- */
@@ -207,17 +213,16 @@ static void overview(const struct admin_deps *d, struct conn_req *req)
 
 static void on_list(void *arg, const char *text, size_t len)
 {
-    struct apiop *op = arg;
+    struct conn_req *req = op_end(arg);
     json_t *doc = text ? json_loadb(text, len, 0, NULL) : NULL;
 
-    if (op->req && !doc)
-        reply_error(op->req, 503, "admin_redis_unavailable", "the ledger cannot be read now "
+    if (req && !doc)
+        reply_error(req, 503, "admin_redis_unavailable", "the ledger cannot be read now "
                     "(Redis unavailable), retry later");
-    else if (op->req)
-        adminroutes_reply_json(op->req, 200, doc);
+    else if (req)
+        adminroutes_reply_json(req, 200, doc);
     else
         json_decref(doc);
-    op_end(op);
 }
 
 static void exports(const struct admin_deps *d, struct conn_req *req)
@@ -233,24 +238,22 @@ static void exports(const struct admin_deps *d, struct conn_req *req)
     if (!(op = op_new(req, "exports", "")))
         return;
     if (ledgerops_list(d->rc, LEDGEROPS_LIST_MAX, on_list, op) < 0) {
-        op_end(op);
+        (void)op_end(op);
         reply_error(req, 503, "admin_redis_unavailable", "the ledger cannot be read now");
     }
 }
 
 static void on_history(void *arg, int status, const json_t *result)
 {
-    struct apiop *op = arg;
+    struct conn_req *req = op_end(arg); /* a withdrawn read never calls back: req is set */
 
-    op->hop = NULL;
     if (status < 0)
-        reply_error(op->req, 503, "history_unavailable", "the history cannot be read now "
+        reply_error(req, 503, "history_unavailable", "the history cannot be read now "
                     "(Redis unavailable), retry later");
     else if (!result)
-        reply_error(op->req, 404, "record_not_found", "no history record with that id");
+        reply_error(req, 404, "record_not_found", "no history record with that id");
     else
-        adminroutes_reply_json(op->req, 200, json_deep_copy(result));
-    op_end(op);
+        adminroutes_reply_json(req, 200, json_deep_copy(result));
 }
 
 /* Query parameter `name` into buf; false (answered 400) when malformed. */
@@ -329,7 +332,7 @@ static void history(const struct admin_deps *d, struct conn_req *req, const char
         op->hop = id ? history_get(d->history, id, on_history, op)
                      : history_page(d->history, jobs, n, &f, on_history, op);
         if (!op->hop) {
-            op_end(op);
+            (void)op_end(op);
             reply_error(req, 503, "history_unavailable", "the history cannot be read now");
         }
     }
