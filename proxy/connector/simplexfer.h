@@ -49,6 +49,7 @@ struct simple_req {
     struct msgwait_waiter *waiter;    /* owned while waiting */
     struct evbuffer *pending;         /* owned: enqueue body bytes upstream had no room for */
     bool body_reading;                /* a body sink is active */
+    bool replay_starting;             /* inside start_replay: its caller settles */
     bool body_eof;                    /* the whole request body arrived */
     bool responded;                   /* an answer (or a streamed head) went out */
     char *exec_id;                    /* owned: /errors: the execution id */
