@@ -47,7 +47,7 @@ struct app {
     struct history *history;        /* owned: the file history, NULL unless history.enabled */
     struct jobpause *pause;         /* owned: paused jobs, NULL without Redis */
     unsigned worker, workers;       /* this app's index and the worker count */
-    bool draining;                  /* SIGUSR2: /readyz 503 until the stop comes */
+    atomic_bool *draining;          /* borrowed from the pool: a drain was asked; NULL none */
     bool stopping;
 };
 
@@ -80,7 +80,7 @@ static void on_request(struct conn_req *req, void *arg)
                              .tm = tokenwire_mgr(app->tokens),
                              .simple = app->simple, .package = app->package,
                              .ledger = app->ledger, .pause = app->pause,
-                             .draining = app->draining };
+                             .draining = app->draining && atomic_load(app->draining) };
 
     upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
     routes_dispatch(&d, req);
@@ -170,8 +170,6 @@ void app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
         on_reload(app);
-    else if (sig == SIGUSR2)
-        app->draining = true;
     else
         on_stop(app, sig);
 }
@@ -188,6 +186,13 @@ void app_stats(const struct app *app, struct adminstats_worker *row)
         row->ledger = ledgerflow_stat(app->ledger);
         row->redis[ADMINSTATS_REDIS_LEDGER] = ledgerflow_redis_stats(app->ledger);
     }
+}
+
+void app_set_drain_flag(struct app *app, atomic_bool *flag)
+{
+    app->draining = flag;
+    if (app->admin)
+        admin_set_drain_flag(app->admin, flag);
 }
 
 void app_set_admin_stats(struct app *app, const struct adminstats *t)
@@ -211,7 +216,6 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
                             .token_shared = tokenwire_shared(app->tokens),
                             .ledger = app->ledger, .package = app->package,
                             .history = app->history, .pause = app->pause,
-                            .draining = &app->draining,
                             .workers = app->workers };
 
     return admin_new(app->base, opt, &d);

@@ -4,6 +4,8 @@
 #ifndef FOGATE_APP_H
 #define FOGATE_APP_H
 
+#include <stdatomic.h>
+
 #include "conf.h"
 #include "conn_server.h"
 
@@ -26,8 +28,7 @@ int app_serve(struct app *app);
 /* Handles `sig` on the app's loop thread: SIGTERM/SIGINT stop accepting, let requests in
  * flight finish for up to timeouts.shutdown_grace_ms, then end app_serve; a second one
  * ends at once. SIGHUP reloads the config file (listener, limits, workers and Redis
- * settings stay as they were at start). SIGUSR2 marks the app draining: /readyz answers
- * 503 (the main thread sends SIGTERM after admin.drain_notice_ms). */
+ * settings stay as they were at start). */
 void app_signal(struct app *app, int sig);
 
 /* The app's event loop (owned by the app). */
@@ -49,5 +50,9 @@ void app_set_admin_stats(struct app *app, const struct adminstats *t);
 
 /* Fills the connection layer's options from a config for one of `workers` (pure). */
 void app_conn_options(const struct conf *conf, unsigned workers, struct conn_options *out);
+
+/* The process's drain flag (borrowed from the worker pool, set by SIGUSR2 or the admin
+ * API): while it is set /readyz answers 503 "draining". */
+void app_set_drain_flag(struct app *app, atomic_bool *flag);
 
 #endif

@@ -3,8 +3,8 @@
  *   main thread: block signals -> build apps -> listen (worker 0 first) -> start threads
  *                -> sigtimedwait: TERM/INT/HUP -> write the number to every worker's pipe
  *                                 USR1 (a worker ended) -> all ended? join, free
- *                                 USR2 (drain, e.g. POST /admin/api/drain) -> USR2 to every
- *                                   worker (/readyz 503), TERM to all after the notice
+ *                                 USR2 (drain, e.g. POST /admin/api/drain) -> the shared
+ *                                   drain flag (/readyz 503), TERM to all after the notice
  *   worker i:    event loop; pipe readable -> app_signal(app, sig) on its own thread
  */
 #define _GNU_SOURCE
@@ -46,6 +46,7 @@ struct worker {
 struct pool {
     struct worker *w;       /* owned array */
     unsigned drain_notice_ms; /* admin.drain_notice_ms, read at start */
+    atomic_bool draining;   /* set by SIGUSR2 or the admin API; every app reads it */
     struct adminstats *stats; /* owned: every worker's counters, for worker 0's /metrics */
     unsigned n;
     atomic_uint running;    /* threads still in their loop */
@@ -204,7 +205,7 @@ static void wait_signals(struct pool *p, const sigset_t *set, bool stopping)
             log_msg(LOG_LVL_INFO, "drain asked: /readyz answers 503 for %u ms, then stopping",
                     p->drain_notice_ms);
             drain_at = mono_ms() + p->drain_notice_ms;
-            fan_out(p, SIGUSR2);
+            atomic_store(&p->draining, true);
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             stopping |= sig != SIGHUP;
             fan_out(p, sig);
@@ -237,7 +238,8 @@ static void pool_free(struct pool *p)
     free(p->stats);
 }
 
-/* The table /metrics reads: each app's counters, given to worker 0 (the admin listener). */
+/* The table /metrics reads: each app's counters, given to worker 0 (the admin listener);
+ * and the drain flag every app reads. */
 static int share_stats(struct pool *p)
 {
     unsigned n_routes;
@@ -245,8 +247,10 @@ static int share_stats(struct pool *p)
 
     if (!(p->stats = adminstats_new(p->n, names, n_routes)))
         return -1;
-    for (unsigned i = 0; i < p->n; i++)
+    for (unsigned i = 0; i < p->n; i++) {
         app_stats(p->w[i].app, &p->stats->w[i]);
+        app_set_drain_flag(p->w[i].app, &p->draining);
+    }
     app_set_admin_stats(p->w[0].app, p->stats);
     return 0;
 }

@@ -91,6 +91,11 @@ void admin_set_conf(struct admin *a, const struct conf *conf)
     a->deps.conf = conf;
 }
 
+void admin_set_drain_flag(struct admin *a, atomic_bool *flag)
+{
+    a->deps.draining = flag;
+}
+
 void admin_set_stats(struct admin *a, const struct adminstats *stats)
 {
     a->deps.stats = stats;

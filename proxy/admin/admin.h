@@ -5,6 +5,7 @@
 #ifndef FOGATE_ADMIN_H
 #define FOGATE_ADMIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -34,7 +35,7 @@ struct admin_deps {
     struct package *package;       /* borrowed */
     struct history *history;       /* borrowed; NULL when history is off */
     struct jobpause *pause;        /* borrowed; NULL without Redis */
-    const bool *draining;          /* borrowed from worker 0's app: a drain was asked */
+    atomic_bool *draining;         /* borrowed from the worker pool: a drain was asked */
     struct rconn *rc;              /* the admin's own Redis connection; NULL without Redis */
     const struct adminauth_token *token; /* the admin token (digest); set by admin_new */
     unsigned workers;              /* the worker count */
@@ -54,6 +55,9 @@ void admin_set_conf(struct admin *a, const struct conf *conf);
 
 /* The table of every worker's counters for /metrics (borrowed; must outlive a). */
 void admin_set_stats(struct admin *a, const struct adminstats *stats);
+
+/* The process's drain flag (borrowed; must outlive a): the drain action sets it. */
+void admin_set_drain_flag(struct admin *a, atomic_bool *flag);
 
 /* Stops accepting and closes idle connections (shutdown). */
 void admin_drain(struct admin *a);

@@ -24,6 +24,7 @@
 #include "adminauth.h"
 #include "adminroutes.h"
 #include "conf.h"
+#include "d365stats.h"
 #include "history.h"
 #include "jobpause.h"
 #include "ledgerflow.h"
@@ -183,6 +184,23 @@ static json_t *jobs_json(const struct admin_deps *d)
     return jobs;
 }
 
+/* Worker 0's last D365 answer >= 400 (or none) for environment `name`, or null. */
+static json_t *last_d365_error(const struct admin_deps *d, const char *name)
+{
+    const struct d365stats *s = upcall_ctx_stats(d->uc);
+    size_t n = s ? atomic_load_explicit(&((struct d365stats *)s)->n, memory_order_acquire) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct d365stats_env *e = &s->env[i];
+        int64_t at = statgauge_get(&e->last_error_at);
+        if (strcmp(e->name, name) == 0 && at > 0)
+            return json_pack("{s:I, s:I}", "status",
+                             (json_int_t)statgauge_get(&e->last_error_status), "at",
+                             (json_int_t)at);
+    }
+    return json_null();
+}
+
 static json_t *envs_json(const struct admin_deps *d)
 {
     json_t *envs = token_mgr_status(d->tm);
@@ -192,9 +210,11 @@ static json_t *envs_json(const struct admin_deps *d)
     json_array_foreach(envs, i, e) {
         const char *name = json_string_value(json_object_get(e, "environment"));
         json_object_del(e, "counters");
-        if (name)
-            json_object_set_new(e, "throttled_for_s",
-                                json_integer(upcall_gate_remaining(d->uc, name)));
+        if (!name)
+            continue;
+        json_object_set_new(e, "throttled_for_s",
+                            json_integer(upcall_gate_remaining(d->uc, name)));
+        json_object_set_new(e, "last_d365_error", last_d365_error(d, name));
     }
     return envs;
 }
@@ -206,7 +226,8 @@ static void overview(const struct admin_deps *d, struct conn_req *req)
         json_pack("{s:I, s:o, s:o, s:o, s:{s:b, s:b, s:b, s:I, s:b}}", "now_ms",
                   (json_int_t)now_ms(), "environments", envs_json(d), "jobs", jobs_json(d),
                   "ledger", d->ledger ? ledgerflow_status(d->ledger) : json_null(),
-                  "instance", "draining", d->draining && *d->draining, "history",
+                  "instance", "draining", d->draining && atomic_load(d->draining),
+                  "history",
                   d->history != NULL, "pause", d->pause != NULL, "workers",
                   (json_int_t)d->workers, "actions_need_token", true));
 }
@@ -460,11 +481,12 @@ static void repoll(const struct admin_deps *d, struct apiop *op)
 
 static void drain(const struct admin_deps *d, struct apiop *op)
 {
-    if (d->draining && *d->draining) {
+    if (!d->draining || atomic_exchange(d->draining, true)) {
         answer(op, 409, "already_draining", "this instance is draining already", NULL);
         return;
     }
-    /* the main thread takes it (workers.c): USR2 to every worker, TERM after the notice */
+    /* every worker's /readyz sees the flag now; the main thread (workers.c) takes the
+     * signal and sends SIGTERM's drain after the notice */
     kill(getpid(), SIGUSR2);
     answer(op, 202, NULL, NULL, json_pack("{s:b, s:i}", "draining", 1, "notice_ms",
                                           (int)d->conf->admin.drain_notice_ms));

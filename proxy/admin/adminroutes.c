@@ -71,7 +71,7 @@ static void on_healthz(const struct admin_deps *d, struct conn_req *req)
 
 static void on_readyz(const struct admin_deps *d, struct conn_req *req)
 {
-    admin_readyz(req, d->conf, d->tm, d->ledger, d->draining && *d->draining);
+    admin_readyz(req, d->conf, d->tm, d->ledger, d->draining && atomic_load(d->draining));
 }
 
 /* Worker 0's history counters, or null when history is off. */

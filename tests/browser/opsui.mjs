@@ -99,6 +99,7 @@ try {
   const envRow = page.locator('#envs tbody tr').first();
   assert.match(await envRow.textContent(), /sim/);
   assert.match(await envRow.textContent(), /held/);
+  assert.match(await envRow.textContent(), /HTTP 500/);
 
   // exports left unconfirmed: 20 minutes amber, 26 minutes red
   await page.locator('#exports tbody tr.age-red').first().waitFor({ timeout: TIMEOUT });

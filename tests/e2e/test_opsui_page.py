@@ -62,6 +62,12 @@ def test_operator_page_in_chromium(workdir, sim, redis):
             return rec if rec.get("final") else None
         rec = harness.wait_until(final, 20, what="the import's record is final")
         assert rec["status"] == "ProcessedWithErrors" and rec["file_name"] == XSS_NAME
+        # D365 fails a call: the environment's last D365 error
+        sim.fault(endpoint="dequeue", kind="status", status=500, count=10)
+        assert g.next().status >= 500
+        sim.clear_faults()
+        ov = harness.request(g.admin_base, "GET", "/admin/api/overview").json()
+        assert ov["environments"][0]["last_d365_error"]["status"] == 500, ov
         for data in lk.feed(sim, 2, tag="waiting"):
             n = g.next()
             assert n.status == 200, n

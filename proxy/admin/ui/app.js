@@ -165,8 +165,10 @@ function renderEnvs(envs) {
       cred,
       e.throttled_for_s > 0 ? el('span', 'closed ' + e.throttled_for_s + ' s', 'bad') : 'open',
       err ? [err.reason, err.error, err.at ? time(err.at * 1000) : ''].filter(Boolean).join(' · ') : '',
+      e.last_d365_error ? (e.last_d365_error.status ? 'HTTP ' + e.last_d365_error.status
+        : 'no answer') + ' · ' + time(e.last_d365_error.at * 1000) : '',
     ]);
-  }), 'no environments', 6);
+  }), 'no environments', 7);
 }
 
 function renderJobs(jobs, today) {
