@@ -207,6 +207,23 @@ struct conf_receipts {
     unsigned interval_ms;        /* how often an instance works off the receipt queue */
 };
 
+/* D365's service-protection budget kept by fogate (proxy/d365/budget.c), per environment
+ * identity; `shared` also makes the 429 gate cluster-wide. */
+struct conf_budget {
+    bool enabled;                /* calls take a slot before they go to D365 */
+    bool shared;                 /* through Redis: one budget and one gate for all instances */
+    unsigned concurrent;         /* calls in flight per environment, all instances */
+    unsigned requests;           /* calls per window per environment, all instances */
+    unsigned window_ms;          /* the sliding window */
+    unsigned wait_ms;            /* longest wait for a slot before 503 */
+    unsigned queue_per_job;      /* calls of one job waiting at once on one worker */
+    unsigned instances;          /* expected instances: the share of each while Redis is down */
+    unsigned lease_ms;           /* a shared slot's lease, renewed while the call runs */
+    unsigned gate_refresh_ms;    /* how often the cluster gate is read from Redis */
+    unsigned poll_ms;            /* how often a waiting worker asks Redis again */
+    unsigned redis_timeout_ms;   /* time limit of each budget command */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -229,6 +246,7 @@ struct conf {
     struct conf_admin admin;
     struct conf_history history;
     struct conf_receipts receipts;
+    struct conf_budget d365_budget;
 };
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller

@@ -27,7 +27,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   clang libclang-rt-14-dev \
   libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libhttp-parser-dev \
   redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
-  python3 python3-pytest
+  python3 python3-pytest \
+  systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
 # promtool (metrics and alert rule checks) and a real Prometheus for tests/e2e/test_prometheus.py
 $SUDO apt-get install -y -q --no-install-recommends prometheus

@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "adminstats.h"
+#include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
 #include "history.h"
@@ -39,6 +40,7 @@ struct app {
     struct conn_server *server;     /* owned */
     struct upstream *up;            /* owned */
     struct tokenwire *tokens;       /* owned */
+    struct budget *budget;          /* owned: D365 budget and 429 gates */
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
@@ -76,7 +78,7 @@ void app_conn_options(const struct conf *conf, unsigned workers, struct conn_opt
 static void on_request(struct conn_req *req, void *arg)
 {
     struct app *app = arg;
-    struct routes_deps d = { .conf = app->conf, .uc = app->uc,
+    struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .simple = app->simple, .package = app->package,
                              .ledger = app->ledger, .pause = app->pause,
@@ -113,7 +115,7 @@ static void on_stop(struct app *app, int sig)
 
 /* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
  * settings stay as they were at start. A config that does not load is logged and ignored. */
-static void on_reload(struct app *app)
+static int on_reload(struct app *app)
 {
     struct conf_error err = { 0 };
     struct conf *n = conf_load(app->conf->path, &err);
@@ -124,26 +126,27 @@ static void on_reload(struct app *app)
                 err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (!n || !r) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
                 n ? "out of memory" : err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (token_mgr_reload(tokenwire_mgr(app->tokens), n) < 0) {
         log_msg(LOG_LVL_ERROR, "reload ignored: out of memory");
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     r->conf = app->conf;
     r->next = app->retired;
     app->retired = r;
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
+    budget_set_conf(app->budget, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
     if (app->admin)
@@ -151,6 +154,7 @@ static void on_reload(struct app *app)
     history_set_conf(app->history, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
+    return 0;
 }
 
 static struct upstream *make_upstream(struct event_base *base, const struct conf *conf)
@@ -166,12 +170,26 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     return upstream_new(base, &o);
 }
 
-void app_signal(struct app *app, int sig)
+int app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
-        on_reload(app);
-    else
-        on_stop(app, sig);
+        return on_reload(app);
+    on_stop(app, sig);
+    return 0;
+}
+
+void app_health(const struct app *app, struct app_health *out)
+{
+    char why[8];
+
+    memset(out, 0, sizeof *out);
+    out->connections = conn_server_count(app->server);
+    out->envs = (unsigned)app->conf->n_envs;
+    for (size_t i = 0; i < app->conf->n_envs; i++) {
+        const char *r = token_reason(tokenwire_mgr(app->tokens), app->conf->envs[i].name);
+        out->envs_ready += r && strcmp(r, "ok") == 0;
+    }
+    out->ledger = app->ledger ? ledgerflow_ready(app->ledger, why, sizeof why) : -1;
 }
 
 void app_stats(const struct app *app, struct adminstats_worker *row)
@@ -211,7 +229,7 @@ struct event_base *app_base(const struct app *app)
  * (no extra thread, no lock). */
 static struct admin *make_admin(struct app *app, const struct conn_options *opt)
 {
-    struct admin_deps d = { .conf = app->conf, .uc = app->uc,
+    struct admin_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                             .tm = tokenwire_mgr(app->tokens),
                             .token_shared = tokenwire_shared(app->tokens),
                             .ledger = app->ledger, .package = app->package,
@@ -242,7 +260,10 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
     if (app->up)
         app->tokens = tokenwire_new(app->base, app->up, conf);
     if (app->tokens)
-        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
+        app->budget = budget_new(app->base, conf, workers);
+    if (app->budget)
+        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), app->budget,
+                                 conf);
     if (app->uc)
         app->simple = simple_new(app->base, app->uc, conf);
     if (app->simple)
@@ -338,6 +359,7 @@ void app_free(struct app *app)
     history_free(app->history);
     jobpause_free(app->pause);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
+    budget_free(app->budget); /* after the calls that hold its slots */
     tokenwire_free(app->tokens);
     upstream_free(app->up);
     if (app->base)

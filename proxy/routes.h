@@ -19,9 +19,12 @@ struct token_mgr;
 struct upcall_ctx;
 
 /* What the handlers need (all borrowed from the app for the duration of the call). */
+struct budget;
+
 struct routes_deps {
     const struct conf *conf;
     struct upcall_ctx *uc;
+    struct budget *budget;         /* the D365 budget and 429 gates */
     struct token_mgr *tm;
     struct simple *simple;         /* the simple API (/v1/...) */
     struct package *package;       /* the package API (/v1/packages, /v1/executions) */

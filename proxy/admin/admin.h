@@ -14,6 +14,7 @@
 #include "conn.h"
 
 struct admin;
+struct budget;
 struct conf;
 struct history;
 struct jobpause;
@@ -29,6 +30,7 @@ struct rconn;
 struct admin_deps {
     const struct conf *conf;       /* borrowed; worker 0's current snapshot */
     struct upcall_ctx *uc;         /* borrowed */
+    struct budget *budget;         /* borrowed: the D365 budget and 429 gates */
     struct token_mgr *tm;          /* borrowed */
     bool token_shared;             /* tokens shared through Redis */
     struct ledgerflow *ledger;     /* borrowed; NULL when the ledger is off */

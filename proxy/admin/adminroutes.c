@@ -7,6 +7,7 @@
 #include "adminapi.h"
 #include "adminmetrics.h"
 #include "adminui.h"
+#include "budget.h"
 #include "conf.h"
 #include "history.h"
 #include "ledgerflow.h"
@@ -98,9 +99,9 @@ static void on_status(const struct admin_deps *d, struct conn_req *req)
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     adminroutes_reply_json(
         req, 200,
-        json_pack("{s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
-                  token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
-                  d->token_shared, "ledger",
+        json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
+                  token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
+                  budget_status(d->budget), "tokens_shared", d->token_shared, "ledger",
                   d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
                   (json_int_t)0, "workers", (json_int_t)d->workers, "history",
                   history_json(d->history)));

@@ -52,8 +52,9 @@ def test_haproxy_sends_only_to_ready_instances(workdir, sim, redis, gates):  # n
         assert lines_for(unready, "/v1/") == []
         assert len(lines_for(ready, "/v1/")) == 10
         assert any('"path":"/readyz"' in ln for ln in unready.log().splitlines())
-        # /admin/ answers on loopback; through the proxy it would look local: refused
-        assert harness.request(ready.base, "GET", "/admin/status").status == 200
+        # /admin/ is on the admin listener only; the proxy refuses the path as well
+        assert harness.request(ready.admin_base, "GET", "/admin/status").status == 200
+        assert harness.request(ready.base, "GET", "/admin/status").status == 404
         assert harness.request(base, "GET", "/admin/status").status == 403
         log = harness.file_tail(hap.log_path, 200000)
         for rid in ids:

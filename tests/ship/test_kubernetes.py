@@ -1,7 +1,7 @@
 """The Kubernetes manifests (deploy/kubernetes): each kustomization renders with `kubectl
 kustomize` (Debian's kubernetes-client, or $KUBECTL), every rendered object validates offline
 against the Kubernetes API schemas (npm kubernetes-models, tests/ship/k8svalidate.js), the
-Deployment keeps the promises docs/install-container.md makes, and the rendered ConfigMap's
+Deployment keeps the promises docs/install.md makes, and the rendered ConfigMap's
 fogate.json passes `fogate --check-config` with the Secret volumes' files faked in a temp dir."""
 
 import json

@@ -208,7 +208,8 @@ static const char *const known_keys[] = {
     "retention_secs", "enqueued_secs", "processing_secs", "max_enqueue_bytes",
     "import_package_secs", "export_secs", "exec_not_found_secs", "package_bytes", "redelivery",
     "download_location", "status_spelling", "import_outcome", "package_outcome",
-    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", "identity_header", NULL};
+    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", "identity_header",
+    "service_protection", NULL};
 
 static int check_keys(const json_t *doc, char *err, size_t cap)
 {
@@ -237,6 +238,7 @@ static void defaults(struct simconf *c)
     c->package_bytes = 4096;
     c->write_sas_secs = 1800;
     c->read_sas_secs = 3600;
+    simspl_conf_defaults(&c->spl);
 }
 
 static int parse_lists(const json_t *doc, struct simconf *c, char *err, size_t cap)
@@ -268,7 +270,8 @@ struct simconf *simconf_from_json(const json_t *doc, char *err, size_t cap)
     defaults(c);
     if (check_keys(doc, err, cap) || parse_numbers(doc, c, err, cap) ||
         parse_switches(doc, c, err, cap) || parse_azurite(doc, c, err, cap) ||
-        parse_lists(doc, c, err, cap))
+        parse_lists(doc, c, err, cap) ||
+        simspl_conf_parse(json_object_get(doc, "service_protection"), &c->spl, err, cap))
         goto bad;
     c->audience = dup_str(json_object_get(doc, "audience"));
     c->tenant = dup_str(json_object_get(doc, "tenant"));

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "simspl.h"
+
 /* A federated identity credential on an app: tokens from `issuer` for `subject` with
  * `audience` are accepted as its client assertion, verified with `jwks`. */
 struct simconf_fed {
@@ -72,6 +74,7 @@ struct simconf {
     long read_sas_secs;           /* GetExportedPackageUrl's SAS likewise */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
     char *identity_header;        /* owned: X-IDENTITY-HEADER the App Service route wants */
+    struct simspl_conf spl;       /* service protection (§5); off unless configured */
 };
 
 /* Builds a validated config from `doc` (borrowed). On error returns NULL and writes a

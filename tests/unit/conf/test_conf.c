@@ -414,6 +414,42 @@ static void test_redis(void)
     }
 }
 
+/* A path under ${CREDENTIALS_DIRECTORY} (systemd LoadCredential=) is expanded at load; where
+ * the variable is unset the config does not load, and the error names the key and line. */
+static void test_credentials_directory(void)
+{
+    struct conf_error err;
+    const char *redis = "{\"password_file\": \"${CREDENTIALS_DIRECTORY}/redis-password\"}";
+    char dir[] = "/tmp/fogate-creds-XXXXXX", file[64], want[64];
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(file, sizeof file, "%s/redis-password", dir);
+    FILE *fp = fopen(file, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs("placeholder\n", fp);
+        fclose(fp);
+    }
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    struct conf *conf = load_redis(redis, &err);
+    CHECK(conf != NULL);
+    if (!conf)
+        fprintf(stderr, "credentials: %s\n", err.message);
+    snprintf(want, sizeof want, "%s/redis-password", dir);
+    if (conf)
+        CHECK_STR(conf->redis.password_file, want);
+    conf_free(conf);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    CHECK(load_redis(redis, &err) == NULL);
+    CHECK_STR(err.path, "redis.password_file");
+    CHECK(strstr(err.message, "mem.json:4: redis.password_file: \"${CREDENTIALS_DIRECTORY}/"
+                              "redis-password\": uses ${CREDENTIALS_DIRECTORY}, but") != NULL);
+    CHECK(load_redis("{\"password_file\": \"${HOME}/pw\"}", &err) == NULL);
+    CHECK(strstr(err.message, "only ${CREDENTIALS_DIRECTORY} is expanded") != NULL);
+    unlink(file);
+    rmdir(dir);
+}
+
 static void test_sentinel(void)
 {
     struct conf_error err;
@@ -666,6 +702,7 @@ int main(void)
     test_secret_file_relative();
     test_example();
     test_redis();
+    test_credentials_directory();
     test_sentinel();
     test_listen_and_urls();
     test_odd_inputs();
