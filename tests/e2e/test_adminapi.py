@@ -239,3 +239,32 @@ def test_ui_files_and_headers(workdir, sim, redis):
         assert g.req("GET", "/ui", key=None).status == 404  # never on the client listener
     finally:
         g.stop()
+
+
+def test_repoll_polls_an_import_now(workdir, sim, redis):
+    """The follow-up's first poll is a minute away; repoll makes it now."""
+    extra = admin_extra(workdir)
+    extra["history"].update(follow_min_ms=60000, follow_max_ms=60000)
+    g = lk.Gate(workdir, sim, redis.port, name="fogate-repoll", extra=extra)
+    try:
+        r = enqueue(g, name="repoll.csv")
+        assert r.status == 202, r
+        rid = r.json()["record_id"]
+        sim.advance(10)  # fosim has processed it now; nobody asked yet
+        rec = api(g, "GET", f"history/{rid}", token=None).json()
+        assert not rec.get("final"), rec
+        r = api(g, "POST", f"history/{rid}/repoll")
+        assert r.status == 202 and r.json()["poll"] == "now", r
+        rec = harness.wait_until(
+            lambda: (lambda x: x if x.get("final") else None)(
+                api(g, "GET", f"history/{rid}", token=None).json()), 10,
+            what="the record is final after the repoll")
+        assert rec["status"] == "Processed", rec
+        r = api(g, "POST", f"history/{rid}/repoll")
+        assert r.status == 409 and r.json()["code"] == "record_final", r
+        r = api(g, "POST", "history/nothex/repoll")
+        assert r.status == 400 and r.json()["code"] == "bad_record_id", r
+        r = api(g, "POST", "history/" + "0" * 32 + "/repoll")
+        assert r.status == 404 and r.json()["code"] == "record_not_found", r
+    finally:
+        g.stop()
