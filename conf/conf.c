@@ -174,6 +174,7 @@ static int fill_admin(struct fill *f, struct conf_admin *a, json_t *o)
     const char *listen = json_string_value(json_object_get(o, "listen"));
 
     a->token_file = dup_path(f, o, "admin", "token_file");
+    a->drain_notice_ms = (unsigned)get_int(o, "drain_notice_ms");
     if (listen && listen[0])
         return fill_listen("admin.listen", listen, &a->listen_host, &a->listen_port, f->err);
     return 0;
@@ -222,6 +223,7 @@ static int fill_job(struct fill *f, struct conf_job *j, const char *name, json_t
     j->entity = dup_opt(f, o, "entity");
     j->company = dup_opt(f, o, "company");
     j->project = dup_opt(f, o, "project");
+    j->callback_url = dup_opt(f, o, "callback_url");
     j->direction = str_is(o, "direction", "export") ? CONF_DIR_EXPORT : CONF_DIR_IMPORT;
     if (!j->name) {
         f->oom = true;
@@ -374,6 +376,30 @@ static void fill_packages(struct conf_packages *p, json_t *o)
     p->block_bytes = (size_t)get_int(o, "block_bytes");
 }
 
+static void fill_history(struct conf_history *h, json_t *o)
+{
+    h->enabled = json_is_true(json_object_get(o, "enabled"));
+    h->retention_days = (unsigned)get_int(o, "retention_days");
+    h->max_records = (unsigned)get_int(o, "max_records");
+    h->follow_hours = (unsigned)get_int(o, "follow_hours");
+    h->follow_min_ms = (unsigned)get_int(o, "follow_min_ms");
+    h->follow_max_ms = (unsigned)get_int(o, "follow_max_ms");
+    h->write_timeout_ms = (unsigned)get_int(o, "write_timeout_ms");
+    h->max_page = (unsigned)get_int(o, "max_page");
+}
+
+static void fill_receipts(struct fill *f, struct conf_receipts *r, json_t *o)
+{
+    r->key_file = dup_path(f, o, "receipts", "key_file");
+    r->allow_http = json_is_true(json_object_get(o, "allow_http"));
+    r->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
+    r->retry_max_ms = (unsigned)get_int(o, "retry_max_ms");
+    r->max_attempts = (unsigned)get_int(o, "max_attempts");
+    r->timeout_ms = (unsigned)get_int(o, "timeout_ms");
+    r->unconfirmed_s = (unsigned)get_int(o, "unconfirmed_s");
+    r->interval_ms = (unsigned)get_int(o, "interval_ms");
+}
+
 static void fill_budget(struct conf_budget *b, json_t *o)
 {
     b->enabled = json_is_true(json_object_get(o, "enabled"));
@@ -441,6 +467,8 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     if (f->bad_date)
         return conferr_fail(f->err, "environments", "a client_secret_expires is not a date "
                             "as YYYY-MM-DD (the secret's expiry shown in Entra)");
+    fill_history(&conf->history, json_object_get(root, "history"));
+    fill_receipts(f, &conf->receipts, json_object_get(root, "receipts"));
     fill_budget(&conf->d365_budget, json_object_get(root, "d365_budget"));
     if (f->bad)
         return -1;
@@ -557,6 +585,7 @@ static void job_cleanup(struct conf_job *j)
     free(j->env_name);
     free(j->activity_id_raw);
     free(j->project);
+    free(j->callback_url);
     free(j->entity);
     free(j->company);
 }
@@ -604,6 +633,7 @@ void conf_free(struct conf *conf)
     free(conf->clients);
     redis_cleanup(&conf->redis);
     free(conf->tokens.cache_key_file);
+    free(conf->receipts.key_file);
     free(conf->path);
     free(conf->listen_host);
     free(conf->admin.listen_host);

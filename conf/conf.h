@@ -73,6 +73,7 @@ struct conf_job {
     char *company;               /* owned; NULL when not configured */
     char *project;               /* owned; data project (definitionGroupId) of a package
                                     job (package API); NULL for recurring jobs */
+    char *callback_url;          /* owned; where receipts of this job go; NULL = none */
     enum conf_direction direction;
 };
 
@@ -184,7 +185,31 @@ struct conf_packages {
 struct conf_admin {
     char *listen_host;           /* owned; NULL = no admin listener */
     int listen_port;
-    char *token_file;            /* owned; bearer token for non-loopback peers; NULL = none */
+    char *token_file;            /* owned; bearer token: non-loopback peers, every action */
+    unsigned drain_notice_ms;    /* drain by API: /readyz 503 this long before stopping */
+};
+
+/* History of every file (proxy/history) and its receipts, in Redis. */
+struct conf_history {
+    bool enabled;                /* record every file in Redis */
+    unsigned retention_days;     /* a record expires this long after its last change */
+    unsigned max_records;        /* cap of each environment's and job's index */
+    unsigned follow_hours;       /* an import's status is followed this long at most */
+    unsigned follow_min_ms;      /* first delay of the status follow-up; doubles */
+    unsigned follow_max_ms;      /* cap of that delay */
+    unsigned write_timeout_ms;   /* each history write to Redis */
+    unsigned max_page;           /* largest ?limit= of GET /v1/history */
+};
+
+struct conf_receipts {
+    char *key_file;              /* owned; HMAC-SHA256 key file; NULL = receipts off */
+    bool allow_http;             /* http:// callback URLs (tests) */
+    unsigned retry_min_ms;       /* first retry delay of a receipt; doubles */
+    unsigned retry_max_ms;       /* cap of that delay */
+    unsigned max_attempts;       /* a receipt is given up after this many attempts */
+    unsigned timeout_ms;         /* one POST to the receiver */
+    unsigned unconfirmed_s;      /* an export unconfirmed this long gets a receipt */
+    unsigned interval_ms;        /* how often an instance works off the receipt queue */
 };
 
 /* D365's service-protection budget kept by fogate (proxy/d365/budget.c), per environment
@@ -224,6 +249,8 @@ struct conf {
     struct conf_ledger ledger;
     struct conf_packages packages;
     struct conf_admin admin;
+    struct conf_history history;
+    struct conf_receipts receipts;
     struct conf_budget d365_budget;
 };
 

@@ -342,6 +342,27 @@ static void job_names(char *dst, size_t n, const struct conf *conf)
         off += (size_t)snprintf(dst + off, n - off, "%s%s", i ? ", " : "", conf->jobs[i].name);
 }
 
+/* callback_url: http(s) without query or fragment, http only with receipts.allow_http. */
+static int check_callback(const struct conf *conf, const struct conf_job *j,
+                          struct conf_error *err)
+{
+    char path[CONF_ERR_PATH_MAX];
+    struct url u;
+    const char *why;
+
+    if (!j->callback_url)
+        return 0;
+    conferr_pathf(path, sizeof path, "jobs.%s.callback_url", j->name);
+    if ((why = parse_url(j->callback_url, &u)))
+        return conferr_fail(err, path, "%s", why);
+    if (!u.https && !conf->receipts.allow_http)
+        return conferr_fail(err, path, "must start with https:// (http only with "
+                            "receipts.allow_http, for tests)");
+    if (!conf->history.enabled || !conf->receipts.key_file)
+        return conferr_fail(err, path, "receipts need history.enabled and receipts.key_file");
+    return 0;
+}
+
 static int check_job(struct conf *conf, size_t idx, struct conf_error *err)
 {
     struct conf_job *j = &conf->jobs[idx];
@@ -360,6 +381,8 @@ static int check_job(struct conf *conf, size_t idx, struct conf_error *err)
     if (j->activity_id_raw && j->project)
         return conferr_fail(err, path, "set activity_id (a recurring data job) or project "
                             "(a package job), not both");
+    if (check_callback(conf, j, err) < 0)
+        return -1;
     if (j->project)
         return 0;
     conferr_pathf(path, sizeof path, "jobs.%s.activity_id", j->name);

@@ -121,6 +121,11 @@ static const struct key job_keys[] = {
     OPT("company", T_STRING, "Default legal entity (dataAreaId) sent as `company=`, e.g. `usmf`."),
     { .name = "direction", .type = T_STRING, .required = true, .choices = directions,
       .doc = "`import` (clients enqueue) or `export` (clients dequeue, download and ack)." },
+    OPT("callback_url", T_STRING,
+        "Where fogate POSTs signed receipts of this job's files (docs/history.md): an "
+        "import's final status, an export left unconfirmed for `receipts.unconfirmed_s`. "
+        "https only, unless `receipts.allow_http`. Needs `history.enabled` and "
+        "`receipts.key_file`."),
     { 0 }
 };
 
@@ -331,7 +336,57 @@ static const struct key admin_keys[] = {
     OPT("token_file", T_STRING,
         "Path of a file holding the bearer token (at least 16 characters, one line) that "
         "peers other than loopback must send as `Authorization: Bearer <token>`. Without "
-        "it the admin listener answers loopback peers only. Never a client API key."),
+        "it the admin listener answers loopback peers only. Never a client API key. "
+        "Every admin action (`POST /admin/api/...`: pause, resume, retry-ack, release, "
+        "repoll, drain) needs this token, from loopback too; without a token file actions "
+        "are refused (403 `admin_token_required`)."),
+    INT("drain_notice_ms", "5000", 0, 600000,
+        "A drain asked through `POST /admin/api/drain` (or SIGUSR2): `/readyz` answers 503 "
+        "for this long, so that load balancers stop sending, then the instance drains as "
+        "on SIGTERM (`timeouts.shutdown_grace_ms`)."),
+    { 0 }
+};
+
+static const struct key history_keys[] = {
+    { .name = "enabled", .type = T_BOOL, .def = "false",
+      .doc = "Record every file through fogate in Redis (`redis`): enqueues, exports, their "
+             "statuses, served by `GET /v1/history` (docs/history.md). Writing history never "
+             "delays or fails a transfer; writes lost while Redis is down are counted." },
+    INT("retention_days", "14", 1, 366,
+        "A record (and an Idempotency-Key of an enqueue) expires this many days after its "
+        "last change."),
+    INT("max_records", "100000", 10, 10000000,
+        "Most records each environment's and each job's index keeps (the oldest drop out)."),
+    INT("follow_hours", "24", 0, 720,
+        "An import's status is polled in the background until it is final, for at most "
+        "this many hours after the enqueue; 0 = no background follow-up."),
+    INT("follow_min_ms", "2000", 10, 3600000,
+        "First delay of the background status follow-up; it doubles (with jitter) up to "
+        "`follow_max_ms`."),
+    INT("follow_max_ms", "60000", 10, 86400000, "Largest delay between two status polls."),
+    INT("write_timeout_ms", "1000", 1, 60000, "Time limit of each history write to Redis."),
+    INT("max_page", "500", 1, 10000, "Largest `limit` of one `GET /v1/history` page."),
+    { 0 }
+};
+
+static const struct key receipts_keys[] = {
+    OPT("key_file", T_STRING,
+        "Path of a file holding the HMAC-SHA256 key that signs receipts (any bytes; e.g. "
+        "`openssl rand -hex 32`), shared with the receivers. Without it no receipt is sent."),
+    { .name = "allow_http", .type = T_BOOL, .def = "false",
+      .doc = "Allow http:// in jobs' `callback_url`. For tests only." },
+    INT("retry_min_ms", "1000", 1, 3600000,
+        "First delay after a failed receipt POST; it doubles (with jitter) up to "
+        "`retry_max_ms`."),
+    INT("retry_max_ms", "300000", 1, 86400000, "Largest delay between two receipt attempts."),
+    INT("max_attempts", "20", 1, 1000, "A receipt is given up (and logged) after this many "
+        "failed attempts."),
+    INT("timeout_ms", "10000", 1, 600000, "Time limit of one receipt POST."),
+    INT("unconfirmed_s", "900", 1, 86400,
+        "An export delivered and not confirmed for this long gets a receipt "
+        "(`status` `unconfirmed`)."),
+    INT("interval_ms", "1000", 10, 600000,
+        "How often each instance takes due receipts from the queue in Redis."),
     { 0 }
 };
 
@@ -413,6 +468,11 @@ static const struct key top_keys[] = {
              "`shared`)." },
     { .name = "admin", .type = T_OBJECT, .def = "{}", .sub = admin_keys,
       .doc = "The operators' listener: metrics, health, status (docs/operations.md)." },
+    { .name = "history", .type = T_OBJECT, .def = "{}", .sub = history_keys,
+      .doc = "History of every file, idempotent enqueue, background status follow-up "
+             "(needs `redis`)." },
+    { .name = "receipts", .type = T_OBJECT, .def = "{}", .sub = receipts_keys,
+      .doc = "Signed receipts POSTed to jobs' `callback_url` (needs `history.enabled`)." },
     { .name = "d365_budget", .type = T_OBJECT, .def = "{}", .sub = budget_keys,
       .doc = "D365's service-protection limits kept by fogate per environment: a concurrency "
              "limit, a request rate, a fair queue per job, the 429 gate (cluster-wide with "

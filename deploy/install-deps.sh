@@ -43,6 +43,10 @@ if ! command -v kubectl >/dev/null 2>&1; then
   $SUDO apt-get install -y -q --no-install-recommends kubernetes-client
 fi
 
+# The operator page's browser test (tests/browser): Debian's chromium, driven by
+# playwright-core from npm (no browser download: it runs /usr/bin/chromium).
+$SUDO apt-get install -y -q --no-install-recommends chromium
+
 # Node.js runs Azurite (the Azure Blob emulator). Keep an existing Node; otherwise Debian's.
 if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -q --no-install-recommends nodejs npm

@@ -13,6 +13,8 @@
 #include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
+#include "history.h"
+#include "jobpause.h"
 #include "ledgerflow.h"
 #include "log.h"
 #include "reply.h"
@@ -48,7 +50,10 @@ struct app {
     struct package *package;        /* owned: the package API */
     struct ledgerflow *ledger;      /* owned: the ack ledger, NULL unless ledger.enabled */
     struct admin *admin;            /* owned: worker 0's admin listener, NULL if none */
+    struct history *history;        /* owned: the file history, NULL unless history.enabled */
+    struct jobpause *pause;         /* owned: paused jobs, NULL without Redis */
     unsigned worker, workers;       /* this app's index and the worker count */
+    atomic_bool *draining;          /* borrowed from the pool: a drain was asked; NULL none */
     bool stopping;
 };
 
@@ -128,7 +133,8 @@ static void on_request(struct conn_req *req, void *arg)
     struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger };
+                             .ledger = app->ledger, .pause = app->pause,
+                             .draining = app->draining && atomic_load(app->draining) };
 
     upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
     routes_dispatch(&d, req);
@@ -196,6 +202,7 @@ static int on_reload(struct app *app)
     package_set_conf(app->package, n);
     if (app->admin)
         admin_set_conf(app->admin, n);
+    history_set_conf(app->history, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
     return 0;
@@ -252,6 +259,13 @@ void app_stats(const struct app *app, struct adminstats_worker *row)
     }
 }
 
+void app_set_drain_flag(struct app *app, atomic_bool *flag)
+{
+    app->draining = flag;
+    if (app->admin)
+        admin_set_drain_flag(app->admin, flag);
+}
+
 void app_set_admin_stats(struct app *app, const struct adminstats *t)
 {
     if (app->admin)
@@ -272,6 +286,7 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
                             .tm = tokenwire_mgr(app->tokens),
                             .token_shared = tokenwire_shared(app->tokens),
                             .ledger = app->ledger, .package = app->package,
+                            .history = app->history, .pause = app->pause,
                             .workers = app->workers };
 
     return admin_new(app->base, opt, &d);
@@ -318,6 +333,20 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
             return NULL;
         }
         simple_set_ledger(app->simple, app->ledger);
+    }
+    if (app->package && conf->history.enabled) {
+        if (!(app->history = history_new(app->base, app->uc, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_history(app->simple, app->history);
+    }
+    if (app->package && conf->redis.url) {
+        if (!(app->pause = jobpause_new(app->base, conf))) {
+            app_free(app);
+            return NULL;
+        }
+        simple_set_pause(app->simple, app->pause);
     }
     if (app->package && worker == 0 && conf->admin.listen_host &&
         !(app->admin = make_admin(app, &opt))) {
@@ -386,6 +415,8 @@ void app_free(struct app *app)
     simple_free(app->simple);
     package_free(app->package);
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
+    history_free(app->history);
+    jobpause_free(app->pause);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
     budget_free(app->budget); /* after the calls that hold its slots */
     tokenwire_free(app->tokens);

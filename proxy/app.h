@@ -4,6 +4,8 @@
 #ifndef FOGATE_APP_H
 #define FOGATE_APP_H
 
+#include <stdatomic.h>
+
 #include "conf.h"
 #include "conn_server.h"
 
@@ -60,5 +62,9 @@ void app_set_admin_stats(struct app *app, const struct adminstats *t);
 
 /* Fills the connection layer's options from a config for one of `workers` (pure). */
 void app_conn_options(const struct conf *conf, unsigned workers, struct conn_options *out);
+
+/* The process's drain flag (borrowed from the worker pool, set by SIGUSR2 or the admin
+ * API): while it is set /readyz answers 503 "draining". */
+void app_set_drain_flag(struct app *app, atomic_bool *flag);
 
 #endif

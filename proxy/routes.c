@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "clientauth.h"
+#include "jobpause.h"
 #include "conf.h"
 #include "ledgerflow.h"
 #include "ledgerpass.h"
@@ -129,6 +130,10 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
         return;
     if (clientauth_job(d->conf, client, id, id_len, &job) < 0) {
         reply_error(req, 403, "job_forbidden", "this API key may not use that activity id");
+        return;
+    }
+    if ((op == ROUTES_ENQUEUE || op == ROUTES_DEQUEUE) && jobpause_paused(d->pause, job->name)) {
+        jobpause_refuse(req, job->name);
         return;
     }
     if (d->ledger && op == ROUTES_DEQUEUE) {
@@ -269,7 +274,7 @@ void routes_dispatch(const struct routes_deps *d, struct conn_req *req)
             reply_json(req, 200, ok, sizeof ok - 1);
     } else if (path_is(h, "/readyz")) {
         if (get_or_head(req, h))
-            admin_readyz(req, d->conf, d->tm, d->ledger);
+            admin_readyz(req, d->conf, d->tm, d->ledger, d->draining);
     } else if (conn_route) {
         route_connector(d, req, h, op, id, id_len);
     } else if (is_data(h)) {

@@ -7,6 +7,9 @@
  *                                                   every worker has reloaded
  *                                            USR1 (a worker ended or reloaded) -> all
  *                                                   ended? join, free
+ *                                            USR2 (drain, e.g. POST /admin/api/drain) ->
+ *                                                   the shared drain flag (/readyz 503),
+ *                                                   TERM to all after the notice
  *   worker i:    event loop; pipe readable -> app_signal(app, sig) on its own thread;
  *                with NOTIFY_SOCKET, its app_health published every second (atomics)
  */
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -58,6 +62,8 @@ struct worker {
 
 struct pool {
     struct worker *w;       /* owned array */
+    unsigned drain_notice_ms; /* admin.drain_notice_ms, read at start */
+    atomic_bool draining;   /* set by SIGUSR2 or the admin API; every app reads it */
     struct adminstats *stats; /* owned: every worker's counters, for worker 0's /metrics */
     unsigned n;
     atomic_uint running;    /* threads still in their loop */
@@ -297,13 +303,37 @@ static void notify_reloaded(struct pool *p)
 
 /* Until every worker has left its loop. A worker that ends without being told to (it
  * cannot serve any more) stops the others too, so that the process exits and restarts. */
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void wait_signals(struct pool *p, const sigset_t *set, bool stopping)
 {
+    long long drain_at = -1; /* monotonic ms when a drain's notice ends; -1 = none */
+
     while (atomic_load(&p->running) > 0) {
         struct timespec slice = { .tv_sec = WAIT_SLICE_S };
+        long long left = drain_at < 0 ? -1 : drain_at - mono_ms();
+
+        if (left >= 0 && left < WAIT_SLICE_S * 1000)
+            slice = (struct timespec){ .tv_sec = 0, .tv_nsec = left * 1000000 };
         int sig = sigtimedwait(set, NULL, &slice);
 
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+        if (drain_at >= 0 && !stopping && mono_ms() >= drain_at) {
+            stopping = true;
+            sdnotify_send(p->notify, SDNOTIFY_STOPPING, "stopping: draining connections");
+            fan_out(p, SIGTERM);
+        }
+        if (sig == SIGUSR2 && !stopping && drain_at < 0) {
+            log_msg(LOG_LVL_INFO, "drain asked: /readyz answers 503 for %u ms, then stopping",
+                    p->drain_notice_ms);
+            drain_at = mono_ms() + p->drain_notice_ms;
+            atomic_store(&p->draining, true);
+        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             if (sig != SIGHUP && !stopping)
                 sdnotify_send(p->notify, SDNOTIFY_STOPPING, "stopping: draining connections");
             else if (sig == SIGHUP && !stopping)
@@ -347,7 +377,8 @@ static void pool_free(struct pool *p)
     free(p->stats);
 }
 
-/* The table /metrics reads: each app's counters, given to worker 0 (the admin listener). */
+/* The table /metrics reads: each app's counters, given to worker 0 (the admin listener);
+ * and the drain flag every app reads. */
 static int share_stats(struct pool *p)
 {
     unsigned n_routes;
@@ -355,15 +386,18 @@ static int share_stats(struct pool *p)
 
     if (!(p->stats = adminstats_new(p->n, names, n_routes)))
         return -1;
-    for (unsigned i = 0; i < p->n; i++)
+    for (unsigned i = 0; i < p->n; i++) {
         app_stats(p->w[i].app, &p->stats->w[i]);
+        app_set_drain_flag(p->w[i].app, &p->draining);
+    }
     app_set_admin_stats(p->w[0].app, p->stats);
     return 0;
 }
 
 int workers_run(struct conf *conf)
 {
-    struct pool p = { .n = workers_resolve(conf->workers, workers_cpus()) };
+    struct pool p = { .n = workers_resolve(conf->workers, workers_cpus()),
+                      .drain_notice_ms = conf->admin.drain_notice_ms };
     sigset_t set;
     int rc = 1;
 
@@ -374,6 +408,7 @@ int workers_run(struct conf *conf)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     p.main_thread = pthread_self();
     (void)sdnotify_open(&p.notify); /* an unusable NOTIFY_SOCKET is logged; runs without */

@@ -30,13 +30,17 @@ add_custom_command(OUTPUT "${_stage}/CONFIG.md.gz"
 add_custom_command(OUTPUT "${_stage}/fogate.1.gz"
   COMMAND gzip -9n -c "${_deb}/fogate.1" > "${_stage}/fogate.1.gz"
   DEPENDS "${_deb}/fogate.1" VERBATIM)
+add_custom_command(OUTPUT "${_stage}/fogatectl.1.gz"
+  COMMAND gzip -9n -c "${_deb}/fogatectl.1" > "${_stage}/fogatectl.1.gz"
+  DEPENDS "${_deb}/fogatectl.1" VERBATIM)
 add_custom_target(deb-docs ALL
-  DEPENDS "${_stage}/changelog.Debian.gz" "${_stage}/CONFIG.md.gz" "${_stage}/fogate.1.gz")
-install(FILES "${_stage}/fogate.1.gz" DESTINATION share/man/man1)
+  DEPENDS "${_stage}/changelog.Debian.gz" "${_stage}/CONFIG.md.gz" "${_stage}/fogate.1.gz"
+          "${_stage}/fogatectl.1.gz")
+install(FILES "${_stage}/fogate.1.gz" "${_stage}/fogatectl.1.gz" DESTINATION share/man/man1)
 install(FILES "${_deb}/lintian-overrides" DESTINATION share/lintian/overrides RENAME fogate)
 install(FILES "${_deb}/copyright" DESTINATION share/doc/fogate)
 install(FILES "${_stage}/changelog.Debian.gz" "${_stage}/CONFIG.md.gz"
-              "${PROJECT_SOURCE_DIR}/docs/install.md"
+              "${PROJECT_SOURCE_DIR}/docs/install.md" "${PROJECT_SOURCE_DIR}/docs/fogatectl.md"
         DESTINATION share/doc/fogate)
 
 set(CPACK_GENERATOR DEB)

@@ -4,15 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/dns.h>
+
 #include "adminauth.h"
 #include "adminroutes.h"
 #include "conf.h"
 #include "conn_server.h"
 #include "log.h"
+#include "redisopen.h"
 #include "reply.h"
 
 struct admin {
     struct conn_server *server;    /* owned */
+    struct rconn *rc;              /* owned; NULL without Redis */
+    struct evdns_base *dns;        /* owned; NULL unless Redis is named by a host name */
     struct admin_deps deps;
     struct adminauth_token token;
 };
@@ -55,14 +60,20 @@ struct admin *admin_new(struct event_base *base, const struct conn_options *opt,
     if (!a)
         return NULL;
     a->deps = *deps;
+    a->deps.token = &a->token;
     o.reuseport = false; /* one admin listener per process */
     if (adminauth_load(deps->conf->admin.token_file, &a->token, err, sizeof err) < 0) {
         log_msg(LOG_LVL_ERROR, "admin.token_file: %s", err);
         free(a);
         return NULL;
     }
+    if (deps->conf->redis.url &&
+        !(a->rc = a->deps.rc = redisopen_new(base, &deps->conf->redis, "admin: ", &a->dns))) {
+        admin_free(a);
+        return NULL;
+    }
     if (!(a->server = conn_server_new(base, &o, on_request, a))) {
-        free(a);
+        admin_free(a);
         return NULL;
     }
     return a;
@@ -78,6 +89,11 @@ int admin_listen(struct admin *a, char *bound, size_t bound_len)
 void admin_set_conf(struct admin *a, const struct conf *conf)
 {
     a->deps.conf = conf;
+}
+
+void admin_set_drain_flag(struct admin *a, atomic_bool *flag)
+{
+    a->deps.draining = flag;
 }
 
 void admin_set_stats(struct admin *a, const struct adminstats *stats)
@@ -99,7 +115,10 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
-    conn_server_free(a->server);
+    conn_server_free(a->server); /* requests end first: then pending Redis calls */
+    rconn_free(a->rc);
+    if (a->dns)
+        evdns_base_free(a->dns, 0);
     explicit_bzero(&a->token, sizeof a->token);
     free(a);
 }

@@ -5,6 +5,7 @@
 #ifndef FOGATE_ADMIN_H
 #define FOGATE_ADMIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,11 +16,15 @@
 struct admin;
 struct budget;
 struct conf;
+struct history;
+struct jobpause;
 struct ledgerflow;
 struct package;
 struct token_mgr;
 struct upcall_ctx;
 struct adminstats;
+struct adminauth_token;
+struct rconn;
 
 /* What the admin handlers read; worker 0's objects, borrowed from its app. */
 struct admin_deps {
@@ -30,6 +35,11 @@ struct admin_deps {
     bool token_shared;             /* tokens shared through Redis */
     struct ledgerflow *ledger;     /* borrowed; NULL when the ledger is off */
     struct package *package;       /* borrowed */
+    struct history *history;       /* borrowed; NULL when history is off */
+    struct jobpause *pause;        /* borrowed; NULL without Redis */
+    atomic_bool *draining;         /* borrowed from the worker pool: a drain was asked */
+    struct rconn *rc;              /* the admin's own Redis connection; NULL without Redis */
+    const struct adminauth_token *token; /* the admin token (digest); set by admin_new */
     unsigned workers;              /* the worker count */
     const struct adminstats *stats; /* borrowed; every worker's counters; NULL = none */
 };
@@ -48,6 +58,9 @@ void admin_set_conf(struct admin *a, const struct conf *conf);
 /* The table of every worker's counters for /metrics (borrowed; must outlive a). */
 void admin_set_stats(struct admin *a, const struct adminstats *stats);
 
+/* The process's drain flag (borrowed; must outlive a): the drain action sets it. */
+void admin_set_drain_flag(struct admin *a, atomic_bool *flag);
+
 /* Stops accepting and closes idle connections (shutdown). */
 void admin_drain(struct admin *a);
 
@@ -55,8 +68,9 @@ void admin_drain(struct admin *a);
 void admin_free(struct admin *a);
 
 /* GET /readyz's answer (shared with the client listener, for load balancers): 200 when
- * every environment has a token and the ledger (when on, failing closed) has Redis. */
+ * every environment has a token and the ledger (when on, failing closed) has Redis, and
+ * no drain was asked (`draining`: 503 with status "draining"). */
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
-                  struct ledgerflow *ledger);
+                  struct ledgerflow *ledger, bool draining);
 
 #endif

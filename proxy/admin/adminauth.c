@@ -41,6 +41,27 @@ bool adminauth_loopback(const char *client)
            strncmp(client, "[::ffff:127.", 12) == 0;
 }
 
+enum adminauth_verdict adminauth_action(const struct adminauth_token *tok,
+                                        const char *authorization, size_t len, char fp[13])
+{
+    unsigned char digest[APIKEY_DIGEST_LEN];
+    static const char bearer[] = "Bearer ";
+    bool ok;
+
+    fp[0] = '\0';
+    if (!authorization)
+        return ADMINAUTH_MISSING;
+    if (!tok->set || len < sizeof bearer - 1 ||
+        strncasecmp(authorization, bearer, sizeof bearer - 1) != 0 ||
+        apikey_digest(authorization + sizeof bearer - 1, len - (sizeof bearer - 1), digest) < 0)
+        return ADMINAUTH_WRONG;
+    ok = CRYPTO_memcmp(digest, tok->digest, sizeof digest) == 0;
+    for (int i = 0; ok && i < 6; i++)
+        snprintf(fp + 2 * i, 3, "%02x", digest[i]);
+    OPENSSL_cleanse(digest, sizeof digest);
+    return ok ? ADMINAUTH_OK : ADMINAUTH_WRONG;
+}
+
 enum adminauth_verdict adminauth_check(const struct adminauth_token *tok, const char *client,
                                        const char *authorization, size_t len)
 {

@@ -35,4 +35,11 @@ bool adminauth_loopback(const char *client);
 enum adminauth_verdict adminauth_check(const struct adminauth_token *tok, const char *client,
                                        const char *authorization, size_t len);
 
+/* For a state-changing action, from any peer (loopback too): ADMINAUTH_OK when
+ * `authorization` carries the configured token, MISSING without the header, WRONG when it
+ * does not match or no token is configured. On OK, `fp` (13 bytes) gets the token's
+ * fingerprint: the first 12 hex digits of its SHA-256 (safe to log). Pure. */
+enum adminauth_verdict adminauth_action(const struct adminauth_token *tok,
+                                        const char *authorization, size_t len, char fp[13]);
+
 #endif

@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adminapi.h"
 #include "adminmetrics.h"
+#include "adminui.h"
 #include "budget.h"
 #include "conf.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "reply.h"
 #include "token.h"
@@ -39,7 +42,7 @@ static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
 }
 
 void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mgr *tm,
-                  struct ledgerflow *ledger)
+                  struct ledgerflow *ledger, bool draining)
 {
     json_t *why = NULL;
     bool ready = token_mgr_ready(tm, &why);
@@ -47,7 +50,8 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
     /* a ledger that fails closed cannot serve dequeues without Redis */
     bool lready = !ledger || ledgerflow_ready(ledger, lwhy, sizeof lwhy) ||
                   conf->ledger.fail_open;
-    json_t *o = json_pack("{s:s, s:o}", "status", ready && lready ? "ready" : "not_ready",
+    json_t *o = json_pack("{s:s, s:o}", "status", draining ? "draining"
+                                                  : ready && lready ? "ready" : "not_ready",
                           "environments", why ? why : json_object());
 
     if (o && ledger)
@@ -55,7 +59,7 @@ void admin_readyz(struct conn_req *req, const struct conf *conf, struct token_mg
                                                    "reason", lwhy));
     if (o && !ready)
         json_object_set_new(o, "hints", readyz_hints(tm, json_object_get(o, "environments")));
-    adminroutes_reply_json(req, ready && lready ? 200 : 503, o);
+    adminroutes_reply_json(req, ready && lready && !draining ? 200 : 503, o);
 }
 
 static void on_healthz(const struct admin_deps *d, struct conn_req *req)
@@ -68,7 +72,20 @@ static void on_healthz(const struct admin_deps *d, struct conn_req *req)
 
 static void on_readyz(const struct admin_deps *d, struct conn_req *req)
 {
-    admin_readyz(req, d->conf, d->tm, d->ledger);
+    admin_readyz(req, d->conf, d->tm, d->ledger, d->draining && atomic_load(d->draining));
+}
+
+/* Worker 0's history counters, or null when history is off. */
+static json_t *history_json(const struct history *h)
+{
+    struct history_stats st;
+
+    if (!h)
+        return json_null();
+    history_get_stats(h, &st);
+    return json_pack("{s:I, s:I, s:I, s:I}", "writes", (json_int_t)st.writes, "lost",
+                     (json_int_t)st.lost, "follow_polls", (json_int_t)st.follow_polls,
+                     "follow_final", (json_int_t)st.follow_final);
 }
 
 /* Tokens (never one of them), throttle gates, the ledger: worker 0's view; the ledger's
@@ -82,11 +99,12 @@ static void on_status(const struct admin_deps *d, struct conn_req *req)
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     adminroutes_reply_json(
         req, 200,
-        json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I}", "environments",
+        json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
                   token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
                   budget_status(d->budget), "tokens_shared", d->token_shared, "ledger",
                   d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
-                  (json_int_t)0, "workers", (json_int_t)d->workers));
+                  (json_int_t)0, "workers", (json_int_t)d->workers, "history",
+                  history_json(d->history)));
 }
 
 /* The Prometheus exposition (text format 0.0.4) of the whole process. */
@@ -108,6 +126,9 @@ static const struct adminroutes_route table[] = {
     { "/healthz", "GET, HEAD", on_healthz },
     { "/readyz", "GET, HEAD", on_readyz },
     { "/admin/status", "GET, HEAD", on_status },
+    { "/admin/api/", "GET, HEAD, POST", adminapi_handle },
+    { "/ui", "GET, HEAD", adminui_handle },
+    { "/ui/", "GET, HEAD", adminui_handle },
 };
 
 const struct adminroutes_route *adminroutes_find(const char *path, size_t len)

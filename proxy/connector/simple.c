@@ -9,9 +9,12 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
+#include "jobpause.h"
 #include "reply.h"
 #include "reqcore.h"
+#include "simplehist.h"
 #include "simplexfer.h"
 
 struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
@@ -36,6 +39,16 @@ struct simple *simple_new(struct event_base *base, struct upcall_ctx *ctx,
 void simple_set_ledger(struct simple *s, struct ledgerflow *lf)
 {
     s->lf = lf;
+}
+
+void simple_set_history(struct simple *s, struct history *h)
+{
+    s->hist = h;
+}
+
+void simple_set_pause(struct simple *s, struct jobpause *jp)
+{
+    s->pause = jp;
 }
 
 void simple_set_conf(struct simple *s, const struct conf *conf)
@@ -96,13 +109,55 @@ void simple_req_error(struct simple_req *r, int status, const char *code, const 
     reqcore_error(core(r), status, NULL, code, message);
 }
 
+void simple_req_retry(struct simple_req *r, int status, unsigned retry_s, const char *code,
+                      const char *message)
+{
+    char extra[40];
+
+    snprintf(extra, sizeof extra, "Retry-After: %u\r\n", retry_s);
+    reqcore_error(core(r), status, extra, code, message);
+}
+
 void simple_req_json(struct simple_req *r, int status, json_t *o)
 {
     reqcore_json(core(r), status, o);
 }
 
+void simple_req_hash_start(struct simple_req *r)
+{
+    r->sha = EVP_MD_CTX_new();
+    if (r->sha && EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(r->sha);
+        r->sha = NULL;
+    }
+}
+
+void simple_req_hash(struct simple_req *r, const void *data, size_t len)
+{
+    r->bytes += len;
+    if (r->sha)
+        EVP_DigestUpdate(r->sha, data, len);
+}
+
+void simple_req_hash_end(struct simple_req *r, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+
+    hex[0] = '\0';
+    if (r->sha && EVP_DigestFinal_ex(r->sha, md, &n) == 1 && n == 32)
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    EVP_MD_CTX_free(r->sha);
+    r->sha = NULL;
+}
+
 static void req_free(struct simple_req *r)
 {
+    history_cancel(r->hop);
+    histidem_cancel(r->iop);
+    histidem_drop(r->hold); /* the client went away before the enqueue ended */
+    EVP_MD_CTX_free(r->sha);
     d365_cancel(r->call);
     msgwait_cancel(r->waiter);
     ledgerflow_cancel(r->lop);
@@ -117,7 +172,7 @@ static void req_free(struct simple_req *r)
 
 bool simple_req_settle(struct simple_req *r)
 {
-    if (r->call || r->waiter || r->lop || r->body_reading || r->req)
+    if (r->call || r->waiter || r->lop || r->hop || r->iop || r->body_reading || r->req)
         return false;
     req_free(r);
     return true;
@@ -135,6 +190,10 @@ static void on_gone(void *arg)
     r->waiter = NULL;
     ledgerflow_cancel(r->lop);
     r->lop = NULL;
+    history_cancel(r->hop);
+    r->hop = NULL;
+    histidem_cancel(r->iop);
+    r->iop = NULL;
     req_free(r);
 }
 
@@ -198,6 +257,8 @@ static void on_status(void *arg, const struct msgwait_result *res)
     struct simple_req *r = arg;
 
     r->waiter = NULL;
+    if (res->ok && r->env)
+        history_status(r->s->hist, r->env, r->route.message_id, res->status, res->final);
     if (!res->ok)
         simple_req_fail(r, res->err);
     else
@@ -223,6 +284,7 @@ static void route_status(struct simple_req *r, const struct conf_client *client)
                          SIMPLE_WAIT_MAX_S);
         return;
     }
+    r->env = strdup(env); /* NULL when out of memory: no history then */
     r->waiter = msgwait_add(r->s->mw, env, r->route.message_id, wait_s * 1000u, on_status, r);
     if (!r->waiter)
         simple_req_error(r, 503, "too_many_waiters", "too many status requests waiting");
@@ -294,6 +356,9 @@ static bool route_ok(struct simple_req *r, const struct http1_head *h)
     case SIMPLEROUTE_UNKNOWN:
         simple_req_error(r, 404, "not_found", "no such /v1 route");
         return false;
+    case SIMPLEROUTE_BAD_RECORD:
+        simple_req_error(r, 404, "record_not_found", "no history record with that id");
+        return false;
     case SIMPLEROUTE_BAD_ID:
         simple_req_error(r, 400, "bad_message_id", "the message id is not a GUID");
         return false;
@@ -328,6 +393,10 @@ static void dispatch(struct simple_req *r, const struct conf_client *client)
         return route_status(r, client);
     if (r->route.kind == SIMPLEROUTE_ERRORS)
         return route_errors(r, client);
+    if (r->route.kind == SIMPLEROUTE_HISTORY)
+        return simplehist_list(r, client);
+    if (r->route.kind == SIMPLEROUTE_RECORD)
+        return simplehist_get(r, client);
     job = job_for(r, client, r->route.job, dir);
     if (!job)
         return;
@@ -341,6 +410,12 @@ static void dispatch(struct simple_req *r, const struct conf_client *client)
         return;
     }
     memcpy(r->activity, job->activity_id, sizeof r->activity);
+    if (r->route.kind != SIMPLEROUTE_ACK && jobpause_paused(r->s->pause, job->name)) {
+        /* a paused import enqueues nothing, a paused export hands out nothing; acks go on */
+        simple_req_retry(r, 503, JOBPAUSE_RETRY_AFTER_S, "job_paused", "the job is paused by "
+                         "an operator; retry after it is resumed");
+        return;
+    }
     if (r->route.kind == SIMPLEROUTE_ENQUEUE)
         simplexfer_enqueue(r, job);
     else if (r->route.kind == SIMPLEROUTE_NEXT)

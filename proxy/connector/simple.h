@@ -27,6 +27,17 @@ struct ledgerflow;
 /* Uses the ack ledger `lf` (borrowed, must outlive s; NULL = none) on /next and ack. */
 void simple_set_ledger(struct simple *s, struct ledgerflow *lf);
 
+struct history;
+
+/* Records files into `h` (borrowed, must outlive s; NULL = no history) and serves
+ * /v1/history from it. */
+void simple_set_history(struct simple *s, struct history *h);
+
+/* Jobs paused by an operator (borrowed; must outlive s): a paused job's enqueue and next
+ * answer 503 job_paused. NULL: none. */
+struct jobpause;
+void simple_set_pause(struct simple *s, struct jobpause *jp);
+
 /* A new config snapshot (borrowed) for requests that start from now on. */
 void simple_set_conf(struct simple *s, const struct conf *conf);
 

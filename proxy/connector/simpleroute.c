@@ -78,6 +78,21 @@ static enum simpleroute_kind job_routes(const char **seg, size_t *sl, size_t n,
     return set(out, SIMPLEROUTE_UNKNOWN, "");
 }
 
+/* /v1/history/{id}: 32 hex digits, either case (kept lower-case). */
+static enum simpleroute_kind record_route(const char *s, size_t n, struct simpleroute *out)
+{
+    if (n != sizeof out->record_id - 1)
+        return set(out, SIMPLEROUTE_BAD_RECORD, "");
+    for (size_t i = 0; i < n; i++) {
+        int d = hex_digit((unsigned char)s[i]);
+        if (d < 0)
+            return set(out, SIMPLEROUTE_BAD_RECORD, "");
+        out->record_id[i] = "0123456789abcdef"[d];
+    }
+    out->record_id[n] = '\0';
+    return set(out, SIMPLEROUTE_RECORD, "GET, HEAD");
+}
+
 enum simpleroute_kind simpleroute_match(const char *path, size_t len, struct simpleroute *out)
 {
     const char *seg[7];
@@ -97,6 +112,10 @@ enum simpleroute_kind simpleroute_match(const char *path, size_t len, struct sim
             return set(out, SIMPLEROUTE_BAD_ID, "");
         return set(out, n == 3 ? SIMPLEROUTE_STATUS : SIMPLEROUTE_ERRORS, "GET, HEAD");
     }
+    if (n == 2 && seg_is(seg[1], sl[1], "history"))
+        return set(out, SIMPLEROUTE_HISTORY, "GET, HEAD");
+    if (n == 3 && seg_is(seg[1], sl[1], "history"))
+        return record_route(seg[2], sl[2], out);
     return set(out, SIMPLEROUTE_UNKNOWN, "");
 }
 

@@ -21,6 +21,9 @@ enum simpleroute_kind {
     SIMPLEROUTE_ACK,         /* POST /v1/jobs/{job}/messages/{id}/ack */
     SIMPLEROUTE_STATUS,      /* GET /v1/messages/{id} */
     SIMPLEROUTE_ERRORS,      /* GET /v1/messages/{id}/errors */
+    SIMPLEROUTE_HISTORY,     /* GET /v1/history */
+    SIMPLEROUTE_RECORD,      /* GET /v1/history/{id} */
+    SIMPLEROUTE_BAD_RECORD,  /* a history record id that is not 32 hex digits: 404 */
 };
 
 struct simpleroute {
@@ -28,6 +31,7 @@ struct simpleroute {
     const char *allow;                  /* the methods the route takes ("POST", "GET, HEAD") */
     char job[SIMPLEROUTE_NAME_MAX];     /* decoded; "" for routes without a job */
     char message_id[GUID_CANON_SIZE];   /* canonical; "" for routes without one */
+    char record_id[33];                 /* history record id (lower-case hex); or "" */
 };
 
 /* Matches `path` (`len` bytes, the target without its query) against the routes. The

@@ -10,7 +10,9 @@
 
 #include <jansson.h>
 
+#include "hex.h"
 #include "ledgerkey.h"
+#include "simpleidem.h"
 #include "reqcore.h"
 
 static double now_s(void)
@@ -60,6 +62,7 @@ static int on_body_data(struct conn_req *req, const char *data, size_t len, void
 
     if (!r->call || r->responded)
         return 0; /* answered already: the rest is dropped */
+    simple_req_hash(r, data, len);
     return reqcore_offer(&p, r->pending, req, data, len);
 }
 
@@ -77,6 +80,11 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
     /* The body failed (conn answers with the reason) or we answered already: either way
      * the request is conn's again once this returns. */
     reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
+    if (r->call) { /* the body broke before D365 answered: nothing was enqueued */
+        history_failed(r->s->hist, r->hist_id, "body_failed", r->bytes, NULL);
+        histidem_drop(r->hold);
+        r->hold = NULL;
+    }
     d365_cancel(r->call);
     r->call = NULL;
     simple_req_settle(r);
@@ -85,13 +93,19 @@ static void on_body_end(struct conn_req *req, bool ok, void *arg)
 static void on_enqueued(void *arg, const struct d365_result *res)
 {
     struct simple_req *r = arg;
-    char url[1024], job[3 * SIMPLEROUTE_NAME_MAX + 1] = "";
+    char url[1024], job[3 * SIMPLEROUTE_NAME_MAX + 1] = "", sha[65];
     size_t jl = 0;
 
     r->call = NULL;
     if (r->req && r->body_reading) { /* D365 answered before the body ended: stop reading */
         conn_req_drop_body(r->req);
         r->body_reading = false;
+    }
+    simple_req_hash_end(r, sha);
+    if (!res->ok) {
+        history_failed(r->s->hist, r->hist_id, res->err.code, r->bytes, sha[0] ? sha : NULL);
+        histidem_drop(r->hold); /* a refused enqueue may be sent again with the key */
+        r->hold = NULL;
     }
     if (!res->ok && strcmp(res->err.code, "d365_enqueue_too_large") == 0) {
         struct d365_err e = res->err;
@@ -102,11 +116,21 @@ static void on_enqueued(void *arg, const struct d365_result *res)
     } else if (!res->ok) {
         simple_req_fail(r, &res->err);
     } else {
+        unsigned char raw[32];
+        if (r->hold && hex_decode(sha, 64, raw, 32) == 0)
+            histidem_done(r->hold, res->value, raw);
+        else
+            histidem_drop(r->hold);
+        r->hold = NULL;
+        history_sent(r->s->hist, r->hist_id, r->env, res->value, r->bytes,
+                     sha[0] ? sha : NULL);
         d365parse_query_encode(job, sizeof job, &jl, r->route.job);
         snprintf(url, sizeof url, "%s/v1/messages/%s?job=%s", r->s->conf->public_base_url,
                  res->value, job);
-        simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", res->value,
-                                          "status_url", url));
+        json_t *o = json_pack("{s:s, s:s}", "message_id", res->value, "status_url", url);
+        if (o && r->hist_id[0])
+            json_object_set_new(o, "record_id", json_string(r->hist_id));
+        simple_req_json(r, 202, o);
     }
     simple_req_settle(r);
 }
@@ -165,30 +189,52 @@ static int start_enqueue(struct simple_req *r, const struct conf_job *job)
         simple_req_error(r, 500, "internal", "cannot start the enqueue call");
         return -1;
     }
+    if (r->s->hist) {
+        history_received(r->s->hist, r->env, job->name, r->client, "simple", fh ? file : NULL,
+                         r->hist_id);
+        simple_req_hash_start(r);
+    }
     return 0;
 }
 
 void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job)
 {
     const struct http1_head *h = conn_req_head(r->req);
-    size_t limit = r->s->conf->limits.max_enqueue_bytes;
-    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+    const struct http1_header *k = http1_header_find(h, "Idempotency-Key");
 
     if (h->framing == HTTP1_BODY_NONE) {
         simple_req_error(r, 400, "empty_body", "the request body is the file to enqueue");
         return;
     }
+    if (k)
+        simpleidem_begin(r, job, k);
+    else
+        simplexfer_enqueue_go(r, job);
+}
+
+void simplexfer_enqueue_go(struct simple_req *r, const struct conf_job *job)
+{
+    size_t limit = r->s->conf->limits.max_enqueue_bytes;
+    struct conn_body_sink sink = { on_body_data, on_body_end, r };
+
     if (!(r->pending = evbuffer_new())) {
+        histidem_drop(r->hold);
+        r->hold = NULL;
         simple_req_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (start_enqueue(r, job) < 0)
+    if (start_enqueue(r, job) < 0) {
+        histidem_drop(r->hold);
+        r->hold = NULL;
         return;
+    }
     conn_req_set_body_limit(r->req, limit);
     r->body_reading = conn_req_read_body(r->req, &sink) == 0;
     if (!r->body_reading) {
         d365_cancel(r->call);
         r->call = NULL;
+        histidem_drop(r->hold);
+        r->hold = NULL;
         simple_req_error(r, 500, "internal", "cannot read the request body");
     }
 }
@@ -262,6 +308,7 @@ static enum upstream_flow on_dl_body(void *arg, const char *data, size_t len)
 
     if (!r->req)
         return UPSTREAM_PAUSE;
+    simple_req_hash(r, data, len);
     return conn_req_write(r->req, data, len) == 0 ? UPSTREAM_CONTINUE : UPSTREAM_PAUSE;
 }
 
@@ -275,6 +322,12 @@ static void on_downloaded(void *arg, const struct d365_result *res)
         r->req = NULL;
         if (res->ok && r->ledger_id && r->s->lf) /* the whole body went out */
             ledgerflow_delivered(r->s->lf, r->ledger_id);
+        if (res->ok && r->s->hist) {
+            char sha[65];
+            simple_req_hash_end(r, sha);
+            history_delivered(r->s->hist, r->env, r->route.job, r->client, r->route.message_id,
+                              r->bytes, sha[0] ? sha : NULL);
+        }
         if (res->ok)
             conn_req_end(req);
         else
@@ -310,6 +363,8 @@ static void start_download(struct simple_req *r, const struct d365_result *res)
                          "%s is not a connector download URL", r->route.message_id);
     else if (!(r->call = d365_download(r->s->ctx, r->env, path, &cbs)))
         simple_req_error(r, 500, "internal", "cannot start the download");
+    else if (r->s->hist)
+        simple_req_hash_start(r);
     else if (d.last_dequeue)
         r->last_dequeue = strdup(d.last_dequeue); /* NULL when out of memory: no header */
     free(path);
@@ -379,6 +434,8 @@ static void on_acked(void *arg, const struct d365_result *res)
         simple_req_fail(r, &res->err);
     } else {
         simpleack_remove(r->s->acks, r->route.job, r->route.message_id);
+        history_confirmed(r->s->hist, r->env, r->route.message_id, r->client);
+        history_acked(r->s->hist, r->env, r->route.message_id);
         simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", r->route.message_id,
                                           "acked", 1));
     }
@@ -413,6 +470,8 @@ static void on_ledger_ack(void *arg, enum ledgerflow_ack_kind kind, const struct
     switch (kind) {
     case LEDGERFLOW_ACKED:
         simpleack_remove(r->s->acks, r->route.job, id);
+        history_confirmed(r->s->hist, r->env, id, r->client);
+        history_acked(r->s->hist, r->env, id);
         simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", id, "acked", 1));
         break;
     case LEDGERFLOW_ALREADY:
@@ -421,6 +480,7 @@ static void on_ledger_ack(void *arg, enum ledgerflow_ack_kind kind, const struct
         break;
     case LEDGERFLOW_PENDING: /* confirmed: never delivered again; the outbox acks D365 */
         simpleack_remove(r->s->acks, r->route.job, id);
+        history_confirmed(r->s->hist, r->env, id, r->client);
         simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", id, "ack", "pending"));
         break;
     case LEDGERFLOW_UNKNOWN:

@@ -11,10 +11,13 @@
 #include <stddef.h>
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 
 #include "conf.h"
 #include "conn.h"
 #include "d365.h"
+#include "histidem.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "msgwait.h"
 #include "simpleack.h"
@@ -32,6 +35,8 @@ struct simple {
     struct msgwait *mw;               /* owned */
     struct simpleack *acks;           /* owned: acks without the ledger (or unknown to it) */
     struct ledgerflow *lf;            /* borrowed from the app; NULL = no ack ledger */
+    struct history *hist;             /* borrowed from the app; NULL = no history */
+    struct jobpause *pause;           /* borrowed from the app; NULL = nothing paused */
 };
 
 struct simple_req {
@@ -44,17 +49,37 @@ struct simple_req {
     struct msgwait_waiter *waiter;    /* owned while waiting */
     struct evbuffer *pending;         /* owned: enqueue body bytes upstream had no room for */
     bool body_reading;                /* a body sink is active */
+    bool replay_starting;             /* inside start_replay: its caller settles */
     bool body_eof;                    /* the whole request body arrived */
     bool responded;                   /* an answer (or a streamed head) went out */
     char *exec_id;                    /* owned: /errors: the execution id */
     char *last_dequeue;               /* owned: /next: LastDequeueDateTime, NULL if none */
     const char *client;               /* borrowed from a conf snapshot: the client's name */
+    const struct conf_client *client_conf; /* borrowed from that snapshot (history reads) */
     struct ledgerflow_op *lop;        /* owned while the ledger works for this request */
     char *ledger_id;                  /* owned: /next: the delivery's ledger id, if any */
     bool redelivery;                  /* /next: the ledger says REDELIVERY */
     unsigned deliveries;              /* /next: deliveries so far (0: no ledger) */
     const char *unledgered;           /* /next: static; why the ledger was not used */
+    struct history_op *hop;           /* owned while a history read runs */
+    char hist_id[HISTORY_ID_SIZE];    /* enqueue: the file's history record, "" if none */
+    EVP_MD_CTX *sha;                  /* owned: SHA-256 of the body (enqueue, download) */
+    uint64_t bytes;                   /* body bytes seen (enqueue, download) */
+    const struct conf_job *job;       /* enqueue: borrowed from the request's snapshot */
+    struct histidem_op *iop;          /* owned while the Idempotency-Key is looked up */
+    struct histidem_hold *hold;       /* owned: our Idempotency-Key reservation */
+    struct histidem_res first;        /* replay: the first enqueue with the key */
+    bool replay;                      /* the body is only hashed and compared */
 };
+
+/* Starts the SHA-256 of the body; r->sha stays NULL when out of memory (no hash then). */
+void simple_req_hash_start(struct simple_req *r);
+
+/* Hashes `len` bytes of the body and counts them. */
+void simple_req_hash(struct simple_req *r, const void *data, size_t len);
+
+/* Ends the hash into hex[65] ("" when there was none). */
+void simple_req_hash_end(struct simple_req *r, char hex[65]);
 
 /* Answers `r` with a D365 failure in the error shape (Retry-After on 429). */
 void simple_req_fail(struct simple_req *r, const struct d365_err *e);
@@ -62,6 +87,10 @@ void simple_req_fail(struct simple_req *r, const struct d365_err *e);
 /* Answers `r` with a fogate error of its own (reply_error). */
 void simple_req_error(struct simple_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Answers `r` with a fogate error and Retry-After: retry_s. */
+void simple_req_retry(struct simple_req *r, int status, unsigned retry_s, const char *code,
+                      const char *message);
 
 /* Answers `r` with 200/202 JSON (`o` is stolen). */
 void simple_req_json(struct simple_req *r, int status, json_t *o);
@@ -80,6 +109,9 @@ bool simple_req_settle(struct simple_req *r);
 
 /* POST /v1/jobs/{job}/messages for an import job. */
 void simplexfer_enqueue(struct simple_req *r, const struct conf_job *job);
+
+/* The enqueue itself (after its Idempotency-Key, if any, was reserved in r->hold). */
+void simplexfer_enqueue_go(struct simple_req *r, const struct conf_job *job);
 
 /* POST /v1/jobs/{job}/next for an export job. */
 void simplexfer_next(struct simple_req *r, const struct conf_job *job);

@@ -32,6 +32,8 @@ struct d365stats_env {
     statcell refreshes_401;         /* D365 answered 401: token dropped and refreshed */
     statcell throttled;             /* D365 answered 429 */
     statgauge gate_until;           /* unix seconds the 429 gate stays closed until; 0 */
+    statgauge last_error_at;        /* unix seconds of the last answer >= 400 or none; 0 */
+    statgauge last_error_status;    /* that answer's HTTP status; 0 = no answer */
     statcell finals[D365STATS_KINDS][D365STATS_FINALS]; /* final statuses seen, once per id */
 };
 

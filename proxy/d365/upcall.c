@@ -497,6 +497,10 @@ static void on_answer(struct upcall *c, int status, const struct uphead *head,
     if (c->st) {
         statcell_inc(&c->st->requests[c->op][d365stats_code_index(status)]);
         stathist_observe(&c->st->duration[c->op], us);
+        if (status == 0 || status >= 400) { /* for the operator page's "last D365 error" */
+            statgauge_set(&c->st->last_error_status, status);
+            statgauge_set(&c->st->last_error_at, (int64_t)time(NULL));
+        }
     }
     log_call(c, status, us, head, result, error);
 }

@@ -69,8 +69,10 @@ def test_install_check_remove_purge(root, deb):
     for f in ("/usr/bin/fogate", "/usr/lib/systemd/system/fogate.service",
               "/bin/kill",  # ExecReload= (procps)
               "/usr/share/doc/fogate/copyright", "/usr/share/doc/fogate/changelog.Debian.gz",
-              "/usr/share/man/man1/fogate.1.gz"):
+              "/usr/share/man/man1/fogate.1.gz",
+              "/usr/bin/fogatectl", "/usr/share/man/man1/fogatectl.1.gz"):  # issue 14
         assert root.exists(f), f
+    assert root.sh("fogatectl status --help").stdout.startswith("usage: fogatectl status")
 
     # --check-config: without systemd's credentials the packaged config says what is missing;
     # with them (as systemd hands them over: a private copy the fogate user reads) it passes

@@ -26,14 +26,17 @@ def sha(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def fogate_config(sim, port, redis_port=None, ledger=None, redis=None, admin_port=None):
+def fogate_config(sim, port, redis_port=None, ledger=None, redis=None, admin_port=None,
+                  extra=None):
+    """extra: top-level keys merged over the config (e.g. history, more jobs or clients:
+    a dict value is merged into the one there)."""
     red = {"url": f"redis://127.0.0.1:{redis_port}", "connect_timeout_ms": 500,
            "command_timeout_ms": 500}
     red.update(redis or {})
     led = {"enabled": True, "lease_s": 2, "outbox_interval_ms": 100, "ack_retry_min_ms": 200,
            "ack_retry_max_ms": 1000, "stats_interval_ms": 200}
     led.update(ledger or {})
-    return {
+    cfg = {
         "listen": f"127.0.0.1:{port}",
         "public_base_url": f"http://127.0.0.1:{port}",
         "log_level": "info",
@@ -48,6 +51,12 @@ def fogate_config(sim, port, redis_port=None, ledger=None, redis=None, admin_por
         "timeouts": {"shutdown_grace_ms": 2000, "upstream_total_ms": 10000},
         "admin": {"listen": f"127.0.0.1:{admin_port}"} if admin_port else {},
     }
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    return cfg
 
 
 class Gate:
@@ -91,6 +100,11 @@ class Gate:
         r = harness.request(self.admin_base, "GET", "/admin/status", timeout=5)
         assert r.status == 200, r
         return r.json()["ledger"]
+
+    def status_all(self):
+        r = harness.request(self.admin_base, "GET", "/admin/status", timeout=5)
+        assert r.status == 200, r
+        return r.json()
 
     def log(self):
         with open(self.proc.log_path, "rb") as f:

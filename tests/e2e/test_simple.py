@@ -487,6 +487,8 @@ CODE_PATTERNS = [
     r'fail_reply\(\w+,\s*[^,]+,\s*"([a-z0-9_]+)"',
     r'refuse\(\w+,\s*\d+,\s*"([a-z0-9_]+)"',
     r'\{\s*\d{3},\s*"([a-z0-9_]+)",',
+    r'answer\(\w+,\s*\d+,\s*"([a-z0-9_]+)"',           # proxy/admin/adminapi.c
+    r'_retry\(\w+,\s*\d+,\s*\w+,\s*"([a-z0-9_]+)"',    # simple_req_retry
 ]
 
 

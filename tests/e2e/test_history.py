@@ -1,0 +1,288 @@
+"""End-to-end tests of the file history (history.enabled): two fogate instances sharing one
+real redis-server in front of fosim. Every file gets one record that both instances read
+alike; filters, pagination and per-client visibility; Redis down never stops a transfer
+(the lost writes are counted); the background follow-up makes an import's record final
+without any client poll."""
+
+import hashlib
+import time
+
+import pytest
+
+import harness
+import ledgerkit as lk
+from ledgerkit import redis  # noqa: F401  (module-wide fixture)
+from harness import workdir  # noqa: F401  (module-wide temporary directory fixture)
+
+KEY2 = "history-other-client-key-0123456789abcdef"
+OTHER_JOB = "other-in"
+OTHER_ACTIVITY = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture(scope="module")
+def sim(workdir):  # noqa: F811
+    """fosim with a third job (the other client's import) and a processing delay long
+    enough that a record is seen before it is final."""
+    cfg = harness.default_sim_config(processing_secs=1.0)
+    cfg["jobs"].append({"activity_id": OTHER_ACTIVITY, "direction": "import",
+                        "entity": "Customer groups", "apps": [harness.APP_ID]})
+    s = harness.start_fosim(workdir, cfg)
+    yield s
+    assert s.stop() == 0, s.proc.log_tail()
+
+
+def history_extra(**hist):
+    h = {"enabled": True, "follow_min_ms": 200, "follow_max_ms": 500,
+         "write_timeout_ms": 500, "max_page": 50}
+    h.update(hist)
+    return {"history": h,
+            "jobs": {OTHER_JOB: {"environment": "sim", "activity_id": OTHER_ACTIVITY,
+                                 "entity": "Customer groups", "direction": "import"}},
+            "clients": {"other": {"api_key_sha256": lk.sha(KEY2), "jobs": [OTHER_JOB]}}}
+
+
+@pytest.fixture(autouse=True)
+def clean(sim, redis):
+    sim.reset()
+    lk.redis_flush(redis)
+    yield
+    sim.clear_faults()
+
+
+@pytest.fixture
+def gates(workdir, sim, redis):
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-a", extra=history_extra())
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-b", extra=history_extra())
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def enqueue(gate, body, name=None, key=lk.KEY, job=lk.IMPORT_JOB, headers=None):
+    h = dict(headers or {})
+    if name:
+        h["X-File-Name"] = name
+    r = gate.req("POST", f"/v1/jobs/{job}/messages", body, h, key=key)
+    assert r.status == 202, r
+    return r.json()
+
+
+def record(gate, rid, key=lk.KEY):
+    r = gate.req("GET", f"/v1/history/{rid}", key=key)
+    assert r.status == 200, r
+    return r.json()
+
+
+def wait_final(gate, rid, timeout=30.0):
+    out = {}
+
+    def final():
+        out["rec"] = record(gate, rid)
+        return out["rec"]["final"]
+    harness.wait_until(final, timeout, what=f"record {rid} final")
+    return out["rec"]
+
+
+def test_import_record_complete_identical_and_final_without_client_poll(gates, sim):
+    a, b = gates
+    body = b"name;description\nG1;group one\n" * 50
+    e = enqueue(a, body, name="groups-2026-12-07.csv")
+    rid, mid = e["record_id"], e["message_id"]
+    first = record(b, rid)
+    assert first["final"] is False and first["status"] in ("Enqueued", "Processing")
+    rec = wait_final(b, rid)
+    assert count_status_polls(sim) >= 1
+    assert rec == record(a, rid), "both instances read one record"
+    assert rec["direction"] == "import" and rec["via"] == "simple"
+    assert rec["environment"] == "sim" and rec["job"] == lk.IMPORT_JOB
+    assert rec["client"] == "consumer" and rec["file_name"] == "groups-2026-12-07.csv"
+    assert rec["size"] == len(body) and rec["sha256"] == hashlib.sha256(body).hexdigest()
+    assert rec["message_id"] == mid and rec["status"] == "Processed"
+    for t in ("received_at", "sent_at", "final_at", "status_at"):
+        assert rec[t].endswith("Z"), rec
+    assert rec["received_at"] <= rec["sent_at"] <= rec["final_at"]
+    seen = [s["status"] for s in rec["statuses"]]
+    assert seen[0] == "Received" and seen[1] == "Enqueued" and seen[-1] == "Processed", seen
+    assert "errors" not in rec
+
+
+def count_status_polls(sim):
+    return lk.count(sim, "odata:GetMessageStatus")
+
+
+def test_import_with_errors_gets_its_errors_once(gates, sim):
+    a, b = gates
+    e = enqueue(a, b"code;name\nFOSIM-ERROR;bad\n", name="bad.csv")
+    harness.wait_until(lambda: "errors" in record(b, e["record_id"]), 30,
+                       what="errors in the record")
+    rec = record(a, e["record_id"])
+    assert rec["final"] is True and rec["status"] == "ProcessedWithErrors", rec
+    assert rec["execution_id"] and rec["errors"], rec
+    time.sleep(1.0)
+    assert lk.count(sim, "odata:GetExecutionErrors") == 1, "errors are fetched once"
+
+
+def test_export_record_delivered_confirmed(gates, sim):
+    a, b = gates
+    data = b"export-file-bytes-" * 100
+    sim.feed_export(data)
+    r = a.next()
+    assert r.status == 200 and r.body == data, r
+    mid = r.header("X-Fogate-Message-Id")
+    assert b.ack(mid).status in (200, 202)
+    page = a.req("GET", f"/v1/history?job={lk.JOB}").json()
+    assert len(page["records"]) == 1 and page["next_cursor"] is None, page
+    rec = page["records"][0]
+    assert rec["direction"] == "export" and rec["message_id"] == mid
+    assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
+    assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
+    assert rec["confirmed_by"] == "consumer" and rec["confirmed_at"]
+    assert rec["status"] in ("Confirmed", "Acked"), rec
+    assert rec == record(b, rec["id"])
+
+
+def test_filters_and_pagination(gates):
+    a, b = gates
+    ids = [enqueue(a if i % 2 else b, f"row;{i}\n".encode(), name=f"batch-{i}.csv")["record_id"]
+           for i in range(7)]
+    got, times, cursor, pages = [], [], None, 0
+    while True:
+        path = f"/v1/history?job={lk.IMPORT_JOB}&limit=3" + (f"&cursor={cursor}" if cursor else "")
+        r = (a if pages % 2 else b).req("GET", path)
+        assert r.status == 200, r
+        page = r.json()
+        assert len(page["records"]) <= 3
+        got += [x["id"] for x in page["records"]]
+        times += [x["received_at"] for x in page["records"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(got) == sorted(ids) and len(set(got)) == len(ids), "each record once"
+    assert times == sorted(times, reverse=True), "newest first (ties: any order)"
+    assert pages == 3
+    one = a.req("GET", "/v1/history?file=batch-4").json()["records"]
+    assert [x["id"] for x in one] == [ids[4]]
+    assert a.req("GET", "/v1/history?since=2100-01-01T00:00:00Z").json()["records"] == []
+    mid = record(a, ids[3])["received_at"]
+    until = a.req("GET", f"/v1/history?until={mid}&limit=50").json()["records"]
+    assert {x["id"] for x in until} >= set(ids[:4])
+    assert all(x["received_at"] <= mid for x in until)
+    assert a.req("GET", "/v1/history?status=NoSuchStatus").json()["records"] == []
+    for bad, code in (("limit=0", "bad_query"), ("limit=51", "bad_query"),
+                      ("cursor=zzz", "bad_cursor"), ("since=yesterday", "bad_query")):
+        r = a.req("GET", f"/v1/history?{bad}")
+        assert r.status == 400 and r.json()["code"] == code, (bad, r)
+
+
+def test_client_sees_only_its_own_jobs(gates):
+    a, b = gates
+    mine = enqueue(a, b"mine\n", name="mine.csv")["record_id"]
+    theirs = enqueue(b, b"theirs\n", name="theirs.csv", key=KEY2, job=OTHER_JOB)["record_id"]
+    ids = [x["id"] for x in a.req("GET", "/v1/history").json()["records"]]
+    assert mine in ids and theirs not in ids
+    ids = [x["id"] for x in b.req("GET", "/v1/history", key=KEY2).json()["records"]]
+    assert ids == [theirs]
+    r = b.req("GET", f"/v1/history/{mine}", key=KEY2)
+    assert r.status == 404 and r.json()["code"] == "record_not_found"
+    r = b.req("GET", f"/v1/history?job={lk.IMPORT_JOB}", key=KEY2)
+    assert r.status == 403 and r.json()["code"] == "job_forbidden"
+    assert a.req("GET", "/v1/history/0123456789abcdef0123456789abcdef").status == 404
+    assert a.req("GET", "/v1/history/not-an-id").status == 404
+    assert a.req("GET", "/v1/history", key=None).status == 401
+
+
+def test_redis_down_transfers_proceed_and_lost_writes_are_counted(workdir, sim):
+    red = harness.start_redis(workdir)
+    g = lk.Gate(workdir, sim, red.port, name="fogate-down",
+                ledger={"enabled": False}, extra=history_extra())
+    try:
+        before = g.status_all()["history"]["lost"]
+        red.stop()
+        for i in range(3):
+            e = enqueue(g, f"down;{i}\n".encode(), name=f"down-{i}.csv")
+            assert e["message_id"]
+        data = b"export-while-redis-is-down"
+        sim.feed_export(data)
+        r = g.next()
+        assert r.status == 200 and r.body == data
+        assert g.ack(r.header("X-Fogate-Message-Id")).status == 200
+        harness.wait_until(lambda: g.status_all()["history"]["lost"] >= before + 6, 10,
+                           what="lost history writes counted")
+        r = g.req("GET", "/v1/history")
+        assert r.status == 503 and r.json()["code"] == "history_unavailable"
+    finally:
+        g.stop()
+
+
+# ---- idempotent enqueue ----
+
+def enqueue_raw(gate, body, idem, job=lk.IMPORT_JOB, key=lk.KEY):
+    return gate.req("POST", f"/v1/jobs/{job}/messages", body,
+                    {"Idempotency-Key": idem, "X-File-Name": "idem.csv"}, key=key)
+
+
+def test_idempotent_enqueue_replay_across_instances(gates, sim, redis):
+    a, b = gates
+    body = b"code;name\nI1;idempotent\n"
+    first = enqueue_raw(a, body, "order-4711")
+    assert first.status == 202, first
+    again = enqueue_raw(b, body, "order-4711")
+    assert again.status == 202, again
+    j1, j2 = first.json(), again.json()
+    assert j2["message_id"] == j1["message_id"] and j2["record_id"] == j1["record_id"]
+    assert j2["replayed"] is True and "replayed" not in j1
+    assert lk.count(sim, "enqueue") == 1, "nothing enqueued twice"
+    other = enqueue_raw(b, body + b"changed\n", "order-4711")
+    assert other.status == 422 and other.json()["code"] == "idempotency_key_reused", other
+    assert lk.count(sim, "enqueue") == 1
+    assert record(a, j1["record_id"])["idempotent_replays"] == 1
+    # the key is stored hashed, never as given
+    keys = harness.resp(redis.port, "KEYS", "*")
+    assert not any("order-4711" in k for k in keys), keys
+    assert any(k.startswith(f"fogate:pkg:idem:{lk.IMPORT_JOB}:") for k in keys), keys
+    # another key is another enqueue
+    third = enqueue_raw(b, body, "order-4712")
+    assert third.status == 202 and third.json()["message_id"] != j1["message_id"]
+    assert lk.count(sim, "enqueue") == 2
+
+
+def test_idempotent_enqueue_in_flight_is_409(gates, sim):
+    a, b = gates
+    import socket
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    try:
+        s.sendall((f"POST /v1/jobs/{lk.IMPORT_JOB}/messages HTTP/1.1\r\nHost: x\r\n"
+                   f"X-Api-Key: {lk.KEY}\r\nIdempotency-Key: slow-1\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").encode())
+
+        def busy():
+            r = enqueue_raw(b, b"hello", "slow-1")
+            if r.status == 409:
+                out["r"] = r
+                return True
+            assert r.status == 503 or r.status == 409, r  # not reserved yet: never 202
+            return False
+        out = {}
+        harness.wait_until(busy, 10, what="409 while the first is in flight")
+        r = out["r"]
+        assert r.json()["code"] == "idempotency_key_in_use" and r.header("Retry-After") == "1"
+        s.sendall(b"0\r\n\r\n")
+        resp = s.recv(65536).decode()
+        assert resp.startswith("HTTP/1.1 202"), resp
+    finally:
+        s.close()
+    r = enqueue_raw(b, b"hello", "slow-1")
+    assert r.status == 202 and r.json()["replayed"] is True, r
+    assert lk.count(sim, "enqueue") == 1
+
+
+def test_idempotency_failed_enqueue_frees_the_key(gates, sim):
+    a, b = gates
+    sim.fault(endpoint="enqueue", kind="status", status=500, count=1)
+    r = enqueue_raw(a, b"x;1\n", "fails-once")
+    assert r.status >= 500, r
+    r = enqueue_raw(b, b"x;1\n", "fails-once")
+    assert r.status == 202 and "replayed" not in r.json(), r
+    bad = a.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"x", {"Idempotency-Key": ""})
+    assert bad.status == 400 and bad.json()["code"] == "bad_idempotency_key"
