@@ -28,6 +28,8 @@ struct history_stats {
     unsigned long lost;          /* writes not recorded: Redis down, timed out or refused */
     unsigned long follow_polls;  /* background status polls made */
     unsigned long follow_final;  /* imports the follow-up saw become final */
+    unsigned long receipts_sent; /* receipts a receiver took (2xx) */
+    unsigned long receipts_given_up; /* receipts dropped after receipts.max_attempts */
 };
 
 /* The history of this worker on `base`, polling D365 through `uc` (both borrowed, must
@@ -132,6 +134,9 @@ void history_errors(struct history *h, const char *id, const char *exec_id,
 
 /* Marks import `id` as no longer followed (history.follow_hours passed). */
 void history_unfollowed(struct history *h, const char *id);
+
+/* Sets (or, for "+f", increments; for "-f", adds to the set f) one field of record `id`. */
+void history_note(struct history *h, const char *id, const char *field, const char *value);
 
 /* Counts one background poll of import `id` (the follow-up's backoff step). */
 void history_polled(struct history *h, const char *id);

@@ -286,3 +286,141 @@ def test_idempotency_failed_enqueue_frees_the_key(gates, sim):
     assert r.status == 202 and "replayed" not in r.json(), r
     bad = a.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"x", {"Idempotency-Key": ""})
     assert bad.status == 400 and bad.json()["code"] == "bad_idempotency_key"
+
+
+# ---- receipts ----
+
+import hmac  # noqa: E402
+import http.server  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+
+RECEIPT_KEY = b"receipt-test-key-8c1f0e2d"
+
+
+class Receiver:
+    """A small HTTP server standing for a client's callback: records every POST; answers
+    500 to the first `fail` ones (or all while `down`), then 200."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.seen, self.fail, self.down = [], 0, False
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with outer.lock:
+                    bad = outer.down or outer.fail > 0
+                    if outer.fail > 0:
+                        outer.fail -= 1
+                    outer.seen.append({"body": body, "sig": self.headers["X-Fogate-Signature"],
+                                       "id": self.headers["X-Fogate-Receipt-Id"],
+                                       "status": 500 if bad else 200})
+                self.send_response(500 if bad else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hook"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def accepted(self, rid=None):
+        with self.lock:
+            return [s for s in self.seen if s["status"] == 200 and
+                    (rid is None or s["id"].startswith(rid))]
+
+    def attempts(self, rid):
+        with self.lock:
+            return [s for s in self.seen if s["id"].startswith(rid)]
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def verify(sig, body, key=RECEIPT_KEY):
+    """How a receiver checks a receipt (docs/history.md)."""
+    parts = dict(p.split("=", 1) for p in sig.split(","))
+    mac = hmac.new(key, parts["t"].encode() + b"." + body, "sha256").hexdigest()
+    return hmac.compare_digest(mac, parts["v1"])
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def receipt_extra(workdir, receiver):
+    path = os.path.join(workdir, "receipt.key")
+    with open(path, "wb") as f:
+        f.write(RECEIPT_KEY + b"\n")
+    os.chmod(path, 0o600)
+    extra = history_extra()
+    extra["jobs"][lk.IMPORT_JOB] = {"environment": "sim", "activity_id": harness.IMPORT_JOB,
+                                    "entity": "Customer groups", "direction": "import",
+                                    "callback_url": receiver.url}
+    extra["receipts"] = {"key_file": path, "allow_http": True, "retry_min_ms": 200,
+                         "retry_max_ms": 400, "timeout_ms": 1000, "interval_ms": 100}
+    return extra
+
+
+def test_receipt_once_signed_after_failures(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-ra", extra=extra)
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-rb", extra=extra)
+    try:
+        receiver.fail = 2
+        body = b"code;name\nR1;receipt\n"
+        e = enqueue(a, body, name="receipt.csv")
+        rid = e["record_id"]
+        harness.wait_until(lambda: receiver.accepted(rid), 30, what="receipt accepted")
+        time.sleep(1.5)  # would a second one come?
+        ok = receiver.accepted(rid)
+        assert len(ok) == 1, receiver.seen
+        assert len(receiver.attempts(rid)) == 3, "two failures, then the one accepted"
+        r = ok[0]
+        assert verify(r["sig"], r["body"]), r
+        assert not verify(r["sig"], r["body"] + b" "), "a changed body fails the check"
+        j = json.loads(r["body"])
+        assert j["record_id"] == rid and j["receipt_id"] == f"{rid}:Processed"
+        assert j["status"] == "Processed" and j["final"] is True and j["job"] == lk.IMPORT_JOB
+        assert j["file_name"] == "receipt.csv" and j["message_id"] == e["message_id"]
+        assert j["sha256"] == hashlib.sha256(body).hexdigest() and j["size"] == len(body)
+        assert record(b, rid)["receipts_sent"] == ["Processed"]
+        # an import that ends with errors: its receipt carries them
+        e2 = enqueue(b, b"code;name\nFOSIM-ERROR;x\n", name="bad.csv")
+        harness.wait_until(lambda: receiver.accepted(e2["record_id"]), 30, what="2nd receipt")
+        j2 = json.loads(receiver.accepted(e2["record_id"])[0]["body"])
+        assert j2["status"] == "ProcessedWithErrors" and j2["errors"], j2
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_receipt_delivered_by_the_other_instance_after_sigkill(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-ka", extra=extra)
+    receiver.down = True
+    e = enqueue(a, b"code;name\nK1;killed\n", name="killed.csv")
+    rid = e["record_id"]
+    harness.wait_until(lambda: receiver.attempts(rid), 30, what="a first receipt attempt")
+    a.kill()
+    n = len(receiver.attempts(rid))
+    receiver.down = False
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-kb", extra=extra)
+    try:
+        harness.wait_until(lambda: receiver.accepted(rid), 30, what="receipt from the other")
+        time.sleep(1.0)
+        ok = receiver.accepted(rid)
+        assert len(ok) == 1 and verify(ok[0]["sig"], ok[0]["body"])
+        assert len(receiver.attempts(rid)) > n
+        assert b.status_all()["history"]["receipts_sent"] == 1
+    finally:
+        b.stop()
