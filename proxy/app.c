@@ -74,8 +74,8 @@ static void on_request(struct conn_req *req, void *arg)
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger, .history = app->history, .worker = app->worker,
-                             .workers = app->workers };
+                             .ledger = app->ledger, .history = app->history,
+                             .worker = app->worker, .workers = app->workers };
 
     routes_dispatch(&d, req);
 }

@@ -12,6 +12,7 @@
 #include "history.h"
 #include "ledgerflow.h"
 #include "ledgerpass.h"
+#include "passtap.h"
 #include "passthru.h"
 #include "reply.h"
 #include "package.h"
@@ -207,6 +208,10 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
         rt.body = PASSTHRU_BODY_STREAM;
         rt.body_limit = d->conf->limits.max_enqueue_bytes;
         rt.retry = UPCALL_RETRY_NONE;
+        if (d->history) { /* the file's record, and its Idempotency-Key */
+            passtap_enqueue(d->history, d->uc, req, &rt, job, client);
+            return;
+        }
     }
     passthru_start(d->uc, req, &rt);
 }

@@ -424,3 +424,29 @@ def test_receipt_delivered_by_the_other_instance_after_sigkill(workdir, sim, red
         assert b.status_all()["history"]["receipts_sent"] == 1
     finally:
         b.stop()
+
+
+# ---- the pass-through enqueue ----
+
+def test_passthru_enqueue_recorded_and_idempotent(gates, sim):
+    a, b = gates
+    path = f"/api/connector/enqueue/{harness.IMPORT_JOB}?entity=Customer%20groups"
+    body = b"code;name\nP1;passthrough\n"
+    hdr = {"x-ms-dyn-externalidentifier": "native.csv", "Idempotency-Key": "native-1"}
+    r = a.req("POST", path, body, hdr)
+    assert r.status == 200, r
+    mid = json.loads(r.body)
+    again = b.req("POST", path, body, hdr)
+    assert again.status == 200 and json.loads(again.body) == mid, again
+    assert again.header("X-Fogate-Replayed") == "true"
+    assert lk.count(sim, "enqueue") == 1
+    other = b.req("POST", path, body + b"x", hdr)
+    assert other.status == 422 and other.json()["code"] == "idempotency_key_reused"
+    recs = a.req("GET", "/v1/history?file=native.csv").json()["records"]
+    assert len(recs) == 1, recs
+    rec = wait_final(b, recs[0]["id"])
+    assert rec["via"] == "passthru" and rec["message_id"] == mid.lower()
+    assert rec["sha256"] == hashlib.sha256(body).hexdigest() and rec["size"] == len(body)
+    assert rec["status"] == "Processed" and rec["idempotent_replays"] == 1
+    plain = a.req("POST", path, b"code;name\nP2;no key\n", {})
+    assert plain.status == 200 and lk.count(sim, "enqueue") == 2
