@@ -36,7 +36,6 @@ struct pt {
     bool own_401;                /* D365's final 401: fogate answers, not D365 */
     bool recv_paused;
     int status;                  /* the upstream status, streamed answers */
-    int tap_status;              /* for rt.tap: the status of a whole answer, else 0 */
     char answer[PASSTHRU_TAP_ANSWER]; /* for rt.tap: the answer's first bytes */
     size_t answer_len;
 };
@@ -73,8 +72,8 @@ bool passthru_keep_response_header(const char *name)
 
 static void pt_free(struct pt *p)
 {
-    if (p->rt.tap)
-        p->rt.tap->on_end(p->rt.tap_ctx, p->tap_status, p->answer, p->answer_len);
+    if (p->rt.tap) /* the answer did not reach the client whole */
+        p->rt.tap->on_end(p->rt.tap_ctx, 0, p->answer, p->answer_len);
     if (p->up)
         upcall_cancel(p->up);
     for (size_t i = 0; i < p->n_lines; i++)
@@ -250,7 +249,10 @@ static void on_stream_done(void *arg, const struct upcall_done *d)
     }
     struct conn_req *req = detach(p);
     if (d->transport == UPSTREAM_OK) {
-        p->tap_status = p->status;
+        if (p->rt.tap) { /* before the client's answer ends: the record goes out first */
+            p->rt.tap->on_end(p->rt.tap_ctx, p->status, p->answer, p->answer_len);
+            p->rt.tap = NULL;
+        }
         if (p->status == 200 && p->rt.on_complete)
             p->rt.on_complete(p->rt.complete_ctx, p->rt.complete_tag);
         conn_req_end(req);

@@ -68,6 +68,7 @@ struct simple_req {
     struct histidem_hold *hold;       /* owned: our Idempotency-Key reservation */
     struct histidem_res first;        /* replay: the first enqueue with the key */
     bool replay;                      /* the body is only hashed and compared */
+    bool replay_starting;             /* inside start_replay's conn_req_read_body */
 };
 
 /* Starts the SHA-256 of the body; r->sha stays NULL when out of memory (no hash then). */
