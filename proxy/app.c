@@ -207,6 +207,7 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
             return NULL;
         }
         simple_set_history(app->simple, app->history);
+        package_set_history(app->package, app->history);
     }
     if (!app->server || !app->simple || !app->package) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");

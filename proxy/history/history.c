@@ -265,6 +265,32 @@ void history_sent(struct history *h, const char *id, const char *env, const char
     histfollow_add(h->follow, id);
 }
 
+void history_sent_exec(struct history *h, const char *id, const char *env,
+                       const char *exec_id, uint64_t size, const char *sha256_hex)
+{
+    struct put p = { 0 };
+
+    if (!h || !id[0])
+        return;
+    if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.map, "m", env, exec_id) < 0) {
+        h->stats.lost++;
+        return;
+    }
+    put_begin(h, &p, id, NULL, NULL, "Started", false);
+    put_field(&p, "exec", exec_id);
+    put_field(&p, "sent", "@now");
+    put_num(&p, "size", size);
+    put_field(&p, "sha256", sha256_hex);
+    put_send(h, &p);
+    histfollow_add(h->follow, id);
+}
+
+void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts)
+{
+    if (h)
+        histfollow_set_exec_poll(h->follow, opts);
+}
+
 void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
                     const char *sha256_hex)
 {

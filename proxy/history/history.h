@@ -68,6 +68,18 @@ void history_sent(struct history *h, const char *id, const char *env, const char
  * (idempotent_replays); nothing was sent. */
 void history_replayed(struct history *h, const char *id);
 
+/* Package import `id` was taken by D365 as execution `exec_id` (ImportFromPackage): as
+ * history_sent, the execution followed with the poll set by history_set_exec_poll. */
+void history_sent_exec(struct history *h, const char *id, const char *env,
+                       const char *exec_id, uint64_t size, const char *sha256_hex);
+
+struct msgwait_opts;
+
+/* How package executions are polled (GetExecutionSummaryStatus; `opts` static, from the
+ * package API, which knows their final statuses). Until set, package imports are not
+ * followed in the background. NULL h is a no-op. */
+void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts);
+
 /* Import `id` never reached D365 (code: fogate's error code) or was answered from an
  * earlier enqueue (Idempotency-Key replay: code "replayed", msg_id the first message). */
 void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
