@@ -486,3 +486,31 @@ def test_passthru_enqueue_recorded_and_idempotent(gates, sim):
     eventually(a, rec["id"], lambda x: x.get("idempotent_replays") == 1, "replay counted")
     plain = a.req("POST", path, b"code;name\nP2;no key\n", {})
     assert plain.status == 200 and lk.count(sim, "enqueue") == 2
+
+
+def test_receipt_for_an_export_left_unconfirmed(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    extra["jobs"][lk.JOB] = {"environment": "sim", "activity_id": harness.EXPORT_JOB,
+                             "direction": "export", "callback_url": receiver.url}
+    extra["receipts"]["unconfirmed_s"] = 1
+    g = lk.Gate(workdir, sim, redis.port, name="fogate-unconf", extra=extra)
+    try:
+        sim.feed_export(b"left-unconfirmed")
+        sim.feed_export(b"confirmed-at-once")
+        first = g.next()
+        assert first.status == 200 and first.body == b"left-unconfirmed", first
+        second = g.next()
+        assert second.status == 200, second
+        assert g.ack(second.header("X-Fogate-Message-Id")).status in (200, 202)
+        left = [x for x in g.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+                if x["message_id"] == first.header("X-Fogate-Message-Id")][0]
+        harness.wait_until(lambda: receiver.accepted(left["id"]), 20, what="unconfirmed receipt")
+        time.sleep(1.5)
+        assert len(receiver.accepted()) == 1, "none for the confirmed export, one for the other"
+        r = receiver.accepted()[0]
+        j = json.loads(r["body"])
+        assert verify(r["sig"], r["body"]) and j["status"] == "unconfirmed" and j["final"] is False
+        assert j["direction"] == "export" and j["message_id"] == left["message_id"]
+        assert j["sha256"] == hashlib.sha256(b"left-unconfirmed").hexdigest()
+    finally:
+        g.stop()
