@@ -391,7 +391,7 @@ void history_acked(struct history *h, const char *env, const char *msg_id)
 /* ---- reads ---- */
 
 /* The API JSON of one HGETALL-shaped reply array (NULL: empty or unreadable). */
-static json_t *history_fields_json(const redictReply *a)
+static json_t *fields_json(const redictReply *a)
 {
     const char *names[64], *vals[64];
     size_t vlen[64], n = 0;
@@ -421,7 +421,7 @@ static json_t *page_json(const struct histrec_filter *f, const redictReply *r)
         const redictReply *e = r->element[i];
         if (e->type != REDICT_REPLY_ARRAY || e->elements != 3)
             continue;
-        json_t *rec = history_fields_json(e->element[2]);
+        json_t *rec = fields_json(e->element[2]);
         if (rec && histrec_match(f, rec))
             json_array_append(records, rec);
         json_decref(rec);
@@ -444,7 +444,7 @@ static void on_read(void *arg, enum rconn_result res, const redictReply *reply)
     bool ok = res == RCONN_OK && reply->type == REDICT_REPLY_ARRAY;
 
     if (ok)
-        result = op->one ? history_fields_json(reply) : page_json(&op->f, reply);
+        result = op->one ? fields_json(reply) : page_json(&op->f, reply);
     if (op->cb)
         op->cb(op->arg, ok && (op->one || result) ? 0 : -1, result);
     json_decref(result);
