@@ -168,6 +168,11 @@ struct event_base *app_base(const struct app *app)
     return app->base;
 }
 
+static void on_outbox_acked(void *arg, const char *env, const char *msg_id)
+{
+    history_acked(arg, env, msg_id);
+}
+
 struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
 {
     struct app *app = calloc(1, sizeof *app);
@@ -208,6 +213,8 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
         }
         simple_set_history(app->simple, app->history);
         package_set_history(app->package, app->history);
+        if (app->ledger) /* an ack the outbox made later ends the export's record */
+            ledgerflow_set_acked_hook(app->ledger, on_outbox_acked, app->history);
     }
     if (!app->server || !app->simple || !app->package) {
         log_msg(LOG_LVL_ERROR, "cannot set up the event loop, upstream client or tokens");

@@ -514,3 +514,19 @@ def test_receipt_for_an_export_left_unconfirmed(workdir, sim, redis, receiver):
         assert j["sha256"] == hashlib.sha256(b"left-unconfirmed").hexdigest()
     finally:
         g.stop()
+
+
+def test_export_acked_later_by_the_outbox_ends_the_record(gates, sim):
+    a, b = gates
+    sim.feed_export(b"acked-by-the-outbox")
+    r = a.next()
+    assert r.status == 200, r
+    mid = r.header("X-Fogate-Message-Id")
+    sim.fault(endpoint="ack", kind="status", status=500, count=8)  # upcall retries some
+    ack = b.ack(mid)
+    assert ack.status == 202 and ack.json()["ack"] == "pending", ack
+    sim.clear_faults()
+    rid = a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"][0]["id"]
+    rec = eventually(a, rid, lambda x: x["status"] == "Acked", "acked by the outbox", 20)
+    assert rec["final"] is True and rec["confirmed_by"] == "consumer" and rec["acked_at"]
+    assert [s["status"] for s in rec["statuses"]] == ["Delivered", "Confirmed", "Acked"]
