@@ -213,6 +213,10 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
             return;
         }
     }
+    if (d->history && op == ROUTES_DOWNLOAD && h->method == HTTP_GET) {
+        passtap_download(d->history, d->uc, req, &rt, job, client);
+        return;
+    }
     passthru_start(d->uc, req, &rt);
 }
 

@@ -1,4 +1,5 @@
-/* passtap: history and Idempotency-Key on the pass-through enqueue (see passtap.h).
+/* passtap: history and Idempotency-Key on the pass-through enqueue, history on its
+ * downloads (see passtap.h).
  *   [Idempotency-Key?] --no--> record, passthru_start with the tap
  *        | yes: histidem_begin
  *        +-- new: as "no", the reservation completed or dropped at the end
@@ -86,7 +87,7 @@ static void on_end(void *arg, int status, const char *answer, size_t len)
     tap_free(t); /* drops a reservation left: nothing was enqueued */
 }
 
-static const struct passthru_tap tap_cbs = { on_body, on_end };
+static const struct passthru_tap tap_cbs = { on_body, NULL, on_end };
 
 static void go(struct tap *t)
 {
@@ -233,4 +234,84 @@ void passtap_enqueue(struct history *h, struct upcall_ctx *ctx, struct conn_req 
     if (!t->iop)
         answer_error(t, 503, 1, "idempotency_store_unavailable", "the Idempotency-Key cannot "
                      "be looked up now; nothing was enqueued");
+}
+
+/* ---- downloads: the export's record when its file went out whole ---- */
+
+struct dl {
+    struct history *h;                  /* borrowed */
+    char env[128], job[128], client[128];
+    char msg[GUID_CANON_SIZE];
+    EVP_MD_CTX *sha;                    /* owned */
+    uint64_t bytes;
+};
+
+static void dl_body(void *arg, const char *data, size_t len)
+{
+    struct dl *d = arg;
+
+    d->bytes += len;
+    if (d->sha)
+        EVP_DigestUpdate(d->sha, data, len);
+}
+
+static void dl_end(void *arg, int status, const char *answer, size_t len)
+{
+    struct dl *d = arg;
+    unsigned char raw[32];
+    unsigned n = 0;
+    char hex[65] = "";
+
+    (void)answer, (void)len;
+    if (status == 200 && d->sha && EVP_DigestFinal_ex(d->sha, raw, &n) == 1 && n == 32)
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    if (status == 200)
+        history_delivered(d->h, d->env, d->job, d->client, d->msg, d->bytes,
+                          hex[0] ? hex : NULL);
+    EVP_MD_CTX_free(d->sha);
+    free(d);
+}
+
+static const struct passthru_tap dl_cbs = { NULL, dl_body, dl_end };
+
+/* The correlation-id (the message id) of a download target, canonical. 0 / -1. */
+static int correlation_id(const char *target, size_t len, char out[GUID_CANON_SIZE])
+{
+    static const char name[] = "correlation-id=";
+    const char *q = memchr(target, '?', len), *end = target + len;
+
+    for (const char *p = q; p && p + sizeof name - 1 < end;
+         p = memchr(p + 1, '&', (size_t)(end - p - 1)))
+        if (strncmp(p + 1, name, sizeof name - 1) == 0) {
+            const char *v = p + sizeof name, *e = memchr(v, '&', (size_t)(end - v));
+            return guid_canonical(v, (size_t)((e ? e : end) - v), out);
+        }
+    return -1;
+}
+
+void passtap_download(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
+                      const struct passthru_route *rt, const struct conf_job *job,
+                      const struct conf_client *client)
+{
+    const struct http1_head *hd = conn_req_head(req);
+    struct passthru_route r = *rt;
+    struct dl *d = calloc(1, sizeof *d);
+
+    if (d && correlation_id(hd->target, hd->target_len, d->msg) == 0) {
+        d->h = h;
+        snprintf(d->env, sizeof d->env, "%s", rt->env->name);
+        snprintf(d->job, sizeof d->job, "%s", job->name);
+        snprintf(d->client, sizeof d->client, "%s", client->name);
+        d->sha = EVP_MD_CTX_new();
+        if (d->sha && EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(d->sha);
+            d->sha = NULL;
+        }
+        r.tap = &dl_cbs;
+        r.tap_ctx = d;
+    } else {
+        free(d); /* no message id to record it under: passed through unrecorded */
+    }
+    passthru_start(ctx, req, &r);
 }

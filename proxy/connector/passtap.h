@@ -1,4 +1,5 @@
-/* passtap: the pass-through enqueue (/api/connector/enqueue/{activity}) with the file
+/* passtap: the pass-through's taps into the file history. Downloads: the export's record
+ * when its file went out whole. The enqueue (/api/connector/enqueue/{activity}) with the file
  * history and Idempotency-Key, as POST /v1/jobs/{job}/messages has them: the body is
  * hashed as it streams to D365, D365's answer (the message id) completes the record, and
  * an Idempotency-Key is reserved before any byte goes upstream. A repeat with the same
@@ -19,5 +20,12 @@ struct history;
 void passtap_enqueue(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
                      const struct passthru_route *rt, const struct conf_job *job,
                      const struct conf_client *client);
+
+/* Serves the download `req` (GET /api/connector/download/...?correlation-id=..) with
+ * route `rt` (copied): when the file went out whole, the export's record is made or
+ * updated (delivered to `client`, size, SHA-256 of the bytes). */
+void passtap_download(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
+                      const struct passthru_route *rt, const struct conf_job *job,
+                      const struct conf_client *client);
 
 #endif

@@ -212,6 +212,8 @@ static enum upstream_flow on_up_body(void *arg, const char *data, size_t len)
 
     if (p->own_401)
         return UPSTREAM_CONTINUE;
+    if (p->rt.tap && p->rt.tap->on_answer_body)
+        p->rt.tap->on_answer_body(p->rt.tap_ctx, data, len);
     if (p->rt.tap && p->answer_len < sizeof p->answer) {
         size_t n = len < sizeof p->answer - p->answer_len ? len : sizeof p->answer - p->answer_len;
         memcpy(p->answer + p->answer_len, data, n);
@@ -298,7 +300,7 @@ static int on_body_data(struct conn_req *req, const char *data, size_t len, void
 
     if (p->rt.body == PASSTHRU_BODY_BUFFER)
         return evbuffer_add(p->body, data, len);
-    if (p->rt.tap)
+    if (p->rt.tap && p->rt.tap->on_body)
         p->rt.tap->on_body(p->rt.tap_ctx, data, len);
     size_t took = evbuffer_get_length(p->body) == 0 && p->up ? upcall_send(p->up, data, len) : 0;
     if (took < len) {

@@ -530,3 +530,25 @@ def test_export_acked_later_by_the_outbox_ends_the_record(gates, sim):
     rec = eventually(a, rid, lambda x: x["status"] == "Acked", "acked by the outbox", 20)
     assert rec["final"] is True and rec["confirmed_by"] == "consumer" and rec["acked_at"]
     assert [s["status"] for s in rec["statuses"]] == ["Delivered", "Confirmed", "Acked"]
+
+
+def test_passthru_dequeue_download_ack_recorded(gates, sim):
+    a, b = gates
+    data = b"native-export-file" * 10
+    sim.feed_export(data)
+    dq = a.req("GET", f"/api/connector/dequeue/{harness.EXPORT_JOB}")
+    assert dq.status == 200, dq
+    msg = dq.json()
+    loc = msg["DownloadLocation"]
+    assert loc.startswith(a.base), loc
+    dl = b.req("GET", loc[len(a.base):])
+    assert dl.status == 200 and dl.body == data, dl
+    ack = a.req("POST", f"/api/connector/ack/{harness.EXPORT_JOB}", json.dumps(msg).encode(),
+                {"Content-Type": "application/json"})
+    assert ack.status == 200, ack
+    rid = [x for x in a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+           if x["message_id"] == msg["CorrelationId"].lower()]
+    assert len(rid) == 1, rid
+    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked", "pass-through acked")
+    assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
+    assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
