@@ -5,7 +5,8 @@
  * PUT   KEYS: 1 record key (or, with ARGV[1] "", the message map key naming the record),
  *             2 environment index zset, 3 job index zset, 4 receipt queue zset
  *       ARGV: 1 record id or "", 2 record key prefix, 3 ttl ms, 4 index cap,
- *             5 "1" = index the record if this write creates it, 6 status or "",
+ *             5 "1" = index the record unless it is indexed (has "received"), 6 status or
+ *             "" ("?status": only when the record has no status yet),
  *             7 "1" = that status is final, 8 message map key to point at the record or "",
  *             9.. field, value pairs: "+f" n = HINCRBY, "?f" v = HSETNX, "-f" v = add v to
  *             the comma-separated set f; a value "@now" is the server time in ms

@@ -339,7 +339,8 @@ void history_delivered(struct history *h, const char *env, const char *job,
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, env, job, "Delivered", false);
+    /* "?": a confirm (on another instance) may have come first; it stays the status */
+    put_begin(h, &p, id, env, job, "?Delivered", false);
     put_field(&p, "dir", "export");
     put_field(&p, "env", env);
     put_field(&p, "job", job);
