@@ -529,7 +529,10 @@ def test_export_acked_later_by_the_outbox_ends_the_record(gates, sim):
     rid = a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"][0]["id"]
     rec = eventually(a, rid, lambda x: x["status"] == "Acked", "acked by the outbox", 20)
     assert rec["final"] is True and rec["confirmed_by"] == "consumer" and rec["acked_at"]
-    assert [s["status"] for s in rec["statuses"]] == ["Delivered", "Confirmed", "Acked"]
+    seen = [s["status"] for s in rec["statuses"]]
+    # "Delivered" is missing when the confirm on b reached Redis before a's delivery write
+    assert seen in (["Delivered", "Confirmed", "Acked"], ["Confirmed", "Acked"]), seen
+    assert rec["delivered_at"] and rec["deliveries"] == 1
 
 
 def test_passthru_dequeue_download_ack_recorded(gates, sim):
