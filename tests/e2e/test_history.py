@@ -527,7 +527,8 @@ def test_export_acked_later_by_the_outbox_ends_the_record(gates, sim):
     assert ack.status == 202 and ack.json()["ack"] == "pending", ack
     sim.clear_faults()
     rid = a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"][0]["id"]
-    rec = eventually(a, rid, lambda x: x["status"] == "Acked", "acked by the outbox", 20)
+    rec = eventually(a, rid, lambda x: x["status"] == "Acked" and x.get("delivered_at"),
+                     "acked by the outbox", 20)
     assert rec["final"] is True and rec["confirmed_by"] == "consumer" and rec["acked_at"]
     seen = [s["status"] for s in rec["statuses"]]
     # "Delivered" is missing when the confirm on b reached Redis before a's delivery write
@@ -552,6 +553,7 @@ def test_passthru_dequeue_download_ack_recorded(gates, sim):
     rid = [x for x in a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
            if x["message_id"] == msg["CorrelationId"].lower()]
     assert len(rid) == 1, rid
-    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked", "pass-through acked")
+    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked" and x.get("sha256"),
+                     "pass-through acked")
     assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
     assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
