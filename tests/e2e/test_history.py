@@ -550,8 +550,14 @@ def test_passthru_dequeue_download_ack_recorded(gates, sim):
     ack = a.req("POST", f"/api/connector/ack/{harness.EXPORT_JOB}", json.dumps(msg).encode(),
                 {"Content-Type": "application/json"})
     assert ack.status == 200, ack
-    rid = [x for x in a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
-           if x["message_id"] == msg["CorrelationId"].lower()]
+    out = {}
+
+    def listed():
+        out["rid"] = [x for x in a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+                      if x.get("message_id") == msg["CorrelationId"].lower()]
+        return out["rid"]
+    harness.wait_until(listed, 10, what="the export listed")
+    rid = out["rid"]
     assert len(rid) == 1, rid
     rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked" and x.get("sha256"),
                      "pass-through acked")
