@@ -253,6 +253,14 @@ const char *token_reason(const struct token_mgr *m, const char *env)
     return e ? tokenenv_reason_name(tokenenv_reason(e)) : NULL;
 }
 
+const char *token_hint(const struct token_mgr *m, const char *env)
+{
+    const struct tenv *e = find(m, env);
+    enum tokenenv_reason r = e ? tokenenv_reason(e) : TR_OK;
+
+    return e && r != TR_OK ? tokenenv_hint(e, r) : NULL;
+}
+
 json_t *token_mgr_status(const struct token_mgr *m)
 {
     json_t *a = json_array();

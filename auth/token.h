@@ -22,7 +22,8 @@ struct conf_tokens;
 struct token_mgr;
 struct token_wait;
 
-/* ---- transport: POST a form to the token endpoint (proxy/ implements it) ---- */
+/* ---- transport: POST a form to the token endpoint, or GET a managed identity endpoint
+ * (proxy/ implements it) ---- */
 
 /* status: the HTTP status, or TOKEN_HTTP_FAILED (<= 0) when no response came (connect
  * error, TLS failure, timeout, response too large). body/len: the response body, borrowed
@@ -38,7 +39,14 @@ struct token_transport {
      * never from inside post_form. Returns -1: done is never called. */
     int (*post_form)(void *ctx, const char *url, const char *body, size_t len,
                      unsigned timeout_ms, token_http_done *done, void *arg);
-    /* Abandons the request started with `arg`: done is not called for it afterwards. */
+    /* Starts GET url with the `n` header lines "Name: value" of `headers` (borrowed for
+     * the call only; one may hold a secret: copy, then wipe the copies), within
+     * timeout_ms in total. Same contract as post_form. NULL: managed identity credentials
+     * fail with reason "internal". */
+    int (*get)(void *ctx, const char *url, const char *const *headers, size_t n,
+               unsigned timeout_ms, token_http_done *done, void *arg);
+    /* Abandons the request started with `arg` (either kind): done is not called for it
+     * afterwards. */
     void (*cancel)(void *ctx, void *arg);
 };
 
@@ -153,9 +161,14 @@ bool token_mgr_ready(const struct token_mgr *m, json_t **why);
  * or "ok"; NULL if there is no such environment. Static storage. */
 const char *token_reason(const struct token_mgr *m, const char *env);
 
+/* What a person should do about the environment's current failure (one sentence, worded
+ * for its credential kind), or NULL if it is ready, starting, or there is no such
+ * environment. Static storage. */
+const char *token_hint(const struct token_mgr *m, const char *env);
+
 /* Admin view, a new JSON array with one object per environment: environment, ready,
  * reason, token_present, expires_in_s, generation, last_refresh, last_error {reason,
- * aadsts, http_status, error, at}, next_attempt_in_ms, fetching, waiters, counters
+ * aadsts, http_status, error, at, hint, detail}, credential, next_attempt_in_ms, fetching, waiters, counters
  * {fetches, failures, share_hits, shared_publishes, refreshes, invalidations,
  * by_reason {...}}. Never a token or secret. */
 json_t *token_mgr_status(const struct token_mgr *m);

@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "tokencred.h"
+#include "tokenfetch.h"
+#include "tokenhint.h"
 
 int64_t tokenenv_now(void)
 {
@@ -38,10 +40,16 @@ double tokenenv_rnd(void)
 const char *tokenenv_reason_name(enum tokenenv_reason r)
 {
     static const char *const names[] = { "ok", "starting", "expired", "unreachable",
-                                         "credential", "short_lifetime", "internal" };
+                                         "credential", "short_lifetime", "internal",
+                                         "assertion_unreadable", "assertion_expired" };
     if (r >= TR_RESP && r < TR_COUNT)
         return tokenresp_class_name((enum tokenresp_class)(r - TR_RESP + 1));
     return r < TR_RESP ? names[r] : "unknown";
+}
+
+const char *tokenenv_hint(const struct tenv *e, enum tokenenv_reason r)
+{
+    return tokenhint_text(tokenenv_reason_name(r), e->ce.credential);
 }
 
 int tokenenv_reason_retryable(enum tokenenv_reason r)
@@ -72,6 +80,9 @@ static void env_copy_free(struct conf_env *c)
     free(c->client_secret_env);
     free(c->cert_file);
     free(c->key_file);
+    free(c->client_assertion_file);
+    free(c->mi_client_id);
+    free(c->mi_endpoint);
     free(c->token_endpoint);
     memset(c, 0, sizeof(*c));
 }
@@ -92,6 +103,10 @@ static int env_copy(struct conf_env *dst, const struct conf_env *src)
         .cert_file = dup_opt(src->cert_file, &fail),
         .key_file = dup_opt(src->key_file, &fail),
         .cert_algorithm = src->cert_algorithm,
+        .client_assertion_file = dup_opt(src->client_assertion_file, &fail),
+        .managed_identity = src->managed_identity,
+        .mi_client_id = dup_opt(src->mi_client_id, &fail),
+        .mi_endpoint = dup_opt(src->mi_endpoint, &fail),
         .token_version = src->token_version,
         .token_endpoint = dup_opt(src->token_endpoint, &fail),
         .allow_http = src->allow_http,
@@ -162,7 +177,9 @@ int tokenenv_same_identity(const struct tenv *e, const struct conf_env *ce)
     return same_str(e->ce.tenant, ce->tenant) && same_str(e->ce.client_id, ce->client_id) &&
            same_str(e->ce.resource, ce->resource) &&
            same_str(e->ce.token_endpoint, ce->token_endpoint) &&
-           e->ce.token_version == ce->token_version;
+           e->ce.token_version == ce->token_version &&
+           e->ce.managed_identity == ce->managed_identity &&
+           same_str(e->ce.mi_client_id, ce->mi_client_id);
 }
 
 int tokenenv_update(struct tenv *e, const struct conf_env *ce)
@@ -314,6 +331,20 @@ void tokenenv_fail_waiters(struct tenv *e, int64_t retry_at_ms, int retryable)
 
 /* ---- admin view ---- */
 
+const char *tokenenv_credential_name(const struct tenv *e)
+{
+    static const char *const names[] = { "client_secret_file", "client_secret_env",
+                                         "client_certificate", "client_assertion_file",
+                                         "managed_identity" };
+    const char *style = tokencred_mi_style(e->cred);
+
+    if (style)
+        return strcmp(style, "imds") == 0 ? "managed_identity_imds"
+                                          : "managed_identity_app_service";
+    return (unsigned)e->ce.credential < sizeof(names) / sizeof(names[0])
+               ? names[e->ce.credential] : "unknown";
+}
+
 static json_t *counters(const struct tenv *e)
 {
     json_t *by = json_object();
@@ -333,9 +364,13 @@ static json_t *last_error(const struct tenv *e)
 {
     if (!e->last_error_at)
         return json_null();
-    return json_pack("{s:s, s:I, s:i, s:s, s:I}", "reason", tokenenv_reason_name(e->err_reason),
-                     "aadsts", (json_int_t)e->last_aadsts, "http_status", e->last_http, "error",
-                     e->last_error, "at", (json_int_t)e->last_error_at);
+    json_t *o = json_pack("{s:s, s:I, s:i, s:s, s:I}", "reason",
+                          tokenenv_reason_name(e->err_reason), "aadsts",
+                          (json_int_t)e->last_aadsts, "http_status", e->last_http, "error",
+                          e->last_error, "at", (json_int_t)e->last_error_at);
+    json_object_set_new(o, "hint", e->last_hint ? json_string(e->last_hint) : json_null());
+    json_object_set_new(o, "detail", json_string(e->last_detail));
+    return o;
 }
 
 json_t *tokenenv_status(const struct tenv *e)
@@ -358,6 +393,7 @@ json_t *tokenenv_status(const struct tenv *e)
     json_object_set_new(o, "fetching", json_boolean(e->fetch != NULL));
     json_object_set_new(o, "waiters", json_integer((json_int_t)e->n_waiters));
     json_object_set_new(o, "client_id", json_string(e->ce.client_id));
+    json_object_set_new(o, "credential", json_string(tokenenv_credential_name(e)));
     json_object_set_new(o, "counters", counters(e));
     return o;
 }

@@ -29,8 +29,10 @@ enum tokenenv_reason {
     TR_CREDENTIAL,     /* the secret / key could not be loaded */
     TR_SHORT_LIFETIME, /* Entra issued a token that expires within the margin */
     TR_INTERNAL,       /* out of memory, signing failed */
+    TR_ASSERTION_UNREADABLE, /* client_assertion_file missing, unreadable or not a JWT */
+    TR_ASSERTION_EXPIRED,    /* its exp has passed: not sent */
     TR_RESP,           /* TR_RESP + (tokenresp_class - 1): a classified Entra answer */
-    TR_COUNT = TR_RESP + 11
+    TR_COUNT = TR_RESP + TOKENRESP_OTHER /* OTHER is the last class */
 };
 
 struct token_mgr {
@@ -83,6 +85,8 @@ struct tenv {
     long last_aadsts;
     int last_http;
     char last_error[TOKENRESP_ERROR_MAX + 1];
+    const char *last_hint;              /* static (tokenhint): what to do; NULL = none */
+    char last_detail[256];              /* why, in fogate's words (a path, never a secret) */
     int64_t last_error_at, last_refresh; /* unix seconds, 0 = never */
     unsigned long fetches, failures, share_hits, publishes, refreshes, invalidations;
     unsigned long by_reason[TR_COUNT];
@@ -95,6 +99,8 @@ double tokenenv_rnd(void);      /* uniform in [0, 1) */
 
 /* A short stable name ("wrong_secret", "unreachable", ...). */
 const char *tokenenv_reason_name(enum tokenenv_reason r);
+/* The actionable message for reason r with e's credential kind, or NULL. Static. */
+const char *tokenenv_hint(const struct tenv *e, enum tokenenv_reason r);
 /* 1 if a later attempt may succeed without a config change. */
 int tokenenv_reason_retryable(enum tokenenv_reason r);
 
@@ -107,7 +113,8 @@ struct tenv *tokenenv_new(struct token_mgr *m, const struct conf_env *ce);
  * its timer first (tokenfetch_cleanup). NULL is a no-op. */
 void tokenenv_free(struct tenv *e, enum token_status st);
 
-/* 1 if `ce` names the same token as e (tenant, client id, resource, endpoint, version). */
+/* 1 if `ce` names the same token as e (tenant, client id, resource, endpoint, version,
+ * and for a managed identity which one). */
 int tokenenv_same_identity(const struct tenv *e, const struct conf_env *ce);
 
 /* Takes the credential settings of `ce` and re-reads the credential; on failure keeps the
@@ -139,6 +146,10 @@ struct token_wait *tokenenv_wait(struct tenv *e, unsigned wait_ms, token_cb *cb,
 
 /* Fills a view of the current token. */
 void tokenenv_view(const struct tenv *e, struct token_view *v);
+
+/* The credential kind of e for status views ("client_assertion_file",
+ * "managed_identity_imds", ...). Static. */
+const char *tokenenv_credential_name(const struct tenv *e);
 
 /* The admin view of e (new reference). */
 json_t *tokenenv_status(const struct tenv *e);

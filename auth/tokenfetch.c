@@ -113,6 +113,9 @@ static void log_failure(struct tenv *e, enum tokenenv_reason r, const struct tok
     }
     if (detail)
         json_object_set_new(f, "detail", json_string(detail));
+    if (tokenenv_hint(e, r))
+        json_object_set_new(f, "hint", json_string(tokenenv_hint(e, r)));
+    json_object_set_new(f, "credential", json_string(tokenenv_credential_name(e)));
     e->logged = r;
     log_json(!first ? LOG_LVL_DEBUG : retryable ? LOG_LVL_WARN : LOG_LVL_ERROR,
              "token fetch failed", f);
@@ -130,6 +133,8 @@ static void record_failure(struct tenv *e, enum tokenenv_reason r,
     e->last_aadsts = resp ? resp->aadsts : 0;
     e->last_http = resp ? resp->http_status : 0;
     snprintf(e->last_error, sizeof(e->last_error), "%s", resp ? resp->error : "");
+    snprintf(e->last_detail, sizeof(e->last_detail), "%s", detail ? detail : "");
+    e->last_hint = tokenenv_hint(e, r);
     e->last_error_at = tokenenv_now();
     log_failure(e, r, resp, detail, delay);
     e->attempt++;
@@ -266,8 +271,10 @@ static void on_lock(void *arg, int result, const char *val, size_t len)
     if (!op_back(f))
         return;
     if (result == TOKEN_SHARE_OK) {
+        /* Another instance may have published and unlocked between our read and our
+         * lock: read again under the lock before asking Entra. */
         f->locked = true;
-        http_start(f);
+        share_get(f);
     } else if (result == TOKEN_SHARE_MISS) {
         wait_poll(f);
     } else {
@@ -299,7 +306,9 @@ static void on_get(void *arg, int result, const char *val, size_t len)
         return;
     if (result == TOKEN_SHARE_OK && val && adopt(f, val, len))
         return;
-    if (result == TOKEN_SHARE_ERROR)
+    if (f->locked)
+        http_start(f); /* the read under our lock: nothing newer, fetch */
+    else if (result == TOKEN_SHARE_ERROR)
         go_direct(f);
     else
         share_lock(f);
@@ -336,6 +345,8 @@ static void on_http(void *arg, int status, const char *body, size_t len)
         return;
     }
     enum tokenresp_class cls = tokenresp_parse(&r, body, len, status, now);
+    if (e->ce.credential == CONF_CRED_MANAGED_IDENTITY)
+        cls = tokenresp_mi_class(&r);
     if (cls != TOKENRESP_OK)
         fail(f, (enum tokenenv_reason)(TR_RESP + cls - 1), &r, NULL);
     else if (!tokentime_usable(&e->mgr->opts.policy, r.expires_at, tokenenv_now()))
@@ -355,29 +366,56 @@ static void on_http(void *arg, int status, const char *body, size_t len)
     tokenresp_cleanup(&r);
 }
 
+static enum tokenenv_reason reason_of(enum tokencred_result rc)
+{
+    switch (rc) {
+    case TOKENCRED_UNREADABLE: return TR_ASSERTION_UNREADABLE;
+    case TOKENCRED_EXPIRED: return TR_ASSERTION_EXPIRED;
+    case TOKENCRED_OK:
+    case TOKENCRED_INTERNAL: break;
+    }
+    return TR_INTERNAL;
+}
+
+/* Sends the request through the transport; returns its result (0 or -1). */
+static int send_request(struct tfetch *f, const struct tokencred_req *rq)
+{
+    const struct token_transport *t = &f->env->mgr->opts.transport;
+    unsigned ms = f->env->mgr->opts.http_timeout_ms;
+
+    if (!rq->get)
+        return t->post_form(t->ctx, rq->url, rq->body, rq->len, ms, on_http, f);
+    return t->get(t->ctx, rq->url, (const char *const *)rq->headers, rq->n_headers, ms,
+                  on_http, f);
+}
+
 static void http_start(struct tfetch *f)
 {
     struct tenv *e = f->env;
-    struct token_mgr *m = e->mgr;
+    struct tokencred_req rq;
     char err[256] = "";
-    size_t len = 0;
 
     if (!e->cred && !(e->cred = tokencred_load(&e->ce, err, sizeof(err)))) {
         fail(f, TR_CREDENTIAL, NULL, err);
         return;
     }
     f->sent_at = tokenenv_now();
-    char *body = tokencred_body(e->cred, &e->ce, f->sent_at, &len);
-    if (!body) {
-        fail(f, TR_INTERNAL, NULL, "cannot build the token request");
+    enum tokencred_result rc = tokencred_request(e->cred, &e->ce, f->sent_at, &rq, err,
+                                                 sizeof(err));
+    if (rc != TOKENCRED_OK) {
+        fail(f, reason_of(rc), NULL, err);
+        return;
+    }
+    if (rq.get && !e->mgr->opts.transport.get) {
+        tokencred_req_cleanup(&rq);
+        fail(f, TR_INTERNAL, NULL, "the transport cannot GET (managed identity)");
         return;
     }
     e->fetches++;
     f->http_pending = true;
-    int rc = m->opts.transport.post_form(m->opts.transport.ctx, e->ce.token_endpoint, body, len,
-                                         m->opts.http_timeout_ms, on_http, f);
-    tokenform_free(body);
-    if (rc != 0) {
+    int sent = send_request(f, &rq);
+    tokencred_req_cleanup(&rq);
+    if (sent != 0) {
         f->http_pending = false;
         fail(f, TR_UNREACHABLE, NULL, "the transport refused the request");
     }

@@ -7,6 +7,8 @@
  *               | miss
  *            [share LOCK] -lost-> poll (GET again) ... lease x2 -> direct
  *               | won                                  store error -> direct
+ *            [share GET] -hit-> install, UNLOCK   (published between our GET and LOCK)
+ *               | miss or store error
  *            [HTTP POST] -ok-> install, PUT sealed, UNLOCK
  *                        -error-> failure, UNLOCK, retry timer
  *

@@ -117,6 +117,32 @@ char *tokenform_build(const struct tokenform_req *req, size_t *len)
     return f.buf;
 }
 
+char *tokenform_mi_url(const char *endpoint, const char *api_version, const char *resource,
+                       const char *client_id)
+{
+    if (!field_ok(endpoint, TOKENFORM_RESOURCE_MAX) || !field_ok(api_version, 32) ||
+        !field_ok(resource, TOKENFORM_RESOURCE_MAX) ||
+        (client_id && !field_ok(client_id, TOKENFORM_ID_MAX)))
+        return NULL;
+    for (const char *p = endpoint; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
+            return NULL;
+    size_t cap = strlen(endpoint) + 3 * (strlen(api_version) + strlen(resource) +
+                                         (client_id ? strlen(client_id) : 0)) + 64;
+    struct form f = {malloc(cap), 0, cap};
+    if (!f.buf)
+        return NULL;
+    put_raw(&f, endpoint);
+    f.buf[f.len++] = strchr(endpoint, '?') ? '&' : '?';
+    put_raw(&f, "api-version=");
+    put_enc(&f, api_version);
+    put_field(&f, "resource", resource);
+    if (client_id)
+        put_field(&f, "client_id", client_id);
+    f.buf[f.len] = '\0';
+    return f.buf;
+}
+
 void tokenform_free(char *body)
 {
     if (!body)

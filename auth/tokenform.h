@@ -40,6 +40,15 @@ struct tokenform_req {
  * cap, both or neither credential is given, or out of memory. */
 char *tokenform_build(const struct tokenform_req *req, size_t *len);
 
+/* Builds a managed identity token URL (no secret in it): `endpoint` (IMDS or
+ * IDENTITY_ENDPOINT; '&' is used if it has a query already) followed by
+ * api-version=..&resource=..[&client_id=..], values percent-encoded as in a form.
+ * client_id NULL = the system-assigned identity. Returns a NUL-terminated URL the caller
+ * owns (free()), or NULL if a value is missing, over its cap, the endpoint has control
+ * bytes, spaces or a fragment, or out of memory. */
+char *tokenform_mi_url(const char *endpoint, const char *api_version, const char *resource,
+                       const char *client_id);
+
 /* Wipes the body (up to its NUL) and frees it. NULL is a no-op. */
 void tokenform_free(char *body);
 

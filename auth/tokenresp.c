@@ -1,6 +1,7 @@
 /* tokenresp: token endpoint response parser (v1: numbers as strings, v2: integers).
  * Invariant: the token text is copied once into r->access_token; the jansson copy is
  * wiped in place before the JSON tree is released. */
+#define _GNU_SOURCE /* strcasestr */
 #include "tokenresp.h"
 
 #include <stdlib.h>
@@ -23,6 +24,9 @@ static const struct {
     {90002, TOKENRESP_UNKNOWN_TENANT},   {900023, TOKENRESP_UNKNOWN_TENANT},
     {70011, TOKENRESP_INVALID_SCOPE},    {500011, TOKENRESP_INVALID_RESOURCE},
     {65001, TOKENRESP_CONSENT},
+    {50001, TOKENRESP_INVALID_RESOURCE}, {700024, TOKENRESP_ASSERTION_TIME},
+    {70021, TOKENRESP_NO_FEDERATION},    {700211, TOKENRESP_NO_FEDERATION},
+    {700212, TOKENRESP_NO_FEDERATION},   {700213, TOKENRESP_NO_FEDERATION},
 };
 
 static const char *const class_names[] = {
@@ -37,6 +41,9 @@ static const char *const class_names[] = {
     [TOKENRESP_THROTTLED] = "throttled",
     [TOKENRESP_UNAVAILABLE] = "unavailable",
     [TOKENRESP_MALFORMED] = "malformed",
+    [TOKENRESP_ASSERTION_TIME] = "assertion_time_range",
+    [TOKENRESP_NO_FEDERATION] = "no_federation",
+    [TOKENRESP_NO_IDENTITY] = "identity_not_found",
     [TOKENRESP_OTHER] = "other",
 };
 
@@ -50,7 +57,20 @@ const char *tokenresp_class_name(enum tokenresp_class cls)
 int tokenresp_retryable(enum tokenresp_class cls)
 {
     return cls == TOKENRESP_THROTTLED || cls == TOKENRESP_UNAVAILABLE ||
-           cls == TOKENRESP_MALFORMED || cls == TOKENRESP_OTHER;
+           cls == TOKENRESP_MALFORMED || cls == TOKENRESP_OTHER ||
+           cls == TOKENRESP_ASSERTION_TIME;
+}
+
+enum tokenresp_class tokenresp_mi_class(struct tokenresp *r)
+{
+    if (r->cls == TOKENRESP_OK || r->cls == TOKENRESP_THROTTLED ||
+        r->cls == TOKENRESP_UNAVAILABLE)
+        return r->cls;
+    if (r->http_status == 404 || r->http_status == 410)
+        r->cls = TOKENRESP_UNAVAILABLE;
+    else if (strcasestr(r->description, "identity not found"))
+        r->cls = TOKENRESP_NO_IDENTITY;
+    return r->cls;
 }
 
 /* Copies a JSON string into dst (cap bytes + NUL), printable ASCII only. */

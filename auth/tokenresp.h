@@ -29,7 +29,13 @@ enum tokenresp_class {
     TOKENRESP_THROTTLED,        /* HTTP 429 */
     TOKENRESP_UNAVAILABLE,      /* HTTP 5xx */
     TOKENRESP_MALFORMED,        /* not a token response nor an Entra error */
-    TOKENRESP_OTHER             /* a well-formed Entra error not listed above */
+    TOKENRESP_ASSERTION_TIME,   /* AADSTS700024: the federated assertion is not within its
+                                   valid time range (expired, or a clock is wrong) */
+    TOKENRESP_NO_FEDERATION,    /* AADSTS70021, 700211-700213: no federated identity
+                                   credential on the app matches iss/sub/aud */
+    TOKENRESP_NO_IDENTITY,      /* managed identity: "Identity not found" (the identity is
+                                   not assigned to this VM / app) */
+    TOKENRESP_OTHER             /* a well-formed Entra error not listed above (last) */
 };
 
 /* The parse result. Embedded by the caller; every field is set by tokenresp_parse. */
@@ -72,12 +78,18 @@ char *tokenresp_take_token(struct tokenresp *r);
 /* Wipes and frees the token if still held, and zeroes *r. Safe to call twice. */
 void tokenresp_cleanup(struct tokenresp *r);
 
+/* Refines the class of a managed identity endpoint's answer (IMDS or App Service), whose
+ * errors are not Entra's: 404 and 410 (IMDS is updating) -> UNAVAILABLE; an
+ * "Identity not found" description -> NO_IDENTITY. Returns the new r->cls. */
+enum tokenresp_class tokenresp_mi_class(struct tokenresp *r);
+
 /* A stable lower-case name for a class ("wrong_secret"), for logs and metrics. */
 const char *tokenresp_class_name(enum tokenresp_class cls);
 
 /* 1 if retrying later may help (THROTTLED, UNAVAILABLE, MALFORMED, OTHER: Entra has
- * transient errors of its own), 0 if the configuration must change first (credential,
- * app, tenant, scope, resource, consent), and 0 for OK. */
+ * transient errors of its own; ASSERTION_TIME: the kubelet writes a fresh assertion),
+ * 0 if the configuration must change first (credential, app, tenant, scope, resource,
+ * consent, federation, identity), and 0 for OK. */
 int tokenresp_retryable(enum tokenresp_class cls);
 
 #endif

@@ -13,6 +13,7 @@
 #include "conferr.h"
 #include "hex.h"
 #include "confkeys.h"
+#include "confpath.h"
 #include "confredis.h"
 #include "jsonpos.h"
 
@@ -20,7 +21,9 @@
 
 struct fill {
     const char *basedir; /* borrowed; NULL = leave relative paths as they are */
+    const char *creds_dir; /* borrowed: $CREDENTIALS_DIRECTORY, NULL if unset */
     bool oom;
+    bool bad;            /* a path value was refused; f->err says which */
     struct conf_error *err;
 };
 
@@ -80,24 +83,27 @@ static char *dup_opt(struct fill *f, json_t *obj, const char *key)
     return copy;
 }
 
-/* Like dup_opt, but a relative path is resolved against the config file's directory. */
-static char *dup_path(struct fill *f, json_t *obj, const char *key)
+/* Like dup_opt, for a file path (confpath_expand: ${CREDENTIALS_DIRECTORY}, relative paths);
+ * a bad one records the error at <section>.<key> and sets f->bad. */
+static char *dup_path(struct fill *f, json_t *obj, const char *section, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));
+    const char *why = NULL;
     char *copy = NULL;
 
-    if (!s)
+    if (!s || f->bad)
         return NULL;
-    if (s[0] == '/' || !f->basedir) {
-        copy = strdup(s);
-    } else {
-        size_t n = strlen(f->basedir) + 1 + strlen(s) + 1;
-        if ((copy = malloc(n)))
-            snprintf(copy, n, "%s/%s", f->basedir, s);
-    }
-    if (!copy)
+    if (confpath_expand(s, f->basedir, f->creds_dir, &copy, &why) == 0)
+        return copy;
+    if (!why) {
         f->oom = true;
-    return copy;
+        return NULL;
+    }
+    char path[CONF_ERR_PATH_MAX];
+    conferr_pathf(path, sizeof path, "%s.%s", section, key);
+    conferr_fail(f->err, path, "\"%s\": %s", s, why);
+    f->bad = true;
+    return NULL;
 }
 
 static long long get_int(json_t *obj, const char *key)
@@ -150,17 +156,27 @@ static int fill_listen(struct conf *conf, const char *listen, struct conf_error 
 static void fill_env(struct fill *f, struct conf_env *e, const char *name, json_t *o)
 {
     json_t *cert = json_object_get(o, "client_certificate");
+    json_t *mi = json_object_get(o, "managed_identity");
+    char sec[CONF_ERR_PATH_MAX], cert_sec[CONF_ERR_PATH_MAX];
 
+    conferr_pathf(sec, sizeof sec, "environments.%s", name);
+    conferr_pathf(cert_sec, sizeof cert_sec, "environments.%s.client_certificate", name);
     e->name = strdup(name);
     e->base_url = dup_opt(f, o, "base_url");
     e->tenant = dup_opt(f, o, "tenant");
     e->client_id = dup_opt(f, o, "client_id");
-    e->client_secret_file = dup_path(f, o, "client_secret_file");
+    e->client_secret_file = dup_path(f, o, sec, "client_secret_file");
     e->client_secret_env = dup_opt(f, o, "client_secret_env");
     if (cert) {
-        e->cert_file = dup_path(f, cert, "cert_file");
-        e->key_file = dup_path(f, cert, "key_file");
+        e->cert_file = dup_path(f, cert, cert_sec, "cert_file");
+        e->key_file = dup_path(f, cert, cert_sec, "key_file");
         e->cert_algorithm = str_is(cert, "algorithm", "RS256") ? CONF_ALG_RS256 : CONF_ALG_PS256;
+    }
+    e->client_assertion_file = dup_path(f, o, sec, "client_assertion_file");
+    if (mi) {
+        e->managed_identity = true;
+        e->mi_client_id = dup_opt(f, mi, "client_id");
+        e->mi_endpoint = dup_opt(f, mi, "endpoint");
     }
     e->token_version = str_is(o, "token_version", "v1") ? CONF_TOKEN_V1 : CONF_TOKEN_V2;
     e->token_endpoint = dup_opt(f, o, "token_endpoint");
@@ -238,7 +254,7 @@ static void fill_sentinel(struct fill *f, struct conf_sentinel *s, json_t *o)
         return;
     s->master_name = dup_opt(f, o, "master_name");
     s->username = dup_opt(f, o, "username");
-    s->password_file = dup_path(f, o, "password_file");
+    s->password_file = dup_path(f, o, "redis.sentinel", "password_file");
     s->password_env = dup_opt(f, o, "password_env");
     s->tls_set = tls != NULL;
     s->tls = json_is_true(tls);
@@ -263,10 +279,10 @@ static void fill_redis(struct fill *f, struct conf_redis *r, json_t *o)
         f->oom = true;
     fill_sentinel(f, &r->sentinel, sentinel);
     r->username = dup_opt(f, o, "username");
-    r->password_file = dup_path(f, o, "password_file");
+    r->password_file = dup_path(f, o, "redis", "password_file");
     r->password_env = dup_opt(f, o, "password_env");
     if (tls) {
-        r->ca_file = dup_path(f, tls, "ca_file");
+        r->ca_file = dup_path(f, tls, "redis.tls", "ca_file");
         r->server_name = dup_opt(f, tls, "server_name");
     }
     r->connect_timeout_ms = (unsigned)get_int(o, "connect_timeout_ms");
@@ -282,6 +298,7 @@ static void fill_limits(struct conf_limits *l, json_t *o)
     l->max_package_bytes = (size_t)get_int(o, "max_package_bytes");
     l->replay_body_bytes = (size_t)get_int(o, "replay_body_bytes");
     l->max_connections = (unsigned)get_int(o, "max_connections");
+    l->max_connections_per_ip = (unsigned)get_int(o, "max_connections_per_ip");
 }
 
 static void fill_timeouts(struct conf_timeouts *t, json_t *o)
@@ -295,7 +312,7 @@ static void fill_timeouts(struct conf_timeouts *t, json_t *o)
 
 static void fill_tokens(struct fill *f, struct conf_tokens *t, json_t *o)
 {
-    t->cache_key_file = dup_path(f, o, "cache_key_file");
+    t->cache_key_file = dup_path(f, o, "tokens", "cache_key_file");
     t->refresh_percent = (unsigned)get_int(o, "refresh_percent");
     t->safety_margin_s = (unsigned)get_int(o, "safety_margin_s");
     t->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
@@ -339,7 +356,7 @@ static void fill_history(struct conf_history *h, json_t *o)
 
 static void fill_receipts(struct fill *f, struct conf_receipts *r, json_t *o)
 {
-    r->key_file = dup_path(f, o, "key_file");
+    r->key_file = dup_path(f, o, "receipts", "key_file");
     r->allow_http = json_is_true(json_object_get(o, "allow_http"));
     r->retry_min_ms = (unsigned)get_int(o, "retry_min_ms");
     r->retry_max_ms = (unsigned)get_int(o, "retry_max_ms");
@@ -347,6 +364,22 @@ static void fill_receipts(struct fill *f, struct conf_receipts *r, json_t *o)
     r->timeout_ms = (unsigned)get_int(o, "timeout_ms");
     r->unconfirmed_s = (unsigned)get_int(o, "unconfirmed_s");
     r->interval_ms = (unsigned)get_int(o, "interval_ms");
+}
+
+static void fill_budget(struct conf_budget *b, json_t *o)
+{
+    b->enabled = json_is_true(json_object_get(o, "enabled"));
+    b->shared = json_is_true(json_object_get(o, "shared"));
+    b->concurrent = (unsigned)get_int(o, "concurrent");
+    b->requests = (unsigned)get_int(o, "requests");
+    b->window_ms = (unsigned)get_int(o, "window_ms");
+    b->wait_ms = (unsigned)get_int(o, "wait_ms");
+    b->queue_per_job = (unsigned)get_int(o, "queue_per_job");
+    b->instances = (unsigned)get_int(o, "instances");
+    b->lease_ms = (unsigned)get_int(o, "lease_ms");
+    b->gate_refresh_ms = (unsigned)get_int(o, "gate_refresh_ms");
+    b->poll_ms = (unsigned)get_int(o, "poll_ms");
+    b->redis_timeout_ms = (unsigned)get_int(o, "redis_timeout_ms");
 }
 
 static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
@@ -364,6 +397,8 @@ static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
         return conferr_fail(f->err, "", "out of memory");
     json_object_foreach(envs, name, v)
         fill_env(f, &conf->envs[conf->n_envs++], name, v);
+    if (f->bad)
+        return -1;
     json_object_foreach(jobs, name, v)
         if (fill_job(f, &conf->jobs[conf->n_jobs++], name, v) < 0)
             return -1;
@@ -394,6 +429,9 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_packages(&conf->packages, json_object_get(root, "packages"));
     fill_history(&conf->history, json_object_get(root, "history"));
     fill_receipts(f, &conf->receipts, json_object_get(root, "receipts"));
+    fill_budget(&conf->d365_budget, json_object_get(root, "d365_budget"));
+    if (f->bad)
+        return -1;
     if (f->oom)
         return conferr_fail(f->err, "", "out of memory");
     return 0;
@@ -419,7 +457,7 @@ static void finish_error(struct conf_error *err, const char *name, const char *t
 static struct conf *load_text(const char *text, size_t len, const char *name,
                               const char *basedir, struct conf_error *err)
 {
-    struct fill f = { .basedir = basedir, .err = err };
+    struct fill f = { .basedir = basedir, .creds_dir = getenv(CONFPATH_CREDS_VAR), .err = err };
     struct conf *conf = NULL;
     json_t *root = NULL;
 
@@ -495,6 +533,9 @@ static void env_cleanup(struct conf_env *e)
     free(e->client_secret_env);
     free(e->cert_file);
     free(e->key_file);
+    free(e->client_assertion_file);
+    free(e->mi_client_id);
+    free(e->mi_endpoint);
     free(e->token_endpoint);
 }
 

@@ -25,7 +25,13 @@ struct conf_error {
     char message[CONF_ERR_MSG_MAX];
 };
 
-enum conf_credential { CONF_CRED_SECRET_FILE, CONF_CRED_SECRET_ENV, CONF_CRED_CERTIFICATE };
+enum conf_credential {
+    CONF_CRED_SECRET_FILE,
+    CONF_CRED_SECRET_ENV,
+    CONF_CRED_CERTIFICATE,
+    CONF_CRED_ASSERTION_FILE,   /* workload identity federation: a JWT re-read per request */
+    CONF_CRED_MANAGED_IDENTITY  /* Azure managed identity (IMDS or IDENTITY_ENDPOINT) */
+};
 enum conf_cert_alg { CONF_ALG_PS256, CONF_ALG_RS256 };
 enum conf_token_version { CONF_TOKEN_V2, CONF_TOKEN_V1 };
 enum conf_direction { CONF_DIR_IMPORT, CONF_DIR_EXPORT };
@@ -44,6 +50,11 @@ struct conf_env {
     char *cert_file;             /* owned; set iff credential == CONF_CRED_CERTIFICATE */
     char *key_file;              /* owned; set iff credential == CONF_CRED_CERTIFICATE */
     enum conf_cert_alg cert_algorithm; /* PS256 unless configured */
+    char *client_assertion_file; /* owned; set iff credential == CONF_CRED_ASSERTION_FILE */
+    bool managed_identity;       /* credential == CONF_CRED_MANAGED_IDENTITY */
+    char *mi_client_id;          /* owned; user-assigned identity's client id (canonical
+                                    GUID), NULL = system-assigned */
+    char *mi_endpoint;           /* owned; IMDS token URL, resolved (default link-local) */
     enum conf_token_version token_version;
     char *token_endpoint;        /* owned; resolved: the override or the Entra default */
     bool allow_http;             /* tests only: http:// base_url / token_endpoint allowed */
@@ -121,6 +132,7 @@ struct conf_limits {
     size_t max_package_bytes;    /* data packages */
     size_t replay_body_bytes;    /* streamed bodies kept for a replay after a 401 */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: no cap per client address */
 };
 
 struct conf_timeouts {
@@ -186,6 +198,23 @@ struct conf_receipts {
     unsigned interval_ms;        /* how often an instance works off the receipt queue */
 };
 
+/* D365's service-protection budget kept by fogate (proxy/d365/budget.c), per environment
+ * identity; `shared` also makes the 429 gate cluster-wide. */
+struct conf_budget {
+    bool enabled;                /* calls take a slot before they go to D365 */
+    bool shared;                 /* through Redis: one budget and one gate for all instances */
+    unsigned concurrent;         /* calls in flight per environment, all instances */
+    unsigned requests;           /* calls per window per environment, all instances */
+    unsigned window_ms;          /* the sliding window */
+    unsigned wait_ms;            /* longest wait for a slot before 503 */
+    unsigned queue_per_job;      /* calls of one job waiting at once on one worker */
+    unsigned instances;          /* expected instances: the share of each while Redis is down */
+    unsigned lease_ms;           /* a shared slot's lease, renewed while the call runs */
+    unsigned gate_refresh_ms;    /* how often the cluster gate is read from Redis */
+    unsigned poll_ms;            /* how often a waiting worker asks Redis again */
+    unsigned redis_timeout_ms;   /* time limit of each budget command */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -207,6 +236,7 @@ struct conf {
     struct conf_packages packages;
     struct conf_history history;
     struct conf_receipts receipts;
+    struct conf_budget d365_budget;
 };
 
 /* Reads, shape-checks and validates the config at `path`. Returns a new conf the caller

@@ -203,14 +203,56 @@ static int check_client_id(struct conf_env *e, const char *path, struct conf_err
     return 0;
 }
 
+#define IMDS_DEFAULT "http://169.254.169.254/metadata/identity/oauth2/token"
+
+/* The IMDS endpoint is plain http by design: allowed only to a link-local or loopback
+ * host (where the platform serves it), or anywhere with allow_http (tests). */
+static int check_mi_endpoint(struct conf_env *e, const char *path, struct conf_error *err)
+{
+    struct url u;
+
+    if (!e->mi_endpoint) {
+        if (!(e->mi_endpoint = strdup(IMDS_DEFAULT)))
+            return conferr_fail(err, path, "out of memory");
+        return 0;
+    }
+    const char *why = parse_url(e->mi_endpoint, &u);
+    if (why)
+        return conferr_fail(err, path, "%s", why);
+    bool link_local = u.host_len >= 8 && strncmp(u.host, "169.254.", 8) == 0;
+    if (!u.https && !link_local && !is_loopback(&u) && !e->allow_http)
+        return conferr_fail(err, path, "http:// only to a link-local (169.254.x.x) or loopback "
+                            "host, or with \"allow_http\": true (tests)");
+    return 0;
+}
+
+static int check_managed_identity(struct conf_env *e, const char *envpath,
+                                  struct conf_error *err)
+{
+    char path[CONF_ERR_PATH_MAX], canon[GUID_CANON_SIZE];
+
+    e->credential = CONF_CRED_MANAGED_IDENTITY;
+    if (e->mi_client_id) {
+        conferr_pathf(path, sizeof path, "%s.managed_identity.client_id", envpath);
+        if (guid_canonical(e->mi_client_id, strlen(e->mi_client_id), canon) < 0)
+            return conferr_fail(err, path, "\"%s\" is not a GUID (the client ID of the "
+                                "user-assigned managed identity)", e->mi_client_id);
+        memcpy(e->mi_client_id, canon, GUID_CANON_SIZE);
+    }
+    conferr_pathf(path, sizeof path, "%s.managed_identity.endpoint", envpath);
+    return check_mi_endpoint(e, path, err);
+}
+
 static int check_credential(struct conf_env *e, const char *envpath, struct conf_error *err)
 {
     char path[CONF_ERR_PATH_MAX];
-    int n = !!e->client_secret_file + !!e->client_secret_env + !!e->cert_file;
+    int n = !!e->client_secret_file + !!e->client_secret_env + !!e->cert_file +
+            !!e->client_assertion_file + !!e->managed_identity;
 
     if (n != 1)
         return conferr_fail(err, envpath, "%s: set exactly one of client_secret_file, "
-                            "client_secret_env and client_certificate",
+                            "client_secret_env, client_certificate, client_assertion_file and "
+                            "managed_identity",
                             n ? "more than one credential" : "no credential");
     if (e->client_secret_file) {
         e->credential = CONF_CRED_SECRET_FILE;
@@ -222,6 +264,14 @@ static int check_credential(struct conf_env *e, const char *envpath, struct conf
         conferr_pathf(path, sizeof path, "%s.client_secret_env", envpath);
         return confcheck_env_var(e->client_secret_env, path, err);
     }
+    /* The projected token file is rotated by the kubelet and may be briefly absent: it is
+     * read for each request, and a missing one is reported at run time, not here. */
+    if (e->client_assertion_file) {
+        e->credential = CONF_CRED_ASSERTION_FILE;
+        return 0;
+    }
+    if (e->managed_identity)
+        return check_managed_identity(e, envpath, err);
     e->credential = CONF_CRED_CERTIFICATE;
     conferr_pathf(path, sizeof path, "%s.client_certificate.cert_file", envpath);
     if (confcheck_file(e->cert_file, path, err) < 0)

@@ -44,6 +44,19 @@ static const struct key certificate_keys[] = {
     { 0 }
 };
 
+static const struct key managed_identity_keys[] = {
+    OPT("client_id", T_STRING,
+        "Client ID (a GUID) of the user-assigned managed identity to use. Omit it for the "
+        "system-assigned identity."),
+    OPT("endpoint", T_STRING,
+        "Token URL of the Azure Instance Metadata Service. Default: "
+        "`http://169.254.169.254/metadata/identity/oauth2/token`. http:// only to a loopback "
+        "or link-local host (or with `allow_http`). Not used when the environment variables "
+        "`IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set (App Service, Container Apps): "
+        "fogate then asks that endpoint."),
+    { 0 }
+};
+
 static const struct key env_keys[] = {
     DESCRIPTION,
     REQ("base_url", T_STRING,
@@ -56,13 +69,24 @@ static const struct key env_keys[] = {
     REQ("client_id", T_STRING, "Application (client) ID of the Entra app, a GUID."),
     OPT("client_secret_file", T_STRING,
         "Credential, option 1: path of a file holding the client secret (its value, not its "
-        "ID). Exactly one of `client_secret_file`, `client_secret_env` and "
-        "`client_certificate` must be set. The file must be readable and not empty."),
+        "ID). Exactly one of `client_secret_file`, `client_secret_env`, "
+        "`client_certificate`, `client_assertion_file` and `managed_identity` must be set. "
+        "The file must be readable and not empty."),
     OPT("client_secret_env", T_STRING,
         "Credential, option 2: name of an environment variable holding the client secret. "
         "It must be set and not empty when fogate starts."),
     { .name = "client_certificate", .type = T_OBJECT, .sub = certificate_keys,
       .doc = "Credential, option 3: a certificate; fogate signs a client assertion with it." },
+    OPT("client_assertion_file", T_STRING,
+        "Credential, option 4 (workload identity federation, no secret): path of a file "
+        "holding a JWT issued by an identity provider Entra trusts for this app, e.g. the "
+        "value of `AZURE_FEDERATED_TOKEN_FILE` on AKS. Re-read for every token request, "
+        "never sent past its own `exp`. It may be missing at start (reported in `/readyz`)."),
+    { .name = "managed_identity", .type = T_OBJECT, .sub = managed_identity_keys,
+      .doc = "Credential, option 5 (Azure managed identity, no secret): `{}` for the "
+             "system-assigned identity, `{\"client_id\": \"...\"}` for a user-assigned one. "
+             "`client_id` of the environment is still the identity's application (client) "
+             "ID as registered in D365." },
     { .name = "token_version", .type = T_STRING, .def = "\"v2\"", .choices = token_versions,
       .doc = "Entra token endpoint: `v2` (sends `scope=<resource>/.default`) or `v1` "
              "(sends `resource=<resource>`)." },
@@ -178,8 +202,14 @@ static const struct key limits_keys[] = {
         "with a fresh token. A larger body is not kept: the client gets 503 "
         "`d365_token_retry` (nothing was enqueued, a retry is safe). 0 keeps none."),
     INT("max_connections", "1024", 1, 1000000,
-        "Most client connections served at once; with several `workers` each worker takes "
-        "an equal share (rounded up)."),
+        "Most client connections served at once; at the cap the longest-idle keep-alive "
+        "connection is closed to make room, and with none idle new connections wait in the "
+        "listen backlog. With several `workers` each worker takes an equal share (rounded "
+        "up)."),
+    INT("max_connections_per_ip", "0", 0, 1000000,
+        "Most connections from one client address (IPv4, or IPv6 /128) at once; 0 = no "
+        "limit. Beyond it a new connection from that address is closed at once. With "
+        "several `workers` each worker takes an equal share (rounded up)."),
     { 0 }
 };
 
@@ -308,6 +338,48 @@ static const struct key receipts_keys[] = {
     { 0 }
 };
 
+static const struct key budget_keys[] = {
+    { .name = "enabled", .type = T_BOOL, .def = "true",
+      .doc = "Every call to D365 first takes a slot of its environment's budget (below); calls "
+             "that find none wait in a per-job queue, served round-robin, and get 503 "
+             "`d365_budget_exhausted` with Retry-After after `wait_ms`, without reaching D365. "
+             "Blob transfers and Entra token requests do not count (docs/protect-budget.md)." },
+    { .name = "shared", .type = T_BOOL, .def = "false",
+      .doc = "Keep the budget and the 429 gate in Redis (`redis`), so the limits hold for all "
+             "instances together and a 429 seen by one instance stops all of them. When false, "
+             "or while Redis is unavailable, each worker keeps its share: the limits divided by "
+             "`instances` times `workers`, and its own 429 gate." },
+    INT("concurrent", "48", 1, 10000,
+        "Calls in flight per environment (identity), all instances together. D365 allows 52 "
+        "per user per web server."),
+    INT("requests", "5000", 1, 1000000,
+        "Calls per environment in any `window_ms`, all instances together. D365 allows 6000 "
+        "per 300 s per user per web server."),
+    INT("window_ms", "300000", 100, 86400000,
+        "The sliding window of `requests`. Keep it at least D365's 300 s."),
+    INT("wait_ms", "10000", 0, 3600000,
+        "Longest time a call waits for a slot before it is answered 503 "
+        "`d365_budget_exhausted` (a call's own wait bound may be shorter)."),
+    INT("queue_per_job", "1000", 1, 1000000,
+        "Calls of one job waiting for a slot at once on one worker; more are answered 503 at "
+        "once."),
+    INT("instances", "1", 1, 1000,
+        "fogate instances expected to share the budget: each worker's share without Redis."),
+    INT("lease_ms", "30000", 1000, 3600000,
+        "With `shared`: lease of a slot in Redis, renewed every third of it while the call "
+        "runs; a crashed instance's slots come back after it."),
+    INT("gate_refresh_ms", "50", 5, 60000,
+        "With `shared`: how often each worker reads the cluster's 429 gates from Redis (the "
+        "request path reads the cached value, never waits on Redis)."),
+    INT("poll_ms", "20", 1, 60000,
+        "With `shared`: how often a worker with waiting calls asks Redis again while the "
+        "concurrency is used up (a release on this worker asks at once)."),
+    INT("redis_timeout_ms", "250", 1, 60000,
+        "With `shared`: time limit of each budget command; on expiry the call uses this "
+        "worker's share instead."),
+    { 0 }
+};
+
 static const struct key top_keys[] = {
     DESCRIPTION,
     REQ("listen", T_STRING,
@@ -347,6 +419,10 @@ static const struct key top_keys[] = {
              "(needs `redis`)." },
     { .name = "receipts", .type = T_OBJECT, .def = "{}", .sub = receipts_keys,
       .doc = "Signed receipts POSTed to jobs' `callback_url` (needs `history.enabled`)." },
+    { .name = "d365_budget", .type = T_OBJECT, .def = "{}", .sub = budget_keys,
+      .doc = "D365's service-protection limits kept by fogate per environment: a concurrency "
+             "limit, a request rate, a fair queue per job, the 429 gate (cluster-wide with "
+             "`shared`)." },
     { 0 }
 };
 
@@ -667,6 +743,11 @@ int confkeys_print_reference(FILE *out)
           "Strings must be 1 to 4096 characters without control characters. Names of\n"
           "environments, jobs and clients are 1 to 64 letters, digits, `_` or `-`.\n"
           "Relative file paths are resolved against the directory of the config file.\n"
+          "A file path may start with `${CREDENTIALS_DIRECTORY}/`, which fogate replaces\n"
+          "with that environment variable: systemd sets it for a unit with `LoadCredential=`\n"
+          "(`client_secret_file`, `key_file`, `password_file`, `cache_key_file`: see\n"
+          "`deploy/systemd/fogate.service` and docs/install.md); a config using it does not\n"
+          "load where the variable is unset. No other `${...}` is expanded.\n"
           "Secrets are never written in this file: it names a file or an environment\n"
           "variable that holds them. `conf/fogate.example.json` is a complete example.\n\n"
           "| Key | Type | Required / default | Description |\n"

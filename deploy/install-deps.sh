@@ -26,8 +26,9 @@ $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates curl openssl \
   clang libclang-rt-14-dev \
   libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libhttp-parser-dev \
-  redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf \
-  python3 python3-pytest
+  redis-server nginx-light haproxy wrk gnuplot-nox procps iproute2 strace linux-perf stress-ng \
+  python3 python3-pytest \
+  systemd systemd-container mmdebstrap lintian
 $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports libhiredict-dev
 
 # Shipping tests (tests/ship): mmdebstrap makes a Debian root, podman imports it as the base

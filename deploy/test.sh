@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine and passes fogate's whole test suite: unit tests,
 # simulator conformance tests and end-to-end tests, in a normal build and again in an
-# ASan+UBSan build. Set FOGATE_SKIP_INSTALL=1 to skip the package installation step.
+# ASan+UBSan build, then fuzzes every libFuzzer target for a bounded time (clang build).
+# Set FOGATE_SKIP_INSTALL=1 to skip the package installation step.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,3 +21,6 @@ run_suite() { # run_suite <build dir> <extra cmake args...>
 
 run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DFOGATE_SANITIZE=ON
 run_suite "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The libFuzzer targets, built with clang: corpora replayed, then each target fuzzed for
+# FOGATE_FUZZ_SECONDS (default 30), two at a time. Any crash fails the run.
+"$here/tests/fuzz/run.sh" -s "${FOGATE_FUZZ_SECONDS:-30}" -j 2

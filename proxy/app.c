@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "budget.h"
 #include "confcheck.h"
 #include "conn.h"
 #include "history.h"
@@ -22,20 +23,25 @@
 #include "upcall.h"
 #include "upstream.h"
 
-/* A replaced config snapshot: requests in flight may still point into it, so it lives
- * until the app is freed (reloads are rare; each costs one small snapshot). */
-struct retired {
+/* A config snapshot and who holds it: the app while it is current, and each request
+ * routed with it, from dispatch to its end (conn_req_hold). The last one out frees it, at
+ * the next turn of the loop, so that no callback still on the stack can be using it. */
+struct snap {
     struct conf *conf;          /* owned */
-    struct retired *next;
+    unsigned refs;
+    struct snap *next;          /* on app->dead, once refs is 0 */
 };
 
 struct app {
-    struct conf *conf;              /* owned */
-    struct retired *retired;        /* owned list */
+    struct conf *conf;              /* borrowed from snap: the current config */
+    struct snap *snap;              /* one reference: the current snapshot */
+    struct snap *dead;              /* owned list: snapshots to free at the next turn */
+    struct event *reap;             /* owned: frees app->dead */
     struct event_base *base;        /* owned */
     struct conn_server *server;     /* owned */
     struct upstream *up;            /* owned */
     struct tokenwire *tokens;       /* owned */
+    struct budget *budget;          /* owned: D365 budget and 429 gates */
     struct upcall_ctx *uc;          /* owned */
     struct simple *simple;          /* owned: the /v1 API */
     struct package *package;        /* owned: the package API */
@@ -62,15 +68,63 @@ void app_conn_options(const struct conf *conf, unsigned workers, struct conn_opt
     if (workers < 1)
         workers = 1;
     out->max_connections = (conf->limits.max_connections + workers - 1) / workers;
+    out->max_per_ip = (conf->limits.max_connections_per_ip + workers - 1) / workers;
     out->reuseport = workers > 1;
     out->head_timeout_ms = conf->timeouts.request_head_ms;
     out->idle_timeout_ms = conf->timeouts.idle_ms;
 }
 
+static struct snap *snap_new(struct conf *conf)
+{
+    struct snap *s = calloc(1, sizeof *s);
+
+    if (s) {
+        s->conf = conf;
+        s->refs = 1;
+    }
+    return s;
+}
+
+static void snap_free_all(struct snap *s)
+{
+    while (s) {
+        struct snap *next = s->next;
+        conf_free(s->conf);
+        free(s);
+        s = next;
+    }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct app *app = arg;
+    struct snap *dead = app->dead;
+
+    app->dead = NULL;
+    snap_free_all(dead);
+}
+
+static void snap_put(struct app *app, struct snap *s)
+{
+    if (--s->refs > 0)
+        return;
+    s->next = app->dead;
+    app->dead = s;
+    event_active(app->reap, EV_TIMEOUT, 0);
+}
+
+static void on_release(void *hold, void *arg)
+{
+    snap_put(arg, hold);
+}
+
 static void on_request(struct conn_req *req, void *arg)
 {
     struct app *app = arg;
-    struct routes_deps d = { .conf = app->conf, .uc = app->uc,
+
+    app->snap->refs++;
+    conn_req_hold(req, app->snap); /* the routes below may point into it until the end */
+    struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .token_shared = tokenwire_shared(app->tokens),
                              .simple = app->simple, .package = app->package,
@@ -104,42 +158,43 @@ static void on_stop(struct app *app, int sig)
 
 /* SIGHUP: a new snapshot replaces the old one; listener, limits, workers and Redis
  * settings stay as they were at start. A config that does not load is logged and ignored. */
-static void on_reload(struct app *app)
+static int on_reload(struct app *app)
 {
     struct conf_error err = { 0 };
     struct conf *n = conf_load(app->conf->path, &err);
-    struct retired *r = calloc(1, sizeof *r);
+    struct snap *r = n ? snap_new(n) : NULL;
 
     if (n && confcheck_workers(n, app->workers, &err) < 0) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s: %s", err.path,
                 err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (!n || !r) {
         log_msg(LOG_LVL_ERROR, "reload ignored, the running config stays: %s",
                 n ? "out of memory" : err.message);
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
     if (token_mgr_reload(tokenwire_mgr(app->tokens), n) < 0) {
         log_msg(LOG_LVL_ERROR, "reload ignored: out of memory");
         conf_free(n);
         free(r);
-        return;
+        return -1;
     }
-    r->conf = app->conf;
-    r->next = app->retired;
-    app->retired = r;
+    snap_put(app, app->snap); /* freed now unless requests in flight hold it */
+    app->snap = r;
     app->conf = n;
     upcall_ctx_set_conf(app->uc, n);
+    budget_set_conf(app->budget, n);
     simple_set_conf(app->simple, n);
     package_set_conf(app->package, n);
     history_set_conf(app->history, n);
     log_set_level(n->log_level);
     log_msg(LOG_LVL_INFO, "config reloaded from %s", n->path);
+    return 0;
 }
 
 static struct upstream *make_upstream(struct event_base *base, const struct conf *conf)
@@ -155,12 +210,26 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     return upstream_new(base, &o);
 }
 
-void app_signal(struct app *app, int sig)
+int app_signal(struct app *app, int sig)
 {
     if (sig == SIGHUP)
-        on_reload(app);
-    else
-        on_stop(app, sig);
+        return on_reload(app);
+    on_stop(app, sig);
+    return 0;
+}
+
+void app_health(const struct app *app, struct app_health *out)
+{
+    char why[8];
+
+    memset(out, 0, sizeof *out);
+    out->connections = conn_server_count(app->server);
+    out->envs = (unsigned)app->conf->n_envs;
+    for (size_t i = 0; i < app->conf->n_envs; i++) {
+        const char *r = token_reason(tokenwire_mgr(app->tokens), app->conf->envs[i].name);
+        out->envs_ready += r && strcmp(r, "ok") == 0;
+    }
+    out->ledger = app->ledger ? ledgerflow_ready(app->ledger, why, sizeof why) : -1;
 }
 
 struct event_base *app_base(const struct app *app)
@@ -178,6 +247,10 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
     struct app *app = calloc(1, sizeof *app);
     struct conn_options opt;
 
+    if (app && !(app->snap = snap_new(conf))) {
+        free(app);
+        app = NULL;
+    }
     if (!app) {
         conf_free(conf);
         return NULL;
@@ -187,14 +260,19 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
     app->workers = workers;
     app_conn_options(conf, workers, &opt);
     app->base = event_base_new();
-    if (app->base) {
+    if (app->base && (app->reap = event_new(app->base, -1, 0, on_reap, app))) {
         app->server = conn_server_new(app->base, &opt, on_request, app);
+        if (app->server)
+            conn_server_on_release(app->server, on_release);
         app->up = make_upstream(app->base, conf);
     }
     if (app->up)
         app->tokens = tokenwire_new(app->base, app->up, conf);
     if (app->tokens)
-        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), conf);
+        app->budget = budget_new(app->base, conf, workers);
+    if (app->budget)
+        app->uc = upcall_ctx_new(app->base, app->up, tokenwire_mgr(app->tokens), app->budget,
+                                 conf);
     if (app->uc)
         app->simple = simple_new(app->base, app->uc, conf);
     if (app->simple)
@@ -264,16 +342,14 @@ void app_free(struct app *app)
     ledgerflow_free(app->ledger); /* after the requests that use it, before upcalls */
     history_free(app->history);   /* the same: its follow-up calls D365 through upcalls */
     upcall_ctx_free(app->uc);
+    budget_free(app->budget); /* after the calls that hold its slots */
     tokenwire_free(app->tokens);
     upstream_free(app->up);
+    if (app->reap)
+        event_free(app->reap);
     if (app->base)
         event_base_free(app->base);
-    conf_free(app->conf);
-    while (app->retired) {
-        struct retired *r = app->retired;
-        app->retired = r->next;
-        conf_free(r->conf);
-        free(r);
-    }
+    snap_free_all(app->dead); /* the requests released theirs in conn_server_free */
+    snap_free_all(app->snap); /* holders are gone: the current one is the last */
     free(app);
 }

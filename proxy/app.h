@@ -26,8 +26,20 @@ int app_serve(struct app *app);
 /* Handles `sig` on the app's loop thread: SIGTERM/SIGINT stop accepting, let requests in
  * flight finish for up to timeouts.shutdown_grace_ms, then end app_serve; a second one
  * ends at once. SIGHUP reloads the config file (listener, limits, workers and Redis
- * settings stay as they were at start). */
-void app_signal(struct app *app, int sig);
+ * settings stay as they were at start). Returns 0, or -1 when a reload was refused (the
+ * running config stays; logged). */
+int app_signal(struct app *app, int sig);
+
+/* How the app is doing, for the service manager's status line (sdnotify). */
+struct app_health {
+    size_t connections;     /* client connections open */
+    unsigned envs;          /* environments in the running config */
+    unsigned envs_ready;    /* of which this app holds a usable token */
+    int ledger;             /* -1 ledger off, 0 its Redis is down, 1 up */
+};
+
+/* Fills `out`; call on the app's loop thread. */
+void app_health(const struct app *app, struct app_health *out);
 
 /* The app's event loop (owned by the app). */
 struct event_base *app_base(const struct app *app);

@@ -9,8 +9,11 @@
 #include "upstream.h"
 #include "workers.h"
 
-#ifndef FOGATE_VERSION
+#ifndef FOGATE_VERSION /* the package version and commit, from CMake (deploy/debian/version.cmake) */
 #define FOGATE_VERSION "unknown"
+#endif
+#ifndef FOGATE_COMMIT
+#define FOGATE_COMMIT "unknown"
 #endif
 
 static void usage(FILE *out)
@@ -78,7 +81,7 @@ int main(int argc, char **argv)
         switch (o) {
         case 'c': config = optarg; break;
         case 'k': check = optarg; break;
-        case 'V': printf("fogate %s\n", FOGATE_VERSION); return 0;
+        case 'V': printf("fogate %s (commit %s)\n", FOGATE_VERSION, FOGATE_COMMIT); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

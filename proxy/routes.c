@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "budget.h"
 #include "clientauth.h"
 #include "conf.h"
 #include "history.h"
@@ -61,6 +62,20 @@ static json_t *history_json(const struct history *h)
                      (json_int_t)st.receipts_given_up);
 }
 
+/* {env: what to do} for the environments of `why` that have a hint. */
+static json_t *readyz_hints(const struct token_mgr *tm, json_t *why)
+{
+    json_t *hints = json_object(), *v;
+    const char *env;
+
+    json_object_foreach(why, env, v) {
+        const char *h = token_hint(tm, env);
+        if (h)
+            json_object_set_new(hints, env, json_string(h));
+    }
+    return hints;
+}
+
 static void route_readyz(const struct routes_deps *d, struct conn_req *req)
 {
     json_t *why = NULL;
@@ -75,6 +90,8 @@ static void route_readyz(const struct routes_deps *d, struct conn_req *req)
     if (o && d->ledger)
         json_object_set_new(o, "ledger", json_pack("{s:b, s:s}", "ready", lwhy[0] == '\0',
                                                    "reason", lwhy));
+    if (o && !ready)
+        json_object_set_new(o, "hints", readyz_hints(d->tm, json_object_get(o, "environments")));
     reply_json_t(req, ready && lready ? 200 : 503, o);
 }
 
@@ -93,8 +110,9 @@ static void route_admin(const struct routes_deps *d, struct conn_req *req)
         json_object_set_new(gates, d->conf->envs[i].name,
                             json_integer(upcall_gate_remaining(d->uc, d->conf->envs[i].name)));
     reply_json_t(req, 200,
-                 json_pack("{s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
-                           token_mgr_status(d->tm), "throttled_for_s", gates, "tokens_shared",
+                 json_pack("{s:o, s:o, s:o, s:b, s:o, s:I, s:I, s:o}", "environments",
+                           token_mgr_status(d->tm), "throttled_for_s", gates, "d365_budget",
+                           budget_status(d->budget), "tokens_shared",
                            d->token_shared, "ledger",
                            d->ledger ? ledgerflow_status(d->ledger) : json_null(), "worker",
                            (json_int_t)d->worker, "workers", (json_int_t)d->workers,
@@ -236,13 +254,48 @@ static enum upcall_retry data_retry(const struct http1_head *h)
                : UPCALL_RETRY_NONE;
 }
 
+/* The methods D365 defines for a /data path (docs/api-methods.md): the service document
+ * and $metadata are read-only, $batch and actions (Microsoft.Dynamics.DataEntities.X) are
+ * POST, entity sets and keys take OData's CRUD. */
+const char *routes_data_allow(const char *path, size_t len)
+{
+    static const char ns[] = "Microsoft.Dynamics.DataEntities.";
+    static const char batch[] = "/data/$batch";
+    static const char meta[] = "/data/$metadata";
+
+    if (len <= 6 || (len >= sizeof meta - 1 && strncasecmp(path, meta, sizeof meta - 1) == 0))
+        return "GET, HEAD";
+    if (len == sizeof batch - 1 && strncasecmp(path, batch, len) == 0)
+        return "POST";
+    for (size_t i = 0; i + sizeof ns - 1 <= len; i++) /* any case: never less strict */
+        if (strncasecmp(path + i, ns, sizeof ns - 1) == 0)
+            return "POST";
+    return "GET, HEAD, POST, PATCH, PUT, DELETE";
+}
+
+/* True when `allow` ("GET, HEAD") lists the method name exactly. */
+static bool allow_has(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static void route_data(const struct routes_deps *d, struct conn_req *req,
                        const struct http1_head *h)
 {
     const struct conf_client *client;
     const struct conf_env *env;
     struct passthru_route rt;
+    const char *allow = routes_data_allow(h->target, h->path_len);
 
+    if (!allow_has(allow, h->method_name)) { /* locally, before authentication */
+        reply_method_not_allowed(req, allow);
+        return;
+    }
     if (!authenticate(d, req, h, &client))
         return;
     int rc = clientauth_data_env(d->conf, client, h, &env);

@@ -18,9 +18,12 @@ struct token_mgr;
 struct upcall_ctx;
 
 /* What the handlers need (all borrowed from the app for the duration of the call). */
+struct budget;
+
 struct routes_deps {
     const struct conf *conf;
     struct upcall_ctx *uc;
+    struct budget *budget;         /* the D365 budget and 429 gates */
     struct token_mgr *tm;
     bool token_shared;             /* tokens shared through Redis */
     struct simple *simple;         /* the simple API (/v1/...) */
@@ -39,6 +42,11 @@ enum routes_op { ROUTES_ENQUEUE, ROUTES_DEQUEUE, ROUTES_ACK, ROUTES_JOBSTATUS, R
  * "/api/connector/<op>/<activityId>". Returns 0 with *op and the id slice, or -1. Pure. */
 int routes_parse_connector(const char *path, size_t len, enum routes_op *op, const char **id,
                            size_t *id_len);
+
+/* The methods a /data path (`path`, `len` bytes, no query) allows, as an Allow value
+ * (static string): "GET, HEAD" for /data and $metadata, "POST" for $batch and actions,
+ * "GET, HEAD, POST, PATCH, PUT, DELETE" for entity paths. Pure. */
+const char *routes_data_allow(const char *path, size_t len);
 
 /* True for a peer address string ("ip:port") on the loopback interface. Pure. */
 bool routes_loopback(const char *client);

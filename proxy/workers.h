@@ -17,7 +17,13 @@ unsigned workers_cpus(void);
  * ("auto") `cpus`, at least 1. Pure. */
 unsigned workers_resolve(unsigned configured, unsigned cpus);
 
-/* Runs fogate with `conf` (taken: freed here). Builds one app per worker (worker 0 gets
+/* The open-file limit fogate wants for `max_connections` clients over `workers` workers:
+ * one descriptor per client connection, up to one per upstream connection, and 64 per worker
+ * for listeners, pipes, Redis and the event loop. Pure. */
+unsigned long long workers_nofile_need(unsigned max_connections, unsigned workers);
+
+/* Runs fogate with `conf` (taken: freed here). Warns when RLIMIT_NOFILE is below
+ * workers_nofile_need (the unit's LimitNOFILE=). Builds one app per worker (worker 0 gets
  * `conf`, the others a fresh load of conf->path), binds the listeners (the others on the
  * port worker 0 bound, so port 0 works), starts one thread per worker and passes signals
  * on until every worker has stopped: SIGTERM/SIGINT drain each worker as one instance

@@ -34,6 +34,9 @@ IMPORT_JOB = "6d31e09f-0249-459f-94f0-aad9c2c47b64"
 EXPORT_JOB = "b0b5401e-56ca-4dc8-b566-84389a001236"
 
 DEADLINE = 20.0
+# For a helper process to come up: a deadline against a hang, not an expectation (a
+# sanitizer build of fosim makes its signing key at start, slowly on a loaded machine).
+START_DEADLINE = 60.0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -77,6 +80,23 @@ def require_bin(env, default=None):
 def src_root():
     """The repository root: $FOGATE_SRC, or the parent of this file's folder."""
     return os.environ.get("FOGATE_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_secret_file(directory, name, value):
+    """Writes value (and a newline) to directory/name, created with mode 0600; returns the
+    path. Hand secrets to started processes this way (or by environment), never on their
+    command line, which every local user can read (ps, /proc/PID/cmdline)."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return path
+
+
+def cmdline(pid):
+    """The command line of process pid as one string (arguments joined by spaces)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
 
 
 def spawn_logged(cmd, log_path, cwd=None):
@@ -286,11 +306,12 @@ class Fosim:
         argv = [require_bin("FOSIM_BIN"), "--config", self.config_path, "--listen",
                 "127.0.0.1:0", "--data-dir", data_dir, *extra_args]
         self.proc = Proc("fosim", argv, workdir, stdout_pipe=True)
-        line = json.loads(self.proc.read_line())
+        line = json.loads(self.proc.read_line(timeout=START_DEADLINE))
         self.base_url = line["base_url"]
         self.hostport = line["listening"]
         self.port = int(self.hostport.rsplit(":", 1)[1])
-        wait_until(lambda: self.get("/_sim/healthz").status == 200, what="fosim healthz")
+        wait_until(lambda: self.get("/_sim/healthz").status == 200, START_DEADLINE,
+                   what="fosim healthz")
 
     # -- HTTP --
     def request(self, method, path, body=None, headers=None, token=None, timeout=30.0):
@@ -371,7 +392,7 @@ def start_redis(workdir, extra_conf=""):
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     p = Proc(f"redis-{port}", [require_bin("REDIS_SERVER_BIN", exe), conf], workdir)
     p.port = port
-    wait_port(port)
+    wait_port(port, START_DEADLINE)
     return p
 
 

@@ -6,6 +6,7 @@ tests/oauth3p/server.js) for token tests that must not depend on the D365 simula
     o.token_url -> "http://127.0.0.1:<port>/token"
     o.stats()   -> {"token_requests": {grant: n}, "refused": n, "issued": [...], ...}
     o.issued_tokens(), o.jwks(), o.pid, o.port
+    o.assertion(subject), o.federation(subject)   # workload identity federation issuer
     o.stop()
 
 It listens on 127.0.0.1 only: on a port the kernel picks (port=0, read back from its first
@@ -18,9 +19,11 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 
-from harness import file_tail, spawn_logged, src_root, stop_popen, wait_listening
+from harness import (file_tail, spawn_logged, src_root, stop_popen, wait_listening,
+                     write_secret_file)
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -85,6 +88,23 @@ class OAuth3p:
     def jwks(self):
         return self._get_json("/jwks")
 
+    def assertion(self, subject, audience="api://AzureADTokenExchange"):
+        """A JWT this server issues for `subject` with `audience`, as a Kubernetes service
+        account token projected for workload identity federation (exp = now + lifetime)."""
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": audience,
+                                       "subject": subject}).encode()
+        with urllib.request.urlopen(self.token_url, form, timeout=10) as r:
+            return json.loads(r.read(1 << 20))["access_token"]
+
+    def federation(self, subject, audience="api://AzureADTokenExchange"):
+        """A fosim federated identity credential trusting this server for `subject`."""
+        return {"issuer": self.issuer(), "subject": subject, "audience": audience,
+                "jwks": self.jwks()}
+
+    def issuer(self):
+        """The iss claim of the tokens this server issues."""
+        return self._get_json("/.well-known/openid-configuration")["issuer"]
+
     def log(self):
         return file_tail(self.log_path)
 
@@ -126,9 +146,10 @@ def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_
     """
     cmd = [node_bin(), server_script(), "--port", str(port), "--lifetime", str(lifetime),
            "--shape", shape]
-    if secret is not None:
-        cmd += ["--secret", secret]
     logdir = tempfile.mkdtemp(prefix="fogate-oauth3p-")
+    if secret is not None:
+        # In a file (0600, in a 0700 directory), never on the command line (ps shows it).
+        cmd += ["--secret-file", write_secret_file(logdir, "secret", secret)]
     proc = spawn_logged(cmd, os.path.join(logdir, "oauth3p.out"),
                         cwd=os.path.join(src_root(), "tests"))
     srv = OAuth3p(proc, logdir)
@@ -137,6 +158,6 @@ def start_oauth3p(port=0, lifetime=3600, secret=None, shape="v2", timeout=START_
         output = srv.log()
         srv.stop()
         raise RuntimeError(f"oauth3p did not start within {timeout:.0f}s: "
-                           f"{' '.join(c if c != secret else '<secret>' for c in cmd)}\n{output}")
+                           f"{' '.join(cmd)}\n{output}")
     srv.port = got
     return srv

@@ -374,6 +374,22 @@ static int forward_headers(struct pt *p, const struct http1_head *h)
     return 0;
 }
 
+/* The fair-queue job of a connector path: its activity id segment
+ * ("/[en/]api/connector/<op>/<id>[/?...]"), or "" for other paths. */
+static void job_of(const char *target, char *out, size_t cap)
+{
+    const char *at = target ? strstr(target, "/api/connector/") : NULL;
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (!at || !(at = strchr(at + 15, '/')))
+        return;
+    at++;
+    while (at[n] && at[n] != '/' && at[n] != '?' && n + 1 < cap)
+        n++;
+    snprintf(out, cap, "%.*s", (int)n, at);
+}
+
 /* Returns 0, or -1 after answering and freeing p. */
 static int start_upcall(struct pt *p)
 {
@@ -381,7 +397,9 @@ static int start_upcall(struct pt *p)
     char *target = strndup(h->target, h->target_len), *body = NULL;
     size_t blen = evbuffer_get_length(p->body);
     bool stream = p->rt.body == PASSTHRU_BODY_STREAM && h->framing != HTTP1_BODY_NONE;
+    char job[80];
 
+    job_of(target, job, sizeof job);
     if (!stream && h->framing != HTTP1_BODY_NONE)
         body = (char *)evbuffer_pullup(p->body, -1);
     struct upcall_req r = {
@@ -393,7 +411,7 @@ static int start_upcall(struct pt *p)
         .stream_len = h->framing == HTTP1_BODY_LENGTH ? (int64_t)h->content_length
                                                       : UPSTREAM_BODY_CHUNKED,
         .max_response_bytes = p->rt.dequeue ? DEQUEUE_MAX : 0,
-        .timeouts = p->rt.timeouts,
+        .timeouts = p->rt.timeouts, .job = job,
     };
     struct upcall_cbs cbs = {
         .on_head = on_up_head, .on_body = on_up_body, .on_send_space = on_send_space,

@@ -93,6 +93,13 @@ void d365_error_from(const struct upcall_done *d, const char *what, struct d365_
                  "D365 is throttling this environment; %s not sent, retry after %u s", what,
                  out->retry_after_s);
         return;
+    case UPCALL_BUDGET:
+        set_err(out, 503, "d365_budget_exhausted");
+        out->retry_after_s = d->retry_after_s ? d->retry_after_s : 1;
+        snprintf(out->message, sizeof out->message,
+                 "the environment's D365 budget (d365_budget) had no free slot in time; %s "
+                 "not sent, retry after %u s", what, out->retry_after_s);
+        return;
     case UPCALL_NO_TOKEN:
         set_err(out, 503, "d365_no_token");
         snprintf(out->message, sizeof out->message, "no D365 token for %s: %s", what,
@@ -349,7 +356,7 @@ struct d365_call *d365_enqueue(struct upcall_ctx *ctx, const char *env, const ch
     struct upcall_req req = {
         .env = env, .method = "POST", .path_query = path, .headers = headers,
         .n_headers = file_name ? 1 : 0, .retry = UPCALL_RETRY_NONE, .stream = true,
-        .stream_len = len, .max_response_bytes = SMALL_ANSWER_MAX,
+        .stream_len = len, .max_response_bytes = SMALL_ANSWER_MAX, .job = activity,
     };
     struct d365_call *c = NULL;
 
@@ -384,6 +391,7 @@ struct d365_call *d365_dequeue(struct upcall_ctx *ctx, const char *env, const ch
     struct upcall_req req = {
         .env = env, .method = "GET", .path_query = path, .headers = json_headers,
         .n_headers = 1, .retry = UPCALL_RETRY_SAFE, .max_response_bytes = SMALL_ANSWER_MAX,
+        .job = activity,
     };
 
     snprintf(path, sizeof path, "/api/connector/dequeue/%s", activity);
@@ -413,7 +421,7 @@ struct d365_call *d365_ack(struct upcall_ctx *ctx, const char *env, const char *
     struct upcall_req req = {
         .env = env, .method = "POST", .path_query = path, .headers = json_headers + 1,
         .n_headers = 1, .retry = UPCALL_RETRY_SAFE, .body = body, .body_len = len,
-        .max_response_bytes = SMALL_ANSWER_MAX,
+        .max_response_bytes = SMALL_ANSWER_MAX, .job = activity,
     };
 
     snprintf(path, sizeof path, "/api/connector/ack/%s", activity);

@@ -1,4 +1,5 @@
-/* tokenwire: the token manager's I/O: form posts on upstream_fetch and the Redis share. */
+/* tokenwire: the token manager's I/O: form posts and managed identity GETs on
+ * upstream_fetch, and the Redis share. */
 #include "tokenwire.h"
 
 #include <stdbool.h>
@@ -79,12 +80,11 @@ static void on_post_done(void *arg, const struct upstream_done *d)
     free(p);
 }
 
-static int post_form(void *ctx, const char *url, const char *body, size_t len,
-                     unsigned timeout_ms, token_http_done *done, void *arg)
+/* Starts one token request (a form POST to Entra or a managed identity GET). */
+static int start(struct tokenwire *tw, const char *method, const char *url,
+                 const char *const *hdrs, size_t n, const char *body, size_t len,
+                 unsigned timeout_ms, token_http_done *done, void *arg)
 {
-    static const char *const hdrs[] = { "Content-Type: application/x-www-form-urlencoded",
-                                        "Accept: application/json" };
-    struct tokenwire *tw = ctx;
     struct upstream_timeouts to = { .connect_ms = timeout_ms, .total_ms = timeout_ms };
     struct post *p = calloc(1, sizeof *p);
 
@@ -93,8 +93,8 @@ static int post_form(void *ctx, const char *url, const char *body, size_t len,
     p->tw = tw;
     p->done = done;
     p->arg = arg;
-    /* upstream_fetch copies the body into its own buffer, which it frees after sending */
-    p->x = upstream_fetch(tw->up, "POST", url, hdrs, 2, body, len, TOKEN_RESPONSE_MAX, to,
+    /* upstream_fetch copies the body and headers into its own buffers */
+    p->x = upstream_fetch(tw->up, method, url, hdrs, n, body, len, TOKEN_RESPONSE_MAX, to,
                           on_post_done, p);
     if (!p->x) {
         free(p);
@@ -105,6 +105,22 @@ static int post_form(void *ctx, const char *url, const char *body, size_t len,
         tw->posts->prev = p;
     tw->posts = p;
     return 0;
+}
+
+static int post_form(void *ctx, const char *url, const char *body, size_t len,
+                     unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    static const char *const hdrs[] = { "Content-Type: application/x-www-form-urlencoded",
+                                        "Accept: application/json" };
+
+    return start(ctx, "POST", url, hdrs, 2, body, len, timeout_ms, done, arg);
+}
+
+/* Managed identity: IMDS or IDENTITY_ENDPOINT (its header lines come from auth/). */
+static int get_token(void *ctx, const char *url, const char *const *hdrs, size_t n,
+                     unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    return start(ctx, "GET", url, hdrs, n, NULL, 0, timeout_ms, done, arg);
 }
 
 static void post_cancel(void *ctx, void *arg)
@@ -273,7 +289,7 @@ struct tokenwire *tokenwire_new(struct event_base *base, struct upstream *up,
     tw->up = up;
     token_options_from_conf(&o, &conf->tokens);
     o.transport = (struct token_transport){ .ctx = tw, .post_form = post_form,
-                                            .cancel = post_cancel };
+                                            .get = get_token, .cancel = post_cancel };
     if (conf->tokens.cache_key_file) {
         if (seal_key_load(conf->tokens.cache_key_file, key, err, sizeof err) < 0) {
             log_msg(LOG_LVL_ERROR, "tokens.cache_key_file: %s", err);

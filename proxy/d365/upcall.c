@@ -3,6 +3,8 @@
  *   start --timer--> attempt --gate closed, fits budget--> timer --> attempt
  *                      |  `--gate closed otherwise--> finish(THROTTLED)
  *                      v
+ *                   budget_acquire --pending--> on_slot --none in time--> finish(BUDGET)
+ *                      v granted (the slot is held until this attempt's answer ends)
  *                   token_get --pending--> on_token --no token--> finish(NO_TOKEN)
  *                      v ok
  *                    send --> upstream ... on_done --retry planned--> timer --> attempt
@@ -21,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "budget.h"
 #include "conf.h"
 #include "deadline.h"
 #include "log.h"
@@ -33,18 +36,12 @@
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
 
-struct gate {
-    char env[72];
-    int64_t until_us;            /* monotonic; closed while now < until_us */
-};
-
 struct upcall_ctx {
     struct event_base *base;     /* borrowed */
     struct upstream *up;         /* borrowed */
     struct token_mgr *tm;        /* borrowed */
     const struct conf *conf;     /* borrowed: the current snapshot */
-    struct gate *gates;          /* owned */
-    size_t n_gates;
+    struct budget *budget;       /* borrowed: D365 budget and 429 gates */
     uint64_t rng;
 };
 
@@ -73,6 +70,9 @@ struct upcall {
     struct upcall_cbs cbs;
     int64_t wait_until_us;
     int64_t retry_delay_us;      /* a swallowed answer's retry waits this long */
+    char *job;                   /* owned, or NULL */
+    struct budget_wait *bw;      /* pending budget wait, or NULL */
+    struct budget_lease *lease;  /* the slot this attempt holds, or NULL */
     struct token_wait *tw;       /* pending token wait, or NULL */
     struct upstream_xfer *x;     /* current transfer, or NULL */
     struct event *timer;         /* owned */
@@ -87,7 +87,8 @@ struct upcall {
 /* ---- context and gates --------------------------------------------------------------- */
 
 struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
-                                  struct token_mgr *tm, const struct conf *conf)
+                                  struct token_mgr *tm, struct budget *budget,
+                                  const struct conf *conf)
 {
     struct upcall_ctx *ctx = calloc(1, sizeof *ctx);
 
@@ -96,6 +97,7 @@ struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
     ctx->base = base;
     ctx->up = up;
     ctx->tm = tm;
+    ctx->budget = budget;
     ctx->conf = conf;
     ctx->rng = (uint64_t)deadline_now_us() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
     return ctx;
@@ -108,9 +110,6 @@ void upcall_ctx_set_conf(struct upcall_ctx *ctx, const struct conf *conf)
 
 void upcall_ctx_free(struct upcall_ctx *ctx)
 {
-    if (!ctx)
-        return;
-    free(ctx->gates);
     free(ctx);
 }
 
@@ -122,39 +121,14 @@ static unsigned jitter_ms(struct upcall_ctx *ctx, unsigned max)
     return max ? (unsigned)(ctx->rng % (max + 1)) : 0;
 }
 
-static struct gate *gate_find(const struct upcall_ctx *ctx, const char *env)
-{
-    for (size_t i = 0; i < ctx->n_gates; i++)
-        if (strcmp(ctx->gates[i].env, env) == 0)
-            return &ctx->gates[i];
-    return NULL;
-}
-
 static void gate_close(struct upcall_ctx *ctx, const char *env, unsigned secs)
 {
-    struct gate *g = gate_find(ctx, env);
-    int64_t until = deadline_now_us() + (int64_t)secs * 1000000;
-
-    if (!g) {
-        struct gate *n = realloc(ctx->gates, (ctx->n_gates + 1) * sizeof *n);
-        if (!n)
-            return; /* out of memory: the next call simply reaches D365 */
-        ctx->gates = n;
-        g = &n[ctx->n_gates++];
-        snprintf(g->env, sizeof g->env, "%s", env);
-        g->until_us = 0;
-    }
-    if (until > g->until_us)
-        g->until_us = until;
-    log_msg(LOG_LVL_WARN, "D365 environment %s throttled (429): gate closed for %u s", env, secs);
+    budget_gate_close(ctx->budget, env, secs);
 }
 
 static int64_t gate_left_us(const struct upcall_ctx *ctx, const char *env)
 {
-    const struct gate *g = gate_find(ctx, env);
-    int64_t left = g ? g->until_us - deadline_now_us() : 0;
-
-    return left > 0 ? left : 0;
+    return budget_gate_left_us(ctx->budget, env);
 }
 
 unsigned upcall_gate_remaining(const struct upcall_ctx *ctx, const char *env)
@@ -166,8 +140,16 @@ unsigned upcall_gate_remaining(const struct upcall_ctx *ctx, const char *env)
 
 /* ---- finishing ------------------------------------------------------------------------ */
 
+static void release_slot(struct upcall *c)
+{
+    budget_release(c->lease);
+    c->lease = NULL;
+}
+
 static void call_free(struct upcall *c)
 {
+    budget_cancel(c->bw);
+    release_slot(c);
     if (c->tw)
         token_cancel(c->tw);
     if (c->x)
@@ -182,6 +164,7 @@ static void call_free(struct upcall *c)
         free(c->auth);
     }
     free(c->body);
+    free(c->job);
     if (c->replay)
         evbuffer_free(c->replay);
     free(c->env);
@@ -328,6 +311,7 @@ static void on_fetch_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    release_slot(c);
     if (ud->result == UPSTREAM_OK && plan_retry(c, ud->status, ud->head, &delay)) {
         schedule(c, ACT_ATTEMPT, delay);
         return;
@@ -405,6 +389,7 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     int64_t delay;
 
     c->x = NULL;
+    release_slot(c);
     if (c->swallow) {
         c->swallow = false;
         schedule(c, ACT_ATTEMPT, c->retry_delay_us);
@@ -491,23 +476,32 @@ static void on_token(void *arg, enum token_status st, const struct token_view *v
         finish_simple(c, st == TOKEN_NO_ENV ? UPCALL_NO_ENV : UPCALL_NO_TOKEN, 0);
 }
 
-static void attempt(struct upcall *c)
+/* The environment's gate is closed for `left_us`: wait and try again when the call may
+ * and the wait fits, else end THROTTLED with the seconds left. */
+static void wait_gate(struct upcall *c, int64_t left_us)
 {
     struct upcall_ctx *ctx = c->ctx;
-    int64_t left = gate_left_us(ctx, c->env), now = deadline_now_us();
+    int64_t delay = left_us + (int64_t)jitter_ms(ctx, JITTER_MS) * 1000;
+    unsigned left_s = upcall_gate_remaining(ctx, c->env);
+
+    if (c->retry == UPCALL_RETRY_SAFE && replayable(c) && fits_budget(c, delay))
+        schedule(c, ACT_ATTEMPT, delay);
+    else
+        finish_simple(c, UPCALL_THROTTLED, left_s ? left_s : (unsigned)((left_us + 999999) / 1000000));
+}
+
+static unsigned wait_left_ms(const struct upcall *c)
+{
+    int64_t wait = (c->wait_until_us - deadline_now_us()) / 1000;
+
+    return wait > 1 ? (unsigned)wait : 1;
+}
+
+static void get_token(struct upcall *c)
+{
     struct token_view view;
 
-    if (left > 0) {
-        int64_t delay = left + (int64_t)jitter_ms(ctx, JITTER_MS) * 1000;
-        if (c->retry == UPCALL_RETRY_SAFE && replayable(c) && fits_budget(c, delay))
-            schedule(c, ACT_ATTEMPT, delay);
-        else
-            finish_simple(c, UPCALL_THROTTLED, upcall_gate_remaining(ctx, c->env));
-        return;
-    }
-    int64_t wait = (c->wait_until_us - now) / 1000;
-    unsigned wait_ms = wait > 1 ? (unsigned)wait : 1;
-    switch (token_get(ctx->tm, c->env, wait_ms, on_token, c, &view, &c->tw)) {
+    switch (token_get(c->ctx->tm, c->env, wait_left_ms(c), on_token, c, &view, &c->tw)) {
     case TOKEN_OK:
         c->tw = NULL;
         send_attempt(c, &view);
@@ -523,6 +517,53 @@ static void attempt(struct upcall *c)
         finish_simple(c, UPCALL_NO_TOKEN, 0);
         break;
     }
+}
+
+static void on_slot(void *arg, enum budget_verdict v, struct budget_lease *lease,
+                    unsigned retry_after_s)
+{
+    struct upcall *c = arg;
+    int64_t left;
+
+    c->bw = NULL;
+    if (v == BUDGET_EXHAUSTED) {
+        finish_simple(c, UPCALL_BUDGET, retry_after_s);
+        return;
+    }
+    if (v == BUDGET_GATED) {
+        wait_gate(c, (int64_t)retry_after_s * 1000000);
+        return;
+    }
+    c->lease = lease;
+    if ((left = gate_left_us(c->ctx, c->env)) > 0) { /* a 429 came while it waited */
+        release_slot(c);
+        wait_gate(c, left);
+        return;
+    }
+    get_token(c);
+}
+
+static void attempt(struct upcall *c)
+{
+    struct upcall_ctx *ctx = c->ctx;
+    int64_t left = gate_left_us(ctx, c->env);
+    unsigned retry_after = 0;
+
+    if (left > 0) {
+        wait_gate(c, left);
+        return;
+    }
+    switch (budget_acquire(ctx->budget, c->env, c->job, wait_left_ms(c), on_slot, c, &c->bw,
+                           &retry_after)) {
+    case BUDGET_PENDING:
+        return;
+    case BUDGET_FULL:
+        finish_simple(c, UPCALL_BUDGET, retry_after);
+        return;
+    case BUDGET_FREE:
+        break;
+    }
+    get_token(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -556,10 +597,11 @@ static int copy_request(struct upcall *c, const struct upcall_req *req, const ch
     size_t ul = strlen(base_url) + strlen(req->path_query) + 1;
 
     c->env = strdup(req->env);
+    c->job = req->job ? strdup(req->job) : NULL;
     c->method = strdup(req->method);
     c->url = malloc(ul);
     c->headers = calloc(req->n_headers ? req->n_headers : 1, sizeof *c->headers);
-    if (!c->env || !c->method || !c->url || !c->headers)
+    if (!c->env || !c->method || !c->url || !c->headers || (req->job && !c->job))
         return -1;
     snprintf(c->url, ul, "%s%s", base_url, req->path_query);
     for (size_t i = 0; i < req->n_headers; i++) {

@@ -3,9 +3,12 @@
  * streamed), and applies fogate's retry rules:
  *   - 401 from D365: token_invalidate(generation) and ONE retry with the new token, when the
  *     request body is still available (none, or buffered by upcall); never a second one.
- *   - 429: the environment's gate closes until Retry-After has passed; calls meanwhile
- *     end with UPCALL_THROTTLED (the remaining seconds) without reaching D365. Calls of
- *     class UPCALL_RETRY_SAFE wait and retry when the wait fits in their retry budget.
+ *   - 429: the environment's gate closes until Retry-After has passed (on every instance
+ *     with d365_budget.shared); calls meanwhile end with UPCALL_THROTTLED (the remaining
+ *     seconds) without reaching D365. Calls of class UPCALL_RETRY_SAFE wait and retry when
+ *     the wait fits in their retry budget.
+ *   - every attempt holds a slot of the environment's D365 budget (budget.h) while it is
+ *     sent and answered; no slot within the wait ends the call with UPCALL_BUDGET.
  *   - 5xx and connection failures: retried with jittered backoff for UPCALL_RETRY_SAFE
  *     calls with no or a buffered body, never for UPCALL_RETRY_NONE.
  * Invariant: a response that will be retried is never shown to the caller (on_head is
@@ -20,16 +23,18 @@
 
 #include "upstream.h"
 
+struct budget;
 struct conf;
 struct token_mgr;
 struct upcall;
 struct upcall_ctx;
 
 /* Shared state of all calls of one app: the upstream client, the token manager and the
- * per-environment 429 gates. `up` and `tm` are borrowed and must outlive the context.
- * Returns NULL when out of memory. */
+ * D365 budget with the per-environment 429 gates. `up`, `tm` and `budget` are borrowed and
+ * must outlive the context. Returns NULL when out of memory. */
 struct upcall_ctx *upcall_ctx_new(struct event_base *base, struct upstream *up,
-                                  struct token_mgr *tm, const struct conf *conf);
+                                  struct token_mgr *tm, struct budget *budget,
+                                  const struct conf *conf);
 
 /* Points the context at a new config snapshot (borrowed; it must live as long as calls
  * started afterwards). Gates of environments that still exist are kept. */
@@ -69,7 +74,10 @@ struct upcall_req {
     /* Response: buffered whole (max_response_bytes > 0: on_done gets the body) or
      * streamed through on_head/on_body (max_response_bytes == 0). */
     size_t max_response_bytes;
-    unsigned wait_ms;             /* budget for waiting: token, 429 gate, backoff; 0 = 10 s */
+    unsigned wait_ms;             /* budget for waiting: token, 429 gate, backoff, a D365
+                                     budget slot; 0 = 10 s */
+    const char *job;              /* the client's job (activity id or name) for the fair
+                                     queue of the D365 budget; NULL = one shared queue */
     struct upstream_timeouts timeouts; /* per attempt; 0 = the upstream's defaults */
 };
 
@@ -79,6 +87,7 @@ enum upcall_status {
     UPCALL_NO_TOKEN,    /* no usable token within the wait: token_reason says why */
     UPCALL_FAILED,      /* no (complete) answer: transport says why */
     UPCALL_NO_ENV,      /* no such environment */
+    UPCALL_BUDGET,      /* no D365 budget slot within the wait: retry_after_s; not sent */
 };
 
 /* What on_done gets (all borrowed, valid during the call). */
@@ -91,7 +100,7 @@ struct upcall_done {
     size_t body_len;
     enum upstream_result transport; /* UPCALL_FAILED: why; also TRUNCATED mid-stream */
     const char *error;              /* "" or a short text without URL query or secrets */
-    unsigned retry_after_s;         /* UPCALL_THROTTLED: seconds to wait */
+    unsigned retry_after_s;         /* UPCALL_THROTTLED, UPCALL_BUDGET: seconds to wait */
     const char *token_reason;       /* UPCALL_NO_TOKEN: token_reason() of the env */
     unsigned attempts;              /* requests sent to D365 */
     bool head_delivered;            /* streamed mode: on_head was called */

@@ -34,6 +34,7 @@
 #include "reply.h"
 
 static void process_input(struct conn *c);
+static size_t output_len(const struct conn *c);
 /* ---- lifetime ---------------------------------------------------------------------- */
 
 void conn_enter(struct conn *c)
@@ -41,9 +42,20 @@ void conn_enter(struct conn *c)
     c->busy++;
 }
 
-static void log_request(struct conn *c)
+const char *conn_outcome_name(enum conn_outcome o)
+{
+    static const char *const names[] = { "ok", "client_timeout", "client_closed",
+                                         "upstream_error", "drain", "aborted" };
+
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "aborted";
+}
+
+/* The request's log line. What is still in the output buffer was not sent: bytes_out and
+ * body_sent leave it out, so a cut transfer shows how much of its body left. */
+static void log_request(struct conn *c, enum conn_outcome why)
 {
     struct conn_req *r = &c->req;
+    uint64_t unsent = output_len(c) + (r->held_head ? r->held_len : 0);
     struct conn_req_log l = {
         .id = r->id,
         .method = r->parsed ? r->head.method_name : NULL,
@@ -52,11 +64,15 @@ static void log_request(struct conn *c)
         .client = c->client,
         .status = r->status,
         .bytes_in = r->bytes_in,
-        .bytes_out = r->bytes_out,
+        .bytes_out = r->bytes_out - (unsent < r->bytes_out ? unsent : r->bytes_out),
+        .outcome = conn_outcome_name(why),
+        .body_expected = r->body_expected,
+        .body_sent = r->body_out - (unsent < r->body_out ? unsent : r->body_out),
         .duration_us = deadline_now_us() - r->start_us,
         .error_code = r->error_code,
         .error_message = r->error_code ? r->error_message : NULL,
     };
+    c->log_pending = false;
     reply_log(&l);
 }
 
@@ -81,8 +97,9 @@ static void destroy(struct conn *c)
     free(c->head_buf);
     free(c->headers);
     free(c->body_buf);
+    struct sockaddr_storage peer = c->peer;
     free(c);
-    conn_server_closed(srv);
+    conn_server_closed(srv, (struct sockaddr *)&peer);
 }
 
 void conn_leave(struct conn *c)
@@ -91,23 +108,45 @@ void conn_leave(struct conn *c)
         destroy(c);
 }
 
-/* Ends the connection now. A request in flight still gets its log line (status 0 when
- * it was never answered), and a body sink its on_end(false). */
+/* The request has ended: what it held goes back (once). */
+static void release_hold(struct conn_req *r)
+{
+    void *hold = r->hold;
+
+    r->hold = NULL;
+    if (hold)
+        conn_server_release(r->conn->srv, hold);
+}
+
+void conn_req_hold(struct conn_req *req, void *hold)
+{
+    req->hold = hold;
+}
+
 void conn_kill(struct conn *c)
+{
+    conn_kill_why(c, CONN_ABORTED);
+}
+
+/* Ends the connection now. A request in flight, or answered with its output still
+ * queued, gets its log line with outcome `why` (status 0 when it was never answered), and
+ * a body sink its on_end(false). */
+void conn_kill_why(struct conn *c, enum conn_outcome why)
 {
     struct conn_req *r = &c->req;
     bool in_flight = c->state == ST_HANDLING;
 
     if (c->state == ST_DEAD)
         return;
+    if (in_flight || c->log_pending)
+        log_request(c, why); /* before the held head is dropped: it was never sent */
+    conn_idle_leave(c);
     c->state = ST_DEAD; /* from here on, answers are ignored */
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     free(r->held_head); /* never sent: the body it waited for did not come */
     r->held_head = NULL;
     if (c->body_ev)
         event_del(c->body_ev);
-    if (in_flight)
-        log_request(c);
     if (in_flight && r->body_active) {
         r->body_active = false;
         if (r->sink.on_end)
@@ -118,6 +157,8 @@ void conn_kill(struct conn *c)
         r->ev.on_gone = NULL;
         gone(r->ev.arg);
     }
+    if (in_flight)
+        release_hold(r); /* after on_gone: the handler let go of the request */
     if (c->busy == 0)
         destroy(c);
 }
@@ -150,6 +191,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         connbody_failed(c, 408, "body_timeout", "the request body stopped arriving");
         break;
     case DL_IDLE:
+        conn_kill_why(c, CONN_CLIENT_TIMEOUT); /* stopped reading, or silent keep-alive */
+        break;
     case DL_LINGER:
         conn_kill(c);
         break;
@@ -332,10 +375,12 @@ void conn_req_respond(struct conn_req *req, int status, const char *extra_header
     bool with_body = !(req->parsed && req->head.method == HTTP_HEAD) && status != 204 &&
                      status != 304;
     struct iovec iov[2] = { { head, hl }, { (void *)body, with_body ? body_len : 0 } };
+    req->body_expected = (int64_t)iov[1].iov_len;
     conn_send_iov(c, iov, 2);
     if (head != small)
         free(head);
     req->bytes_out += hl + iov[1].iov_len;
+    req->body_out += iov[1].iov_len;
     if (!c->closing && conn_body_unread(req))
         conn_req_read_body(req, NULL); /* drop the body and keep the connection */
     else if (c->closing || !req->body_active)
@@ -390,6 +435,7 @@ static void linger_begin(struct conn *c)
 
 static void start_close(struct conn *c)
 {
+    conn_idle_leave(c);
     c->state = ST_CLOSING;
     if (output_len(c) == 0) {
         linger_begin(c);
@@ -403,7 +449,13 @@ void conn_request_done(struct conn *c)
 {
     if (c->state != ST_HANDLING)
         return;
-    log_request(c);
+    if (output_len(c) > 0)
+        c->log_pending = true; /* logged once sent, or with why the connection died */
+    else
+        log_request(c, CONN_OK);
+    release_hold(&c->req);
+    if (conn_server_draining(c->srv))
+        c->closing = true; /* a drain: no next request on this connection */
     c->head_started = false;
     c->scanned = 0;
     if (c->closing) {
@@ -412,6 +464,7 @@ void conn_request_done(struct conn *c)
     }
     c->state = ST_HEAD;
     deadline_set(&c->dl, DL_IDLE, c->opt->idle_timeout_ms);
+    conn_idle_enter(c);
     if (!c->in_process)
         process_input(c);
 }
@@ -453,6 +506,7 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
     req->streaming = true;
     req->status = status;
     req->stream_left = req->stream_nobody ? 0 : content_length;
+    req->body_expected = req->stream_nobody ? 0 : content_length;
     decide_close(c);
     if (content_length < 0 && !req->stream_nobody && !req->stream_chunked)
         c->closing = true; /* HTTP/1.0: the body ends with the connection */
@@ -507,6 +561,7 @@ int conn_req_write(struct conn_req *req, const char *data, size_t len)
         return -1;
     }
     req->bytes_out += (uint64_t)n + len + (req->stream_chunked ? 2 : 0);
+    req->body_out += len;
     if (req->stream_left >= 0)
         req->stream_left -= (int64_t)len;
     if (output_len(c) <= STREAM_HIGH)
@@ -557,7 +612,7 @@ void conn_req_abort(struct conn_req *req)
     req->body_active = false;
     req->sink = (struct conn_body_sink){ 0 };
     conn_enter(c);
-    conn_kill(c);
+    conn_kill_why(c, CONN_UPSTREAM_ERROR);
     conn_leave(c);
 }
 
@@ -567,6 +622,9 @@ static void begin_request(struct conn *c)
 {
     struct conn_req *r = &c->req;
 
+    if (c->log_pending) /* a pipelined request starts while the last output drains */
+        log_request(c, CONN_OK);
+    conn_idle_leave(c);
     memset(r, 0, sizeof *r);
     r->conn = c;
     r->start_us = deadline_now_us();
@@ -687,8 +745,8 @@ static void process_input(struct conn *c)
     while (c->state == ST_HEAD && output_len(c) <= OUT_HIGH && read_head(c) > 0)
         ;
     c->in_process = false;
-    if (c->state == ST_HEAD && !c->head_started)
-        release_head_bufs(c);
+    if (c->state == ST_HEAD && !c->head_started && !c->log_pending)
+        release_head_bufs(c); /* a pending log line still reads the path in head_buf */
     if (c->state != ST_HEAD || !c->peer_eof)
         return;
     if (c->head_started)
@@ -716,6 +774,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 /* The output buffer has drained (written by the bufferevent or by a flush). */
 static void output_drained(struct conn *c)
 {
+    if (c->log_pending)
+        log_request(c, CONN_OK);
     if (c->state == ST_HANDLING && c->req.stream_wait) {
         c->req.stream_wait = false;
         deadline_clear(&c->dl);
@@ -723,8 +783,13 @@ static void output_drained(struct conn *c)
             c->req.ev.on_drained(c->req.ev.arg);
     } else if (c->state == ST_CLOSING)
         linger_begin(c);
-    else if (c->state == ST_HEAD)
+    else if (c->state == ST_HEAD && conn_server_draining(c->srv) && !c->head_started)
+        start_close(c); /* drained after a drain began: nothing more to answer */
+    else if (c->state == ST_HEAD) {
         process_input(c); /* pipelined requests waited for the output to drain */
+        if (c->state == ST_HEAD)
+            conn_idle_enter(c);
+    }
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -759,7 +824,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING))
         on_peer_eof(c);
     else
-        conn_kill(c); /* a socket error: nothing more can be sent */
+        conn_kill_why(c, CONN_CLIENT_CLOSED); /* a socket error: nothing more can be sent */
     conn_leave(c);
 }
 
@@ -785,6 +850,10 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     c->fd = fd;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     listener_format_addr(peer, c->client, sizeof c->client);
+    if (peer->sa_family == AF_INET6)
+        memcpy(&c->peer, peer, sizeof(struct sockaddr_in6));
+    else if (peer->sa_family == AF_INET)
+        memcpy(&c->peer, peer, sizeof(struct sockaddr_in));
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
     bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */
@@ -797,14 +866,15 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     list->first = c;
     list->count++;
     deadline_set(&c->dl, DL_HEAD, c->opt->head_timeout_ms);
+    conn_idle_enter(c);
     return c;
 }
 
-void conn_list_close(struct conn_list *list, bool idle_only)
+void conn_list_close(struct conn_list *list, bool idle_only, enum conn_outcome why)
 {
     for (struct conn *c = list->first, *next; c; c = next) {
         next = c->next;
         if (!idle_only || (c->state == ST_HEAD && !c->head_started && output_len(c) == 0))
-            conn_kill(c);
+            conn_kill_why(c, why);
     }
 }

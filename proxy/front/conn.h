@@ -19,10 +19,14 @@
 
 struct conn;
 
-/* The open connections of a server (embedded in it; links live in struct conn). */
+/* The open connections of a server (embedded in it; links live in struct conn), and
+ * among them the idle ones (waiting for a next request with nothing received and nothing
+ * left to send), oldest first: the ones shed at the connection cap. */
 struct conn_list {
     struct conn *first;
     size_t count;
+    struct conn *idle_first, *idle_last;
+    size_t idle_count;
 };
 
 /* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
@@ -31,9 +35,26 @@ struct conn_list {
 struct conn *conn_new(struct conn_server *srv, struct event_base *base,
                       struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer);
 
+/* Closes the connection that has been idle longest. Returns true if there was one. */
+bool conn_list_shed_idle(struct conn_list *list);
+
+/* How a request's response ended, as its log line says ("outcome"). */
+enum conn_outcome {
+    CONN_OK,                   /* the whole response was handed to the socket */
+    CONN_CLIENT_TIMEOUT,       /* the client stopped reading (or sending) for idle_ms */
+    CONN_CLIENT_CLOSED,        /* the client closed or reset the connection */
+    CONN_UPSTREAM_ERROR,       /* the handler aborted a streamed response (upstream failed) */
+    CONN_DRAIN,                /* shutdown: the grace ended with the request in flight */
+    CONN_ABORTED,              /* fogate itself could not go on (out of memory, a bug) */
+};
+
+/* The outcome's log name ("ok", "client_timeout", ...; static). */
+const char *conn_outcome_name(enum conn_outcome o);
+
 /* Closes the connections on `list`: all of them, or with idle_only only those waiting
- * for a next request with nothing received and nothing left to send. */
-void conn_list_close(struct conn_list *list, bool idle_only);
+ * for a next request with nothing received and nothing left to send. A request in flight
+ * is logged with outcome `why`. */
+void conn_list_close(struct conn_list *list, bool idle_only, enum conn_outcome why);
 
 /* The parsed head (borrowed, valid until the response is sent); NULL while a refused head
  * is being answered. */
@@ -87,6 +108,11 @@ struct conn_req_events {
  * on_gone, so that it hears of a client that went away. */
 void conn_req_set_events(struct conn_req *req, const struct conn_req_events *ev);
 
+/* Gives the request `hold` (borrowed; e.g. a reference to the config snapshot it was
+ * routed with), handed to the server's release callback (conn_server_on_release) once,
+ * when the request ends: answered and its body read, or its connection gone. */
+void conn_req_hold(struct conn_req *req, void *hold);
+
 /* The client's address, "ip:port" or "[ip6]:port" (borrowed, valid as long as req). */
 const char *conn_req_client(const struct conn_req *req);
 
@@ -139,6 +165,9 @@ struct conn_req_log {
     int status;                /* 0 when the client left before a response */
     uint64_t bytes_in;         /* head and body bytes read */
     uint64_t bytes_out;        /* response bytes queued */
+    const char *outcome;       /* conn_outcome_name */
+    int64_t body_expected;     /* response body length announced; -1 unknown (chunked) */
+    uint64_t body_sent;        /* response body bytes handed to the socket */
     int64_t duration_us;       /* from the first byte of the head to the end */
     const char *error_code;    /* NULL unless reply_error answered */
     const char *error_message;

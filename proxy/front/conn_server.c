@@ -6,22 +6,35 @@
 #include "conn_server.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "ipcount.h"
 #include "listener.h"
 #include "log.h"
+
+#define SHED_PER_TURN 32 /* idle connections closed per loop turn at most */
 
 struct conn_server {
     struct event_base *base;    /* borrowed */
     struct conn_options opt;
     conn_on_request on_request;
+    void (*release)(void *hold, void *arg);
     void *arg;                  /* borrowed */
     struct listener *listener;  /* owned */
     struct event *grace;        /* owned: ends a drain */
+    struct event *settle;       /* owned: lets shed connections' sockets close (see shed) */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
+    struct ipcount *per_ip;     /* owned; NULL without opt.max_per_ip */
+    struct conn_server_stats stats;
+    uint64_t episode_shed[CONN_SHED_REASONS]; /* stats.shed when the episode began */
+    bool held;                  /* the listener is held at the cap */
+    bool settling;              /* held until the next loop turn after SHED_PER_TURN sheds */
+    bool listener_held;         /* what listener_hold was last told */
+    unsigned turn_sheds;        /* connections shed since the last settle */
     bool draining;
     void (*on_drained)(void *arg);
     void *drained_arg;          /* borrowed */
@@ -70,15 +83,102 @@ bool conn_server_draining(const struct conn_server *srv)
     return srv->draining;
 }
 
+void conn_server_on_release(struct conn_server *srv, void (*release)(void *hold, void *arg))
+{
+    srv->release = release;
+}
+
+void conn_server_release(struct conn_server *srv, void *hold)
+{
+    if (srv->release)
+        srv->release(hold, srv->arg);
+}
+
 void conn_server_dispatch(struct conn_server *srv, struct conn_req *req)
 {
     srv->on_request(req, srv->arg);
 }
 
-void conn_server_closed(struct conn_server *srv)
+/* ---- the connection cap ----------------------------------------------------------- */
+
+/* An episode starts when the cap is reached and ends when the count falls to 90% of it;
+ * each is logged once at each end, whatever happened in between. */
+static void episode_check(struct conn_server *srv)
+{
+    struct conn_server_stats *st = &srv->stats;
+    size_t max = srv->opt.max_connections, n = srv->conns.count;
+
+    if (!st->at_cap && n >= max) {
+        st->at_cap = true;
+        st->cap_episodes++;
+        memcpy(srv->episode_shed, st->shed, sizeof st->shed);
+        log_msg(LOG_LVL_WARN, "connection cap (%zu) reached: closing the longest-idle "
+                "keep-alive connections to make room, new ones wait in the backlog", max);
+    } else if (st->at_cap && n <= max - max / 10 - 1) {
+        st->at_cap = false;
+        log_msg(LOG_LVL_INFO, "connection cap episode over: %llu idle connection(s) closed, "
+                "accepting paused %llu time(s), %llu refused",
+                (unsigned long long)(st->shed[CONN_SHED_IDLE] - srv->episode_shed[CONN_SHED_IDLE]),
+                (unsigned long long)(st->shed[CONN_SHED_HOLD] - srv->episode_shed[CONN_SHED_HOLD]),
+                (unsigned long long)(st->shed[CONN_SHED_REFUSED] -
+                                     srv->episode_shed[CONN_SHED_REFUSED]));
+    }
+}
+
+/* Accepting goes on while there is room, or an idle connection to shed for the next one,
+ * and no settle is under way. */
+static void hold_check(struct conn_server *srv)
+{
+    bool room = srv->conns.count < srv->opt.max_connections || srv->conns.idle_count > 0;
+
+    if (srv->held != !room) {
+        srv->held = !room;
+        if (srv->held)
+            srv->stats.shed[CONN_SHED_HOLD]++;
+    }
+    if (!srv->listener || srv->listener_held == (srv->held || srv->settling))
+        return;
+    srv->listener_held = srv->held || srv->settling;
+    listener_hold(srv->listener, srv->listener_held);
+}
+
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn_server *srv = arg;
+
+    srv->settling = false;
+    srv->turn_sheds = 0;
+    hold_check(srv);
+}
+
+/* Closes the longest-idle connection for a new one. libevent closes a freed bufferevent's
+ * socket in a finalizer later in the loop turn, while the listener accepts the whole
+ * backlog in one callback: past SHED_PER_TURN sheds accepting waits for the next turn, so
+ * descriptors of shed connections cannot pile up to EMFILE. */
+static bool shed(struct conn_server *srv)
+{
+    if (!conn_list_shed_idle(&srv->conns))
+        return false;
+    srv->stats.shed[CONN_SHED_IDLE]++;
+    if (++srv->turn_sheds >= SHED_PER_TURN && !srv->settling) {
+        srv->settling = true;
+        event_active(srv->settle, EV_TIMEOUT, 0);
+        hold_check(srv);
+    }
+    return true;
+}
+
+void conn_server_idle_changed(struct conn_server *srv)
+{
+    hold_check(srv);
+}
+
+static void after_close(struct conn_server *srv)
 {
     void (*cb)(void *) = srv->on_drained;
 
+    episode_check(srv);
+    hold_check(srv);
     if (!srv->draining || srv->conns.count > 0 || !cb)
         return;
     srv->on_drained = NULL;
@@ -86,18 +186,64 @@ void conn_server_closed(struct conn_server *srv)
     cb(srv->drained_arg);
 }
 
+void conn_server_closed(struct conn_server *srv, const struct sockaddr *peer)
+{
+    struct ipcount_key k;
+
+    if (srv->per_ip) {
+        ipcount_key_of(peer, &k);
+        ipcount_sub(srv->per_ip, &k);
+    }
+    after_close(srv);
+}
+
+/* Over limits.max_connections_per_ip: closed at once (the address's own connections are
+ * what keeps it over), logged once per address while it holds connections. */
+static bool over_per_ip(struct conn_server *srv, const struct sockaddr *peer,
+                        const struct ipcount_key *k)
+{
+    char addr[64];
+
+    if (!srv->per_ip || ipcount_get(srv->per_ip, k) < srv->opt.max_per_ip)
+        return false;
+    srv->stats.shed[CONN_SHED_PER_IP]++;
+    if (ipcount_mark(srv->per_ip, k)) {
+        listener_format_addr(peer, addr, sizeof addr);
+        *strrchr(addr, ':') = '\0'; /* the address, not this connection's port */
+        log_msg(LOG_LVL_WARN, "client %s holds %u connections (max_connections_per_ip): "
+                "closing its new ones until it has fewer", addr, srv->opt.max_per_ip);
+    }
+    return true;
+}
+
 static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, void *arg)
 {
     struct conn_server *srv = arg;
+    struct ipcount_key k;
 
-    if (srv->draining || srv->conns.count >= srv->opt.max_connections) {
-        close(fd); /* over the limit: accepted and closed at once */
+    ipcount_key_of(peer, &k);
+    if (srv->draining || over_per_ip(srv, peer, &k)) {
+        close(fd);
         return;
     }
+    if (srv->conns.count >= srv->opt.max_connections) {
+        episode_check(srv);
+        if (!shed(srv)) { /* the idle one got busy since the listener was left on: rare */
+            srv->stats.shed[CONN_SHED_REFUSED]++;
+            close(fd);
+            hold_check(srv);
+            return;
+        }
+    }
+    srv->stats.accepted++;
     if (!conn_new(srv, srv->base, &srv->conns, fd, peer)) {
         log_msg(LOG_LVL_ERROR, "out of memory for a new connection");
         close(fd);
+    } else if (srv->per_ip) {
+        ipcount_add(srv->per_ip, &k); /* never full: one entry per connection at most */
     }
+    episode_check(srv);
+    hold_check(srv); /* at the cap with nothing idle: the next ones wait in the backlog */
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)
@@ -106,8 +252,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 
     if (srv->conns.count > 0)
         log_msg(LOG_LVL_WARN, "shutdown grace over; closing %zu connection(s)", srv->conns.count);
-    conn_list_close(&srv->conns, false);
-    conn_server_closed(srv);
+    conn_list_close(&srv->conns, false, CONN_DRAIN);
+    after_close(srv);
 }
 
 struct conn_server *conn_server_new(struct event_base *base, const struct conn_options *opt,
@@ -122,7 +268,15 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
     srv->on_request = on_request;
     srv->arg = arg;
     srv->grace = evtimer_new(base, on_grace, srv);
-    if (!srv->grace) {
+    srv->settle = event_new(base, -1, 0, on_settle, srv);
+    if (opt->max_per_ip)
+        srv->per_ip = ipcount_new(opt->max_connections);
+    if (!srv->grace || !srv->settle || (opt->max_per_ip && !srv->per_ip)) {
+        if (srv->grace)
+            event_free(srv->grace);
+        if (srv->settle)
+            event_free(srv->settle);
+        ipcount_free(srv->per_ip);
         free(srv);
         return NULL;
     }
@@ -151,13 +305,18 @@ void conn_server_drain(struct conn_server *srv, unsigned grace_ms,
     listener_free(srv->listener); /* new connections are refused now, not left queued */
     srv->listener = NULL;
     evtimer_add(srv->grace, &tv);
-    conn_list_close(&srv->conns, true); /* idle keep-alive: nothing in flight */
-    conn_server_closed(srv);
+    conn_list_close(&srv->conns, true, CONN_OK); /* idle keep-alive: nothing in flight */
+    after_close(srv);
 }
 
 size_t conn_server_count(const struct conn_server *srv)
 {
     return srv->conns.count;
+}
+
+const struct conn_server_stats *conn_server_stats(const struct conn_server *srv)
+{
+    return &srv->stats;
 }
 
 void conn_server_free(struct conn_server *srv)
@@ -166,7 +325,10 @@ void conn_server_free(struct conn_server *srv)
         return;
     srv->on_drained = NULL;
     listener_free(srv->listener);
-    conn_list_close(&srv->conns, false);
+    srv->listener = NULL;
+    conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
+    event_free(srv->settle);
+    ipcount_free(srv->per_ip);
     free(srv);
 }

@@ -95,7 +95,7 @@ static int read_direct(struct conn *c)
     }
     ssize_t n = recv(c->fd, c->body_buf, want, 0);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        conn_kill(c);
+        conn_kill_why(c, CONN_CLIENT_CLOSED);
     if (n == 0)
         c->peer_eof = true;
     if (n <= 0)

@@ -1,6 +1,6 @@
 /* connpriv: the private header of the connection module (conn.c: the state machine,
- * heads, responses and closing; connbody.c: the request body). Nothing outside
- * proxy/front/conn*.c includes it; everyone else sees conn.h.
+ * heads, responses and closing; connbody.c: the request body; connidle.c: the idle
+ * list). Nothing outside proxy/front/conn*.c includes it; everyone else sees conn.h.
  * Invariant: a struct conn is freed only by the outermost conn_leave() after conn_kill(). */
 #ifndef FOGATE_CONNPRIV_H
 #define FOGATE_CONNPRIV_H
@@ -60,7 +60,10 @@ struct conn_req {
     int64_t start_us;
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t body_out;          /* response body bytes queued */
+    int64_t body_expected;      /* announced body length; -1 unknown */
     int status;
+    void *hold;                 /* borrowed: conn_req_hold, released at the request's end */
     const char *error_code;     /* static string; NULL unless reply_error answered */
     char error_message[160];
 };
@@ -70,6 +73,8 @@ struct conn {
     const struct conn_options *opt; /* borrowed from srv */
     struct conn_list *list;     /* borrowed: the list this connection is on */
     struct conn *prev, *next;   /* list links */
+    struct conn *idle_prev, *idle_next; /* idle list links, when is_idle */
+    bool is_idle;               /* on the list's idle list */
     struct bufferevent *bev;    /* owned; closes the socket */
     struct deadline dl;         /* owned timer: the one current deadline */
     evutil_socket_t fd;
@@ -82,6 +87,8 @@ struct conn {
     bool write_enabled;         /* the bufferevent writes the queued output when it can */
     bool body_direct;           /* body_ev reads the body; the bufferevent does not read */
     bool in_feed;               /* read_direct is feeding body_buf to the body */
+    bool log_pending;           /* answered, but the log line waits for the output to drain */
+    enum conn_outcome why;      /* what conn_kill logs for a request in flight */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
     char *head_buf;             /* owned: the current head, copied out of the input */
@@ -91,6 +98,7 @@ struct conn {
     char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
     char client[64];
+    struct sockaddr_storage peer; /* the client's address as accepted */
     struct conn_req req;
 };
 
@@ -101,8 +109,10 @@ struct conn {
 void conn_enter(struct conn *c);
 void conn_leave(struct conn *c);
 
-/* Ends the connection now (see conn.c). */
+/* Ends the connection now (see conn.c); a request in flight is logged as aborted, or with
+ * `why` through conn_kill_why. */
 void conn_kill(struct conn *c);
+void conn_kill_why(struct conn *c, enum conn_outcome why);
 
 /* The current request is answered and its body read: keep-alive or close. */
 void conn_request_done(struct conn *c);
@@ -112,6 +122,15 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n);
 
 /* True while the request has body bytes nobody has read or dropped yet. */
 bool conn_body_unread(const struct conn_req *r);
+
+/* ---- connidle.c, for conn.c ---- */
+
+/* Puts the connection at the idle list's end if it is idle (ST_HEAD, no byte of a next
+ * head, no output queued); a no-op otherwise or when already there. */
+void conn_idle_enter(struct conn *c);
+
+/* Takes the connection off the idle list (a no-op when not on it). */
+void conn_idle_leave(struct conn *c);
 
 /* ---- connbody.c, for conn.c ---- */
 

@@ -23,7 +23,11 @@
  *   9112 3.2.2 asks servers to accept it: fogate is not a forward proxy, and two views of
  *   the host are a smuggling lever. '#', '\', bad %-escapes and non-ASCII bytes are 400.
  * - Empty lines before the request line are skipped (RFC 9112 2.2) within the size limit.
- * - Expect: only 100-continue (417 otherwise); unknown methods are 501.
+ * - Expect: only 100-continue (417 otherwise).
+ * - Methods: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; anything else (TRACE, CONNECT,
+ *   PURGE, unknown) is 501 whatever the target, checked right after the version.
+ * - Host: present on HTTP/1.1 and never empty. Upgrade, HTTP2-Settings, or a Connection
+ *   naming either: 400 (refused, not ignored).
  * Bodies are decoded by h1body.c, continuing http_parser's state after the head. */
 #include "http1.h"
 
@@ -173,6 +177,20 @@ static int check_target(const struct reqline *rl, struct http1_verdict *v)
     return 0;
 }
 
+/* The methods any route serves. TRACE (it would echo the forwarded bearer token),
+ * CONNECT, PURGE, WebDAV and unknown methods end here, before routing and authentication,
+ * with one 501 for all of them; each route then allows its own subset (405 with Allow). */
+static bool method_served(const char *m, size_t len)
+{
+    static const char *const served[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                          "OPTIONS" };
+
+    for (size_t i = 0; i < sizeof served / sizeof served[0]; i++)
+        if (strlen(served[i]) == len && memcmp(served[i], m, len) == 0)
+            return true;
+    return false;
+}
+
 static int scan_request_line(const char *p, const char *eol, struct reqline *rl,
                              struct http1_verdict *v)
 {
@@ -194,6 +212,10 @@ static int scan_request_line(const char *p, const char *eol, struct reqline *rl,
     if (r < 0)
         return refuse(v, 400, "bad_request_line",
                       "the request line must be: METHOD SP target SP HTTP/1.1");
+    if (!method_served(rl->method, rl->method_len))
+        return refuse(v, 501, "method_not_implemented",
+                      "the request method is not supported (GET, HEAD, POST, PUT, PATCH, "
+                      "DELETE, OPTIONS are)");
     return check_target(rl, v);
 }
 
@@ -348,11 +370,44 @@ struct seen {
     const struct http1_header *host, *cl, *te;
 };
 
+/* True when the comma list h->value names `token` (case-insensitive). */
+static bool list_has(const struct http1_header *h, const char *token)
+{
+    const char *p = h->value, *end = h->value + h->value_len;
+
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end, *a = p;
+        size_t n;
+        trim_value(&a, e, &n);
+        if (slice_ieq(a, n, token))
+            return true;
+        p = e + 1;
+    }
+    return false;
+}
+
+/* fogate speaks HTTP/1.1 only and never switches protocols: a request asking to (h2c,
+ * websocket, anything) is refused whole rather than served with the wish ignored, so no
+ * hop after fogate can read it differently (h2c smuggling). */
+static bool asks_upgrade(const struct http1_header *h)
+{
+    if (slice_ieq(h->name, h->name_len, "upgrade") ||
+        slice_ieq(h->name, h->name_len, "http2-settings"))
+        return true;
+    return slice_ieq(h->name, h->name_len, "connection") &&
+           (list_has(h, "upgrade") || list_has(h, "http2-settings"));
+}
+
 static int note_header(const struct http1_header *h, struct seen *s, struct http1_head *out,
                        struct http1_verdict *v)
 {
     const char *n = h->name;
     size_t nl = h->name_len;
+    if (asks_upgrade(h))
+        return refuse(v, 400, "upgrade_not_supported",
+                      "protocol upgrades (Upgrade, HTTP2-Settings) are not supported: "
+                      "send plain HTTP/1.1 without them");
     if (slice_ieq(n, nl, "host")) {
         if (s->host)
             return refuse(v, 400, "duplicate_host", "the Host header appears more than once");
@@ -382,6 +437,8 @@ static int check_host(const struct seen *s, struct http1_head *out, struct http1
             return refuse(v, 400, "missing_host", "HTTP/1.1 requests must have a Host header");
         return 0;
     }
+    if (s->host->value_len == 0)
+        return refuse(v, 400, "empty_host", "the Host header is empty");
     if (!host_ok(s->host->value, s->host->value_len))
         return refuse(v, 400, "bad_host", "the Host header is not a valid host[:port]");
     out->host = s->host->value;

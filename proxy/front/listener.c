@@ -22,6 +22,7 @@ struct listener {
     struct event *resume;         /* owned: re-enables accepting after an error pause */
     listener_on_accept on_accept;
     void *arg;                    /* borrowed */
+    bool held;                    /* listener_hold: not accepting until released */
 };
 
 void listener_format_addr(const struct sockaddr *sa, char *buf, size_t len)
@@ -117,7 +118,19 @@ static void on_evl_error(struct evconnlistener *evl, void *arg)
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
-    evconnlistener_enable(l->evl);
+    if (!l->held)
+        evconnlistener_enable(l->evl);
+}
+
+void listener_hold(struct listener *l, bool hold)
+{
+    if (!l || l->held == hold)
+        return;
+    l->held = hold;
+    if (hold)
+        evconnlistener_disable(l->evl);
+    else if (!evtimer_pending(l->resume, NULL))
+        evconnlistener_enable(l->evl);
 }
 
 static void bound_name(int fd, char *bound, size_t bound_len)

@@ -4,6 +4,7 @@
 #ifndef FOGATE_LISTENER_H
 #define FOGATE_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -24,6 +25,10 @@ typedef void (*listener_on_accept)(evutil_socket_t fd, const struct sockaddr *pe
 struct listener *listener_new(struct event_base *base, const char *host, int port,
                               unsigned flags, listener_on_accept on_accept, void *arg,
                               char *bound, size_t bound_len);
+
+/* Holds (hold true) or resumes accepting. While held, new connections wait in the
+ * kernel's backlog; an error pause ending does not resume a held listener. */
+void listener_hold(struct listener *l, bool hold);
 
 /* Closes the socket and frees. NULL is a no-op. */
 void listener_free(struct listener *l);

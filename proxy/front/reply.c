@@ -142,6 +142,10 @@ static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
     put(&o, ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
         ",\"duration_us\":%" PRId64, l->status, l->bytes_in, l->bytes_out, l->duration_us);
     put_str(&o, "client", l->client, strlen(l->client));
+    put_str(&o, "outcome", l->outcome, strlen(l->outcome));
+    if (l->body_expected >= 0)
+        put(&o, ",\"body_expected\":%" PRId64, l->body_expected);
+    put(&o, ",\"body_sent\":%" PRIu64, l->body_sent);
     if (l->error_code) {
         put_str(&o, "code", l->error_code, strlen(l->error_code));
         put_str(&o, "error", l->error_message, strlen(l->error_message));
@@ -151,7 +155,8 @@ static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
 
 void reply_log(const struct conn_req_log *l)
 {
-    enum log_level lvl = l->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO;
+    bool cut = strcmp(l->outcome, "ok") != 0 && strcmp(l->outcome, "client_closed") != 0;
+    enum log_level lvl = l->status >= 500 || cut ? LOG_LVL_WARN : LOG_LVL_INFO;
 
     if (log_fast(l, lvl))
         return;
@@ -167,6 +172,10 @@ void reply_log(const struct conn_req_log *l)
     json_object_set_new(f, "bytes_out", json_integer((json_int_t)l->bytes_out));
     json_object_set_new(f, "duration_us", json_integer((json_int_t)l->duration_us));
     json_object_set_new(f, "client", json_string(l->client));
+    json_object_set_new(f, "outcome", json_string(l->outcome));
+    if (l->body_expected >= 0)
+        json_object_set_new(f, "body_expected", json_integer((json_int_t)l->body_expected));
+    json_object_set_new(f, "body_sent", json_integer((json_int_t)l->body_sent));
     if (l->error_code) {
         json_object_set_new(f, "code", json_string(l->error_code));
         json_object_set_new(f, "error", json_string(l->error_message));

@@ -43,8 +43,10 @@ struct reply_head {
 size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h);
 
 /* Writes one JSON log line for a finished request (conf/log.h): request_id, method, path
- * (never the query string), status, bytes_in, bytes_out, duration_us, client, and code and
- * error when an error reply was sent. */
+ * (never the query string), status, bytes_in, bytes_out, duration_us, client, outcome
+ * ("ok" or why the response was cut), body_expected (when the length was announced) and
+ * body_sent, and code and error when an error reply was sent. A cut response (outcome
+ * other than ok and client_closed) logs at warn. */
 void reply_log(const struct conn_req_log *l);
 
 #endif

@@ -5,6 +5,7 @@ audience each: the upstream's and the sink's), fogate and the nginx peer on free
 ports, each pinned with taskset; reads CPU time and memory from /proc; runs wrk and curl.
 Every wait has a deadline; every process is stopped by PID. The token given to the peer lives
 only in its config file inside the work directory, which is removed at the end."""
+import atexit
 import hashlib
 import http.client
 import json
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -247,16 +249,45 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
+_secret_dir = []
+
+
+def secret_file(name, text):
+    """A file (0600, in a 0700 directory removed at exit) holding text, for headers that
+    carry API keys: curl reads them with -H @file, wrk from a Lua script, so no key goes
+    on a command line (ps)."""
+    if not _secret_dir:
+        _secret_dir.append(tempfile.mkdtemp(prefix="fogate-bench-"))
+        atexit.register(shutil.rmtree, _secret_dir[0], True)
+    return harness.write_secret_file(_secret_dir[0], name, text)
+
+
+def curl_header_args(headers):
+    """curl arguments sending these "Name: value" headers, read from a file."""
+    if not headers:
+        return []
+    tag = hashlib.sha256("\n".join(headers).encode()).hexdigest()[:12]
+    return ["-H", "@" + secret_file("curl-%s.txt" % tag, "\n".join(headers))]
+
+
+def wrk_script(headers, script=None):
+    """A wrk Lua script that sets these headers, then runs script (if any)."""
+    lines = ["wrk.headers[%s] = %s" % (json.dumps(n.strip()), json.dumps(v.strip()))
+             for n, _, v in (h.partition(":") for h in headers)]
+    if script:
+        lines.append("dofile(%s)" % json.dumps(script))
+    text = "\n".join(lines)
+    return secret_file("wrk-%s.lua" % hashlib.sha256(text.encode()).hexdigest()[:12], text)
+
+
 def wrk(url, seconds, conns, headers=(), script=None, timeout_s=10, threads=1, cpus=LOAD_CPU):
     """Runs wrk (1 thread, pinned to the load cpu, unless told otherwise) and returns
     requests, rps, p50/p90/p99 in ms. Raises if any response was not 2xx/3xx or a socket
     error happened."""
     argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
             "--latency", "--timeout", "%ds" % timeout_s]
-    for h in headers:
-        argv += ["-H", h]
-    if script:
-        argv += ["-s", script]
+    if headers or script:
+        argv += ["-s", wrk_script(headers, script)]
     out = subprocess.run(argv + [url], capture_output=True, text=True,
                          timeout=seconds + 30).stdout
     if "Non-2xx" in out or "Socket errors" in out:

@@ -90,8 +90,7 @@ def dequeues(t, seconds, sim, feed, conns=16):
 def curl_argv(t, size, upload):
     argv = ["taskset", "-c", k.LOAD_CPU, "curl", "-sS", "--max-time", str(CURL_MAX_S),
             "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{size_upload} %{time_total}"]
-    for h in t.headers_upload if upload else t.headers:
-        argv += ["-H", h]
+    argv += k.curl_header_args(t.headers_upload if upload else t.headers)
     if upload:
         return argv + ["-H", "Expect:", "-X", "POST", "-T", upload, t.base + k.ENQUEUE_PATH]
     return argv + [t.base + "/data/big"]

@@ -28,7 +28,7 @@ def sha(key):
 
 
 def gate_config(port, sim, limits=None, timeouts=None, tokens=None, redis=None,
-                secret_file=None, extra_env=None):
+                secret_file=None, extra_env=None, extra=None, workers=None):
     env = {
         "base_url": sim.base_url,
         "allow_http": True,
@@ -68,6 +68,9 @@ def gate_config(port, sim, limits=None, timeouts=None, tokens=None, redis=None,
     cfg["tokens"].update(tokens or {})
     if redis:
         cfg["redis"] = redis
+    cfg.update(extra or {})  # other top-level keys (d365_budget, workers, ...)
+    if workers:
+        cfg["workers"] = workers
     return cfg
 
 

@@ -2,6 +2,8 @@
 pipelining, error shapes, request log, bodies, limits, accept back-off, shutdown."""
 
 import json
+import os
+import re
 import resource
 import signal
 import socket
@@ -11,6 +13,7 @@ import time
 import pytest
 
 import frontkit
+import harness
 from frontkit import Reader, is_request_id, read_until_close, request
 
 
@@ -77,7 +80,12 @@ def test_missing_secret_env_fails_the_check(tmp_path):
 
 def test_version_help_and_usage_errors(tmp_path):
     r = run_cli("--version")
-    assert r.returncode == 0 and r.stdout.startswith("fogate ")
+    # the Debian package version (top of deploy/debian/changelog) and the commit built
+    with open(os.path.join(harness.src_root(), "deploy/debian/changelog")) as f:
+        deb_version = re.match(r"fogate \(([^)]+)\)", f.readline()).group(1)
+    assert r.returncode == 0
+    assert re.fullmatch(r"fogate %s \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n"
+                        % re.escape(deb_version), r.stdout), r.stdout
     r = run_cli("--help")
     assert r.returncode == 0 and "--check-config" in r.stdout
     assert run_cli().returncode == 2
@@ -302,27 +310,7 @@ def test_chunked_body_over_the_discard_limit_closes(front):
 
 # ---- limits -----------------------------------------------------------------------------
 
-def test_max_connections(start_front):
-    f = start_front(limits={"max_connections": 3})
-    held = [f.connect() for _ in range(3)]
-    for s in held:
-        s.sendall(request("/healthz"))
-        assert Reader(s).next().status == 200
-    extra = f.connect()
-    extra.sendall(request("/healthz"))
-    t0 = time.monotonic()
-    try:
-        assert extra.recv(100) == b""  # accepted and closed at once, no response
-    except ConnectionResetError:
-        pass
-    assert time.monotonic() - t0 < 1.0
-    held[0].close()
-    time.sleep(0.2)
-    again = f.connect()
-    again.sendall(request("/healthz"))
-    assert Reader(again).next().status == 200
-    for s in held[1:] + [again]:
-        s.close()
+# the connection cap (shed idle keep-alive, hold the backlog) is tested in test_conncap.py
 
 
 def test_accept_errors_do_not_spin(start_front):
@@ -346,6 +334,20 @@ def test_accept_errors_do_not_spin(start_front):
     s.sendall(request("/healthz"))
     assert Reader(s).next(timeout=5).status == 200
     s.close()
+
+
+def test_low_open_file_limit_is_warned_at_start(start_front):
+    """An open-file limit below 2 x max_connections + 64 per worker is said at start, with
+    the numbers and what to raise; one that suffices is not."""
+    def nofile(n):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    low = start_front(preexec_fn=nofile(1000), limits={"max_connections": 1000})
+    warned = [l for l in low.log_lines() if "open-file limit" in l["msg"]]
+    assert len(warned) == 1 and warned[0]["level"] == "warn", warned
+    assert "is 1000, below the 2064" in warned[0]["msg"] and "LimitNOFILE=" in warned[0]["msg"]
+    enough = start_front(preexec_fn=nofile(2064), limits={"max_connections": 1000})
+    assert not [l for l in enough.log_lines() if "open-file limit" in l["msg"]]
 
 
 # ---- shutdown -----------------------------------------------------------------------------

@@ -356,3 +356,56 @@ def test_data_needs_allowed_environment(gate, sim):
                      "Microsoft.Dynamics.DataEntities.GetMessageStatus", {"messageId": "x"},
                      headers={"X-Fogate-Environment": "prod"})
     assert r.status == 403, r
+
+
+# ---- methods on /data (issue 11 item 1; docs/api-methods.md) ----------------------------
+
+ACTION = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetMessageStatus"
+CRUD = "GET, HEAD, POST, PATCH, PUT, DELETE"
+
+
+def upstream_requests(sim):
+    """fosim's requests on any endpoint but its control API."""
+    return {k: v for k, v in sim.counters()["requests"].items() if k != "control"}
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("PATCH", ACTION, "POST"), ("GET", ACTION, "POST"), ("DELETE", ACTION, "POST"),
+    ("PUT", ACTION.lower().replace("/data/", "/DATA/"), "POST"),
+    ("OPTIONS", "/data/Things(3)", CRUD), ("POST", "/data/$metadata", "GET, HEAD"),
+    ("DELETE", "/data", "GET, HEAD"), ("GET", "/data/$batch", "POST"),
+])
+@pytest.mark.parametrize("key", [ALICE_KEY, None])
+def test_data_method_outside_the_route_is_405_locally(gate, sim, method, path, allow, key):
+    r = gate.request(method, path, b"{}" if method in ("PATCH", "PUT", "POST") else None,
+                     key=key)
+    assert r.status == 405, r
+    assert r.header("Allow") == allow and r.json()["code"] == "method_not_allowed"
+    assert upstream_requests(sim) == {}
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PURGE", "CONNECT", "PROPFIND", "BREW"])
+def test_trace_and_unknown_methods_refused_before_auth_and_closed(gate, sim, method):
+    s = passkit.raw_connect(gate, timeout=10)
+    s.sendall(("%s /data/Things(3) HTTP/1.1\r\nHost: fogate.test\r\nX-Api-Key: %s\r\n"
+               "Max-Forwards: 0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: fogate.test\r\n\r\n"
+               % (method, ALICE_KEY)).encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.startswith(b"HTTP/1.1 501 "), data[:200]
+    assert data.count(b"HTTP/1.1 ") == 1 and b"Connection: close\r\n" in data
+    assert b'"code":"method_not_implemented"' in data and b"Bearer" not in data
+    assert upstream_requests(sim) == {}
+
+
+def test_data_crud_methods_reach_d365(gate, sim):
+    for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+        r = gate.request(method, "/data/Things(3)",
+                         b"{}" if method in ("PATCH", "PUT", "POST") else None)
+        assert r.status == 404, (method, r)   # fosim's answer for an entity it lacks
+    assert sum(upstream_requests(sim)["odata:unknown"].values()) == 5, upstream_requests(sim)

@@ -65,10 +65,19 @@ def test_token_endpoint_down_at_start_then_ready_within_one_backoff(workdir):
         assert r.status == 503, r
         assert r.json()["environments"]["sim"] not in ("", "ok")
         assert g.request("GET", DEQ).status == 503
+        # Within one capped backoff (retry_max_ms is 1000): the next attempt is due within
+        # it (or running), and the first one made after the endpoint heals gets the token.
+        # Counted, not timed: a loaded machine may run any of it late.
+        st = g.request("GET", "/admin/status", key=None).json()["environments"][0]
+        due = st["next_attempt_in_ms"]
+        assert st["fetching"] or (due is not None and due <= 1000), st
+        refused = sim.counters()["requests"].get("token", {}).get("503", 0)
         sim.clear_faults()
-        t0 = time.monotonic()
-        g.wait_ready(timeout=5)
-        assert time.monotonic() - t0 < 2.5  # retry_max_ms is 1000
+        g.wait_ready(timeout=15)
+        c = sim.counters()
+        # at most the one attempt already at fosim when the fault went was still refused
+        assert c["requests"]["token"].get("503", 0) - refused <= 1, c["requests"]["token"]
+        assert c["tokens_total"] == 1, c
     finally:
         assert g.stop() == 0
         sim.stop()

@@ -148,6 +148,8 @@ def test_200_concurrent_on_cold_start_one_third_party_token(workdir):
     oa = start_oauth3p(secret=SECRET)
     g = gate(workdir, up, oa.token_url, wait_ready=False)
     try:
+        # the test secret reaches the server in a file, not on its command line (ps)
+        assert "secret" in harness.cmdline(oa.pid) and SECRET not in harness.cmdline(oa.pid)
         with concurrent.futures.ThreadPoolExecutor(max_workers=200) as ex:
             got = list(ex.map(lambda _: g.request("GET", DEQ).status, range(200)))
         assert got == [204] * 200
@@ -241,10 +243,15 @@ def test_server_down_at_start_then_ready_within_one_backoff(workdir):
         assert reason not in ("", "ok", None), reason
         assert g.request("GET", DEQ).status == 503
         assert up.bearers() == []
+        # Within one capped backoff (tokens.retry_max_ms is 1000): the next attempt is due
+        # within it (or running), and the first request the server gets is answered with
+        # the token (token_requests below). Counted, not timed: a loaded machine may run
+        # any of it late.
+        st = env_status(g)
+        due = st["next_attempt_in_ms"]
+        assert st["fetching"] or (due is not None and due <= 1000), st
         oa = start_oauth3p(port=port, secret=SECRET)
-        t0 = time.monotonic()
-        g.wait_ready(timeout=5)
-        assert time.monotonic() - t0 < 2.5  # tokens.retry_max_ms is 1000
+        g.wait_ready(timeout=15)
         assert g.request("GET", DEQ).status == 204
         assert oa.token_requests() == 1
         assert up.bearers()[0][1] == "Bearer " + oa.issued_tokens()[0]

@@ -2,7 +2,7 @@
 // oauth3p: a third-party OAuth 2.0 server (oauth2-mock-server, from npm) for fogate's
 // token tests, so they do not depend on the D365 simulator's own token endpoint.
 //
-//   node tests/oauth3p/server.js [--port N] [--lifetime S] [--secret S] [--shape v2|v1|raw]
+//   node tests/oauth3p/server.js [--port N] [--lifetime S] [--secret-file F] [--shape v2|v1|raw]
 //
 // Listens on 127.0.0.1 only (port 0: the kernel picks one) and prints one JSON line
 // {"listening": PORT, "pid": PID} on stdout once it accepts connections.
@@ -20,12 +20,19 @@
 //   --shape v1       like Entra's v1 endpoint: numbers as decimal strings (expires_in,
 //                    ext_expires_in, expires_on, not_before) and the resource echoed.
 //   --shape raw      oauth2-mock-server's own shape (expires_in set to the lifetime).
-//   --secret S       only a client_secret equal to S is accepted; any other one (or none)
-//                    gets 401 {"error":"invalid_client", ...}: a standard OAuth error
-//                    body without an Entra AADSTS code. Default: any secret accepted.
+//   subject=S        (a form field of the token request) sets the sub claim, so the
+//                    server can play a Kubernetes service account token issuer for
+//                    workload identity federation (with scope=api://AzureADTokenExchange,
+//                    aud is that audience).
+//   --secret-file F  only a client_secret equal to the content of file F (one trailing
+//                    newline dropped) is accepted; any other one (or none) gets 401
+//                    {"error":"invalid_client", ...}: a standard OAuth error body without
+//                    an Entra AADSTS code. Default: any secret accepted. The secret is
+//                    read from a file so that it never shows on a command line (ps).
 // Stops on SIGTERM/SIGINT. Nothing here makes an outgoing connection.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 
 function loadMock() {
@@ -47,7 +54,7 @@ function parseArgs(argv) {
     if (val === undefined) throw new Error(`missing value for ${key}`);
     if (key === '--port') opts.port = Number.parseInt(val, 10);
     else if (key === '--lifetime') opts.lifetime = Number.parseInt(val, 10);
-    else if (key === '--secret') opts.secret = val;
+    else if (key === '--secret-file') opts.secret = fs.readFileSync(val, 'utf8').replace(/\n$/, '');
     else if (key === '--shape') opts.shape = val;
     else throw new Error(`unknown option ${key}`);
   }
@@ -96,6 +103,8 @@ function installHooks(server, opts, stats) {
     if (typeof body.resource === 'string') token.payload.aud = body.resource;
     else if (typeof body.scope === 'string') token.payload.aud = body.scope.replace(/\/\.default$/, '');
     if (typeof body.client_id === 'string') token.payload.appid = body.client_id;
+    // Playing a Kubernetes service account issuer for workload identity federation.
+    if (typeof body.subject === 'string') token.payload.sub = body.subject;
   });
   service.on('beforeResponse', (resp, req) => {
     const body = req.body || {};

@@ -1,7 +1,7 @@
 """The Kubernetes manifests (deploy/kubernetes): each kustomization renders with `kubectl
 kustomize` (Debian's kubernetes-client, or $KUBECTL), every rendered object validates offline
 against the Kubernetes API schemas (npm kubernetes-models, tests/ship/k8svalidate.js), the
-Deployment keeps the promises docs/install-container.md makes, and the rendered ConfigMap's
+Deployment keeps the promises docs/install.md makes, and the rendered ConfigMap's
 fogate.json passes `fogate --check-config` with the Secret volumes' files faked in a temp dir."""
 
 import json
@@ -14,9 +14,8 @@ import yaml
 import harness
 
 RENDERINGS = ["base", "overlays/example", "overlays/workload-identity"]
-# Overlays whose config uses only keys this fogate knows. workload-identity's
-# client_assertion_file arrives with issue 17; add it here when that lands.
-CHECKED_CONFIGS = ["base", "overlays/example"]
+# Every rendering's config must pass --check-config (workload-identity: client_assertion_file).
+CHECKED_CONFIGS = RENDERINGS
 FEDERATED_AUDIENCE = "api://AzureADTokenExchange"
 
 
@@ -124,7 +123,8 @@ def test_pod_is_locked_down(rendered):
 
 def mounted_files(dep, objs, root):
     """Writes what the pod would see under root: the ConfigMap's files at their mountPath and
-    fake files for every Secret volume item. Returns {container path: host path}."""
+    fake files for every Secret volume item and projected token. Returns {container path:
+    host path}."""
     pod = dep["spec"]["template"]["spec"]
     vols = {v["name"]: v for v in pod["volumes"]}
     cm = one(objs, "ConfigMap")
@@ -140,6 +140,10 @@ def mounted_files(dep, objs, root):
         elif "secret" in v:
             for item in v["secret"]["items"]:
                 files[f"{m['mountPath']}/{item['path']}"] = os.path.join(host, item["path"])
+        elif "projected" in v:   # the kubelet's service account token (workload identity)
+            for src in v["projected"]["sources"]:
+                path = src["serviceAccountToken"]["path"]
+                files[f"{m['mountPath']}/{path}"] = os.path.join(host, path)
     return files
 
 

@@ -17,8 +17,10 @@
 #include "simjwt.h"
 #include "simodata.h"
 #include "simpkg.h"
+#include "simprotect.h"
 #include "simqueue.h"
 #include "simtoken.h"
+#include "simmi.h"
 
 static const struct sim_route route_404 = {"other", NULL, NULL};
 
@@ -36,7 +38,7 @@ static void not_found(struct sim *s, struct simhttp_req *req)
 static const struct sim_route *route(const char *path)
 {
     const struct sim_route *r;
-    if ((r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simconnector_route(path)) ||
+    if ((r = simprotect_route(path)) || (r = simctl_route(path)) || (r = simtoken_route(path)) || (r = simmi_route(path)) || (r = simconnector_route(path)) ||
         (r = simodata_route(path)))
         return r;
     return NULL;
@@ -96,7 +98,9 @@ static void on_head(struct simhttp_req *req, void *ctx)
     req->route_data = (void *)r;
     req->endpoint = r->endpoint;
     int control = strcmp(r->endpoint, "control") == 0;
-    if (!control && early_faults(s, req))
+    if (!control)
+        simprotect_log(s, req);
+    if (!control && (early_faults(s, req) || simprotect_admit(s, req)))
         return;
     if (r->on_head)
         r->on_head(s, req);
@@ -127,6 +131,7 @@ static void on_reply(struct simhttp_req *req, int status, void *ctx)
     char key[16];
     snprintf(key, sizeof(key), "%d", status);
     struct sim *s = ctx;
+    simprotect_reply(s, req, status);
     json_t *reqs = json_object_get(s->counters, "requests");
     const char *ep = req->endpoint ? req->endpoint : "other";
     json_t *grp = json_object_get(reqs, ep);
@@ -141,13 +146,19 @@ static void on_reply(struct simhttp_req *req, int status, void *ctx)
         json_object_set_new(grp, key, json_integer(1));
 }
 
-static const struct simhttp_handlers handlers = {on_head, on_request, on_reply};
+static void on_free(struct simhttp_req *req, void *ctx)
+{
+    simprotect_release(ctx, req);
+}
+
+static const struct simhttp_handlers handlers = {on_head, on_request, on_reply, on_free};
 
 void sim_counters_reset(struct sim *s)
 {
     json_decref(s->counters);
-    s->counters = json_pack("{s:i, s:{}, s:{}, s:{}, s:i, s:i, s:i, s:i, s:i}", "tokens_total",
-                            0, "tokens_by_app", "requests", "downloads", "acks", 0,
+    s->counters = json_pack("{s:i, s:{}, s:{}, s:{}, s:{}, s:i, s:i, s:i, s:i, s:i}",
+                            "tokens_total", 0, "tokens_by_app", "requests", "downloads",
+                            "throttled", "acks", 0,
                             "expired_tokens", 0, "import_overlaps", 0, "faults_applied", 0,
                             "token_errors", 0);
 }
@@ -208,9 +219,10 @@ struct sim *sim_new(struct event_base *base, json_t *conf_doc, const char *host,
     s->queue = simqueue_new();
     s->faults = simfault_new();
     s->pkg = simpkg_new(s);
+    s->protect = simprotect_new();
     s->data_dir = strdup(data_dir);
     mkdir(data_dir, 0700);
-    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg) {
+    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg || !s->protect) {
         snprintf(err, cap, "cannot create the signing key");
         goto fail;
     }
@@ -235,6 +247,7 @@ void sim_free(struct sim *s)
         return;
     simpkg_free(s->pkg); /* joins workers before the requests they reference go away */
     simhttp_free(s->http);
+    simprotect_free(s->protect); /* after the requests whose slots it holds */
     simbearer_free(s->bearer);
     simqueue_free(s->queue);
     simfault_free(s->faults);

@@ -15,6 +15,7 @@ struct simqueue;
 struct simfault;
 struct simpkg;
 struct simbearer;
+struct simprotect;
 
 struct sim {
     struct event_base *base;        /* borrowed */
@@ -26,6 +27,7 @@ struct sim {
     struct simqueue *queue;         /* owned: connector messages */
     struct simfault *faults;        /* owned: fault rules */
     struct simpkg *pkg;             /* owned: package executions */
+    struct simprotect *protect;     /* owned: service protection and the call log */
     json_t *counters;               /* owned */
     char *data_dir;                 /* owned */
     char base_url[80];              /* http://127.0.0.1:PORT */

@@ -43,28 +43,6 @@ static int thumb_ok(X509 *x, const json_t *hdr)
     return 1;
 }
 
-static int sig_ok(X509 *x, const char *jwt, int pss)
-{
-    const char *d2 = strrchr(jwt, '.');
-    unsigned char sig[1024];
-    size_t slen = strlen(d2 + 1);
-    if (slen > 1300)
-        return 0;
-    long n = simjwt_b64url_decode(d2 + 1, slen, sig);
-    EVP_PKEY *pk = X509_get0_pubkey(x);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_PKEY_CTX *pctx = NULL;
-    int ok = n > 0 && pk && md && EVP_PKEY_base_id(pk) == EVP_PKEY_RSA &&
-             EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pk) == 1;
-    if (ok && pss)
-        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) == 1;
-    ok = ok && EVP_DigestVerify(md, sig, (size_t)n, (const unsigned char *)jwt,
-                                (size_t)(d2 - jwt)) == 1;
-    EVP_MD_CTX_free(md);
-    return ok;
-}
-
 static int str_is(const json_t *obj, const char *key, const char *want)
 {
     const char *v = json_string_value(json_object_get(obj, key));
@@ -110,7 +88,7 @@ enum simassert_verdict simassert_verify(const char *cert_path, const char *jwt,
         goto out;
     }
     int rs = str_is(hdr, "alg", "RS256"), ps = str_is(hdr, "alg", "PS256");
-    if ((!rs && !ps) || !thumb_ok(x, hdr) || !sig_ok(x, jwt, ps)) {
+    if ((!rs && !ps) || !thumb_ok(x, hdr) || !simjwt_rsa_signed(X509_get0_pubkey(x), jwt, ps)) {
         snprintf(why, cap, "Client assertion failed signature validation.");
         v = SIMASSERT_BAD_SIGNATURE;
         goto out;

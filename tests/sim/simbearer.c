@@ -122,6 +122,24 @@ enum simbearer_verdict simbearer_check(struct sim *s, struct simhttp_req *req,
     return SIMBEARER_OK;
 }
 
+int simbearer_identity(struct sim *s, const struct simhttp_req *req, char *out, size_t cap)
+{
+    const char *h = simhttp_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return -1;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    json_t *c = verified(s, tok);
+    const char *who = claim(c, "appid") ? claim(c, "appid") : claim(c, "azp");
+    if (!who)
+        who = claim(c, "oid");
+    if (!who)
+        return -1;
+    snprintf(out, cap, "%s", who);
+    return 0;
+}
+
 void simbearer_reply(struct simhttp_req *req, enum simbearer_verdict v, const char *why)
 {
     char hdr[256];

@@ -23,6 +23,11 @@ void simbearer_free(struct simbearer *b);
 enum simbearer_verdict simbearer_check(struct sim *s, struct simhttp_req *req,
                                        struct simbearer_who *who, const char **why);
 
+/* The identity D365 throttles by (§5.2: per user, i.e. per Entra app): the appid (v1) or
+ * azp (v2) of a token whose signature verifies, else its oid; written to out. Returns 0, or -1
+ * when there is no verifiable token (the endpoint's own check then answers 401). */
+int simbearer_identity(struct sim *s, const struct simhttp_req *req, char *out, size_t cap);
+
 /* Replies 401 (empty body, WWW-Authenticate: Bearer error="invalid_token") or 403 (empty). */
 void simbearer_reply(struct simhttp_req *req, enum simbearer_verdict v, const char *why);
 

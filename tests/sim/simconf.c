@@ -23,6 +23,34 @@ static char *dup_str(const json_t *v)
     return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
 }
 
+static int parse_fed(const json_t *j, struct simconf_fed *f, char *err, size_t cap)
+{
+    const json_t *jwks = json_object_get(j, "jwks");
+    f->issuer = dup_str(json_object_get(j, "issuer"));
+    f->subject = dup_str(json_object_get(j, "subject"));
+    f->audience = dup_str(json_object_get(j, "audience"));
+    if (!f->audience)
+        f->audience = strdup("api://AzureADTokenExchange");
+    if (!f->issuer || !f->subject || !json_is_array(json_object_get(jwks, "keys")))
+        return fail(err, cap, "tenants[].apps[].federated[] needs issuer and subject strings "
+                    "and jwks {\"keys\": [...]}");
+    f->jwks = json_deep_copy(jwks);
+    return 0;
+}
+
+static int parse_feds(const json_t *j, struct simconf_app *a, char *err, size_t cap)
+{
+    const json_t *feds = json_object_get(j, "federated");
+    if (feds && !json_is_array(feds))
+        return fail(err, cap, "tenants[].apps[].federated must be an array");
+    a->nfed = json_array_size(feds);
+    a->fed = calloc(a->nfed + 1, sizeof(*a->fed));
+    for (size_t i = 0; i < a->nfed; i++)
+        if (parse_fed(json_array_get(feds, i), &a->fed[i], err, cap) != 0)
+            return -1;
+    return 0;
+}
+
 static int parse_app(const json_t *j, struct simconf_app *a, char *err, size_t cap)
 {
     if (!json_is_string(json_object_get(j, "client_id")))
@@ -33,6 +61,10 @@ static int parse_app(const json_t *j, struct simconf_app *a, char *err, size_t c
     a->user = dup_str(json_object_get(j, "user"));
     a->object_id = dup_str(json_object_get(j, "object_id"));
     a->secret_expired = json_is_true(json_object_get(j, "secret_expired"));
+    a->managed_identity = json_is_true(json_object_get(j, "managed_identity"));
+    a->system_assigned = json_is_true(json_object_get(j, "system_assigned"));
+    if (parse_feds(j, a, err, cap) != 0)
+        return -1;
     if (!a->object_id) {
         char g[SIMGUID_LEN + 1];
         simguid_new(g);
@@ -176,7 +208,8 @@ static const char *const known_keys[] = {
     "retention_secs", "enqueued_secs", "processing_secs", "max_enqueue_bytes",
     "import_package_secs", "export_secs", "exec_not_found_secs", "package_bytes", "redelivery",
     "download_location", "status_spelling", "import_outcome", "package_outcome",
-    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", NULL};
+    "chunked_downloads", "azurite", "write_sas_secs", "read_sas_secs", "identity_header",
+    "service_protection", NULL};
 
 static int check_keys(const json_t *doc, char *err, size_t cap)
 {
@@ -205,6 +238,7 @@ static void defaults(struct simconf *c)
     c->package_bytes = 4096;
     c->write_sas_secs = 1800;
     c->read_sas_secs = 3600;
+    simspl_conf_defaults(&c->spl);
 }
 
 static int parse_lists(const json_t *doc, struct simconf *c, char *err, size_t cap)
@@ -236,10 +270,12 @@ struct simconf *simconf_from_json(const json_t *doc, char *err, size_t cap)
     defaults(c);
     if (check_keys(doc, err, cap) || parse_numbers(doc, c, err, cap) ||
         parse_switches(doc, c, err, cap) || parse_azurite(doc, c, err, cap) ||
-        parse_lists(doc, c, err, cap))
+        parse_lists(doc, c, err, cap) ||
+        simspl_conf_parse(json_object_get(doc, "service_protection"), &c->spl, err, cap))
         goto bad;
     c->audience = dup_str(json_object_get(doc, "audience"));
     c->tenant = dup_str(json_object_get(doc, "tenant"));
+    c->identity_header = dup_str(json_object_get(doc, "identity_header"));
     if (!c->tenant) {
         fail(err, cap, "tenant (the environment's tenant id) is required");
         goto bad;
@@ -262,6 +298,13 @@ void simconf_free(struct simconf *c)
             free(a->certificate);
             free(a->user);
             free(a->object_id);
+            for (size_t f = 0; f < a->nfed; f++) {
+                free(a->fed[f].issuer);
+                free(a->fed[f].subject);
+                free(a->fed[f].audience);
+                json_decref(a->fed[f].jwks);
+            }
+            free(a->fed);
         }
         free(c->tenants[i].apps);
         free(c->tenants[i].id);
@@ -280,6 +323,7 @@ void simconf_free(struct simconf *c)
     free(c->az_name);
     free(c->az_key);
     free(c->package_outcome);
+    free(c->identity_header);
     free(c);
 }
 
@@ -296,6 +340,18 @@ const struct simconf_app *simconf_app(const struct simconf_tenant *t, const char
     for (size_t i = 0; t && i < t->napps; i++)
         if (strcasecmp(t->apps[i].client_id, client_id) == 0)
             return &t->apps[i];
+    return NULL;
+}
+
+const struct simconf_app *simconf_identity(const struct simconf *c, const char *client_id)
+{
+    const struct simconf_tenant *t = simconf_tenant(c, c->tenant);
+    for (size_t i = 0; t && i < t->napps; i++) {
+        const struct simconf_app *a = &t->apps[i];
+        if (a->managed_identity && (client_id ? strcasecmp(a->client_id, client_id) == 0
+                                              : a->system_assigned))
+            return a;
+    }
     return NULL;
 }
 

@@ -6,6 +6,17 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "simspl.h"
+
+/* A federated identity credential on an app: tokens from `issuer` for `subject` with
+ * `audience` are accepted as its client assertion, verified with `jwks`. */
+struct simconf_fed {
+    char *issuer;   /* owned */
+    char *subject;  /* owned */
+    char *audience; /* owned; default api://AzureADTokenExchange */
+    json_t *jwks;   /* owned reference: {"keys": [RSA JWKs]} */
+};
+
 struct simconf_app {
     char *client_id;   /* owned */
     char *secret;      /* owned; NULL = no secret credential */
@@ -13,6 +24,10 @@ struct simconf_app {
     char *user;        /* owned; D365 user the app is mapped to, NULL = unmapped (403) */
     char *object_id;   /* owned; service principal object id (token "oid") */
     int secret_expired;
+    struct simconf_fed *fed; /* owned array: federated identity credentials */
+    size_t nfed;
+    int managed_identity;    /* a managed identity: served by the IMDS / App Service routes */
+    int system_assigned;     /* the one served when no client_id is asked for */
 };
 
 struct simconf_tenant {
@@ -58,6 +73,8 @@ struct simconf {
     long write_sas_secs;          /* GetAzureWriteUrl's SAS ends this long from now (< 0: expired) */
     long read_sas_secs;           /* GetExportedPackageUrl's SAS likewise */
     char *package_outcome;        /* owned: Succeeded | PartiallySucceeded | Failed */
+    char *identity_header;        /* owned: X-IDENTITY-HEADER the App Service route wants */
+    struct simspl_conf spl;       /* service protection (§5); off unless configured */
 };
 
 /* Builds a validated config from `doc` (borrowed). On error returns NULL and writes a
@@ -68,6 +85,9 @@ void simconf_free(struct simconf *c);
 /* Lookups; results are borrowed from c. */
 const struct simconf_tenant *simconf_tenant(const struct simconf *c, const char *id);
 const struct simconf_app *simconf_app(const struct simconf_tenant *t, const char *client_id);
+/* The managed identity of the environment's tenant with this client id (NULL: the
+ * system-assigned one), or NULL. */
+const struct simconf_app *simconf_identity(const struct simconf *c, const char *client_id);
 const struct simconf_job *simconf_job(const struct simconf *c, const char *guid);
 /* 1 if client_id is on the job's authorization policy. */
 int simconf_job_allows(const struct simconf_job *j, const char *client_id);

@@ -13,6 +13,7 @@
 #include "simguid.h"
 #include "simjson.h"
 #include "simpkg.h"
+#include "simprotect.h"
 #include "simqueue.h"
 #include "simurl.h"
 
@@ -219,6 +220,7 @@ static void reset(struct sim *s, struct simhttp_req *req)
     simfault_clear(s->faults);
     simqueue_clear(s->queue);
     simpkg_clear(s->pkg);
+    simprotect_reset(s->protect);
     s->clock_offset = 0;
     s->revoked_below = 0;
     simhttp_reply(req, 204, NULL, NULL, 0);

@@ -91,6 +91,8 @@ static void req_free(struct simhttp_req *r)
 {
     if (!r)
         return;
+    if (r->srv->h->on_free)
+        r->srv->h->on_free(r, r->srv->ctx);
     free(r->url);
     free(r->path);
     free(r->query);

@@ -58,6 +58,7 @@ struct simhttp_req {
     /* routing, set by handler */
     const char *endpoint;      /* static label for counters, e.g. "dequeue" */
     void *route_data;          /* handler-owned cookie */
+    void *tag;                 /* handler's per-request state, released in on_free */
     /* private */
     int body_fd;
     char carry[32];
@@ -80,6 +81,8 @@ struct simhttp_handlers {
     void (*on_request)(struct simhttp_req *req, void *ctx);
     /* Called once per reply, for counters. */
     void (*on_reply)(struct simhttp_req *req, int status, void *ctx);
+    /* The request is going away (reply sent, client gone or server freed); may be NULL. */
+    void (*on_free)(struct simhttp_req *req, void *ctx);
 };
 
 /* Creates a listener on host:port (port 0 = free port). `h` and `ctx` are borrowed and must

@@ -195,3 +195,23 @@ enum simjwt_verdict simjwt_verify(const struct simjwt_key *k, const char *token,
     *claims = decode_part(token + d1 + 1, d2 - d1 - 1);
     return json_is_object(*claims) ? SIMJWT_OK : SIMJWT_MALFORMED;
 }
+
+int simjwt_rsa_signed(EVP_PKEY *pk, const char *jwt, int pss)
+{
+    const char *d2 = strrchr(jwt, '.');
+    unsigned char sig[1024];
+    size_t slen = d2 ? strlen(d2 + 1) : 0;
+    if (!d2 || slen > 1300 || !pk || EVP_PKEY_base_id(pk) != EVP_PKEY_RSA)
+        return 0;
+    long n = simjwt_b64url_decode(d2 + 1, slen, sig);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    int ok = n > 0 && md && EVP_DigestVerifyInit(md, &pctx, EVP_sha256(), NULL, pk) == 1;
+    if (ok && pss)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) == 1;
+    ok = ok && EVP_DigestVerify(md, sig, (size_t)n, (const unsigned char *)jwt,
+                                (size_t)(d2 - jwt)) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 struct simjwt_key;
 
@@ -31,6 +32,10 @@ int simjwt_peek(const char *token, json_t **header, json_t **payload);
 
 /* base64url without padding. encode: out must hold 4*((n+2)/3)+1; returns length.
  * decode: returns the decoded length or -1; out must hold 3*(n/4)+3 bytes. */
+/* 1 if the compact JWS `jwt` (NUL-terminated) carries a valid RSA SHA-256 signature by
+ * `pk` (borrowed): PKCS#1 v1.5 (RS256), or PSS with pss != 0 (PS256); else 0. */
+int simjwt_rsa_signed(EVP_PKEY *pk, const char *jwt, int pss);
+
 size_t simjwt_b64url_encode(const unsigned char *in, size_t n, char *out);
 long simjwt_b64url_decode(const char *in, size_t n, unsigned char *out);
 

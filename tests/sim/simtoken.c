@@ -14,11 +14,13 @@
 #include <openssl/evp.h>
 
 #include "simassert.h"
+#include "simfed.h"
 #include "simguid.h"
 #include "simjwt.h"
 #include "simurl.h"
 
 #define FORM_CAP (64 * 1024)
+#define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define VAL_CAP 4096
 
 struct tokreq {
@@ -137,8 +139,7 @@ static int parse_request(struct simhttp_req *req, struct tokreq *t)
     return 0;
 }
 
-/* Resource as D365 registers it: case-insensitive, trailing slashes ignored. */
-static int same_resource(const char *a, const char *b)
+int simtoken_same_resource(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     while (la > 0 && a[la - 1] == '/')
@@ -186,6 +187,17 @@ static json_t *claims(struct sim *s, const struct tokreq *t, const struct simcon
      * issued so far (POST /_sim/tokens/revoke) the way D365 stops accepting them */
     json_object_set_new(c, "fosim_seq", json_integer((json_int_t)s->tokens_issued++));
     return c;
+}
+
+char *simtoken_mint(struct sim *s, const struct simconf_app *app, const char *tenant,
+                    const char *aud)
+{
+    struct tokreq t = { .v2 = 0, .has_assertion = 1 };
+    snprintf(t.tenant, sizeof(t.tenant), "%s", tenant);
+    json_t *c = claims(s, &t, app, aud, (long)sim_now(s));
+    char *jwt = simjwt_sign(s->key, c);
+    json_decref(c);
+    return jwt;
 }
 
 static void issue(struct sim *s, struct simhttp_req *req, const struct tokreq *t,
@@ -241,10 +253,35 @@ int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
                             whycap);
 }
 
+/* Workload identity federation: the assertion comes from an issuer the app trusts. */
+static int check_federated(struct sim *s, struct simhttp_req *req, const struct tokreq *t,
+                           const struct simconf_app *app)
+{
+    char why[1024], sub[512];
+    enum simfed_verdict v = simfed_verify(app, t->assertion, sim_now(s), sub, sizeof(sub), why,
+                                          sizeof(why));
+    if (v == SIMFED_OK) {
+        sim_count(s, "federated_by_subject", sub, 1);
+        return 0;
+    }
+    aad_error(s, req, v == SIMFED_MALFORMED ? 400 : 401,
+              v == SIMFED_MALFORMED ? "invalid_request" : "invalid_client", simfed_code(v),
+              "%s", why);
+    return -1;
+}
+
 static int check_credentials(struct sim *s, struct simhttp_req *req, const struct tokreq *t,
                              const struct simconf_app *app)
 {
     char why[512];
+    if (t->has_assertion && strcmp(t->assertion_type, JWT_BEARER) != 0) {
+        aad_error(s, req, 400, "invalid_request", 50027,
+                  "client_assertion_type must be %s.", JWT_BEARER);
+        return -1;
+    }
+    if (t->has_assertion && app->nfed &&
+        (!app->certificate || simfed_is_federated(t->assertion, app->client_id)))
+        return check_federated(s, req, t, app);
     if (t->has_assertion) {
         static const long codes[] = {0, 700027, 700024, 50027, 700027};
         int v = simtoken_check_assertion(s, app, t->tenant, t->assertion, why, sizeof(why));
@@ -288,7 +325,7 @@ static int audience(struct sim *s, struct simhttp_req *req, const struct tokreq 
         return -1;
     }
     if (t->v2) {
-        if (scope_audience(t->resource, aud, cap) != 0 || !same_resource(aud, sim_audience(s))) {
+        if (scope_audience(t->resource, aud, cap) != 0 || !simtoken_same_resource(aud, sim_audience(s))) {
             aad_error(s, req, 400, "invalid_scope", 70011,
                       "The provided value for the input parameter 'scope' is not valid. The "
                       "scope %s is not valid.", t->resource);
@@ -296,7 +333,7 @@ static int audience(struct sim *s, struct simhttp_req *req, const struct tokreq 
         }
         return 0;
     }
-    if (!same_resource(t->resource, sim_audience(s))) {
+    if (!simtoken_same_resource(t->resource, sim_audience(s))) {
         aad_error(s, req, 400, "invalid_resource", 500011,
                   "The resource principal named %s was not found in the tenant named %s. This "
                   "can happen if the application has not been installed by the administrator "

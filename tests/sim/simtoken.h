@@ -18,6 +18,15 @@ int simtoken_check_assertion(const struct sim *s, const struct simconf_app *app,
                              const char *tenant, const char *assertion, char *why,
                              size_t whycap);
 
+/* 1 if a and b name the same resource as D365 registers it: case-insensitive, trailing
+ * slashes ignored. */
+int simtoken_same_resource(const char *a, const char *b);
+
+/* A v1 access token for `app` of `tenant` with audience `aud` (a managed identity's:
+ * appidacr 2), signed with fosim's key. Returns a malloc'd JWT (caller frees) or NULL. */
+char *simtoken_mint(struct sim *s, const struct simconf_app *app, const char *tenant,
+                    const char *aud);
+
 /* Replies with an Entra ID error body (reference §2.4): error, error_description with the
  * AADSTS code, Trace ID, Correlation ID and Timestamp, error_codes, timestamp, trace_id,
  * correlation_id, error_uri. `msg` must not contain secrets. */

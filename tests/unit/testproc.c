@@ -95,8 +95,8 @@ int testproc_start_redis(struct testproc *p, int probe_port, const char *dir,
     argv[n] = NULL;
     p->port = probe_port;
     p->pid = testproc_spawn(argv, -1, NULL);
-    for (long long end = testproc_now_ms() + 5000; p->pid > 0 && testproc_now_ms() < end;
-         usleep(20000)) {
+    for (long long end = testproc_now_ms() + TESTPROC_START_MS;
+         p->pid > 0 && testproc_now_ms() < end; usleep(20000)) {
         if (testproc_port_open(probe_port))
             return 0;
         if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
@@ -132,7 +132,7 @@ int testproc_start_fosim(struct testproc *p, const char *bin, const char *config
     p->pid = testproc_spawn(argv, fds[1], p->log);
     close(fds[1]);
     const char *at = NULL;
-    if (p->pid > 0 && testproc_read_line(fds[0], line, sizeof(line), 10000) > 0)
+    if (p->pid > 0 && testproc_read_line(fds[0], line, sizeof(line), TESTPROC_START_MS) > 0)
         at = strstr(line, "\"listening\":\"127.0.0.1:");
     close(fds[0]);
     p->port = at ? atoi(at + 23) : 0;

@@ -31,10 +31,15 @@ int testproc_port_open(int port);
  * child's PID or -1. */
 pid_t testproc_spawn(const char *const *argv, int out_fd, const char *err_path);
 
+/* How long a helper server may take to come up: a deadline against a hang, not an
+ * expectation. A sanitizer build of fosim (which makes its signing keys at start) on a
+ * machine loaded with parallel tests has been seen to take more than 10 s. */
+#define TESTPROC_START_MS 60000
+
 /* Starts redis-server without persistence in `dir`, logging to <dir>/redis-<port>.log,
- * with `args` (NULL-terminated, may be NULL) after the common ones, and waits up to 5 s
- * for `probe_port` to accept. The caller passes --port/--tls-port in args. Returns 0, or
- * -1 with p->pid 0. */
+ * with `args` (NULL-terminated, may be NULL) after the common ones, and waits up to
+ * TESTPROC_START_MS for `probe_port` to accept. The caller passes --port/--tls-port in
+ * args. Returns 0, or -1 with p->pid 0. */
 int testproc_start_redis(struct testproc *p, int probe_port, const char *dir,
                          const char *const *args);
 
@@ -43,7 +48,7 @@ int testproc_start_redis(struct testproc *p, int probe_port, const char *dir,
 int testproc_start_redis_plain(struct testproc *p, const char *dir);
 
 /* fosim with `config` on 127.0.0.1:`port` (0 = any); learns the port from its first
- * stdout line {"listening":"127.0.0.1:PORT",...} within 10 s. Logs go to
+ * stdout line {"listening":"127.0.0.1:PORT",...} within TESTPROC_START_MS. Logs go to
  * <dir>/fosim-<n>.log. Returns 0, or -1 with p->port 0. */
 int testproc_start_fosim(struct testproc *p, const char *bin, const char *config,
                          const char *dir, int port);

@@ -189,8 +189,34 @@ static void test_resource(void)
     check_res(longurl, NULL);
 }
 
+/* Managed identity URLs: the same percent-encoding as the form, no secret in them. */
+static void test_mi_url(void)
+{
+    char *u = tokenform_mi_url("http://169.254.169.254/metadata/identity/oauth2/token",
+                               "2018-02-01", RES, "0d6b5a4c-2222-4333-8444-00000000a51d");
+    CHECK_STR(u, "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"
+                 "&resource=" RES_ENC "&client_id=0d6b5a4c-2222-4333-8444-00000000a51d");
+    free(u);
+    u = tokenform_mi_url("http://localhost:42356/msi/token", "2019-08-01", RES, NULL);
+    CHECK_STR(u, "http://localhost:42356/msi/token?api-version=2019-08-01&resource=" RES_ENC);
+    free(u);
+    /* an endpoint with a query already: '&' */
+    u = tokenform_mi_url("http://127.0.0.1:8081/msi?x=1", "2019-08-01", "a b&c=d", "i d");
+    CHECK_STR(u, "http://127.0.0.1:8081/msi?x=1&api-version=2019-08-01&resource=a%20b%26c%3Dd"
+                 "&client_id=i%20d");
+    free(u);
+    CHECK(tokenform_mi_url("http://x/a b", "1", RES, NULL) == NULL);
+    CHECK(tokenform_mi_url("http://x/a#f", "1", RES, NULL) == NULL);
+    CHECK(tokenform_mi_url("http://x/a\r\n", "1", RES, NULL) == NULL);
+    CHECK(tokenform_mi_url(NULL, "1", RES, NULL) == NULL);
+    CHECK(tokenform_mi_url("http://x/", "", RES, NULL) == NULL);
+    CHECK(tokenform_mi_url("http://x/", "1", "", NULL) == NULL);
+    CHECK(tokenform_mi_url("http://x/", "1", RES, "") == NULL);
+}
+
 int main(void)
 {
+    test_mi_url();
     test_bodies();
     test_encoding();
     test_invalid_requests();

@@ -3,6 +3,7 @@
 #include "check.h"
 #include "tokenresp.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #define NOW 1700000000LL
@@ -299,8 +300,77 @@ static void test_caps(void)
     tokenresp_cleanup(&r);
 }
 
+/* Workload identity federation: Entra's answers about the federated assertion. */
+static void test_federation_codes(void)
+{
+    check_class("{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700024: Client "
+                "assertion is not within its valid time range.\",\"error_codes\":[700024]}",
+                401, TOKENRESP_ASSERTION_TIME);
+    check_class("{\"error\":\"invalid_client\",\"error_description\":\"AADSTS70021: No "
+                "matching federated identity record found for presented assertion.\"}",
+                400, TOKENRESP_NO_FEDERATION);
+    for (long code = 700211; code <= 700213; code++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"error\":\"invalid_client\",\"error_codes\":[%ld]}", code);
+        check_class(body, 401, TOKENRESP_NO_FEDERATION);
+    }
+    CHECK(tokenresp_retryable(TOKENRESP_ASSERTION_TIME) == 1);
+    CHECK(tokenresp_retryable(TOKENRESP_NO_FEDERATION) == 0);
+    CHECK(tokenresp_retryable(TOKENRESP_NO_IDENTITY) == 0);
+    CHECK_STR(tokenresp_class_name(TOKENRESP_ASSERTION_TIME), "assertion_time_range");
+    CHECK_STR(tokenresp_class_name(TOKENRESP_NO_FEDERATION), "no_federation");
+    CHECK_STR(tokenresp_class_name(TOKENRESP_NO_IDENTITY), "identity_not_found");
+}
+
+static enum tokenresp_class mi(struct tokenresp *r, const char *body, int status)
+{
+    tokenresp_parse(r, body, strlen(body), status, NOW);
+    return tokenresp_mi_class(r);
+}
+
+/* Managed identity answers: IMDS gives every number as a string, App Service only
+ * expires_on; their errors are not Entra's. */
+static void test_managed_identity(void)
+{
+    struct tokenresp r;
+
+    CHECK(mi(&r, "{\"access_token\":\"eyJ0.eyJ1.sig\",\"client_id\":\"c\",\"expires_in\":"
+                 "\"86399\",\"expires_on\":\"1700086399\",\"ext_expires_in\":\"86399\","
+                 "\"not_before\":\"1700000000\",\"resource\":\"https://x\",\"token_type\":"
+                 "\"Bearer\"}", 200) == TOKENRESP_OK);
+    CHECK(r.lifetime == 86399 && r.expires_at == NOW + 86399 && !r.lifetime_defaulted);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "{\"access_token\":\"eyJ0.eyJ1.sig\",\"expires_on\":\"1700003000\","
+                 "\"resource\":\"https://x\",\"token_type\":\"Bearer\",\"client_id\":\"c\"}",
+             200) == TOKENRESP_OK);
+    CHECK(r.lifetime == 3000 && r.expires_at == 1700003000);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not "
+                 "found\"}", 400) == TOKENRESP_NO_IDENTITY);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "{\"error\":\"invalid_resource\",\"error_description\":\"AADSTS500011: The "
+                 "resource principal named x was not found\"}", 400) == TOKENRESP_INVALID_RESOURCE);
+    CHECK(r.aadsts == 500011);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "{\"error\":\"invalid_request\",\"error_description\":\"AADSTS50001: The "
+                 "application named x was not found\"}", 400) == TOKENRESP_INVALID_RESOURCE);
+    tokenresp_cleanup(&r);
+    /* IMDS is updating: retry */
+    CHECK(mi(&r, "", 404) == TOKENRESP_UNAVAILABLE);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "", 410) == TOKENRESP_UNAVAILABLE);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "", 429) == TOKENRESP_THROTTLED);
+    tokenresp_cleanup(&r);
+    CHECK(mi(&r, "{\"error\":\"invalid_request\",\"error_description\":\"Required metadata "
+                 "header not specified\"}", 400) == TOKENRESP_OTHER);
+    tokenresp_cleanup(&r);
+}
+
 int main(void)
 {
+    test_federation_codes();
+    test_managed_identity();
     test_v1_success();
     test_v2_success();
     test_lifetimes();

@@ -157,6 +157,8 @@ static void test_redelivery_after_confirm(void)
     ledger_free(lb);
 }
 
+#define LEASE_MS 2000 /* leases that must still be live a few commands later */
+
 /* A live lease is left alone (even by its own instance); an expired one is redelivered. */
 static void test_lease_expiry(void)
 {
@@ -169,18 +171,20 @@ static void test_lease_expiry(void)
     body_for(b1, sizeof(b1), c1, "POP-1", blob, false, NULL);
     body_for(b2, sizeof(b2), c1, "POP-2", blob, false, "\"x\"");
     body_for(b3, sizeof(b3), c1, "POP-3", blob, false, "\"y\"");
-    struct dq d = dequeue(la, b1, "consumer-1", 400);
+    /* The lease is long enough for the two dequeues that must find it live, however slow
+     * the machine; the wait after them only has to be longer than it. */
+    struct dq d = dequeue(la, b1, "consumer-1", LEASE_MS);
     CHECK(d.verdict == LEDGER_NEW);
     char id[LEDGERKEY_ID_SIZE];
     snprintf(id, sizeof(id), "%s", d.id);
-    d = dequeue(lb, b2, "consumer-2", 400);
+    d = dequeue(lb, b2, "consumer-2", LEASE_MS);
     CHECK(d.verdict == LEDGER_LEASED_ELSEWHERE && !d.has_body && d.deliveries == 1);
     CHECK_STR(d.holder, "inst-A");
-    CHECK(d.left > 0 && d.left <= 400);
+    CHECK(d.left > 0 && d.left <= LEASE_MS);
     CHECK_STR(hget("t-lease:", id, "pop").str, "POP-2"); /* the newest PopReceipt is kept */
-    d = dequeue(la, b2, "consumer-3", 400);
+    d = dequeue(la, b2, "consumer-3", LEASE_MS);
     CHECK(d.verdict == LEDGER_LEASED_ELSEWHERE);
-    spin_ms(500);
+    spin_ms(LEASE_MS + 100);
     d = dequeue(lb, b3, "consumer-2", 60000);
     CHECK(d.verdict == LEDGER_REDELIVERY && d.deliveries == 2 && !d.has_body);
     CHECK_STR(d.id, id);
@@ -237,8 +241,8 @@ static void test_fallback_ids(void)
 /* The outbox: A confirms and "dies"; B takes the entry over when A's lease runs out. */
 static void test_outbox_takeover(void)
 {
-    struct ledger *la = mk(conn_a, "t-ob:", "inst-A", 0, 400);
-    struct ledger *lb = mk(conn_b, "t-ob:", "inst-B", 0, 400);
+    struct ledger *la = mk(conn_a, "t-ob:", "inst-A", 0, LEASE_MS);
+    struct ledger *lb = mk(conn_b, "t-ob:", "inst-B", 0, LEASE_MS);
     char c1[GUID_CANON_SIZE], blob[GUID_CANON_SIZE], b1[BODY_CAP];
 
     guid(c1, 'c', 5);
@@ -250,25 +254,25 @@ static void test_outbox_takeover(void)
     CHECK(call(la, DN_CONFIRM, id).status == LEDGER_DONE);
     /* A stays alive for a while: its renewals keep B out past the first lease. */
     for (int i = 0; i < 3; i++) {
-        spin_ms(200);
+        spin_ms(LEASE_MS / 2);
         CHECK(call(la, DN_RENEW, id).status == LEDGER_DONE);
         CHECK(claim(lb, 10).count == 0);
     }
     /* Then A dies (no more renewals). */
-    spin_ms(500);
+    spin_ms(LEASE_MS + 100);
     struct cl c = claim(lb, 10);
     CHECK(c.count == 1 && c.attempts[0] == 1);
     CHECK_STR(c.ids[0], id);
     CHECK_STR(c.bodies[0], b1);
     CHECK(call(la, DN_RENEW, id).status == LEDGER_NOT_HOLDER);
     CHECK(call(la, DN_RELEASE, id).status == LEDGER_NOT_HOLDER);
-    /* B's upstream ack fails: it gives the entry back with a backoff of 300 ms. */
+    /* B's upstream ack fails: it gives the entry back with a backoff. */
     struct dn r;
     memset(&r, 0, sizeof(r));
-    CHECK(ledger_outbox_release(lb, id, 300, on_dn, &r) == 0);
+    CHECK(ledger_outbox_release(lb, id, LEASE_MS, on_dn, &r) == 0);
     CHECK(WAIT_FOR(r.n, 3000) && r.err == LEDGER_OK && r.status == LEDGER_DONE);
     CHECK(claim(la, 10).count == 0);
-    spin_ms(400);
+    spin_ms(LEASE_MS + 100);
     c = claim(la, 10);
     CHECK(c.count == 1 && c.attempts[0] == 2 && strcmp(c.bodies[0], b1) == 0);
     CHECK(call(lb, DN_RENEW, id).status == LEDGER_NOT_HOLDER);
@@ -296,7 +300,7 @@ static void test_outbox_takeover(void)
         CHECK(call(la, DN_CONFIRM, ids[i]).status == LEDGER_DONE);
         spin_ms(20);
     }
-    spin_ms(450);
+    spin_ms(LEASE_MS + 100);
     c = claim(lb, 2);
     CHECK(c.count == 2 && strcmp(c.ids[0], ids[0]) == 0 && strcmp(c.ids[1], ids[1]) == 0);
     c = claim(lb, 2);

@@ -149,9 +149,10 @@ static void test_leases(struct pkgstore *ps)
 
 static void test_expiry(struct pkgstore *ps)
 {
-    CHECK(OP(pkgstore_take(ps, "k2", "short", 150, on_done, R)) == PKGSTORE_OK);
+    /* 1.5 s: still held at the next command on a loaded machine */
+    CHECK(OP(pkgstore_take(ps, "k2", "short", 1500, on_done, R)) == PKGSTORE_OK);
     CHECK(OP(pkgstore_take(ps, "k2", "next", 5000, on_done, R)) == PKGSTORE_HELD);
-    testloop_spin_ms(base, 300);
+    testloop_spin_ms(base, 1600);
     CHECK(OP(pkgstore_renew(ps, "k2", "short", 5000, on_done, R)) == PKGSTORE_HELD);
     CHECK(OP(pkgstore_take(ps, "k2", "next", 5000, on_done, R)) == PKGSTORE_OK);
 }

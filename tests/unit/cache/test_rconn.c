@@ -12,6 +12,7 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #define SLACK_MS 250 /* allowed lateness of a timeout callback on a busy 2-core machine */
+/* "Fails at once": well under run()'s 2 s command timeout, whatever the machine's load. */
+#define FAST_MS 1000
 
 static const char PW_REQ[] = "Req-pass-7Zq1x";  /* requirepass of the auth server */
 static const char PW_ACL[] = "Acl-pass-Kx92v";  /* password of the ACL user */
@@ -105,6 +108,19 @@ static int start_plain(struct testproc *s, const char *extra1, const char *extra
 
     snprintf(port, sizeof(port), "%d", p);
     return testproc_start_redis(s, p, tmpdir, args) == 0 ? p : -1;
+}
+
+/* The path of a redis-server config file (0600, in tmpdir) that sets requirepass PW_REQ,
+ * for "--include": the password never goes on redis-server's command line. */
+static const char *auth_conf(void)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/auth.conf", tmpdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && dprintf(fd, "requirepass %s\n", PW_REQ) > 0);
+    if (fd >= 0)
+        close(fd);
+    return path;
 }
 
 /* ---- pure helpers ---- */
@@ -258,13 +274,13 @@ static struct rconn *connect_auth(int port, const char *user, const char *pw)
 static void check_refused(struct rconn *c, const char *expect)
 {
     CHECK(c != NULL);
-    spin_ms(600);
+    CHECK(WAIT_FOR(health(c).failures >= 1, 5000));
     struct rconn_health h = health(c);
     CHECK(!h.connected && h.connects == 0 && h.failures >= 1);
     CHECK(strstr(h.last_error, expect) != NULL);
     CHECK(strstr(h.last_error, PW_BAD) == NULL && strstr(h.last_error, PW_REQ) == NULL);
     struct call k = run(c, "PING", NULL, NULL);
-    CHECK(k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < 100);
+    CHECK(k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < FAST_MS);
     if (!strstr(h.last_error, expect))
         fprintf(stderr, "last_error: %s (expected %s)\n", h.last_error, expect);
     rconn_free(c);
@@ -273,7 +289,7 @@ static void check_refused(struct rconn *c, const char *expect)
 static void test_auth(void)
 {
     struct testproc s = { 0 };
-    int port = start_plain(&s, "--requirepass", PW_REQ);
+    int port = start_plain(&s, "--include", auth_conf());
     CHECK(port > 0);
 
     struct rconn *c = connect_auth(port, NULL, PW_REQ);
@@ -341,7 +357,7 @@ static void test_stall(void)
     CHECK(timed_out_in_time(a, 5, 150));
     spin_ms(200);
     kill(s.pid, SIGCONT);
-    spin_ms(300);
+    CHECK(WAIT_FOR(health(c).in_flight == 0, 5000)); /* the late replies came, dropped */
     for (int i = 0; i < 5; i++)
         CHECK(a[i].n == 1);
     CHECK(is_up(c) && health(c).connects == 1 && health(c).in_flight == 0);
@@ -358,7 +374,7 @@ static void test_stall(void)
     CHECK(WAIT_FOR(!is_up(c), 1500));
     CHECK(strstr(health(c).last_error, "stalled") != NULL);
     struct call nc = run(c, "PING", NULL, NULL);
-    CHECK(nc.res == RCONN_NOT_CONNECTED && nc.done_ms - nc.sent_ms < 100);
+    CHECK(nc.res == RCONN_NOT_CONNECTED && nc.done_ms - nc.sent_ms < FAST_MS);
     spin_ms(1000); /* reconnect attempts time out against the stopped server */
     CHECK(!is_up(c));
     kill(s.pid, SIGCONT);
@@ -392,16 +408,21 @@ static void test_restart(void)
     CHECK(health(c).last_error[0] != '\0');
 
     unsigned long f0 = health(c).failures;
+    long long t0 = testproc_now_ms();
     bool fast = true;
     for (int i = 0; i < 15; i++) {
         struct call k = run(c, "PING", NULL, NULL);
-        fast = fast && k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < 50;
+        fast = fast && k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < FAST_MS;
         spin_ms(100);
     }
     CHECK(fast);
     unsigned long attempts = health(c).failures - f0;
-    fprintf(stderr, "reconnect attempts in ~1.5 s: %lu\n", attempts);
-    CHECK(attempts >= 3 && attempts <= 14); /* backing off: 50 ms fixed would be ~30 */
+    long long took = testproc_now_ms() - t0;
+    fprintf(stderr, "reconnect attempts in %lld ms: %lu\n", took, attempts);
+    /* Backing off from 50 to 400 ms (equal jitter): the first four delays take 375 ms or
+     * more, then 200 ms or more each; 50 ms fixed would be three times as many. Counted
+     * against the time that really passed, however long the loaded machine took. */
+    CHECK(attempts >= 3 && (long long)attempts <= 5 + took / 200);
 
     snprintf(portstr, sizeof(portstr), "%d", port);
     const char *args[] = { "--port", portstr, NULL };
@@ -458,12 +479,12 @@ static void test_resolver(void)
     o.connect_timeout_ms = 300;
     c = rconn_new(base, &o);
     struct call k = run(c, "PING", NULL, NULL);
-    CHECK(k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < 50);
-    spin_ms(350);
+    CHECK(k.res == RCONN_NOT_CONNECTED && k.done_ms - k.sent_ms < FAST_MS);
+    CHECK(WAIT_FOR(strstr(health(c).last_error, "resolve nowhere.fogate.test: timeout after 300 ms")
+                   != NULL, 5000));
     CHECK(!is_up(c));
-    CHECK(strstr(health(c).last_error, "resolve nowhere.fogate.test: timeout after 300 ms") != NULL);
-    spin_ms(600);
-    CHECK(!is_up(c) && health(c).failures >= 2);
+    CHECK(WAIT_FOR(health(c).failures >= 2, 5000));
+    CHECK(!is_up(c));
     rconn_free(c);
     spin_ms(1000); /* abandoned lookups time out inside evdns and free themselves */
     evdns_base_free(dns, 0);
@@ -582,7 +603,7 @@ static void test_tls(void)
     snprintf(ca, sizeof(ca), "%s/ca.crt", tmpdir);
     const char *args[] = { "--port", "0", "--tls-port", port, "--tls-cert-file", cert,
                            "--tls-key-file", key, "--tls-ca-cert-file", ca,
-                           "--tls-auth-clients", "no", "--requirepass", PW_REQ, NULL };
+                           "--tls-auth-clients", "no", "--include", auth_conf(), NULL };
     CHECK(testproc_start_redis(&s, p, tmpdir, args) == 0);
 
     struct rconn *c = connect_tls(p, "localhost", "ca.crt");

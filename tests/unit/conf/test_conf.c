@@ -85,7 +85,44 @@ static const struct error_case error_cases[] = {
     { "bad-client-id.json", "environments.test.client_id", 8, "\"fogate-uat\" is not a GUID" },
     { "string-with-newline.json", "jobs.groups.entity", 17, "must not contain control characters" },
     { "tokens-retry-order.json", "tokens.retry_min_ms", 20, "must not exceed tokens.retry_max_ms" },
+    { "mi-bad-client-id.json", "environments.test.managed_identity.client_id", 10,
+      "\"fogate-identity\" is not a GUID (the client ID of the user-assigned managed identity)" },
+    { "mi-http-endpoint.json", "environments.test.managed_identity.endpoint", 10,
+      "http:// only to a link-local (169.254.x.x) or loopback host" },
+    { "assertion-and-mi.json", "environments.test", 5, "more than one credential" },
 };
+
+/* The secretless kinds: nothing to read at load time; identity fields resolved. */
+static void test_secretless_kinds(void)
+{
+    struct conf_error err;
+    struct conf *c = load_case("assertion-file-ok.json", &err);
+
+    CHECK(c != NULL); /* the projected file need not exist yet */
+    if (c) {
+        CHECK(c->envs[0].credential == CONF_CRED_ASSERTION_FILE);
+        CHECK(strstr(c->envs[0].client_assertion_file, "/secrets/not-yet-projected.jwt") != NULL);
+        CHECK(c->envs[0].client_assertion_file[0] == '/'); /* relative to the config file */
+        CHECK(!c->envs[0].managed_identity && !c->envs[0].mi_endpoint);
+    }
+    conf_free(c);
+    c = load_case("mi-ok.json", &err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->envs[0].credential == CONF_CRED_MANAGED_IDENTITY);
+        CHECK_STR(c->envs[0].mi_client_id, "0d6b5a4c-2222-4333-8444-00000000a51d");
+        CHECK_STR(c->envs[0].mi_endpoint, "http://169.254.169.254/metadata/identity/oauth2/token");
+    }
+    conf_free(c);
+    c = load_case("mi-system-ok.json", &err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->envs[0].managed_identity && c->envs[0].mi_client_id == NULL);
+        CHECK_STR(c->envs[0].mi_endpoint, "http://169.254.169.254/metadata/identity/oauth2/token");
+        CHECK_STR(c->envs[0].resource, "https://contoso-uat.sandbox.operations.dynamics.com");
+    }
+    conf_free(c);
+}
 
 static void test_error_cases(void)
 {
@@ -381,6 +418,42 @@ static void test_redis(void)
     }
 }
 
+/* A path under ${CREDENTIALS_DIRECTORY} (systemd LoadCredential=) is expanded at load; where
+ * the variable is unset the config does not load, and the error names the key and line. */
+static void test_credentials_directory(void)
+{
+    struct conf_error err;
+    const char *redis = "{\"password_file\": \"${CREDENTIALS_DIRECTORY}/redis-password\"}";
+    char dir[] = "/tmp/fogate-creds-XXXXXX", file[64], want[64];
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(file, sizeof file, "%s/redis-password", dir);
+    FILE *fp = fopen(file, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs("placeholder\n", fp);
+        fclose(fp);
+    }
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    struct conf *conf = load_redis(redis, &err);
+    CHECK(conf != NULL);
+    if (!conf)
+        fprintf(stderr, "credentials: %s\n", err.message);
+    snprintf(want, sizeof want, "%s/redis-password", dir);
+    if (conf)
+        CHECK_STR(conf->redis.password_file, want);
+    conf_free(conf);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    CHECK(load_redis(redis, &err) == NULL);
+    CHECK_STR(err.path, "redis.password_file");
+    CHECK(strstr(err.message, "mem.json:4: redis.password_file: \"${CREDENTIALS_DIRECTORY}/"
+                              "redis-password\": uses ${CREDENTIALS_DIRECTORY}, but") != NULL);
+    CHECK(load_redis("{\"password_file\": \"${HOME}/pw\"}", &err) == NULL);
+    CHECK(strstr(err.message, "only ${CREDENTIALS_DIRECTORY} is expanded") != NULL);
+    unlink(file);
+    rmdir(dir);
+}
+
 static void test_sentinel(void)
 {
     struct conf_error err;
@@ -626,12 +699,14 @@ int main(void)
     setenv("FOGATE_TEST_SECRET", "s3cr3t-value", 1);
     unsetenv("FOGATE_TEST_UNSET_SECRET");
     test_error_cases();
+    test_secretless_kinds();
     test_no_secret_in_errors();
     test_defaults_and_derived();
     test_http_allowed_and_v1();
     test_secret_file_relative();
     test_example();
     test_redis();
+    test_credentials_directory();
     test_sentinel();
     test_listen_and_urls();
     test_odd_inputs();

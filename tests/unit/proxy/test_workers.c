@@ -37,9 +37,19 @@ static void test_conn_share(void)
     CHECK(o.max_connections == 1);
 }
 
+/* The open-file need behind the unit's LimitNOFILE=16384 (deploy/systemd/fogate.service). */
+static void test_nofile_need(void)
+{
+    CHECK(workers_nofile_need(1024, 1) == 2112);
+    CHECK(workers_nofile_need(1024, 64) == 6144);
+    CHECK(workers_nofile_need(8000, 4) == 16256); /* what 16384 covers */
+    CHECK(workers_nofile_need(1000000, 256) == 2016384ull); /* the config maxima: no overflow */
+}
+
 int main(void)
 {
     test_resolve();
+    test_nofile_need();
     test_conn_share();
     return check_done();
 }

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -16,6 +17,7 @@
 #include "token.h"
 
 #define TX_BODY_MAX (64 * 1024)
+#define TX_LOG 64 /* the last requests whose send times are kept */
 
 struct tx_req {
     struct tx_req *next;
@@ -28,9 +30,21 @@ struct tx_req {
 struct tx {
     struct event_base *base;
     struct tx_req *reqs; /* in flight */
-    int posts, cancels, completions, in_flight, max_in_flight;
+    int posts, gets, cancels, completions, in_flight, max_in_flight;
     int refuse;          /* when set, post_form returns -1 */
+    /* CLOCK_MONOTONIC (us) when request number n (tx.posts before it) was sent, at
+     * [n % TX_LOG]. A retry timer of d ms armed when request n's answer came shows as
+     * sent_us[n + 1] - sent_us[n] >= d ms (less one tick if libevent reads the coarse
+     * monotonic clock), however late the test looks at it. */
+    long long sent_us[TX_LOG];
 };
+
+static inline long long tx_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static inline void tx_unlink(struct tx *tx, struct tx_req *r)
 {
@@ -72,17 +86,33 @@ static inline void tx_on_done(struct evhttp_request *req, void *arg)
     free(r);
 }
 
-static inline int tx_post_form(void *ctx, const char *url, const char *body, size_t len,
-                               unsigned timeout_ms, token_http_done *done, void *arg)
+/* Adds "Name: value" lines as request headers; 0 or -1 if one has no colon. */
+static inline int tx_add_headers(struct evhttp_request *req, const char *const *hdrs, size_t n)
 {
-    struct tx *tx = ctx;
+    char name[128];
+
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strchr(hdrs[i], ':');
+        if (!colon || (size_t)(colon - hdrs[i]) >= sizeof(name))
+            return -1;
+        memcpy(name, hdrs[i], (size_t)(colon - hdrs[i]));
+        name[colon - hdrs[i]] = '\0';
+        evhttp_add_header(evhttp_request_get_output_headers(req), name, colon + 2);
+    }
+    return 0;
+}
+
+/* POST (body != NULL) or GET with extra header lines. */
+static inline int tx_send(struct tx *tx, const char *url, const char *body, size_t len,
+                          const char *const *hdrs, size_t n, unsigned timeout_ms,
+                          token_http_done *done, void *arg)
+{
     struct evhttp_uri *u = evhttp_uri_parse(url);
     struct tx_req *r = NULL;
     struct evhttp_request *req = NULL;
     char path[2048];
     int rc = -1;
 
-    tx->posts++;
     if (tx->refuse || !u || !evhttp_uri_get_host(u) || !(r = calloc(1, sizeof(*r))))
         goto out;
     int port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
@@ -96,11 +126,18 @@ static inline int tx_post_form(void *ctx, const char *url, const char *body, siz
     evhttp_connection_set_timeout_tv(r->conn, &tv);
     evhttp_connection_set_max_body_size(r->conn, TX_BODY_MAX);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Host", evhttp_uri_get_host(u));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/x-www-form-urlencoded");
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+    if (body) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/x-www-form-urlencoded");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+    }
+    if (tx_add_headers(req, hdrs, n) != 0) {
+        evhttp_request_free(req);
+        req = NULL;
+        goto out;
+    }
     r->done = done, r->arg = arg, r->tx = tx;
-    if (evhttp_make_request(r->conn, req, EVHTTP_REQ_POST, path) != 0) {
+    if (evhttp_make_request(r->conn, req, body ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path) != 0) {
         req = NULL; /* freed by evhttp_make_request on failure */
         goto out;
     }
@@ -119,6 +156,25 @@ out:
     return rc;
 }
 
+static inline int tx_post_form(void *ctx, const char *url, const char *body, size_t len,
+                               unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    struct tx *tx = ctx;
+    int seq = tx->posts++;
+
+    tx->sent_us[seq % TX_LOG] = tx_now_us();
+    return tx_send(tx, url, body, len, NULL, 0, timeout_ms, done, arg);
+}
+
+static inline int tx_get(void *ctx, const char *url, const char *const *hdrs, size_t n,
+                         unsigned timeout_ms, token_http_done *done, void *arg)
+{
+    struct tx *tx = ctx;
+
+    tx->gets++;
+    return tx_send(tx, url, NULL, 0, hdrs, n, timeout_ms, done, arg);
+}
+
 static inline void tx_cancel(void *ctx, void *arg)
 {
     struct tx *tx = ctx;
@@ -135,7 +191,8 @@ static inline void tx_cancel(void *ctx, void *arg)
 
 static inline struct token_transport tx_transport(struct tx *tx)
 {
-    struct token_transport t = { .ctx = tx, .post_form = tx_post_form, .cancel = tx_cancel };
+    struct token_transport t = { .ctx = tx, .post_form = tx_post_form, .get = tx_get,
+                                 .cancel = tx_cancel };
     return t;
 }
 

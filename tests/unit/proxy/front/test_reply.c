@@ -59,7 +59,8 @@ static void test_log_line(void)
         .id = "0123456789abcdef", .method = "GET", .path = "/healthz?key=SECRET",
         .path_len = 8, .client = "127.0.0.1:5555", .status = 404, .bytes_in = 40,
         .bytes_out = 200, .duration_us = 17, .error_code = "not_found",
-        .error_message = "no route for this path",
+        .error_message = "no route for this path", .outcome = "ok", .body_expected = 80,
+        .body_sent = 80,
     };
 
     log_set_stream(mem);
@@ -67,7 +68,10 @@ static void test_log_line(void)
     l.error_code = NULL;
     l.method = NULL;
     l.path = NULL;
-    l.status = 500;
+    l.status = 200;
+    l.outcome = "client_timeout"; /* a download cut short: not a success */
+    l.body_expected = -1;
+    l.body_sent = 65536;
     reply_log(&l);
     fclose(mem);
     log_set_stream(NULL);
@@ -83,6 +87,12 @@ static void test_log_line(void)
     CHECK(json_integer_value(json_object_get(a, "duration_us")) == 17);
     CHECK(json_integer_value(json_object_get(a, "bytes_out")) == 200);
     CHECK_STR(json_string_value(json_object_get(a, "level")), "info");
+    CHECK_STR(json_string_value(json_object_get(a, "outcome")), "ok");
+    CHECK(json_integer_value(json_object_get(a, "body_expected")) == 80);
+    CHECK(json_integer_value(json_object_get(a, "body_sent")) == 80);
+    CHECK_STR(json_string_value(json_object_get(b, "outcome")), "client_timeout");
+    CHECK(json_object_get(b, "body_expected") == NULL);
+    CHECK(json_integer_value(json_object_get(b, "body_sent")) == 65536);
     CHECK(strstr(text, "SECRET") == NULL);
     CHECK(json_object_get(b, "method") == NULL && json_object_get(b, "code") == NULL);
     CHECK_STR(json_string_value(json_object_get(b, "level")), "warn");
@@ -127,6 +137,9 @@ static void emit_jansson(const void *arg)
     json_object_set_new(f, "bytes_out", json_integer((json_int_t)l->bytes_out));
     json_object_set_new(f, "duration_us", json_integer((json_int_t)l->duration_us));
     json_object_set_new(f, "client", json_string(l->client));
+    json_object_set_new(f, "outcome", json_string(l->outcome));
+    json_object_set_new(f, "body_expected", json_integer((json_int_t)l->body_expected));
+    json_object_set_new(f, "body_sent", json_integer((json_int_t)l->body_sent));
     json_object_set_new(f, "code", json_string(l->error_code));
     json_object_set_new(f, "error", json_string(l->error_message));
     log_json(LOG_LVL_INFO, "request", f);
@@ -148,6 +161,7 @@ static void test_log_line_same_as_jansson(void)
             .path_len = strlen(path), .client = "[::1]:5555", .status = 201,
             .bytes_in = 12345678901ULL, .bytes_out = 7, .duration_us = 123456789012LL,
             .error_code = "d365_throttled", .error_message = "retry \"later\" \\ now",
+            .outcome = "ok", .body_expected = 9000000000LL, .body_sent = 3,
         };
         char *fast = logged(emit_reply_log, &l), *slow = logged(emit_jansson, &l);
         CHECK_STR(fast, slow);

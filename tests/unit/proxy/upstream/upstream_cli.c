@@ -7,6 +7,9 @@
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
  * With --parallel all URLs start at once.
+ *   upstream_cli -                        the same arguments, NUL-separated, on stdin, so
+ *                                         that signed URLs, bodies and key headers never
+ *                                         show on a command line (ps); the tests use this
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -430,12 +433,50 @@ static void print_summary(struct cli *c, const struct upstream_stats *s, int fds
     print_json(o);
 }
 
+#define STDIN_ARGS_MAX 256          /* arguments */
+#define STDIN_ARGS_BYTES (1 << 20)  /* their total size */
+
+/* Reads NUL-separated arguments from stdin into *buf (owned by the caller) and a new
+ * argv *out (owned; prog first, then pointers into *buf). Returns the count, or -1. */
+static int stdin_args(char *prog, char **buf, char ***out)
+{
+    size_t len = 0;
+    ssize_t n;
+    int argc = 0;
+
+    *buf = malloc(STDIN_ARGS_BYTES + 1);
+    *out = calloc(STDIN_ARGS_MAX + 2, sizeof(**out));
+    if (!*buf || !*out)
+        return -1;
+    while (len < STDIN_ARGS_BYTES && (n = read(0, *buf + len, STDIN_ARGS_BYTES - len)) > 0)
+        len += (size_t)n;
+    if (len == STDIN_ARGS_BYTES)
+        return -1;
+    (*buf)[len] = '\0';
+    (*out)[argc++] = prog;
+    for (size_t i = 0; i < len; i += strlen(*buf + i) + 1) {
+        if (argc > STDIN_ARGS_MAX)
+            return -1;
+        (*out)[argc++] = *buf + i;
+    }
+    return argc;
+}
+
 int main(int argc, char **argv)
 {
     struct cli c = {0};
     struct upstream_opts o = {0};
     struct upstream_stats stats;
     int fds[4];
+    char *sbuf = NULL, **sargv = NULL;
+
+    if (argc == 2 && strcmp(argv[1], "-") == 0) {
+        if ((argc = stdin_args(argv[0], &sbuf, &sargv)) < 0) {
+            fprintf(stderr, "upstream_cli: bad arguments on stdin\n");
+            return 2;
+        }
+        argv = sargv;
+    }
 
     c.produce_bytes = 256 * 1024;
     c.max_bytes = 1 << 20;
@@ -475,5 +516,7 @@ int main(int argc, char **argv)
     upstream_global_cleanup();
     fds[3] = count_fds();
     print_summary(&c, &stats, fds);
+    free(sargv);
+    free(sbuf);
     return 0;
 }
