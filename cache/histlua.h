@@ -3,16 +3,18 @@
  * every write refreshes the TTL of what it wrote, and every index stays capped.
  *
  * PUT   KEYS: 1 record key (or, with ARGV[1] "", the message map key naming the record),
- *             2 environment index zset, 3 job index zset
+ *             2 environment index zset, 3 job index zset, 4 receipt queue zset
  *       ARGV: 1 record id or "", 2 record key prefix, 3 ttl ms, 4 index cap,
- *             5 "1" = index the record if this write creates it, 6 status or "",
+ *             5 "1" = index the record unless it is indexed (has "received"), 6 status or
+ *             "" ("?status": only when the record has no status yet),
  *             7 "1" = that status is final, 8 message map key to point at the record or "",
  *             9.. field, value pairs: "+f" n = HINCRBY, "?f" v = HSETNX, "-f" v = add v to
  *             the comma-separated set f; a value "@now" is the server time in ms
  *       -> record id, or false when the map key names no record.
  *       A status differing from the record's appends {"status","at"} to the events (at
  *       most 32) and sets status, status_at (and final, final_at when final); a final
- *       record's status never changes again.
+ *       record's status never changes again. A record with field cb = "1" (its job has a
+ *       callback_url) that turns final queues the receipt "<id>:<status>" due now.
  * PAGE  KEYS: the job index zsets to merge
  *       ARGV: 1 record key prefix, 2 max score, 3 cursor id ("" = none), 4 min score,
  *             5 most entries returned

@@ -133,7 +133,8 @@ static void on_request(struct conn_req *req, void *arg)
     struct routes_deps d = { .conf = app->conf, .uc = app->uc, .budget = app->budget,
                              .tm = tokenwire_mgr(app->tokens),
                              .simple = app->simple, .package = app->package,
-                             .ledger = app->ledger, .pause = app->pause,
+                             .ledger = app->ledger, .history = app->history,
+                             .pause = app->pause,
                              .draining = app->draining && atomic_load(app->draining) };
 
     upcall_ctx_set_request(app->uc, conn_req_trace(req), conn_req_id(req));
@@ -292,6 +293,11 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
     return admin_new(app->base, opt, &d);
 }
 
+static void on_outbox_acked(void *arg, const char *env, const char *msg_id)
+{
+    history_acked(arg, env, msg_id);
+}
+
 struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
 {
     struct app *app = calloc(1, sizeof *app);
@@ -340,6 +346,9 @@ struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)
             return NULL;
         }
         simple_set_history(app->simple, app->history);
+        package_set_history(app->package, app->history);
+        if (app->ledger) /* an ack the outbox made later ends the export's record */
+            ledgerflow_set_acked_hook(app->ledger, on_outbox_acked, app->history);
     }
     if (app->package && conf->redis.url) {
         if (!(app->pause = jobpause_new(app->base, conf))) {

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "ledgerflow.h"
 #include "ledgerpass.h"
+#include "passtap.h"
 #include "passthru.h"
 #include "reply.h"
 #include "package.h"
@@ -157,6 +158,14 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
         rt.body = PASSTHRU_BODY_STREAM;
         rt.body_limit = d->conf->limits.max_enqueue_bytes;
         rt.retry = UPCALL_RETRY_NONE;
+        if (d->history) { /* the file's record, and its Idempotency-Key */
+            passtap_enqueue(d->history, d->uc, req, &rt, job, client);
+            return;
+        }
+    }
+    if (d->history && op == ROUTES_DOWNLOAD && h->method == HTTP_GET) {
+        passtap_download(d->history, d->uc, req, &rt, job, client);
+        return;
     }
     passthru_start(d->uc, req, &rt);
 }

@@ -29,6 +29,7 @@ struct routes_deps {
     struct simple *simple;         /* the simple API (/v1/...) */
     struct package *package;       /* the package API (/v1/packages, /v1/executions) */
     struct ledgerflow *ledger;     /* the ack ledger; NULL when not enabled */
+    struct history *history;       /* the file history; NULL when not enabled */
     struct jobpause *pause;        /* paused jobs; NULL when there is no Redis */
     bool draining;                 /* an operator asked this instance to drain */
 };

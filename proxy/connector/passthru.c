@@ -37,6 +37,8 @@ struct pt {
     bool own_401;                /* D365's final 401: fogate answers, not D365 */
     bool recv_paused;
     int status;                  /* the upstream status, streamed answers */
+    char answer[PASSTHRU_TAP_ANSWER]; /* for rt.tap: the answer's first bytes */
+    size_t answer_len;
 };
 
 static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
@@ -71,6 +73,8 @@ bool passthru_keep_response_header(const char *name)
 
 static void pt_free(struct pt *p)
 {
+    if (p->rt.tap) /* the answer did not reach the client whole */
+        p->rt.tap->on_end(p->rt.tap_ctx, 0, p->answer, p->answer_len);
     if (p->up)
         upcall_cancel(p->up);
     for (size_t i = 0; i < p->n_lines; i++)
@@ -218,6 +222,13 @@ static enum upstream_flow on_up_body(void *arg, const char *data, size_t len)
 
     if (p->own_401)
         return UPSTREAM_CONTINUE;
+    if (p->rt.tap && p->rt.tap->on_answer_body)
+        p->rt.tap->on_answer_body(p->rt.tap_ctx, data, len);
+    if (p->rt.tap && p->answer_len < sizeof p->answer) {
+        size_t n = len < sizeof p->answer - p->answer_len ? len : sizeof p->answer - p->answer_len;
+        memcpy(p->answer + p->answer_len, data, n);
+        p->answer_len += n;
+    }
     if (conn_req_write(p->req, data, len) == 1) {
         p->recv_paused = true;
         return UPSTREAM_PAUSE;
@@ -250,6 +261,10 @@ static void on_stream_done(void *arg, const struct upcall_done *d)
     }
     struct conn_req *req = detach(p);
     if (d->transport == UPSTREAM_OK) {
+        if (p->rt.tap) { /* before the client's answer ends: the record goes out first */
+            p->rt.tap->on_end(p->rt.tap_ctx, p->status, p->answer, p->answer_len);
+            p->rt.tap = NULL;
+        }
         if (p->status == 200 && p->rt.on_complete)
             p->rt.on_complete(p->rt.complete_ctx, p->rt.complete_tag);
         conn_req_end(req);
@@ -295,6 +310,8 @@ static int on_body_data(struct conn_req *req, const char *data, size_t len, void
 
     if (p->rt.body == PASSTHRU_BODY_BUFFER)
         return evbuffer_add(p->body, data, len);
+    if (p->rt.tap && p->rt.tap->on_body)
+        p->rt.tap->on_body(p->rt.tap_ctx, data, len);
     size_t took = evbuffer_get_length(p->body) == 0 && p->up ? upcall_send(p->up, data, len) : 0;
     if (took < len) {
         if (evbuffer_add(p->body, data + took, len - took) != 0)
@@ -426,6 +443,8 @@ void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct p
 
     if (!p || !(p->body = evbuffer_new())) {
         free(p);
+        if (rt->tap)
+            rt->tap->on_end(rt->tap_ctx, 0, NULL, 0);
         reply_error(req, 503, "out_of_memory", "the server is out of memory, retry later");
         return;
     }

@@ -27,6 +27,19 @@ enum passthru_body {
     PASSTHRU_BODY_STREAM,   /* stream to D365 as it arrives (enqueue); no retry */
 };
 
+/* A tap on a streamed call (the enqueue's history and Idempotency-Key, passtap.c). */
+struct passthru_tap {
+    /* Request body bytes as they are taken from the client (streamed bodies); may be NULL. */
+    void (*on_body)(void *ctx, const char *data, size_t len);
+    /* Answer body bytes as they go to the client; may be NULL. */
+    void (*on_answer_body)(void *ctx, const char *data, size_t len);
+    /* Exactly once, when the request ends: D365's status when its whole answer reached
+     * the client (else 0) and the first bytes of that answer (borrowed). */
+    void (*on_end)(void *ctx, int status, const char *answer, size_t len);
+};
+
+#define PASSTHRU_TAP_ANSWER 256   /* answer bytes kept for the tap */
+
 struct passthru_route {
     const struct conf_env *env;        /* borrowed from the conf snapshot */
     enum upcall_retry retry;
@@ -40,6 +53,8 @@ struct passthru_route {
     void (*on_complete)(void *ctx, const char *tag);
     void *complete_ctx;
     char complete_tag[160];
+    const struct passthru_tap *tap;    /* static; NULL = none */
+    void *tap_ctx;                     /* borrowed until tap->on_end */
 };
 
 /* Takes over `req` (answered later, or at once on an error) for `rt` (copied) through

@@ -51,7 +51,7 @@ static void replay_end(struct conn_req *req, bool ok, void *arg)
         replay_answer(r);
     else
         reqcore_body_over((struct reqcore){ &r->req, &r->responded, false }, req);
-    if (!r->replay_starting) /* a body read at once ends inside start_replay: not freed here */
+    if (!r->replay_starting) /* else start_replay's caller settles, after it returns */
         simple_req_settle(r);
 }
 
@@ -67,13 +67,13 @@ static void start_replay(struct simple_req *r)
         return;
     }
     conn_req_set_body_limit(r->req, r->s->conf->limits.max_enqueue_bytes);
-    r->body_reading = r->replay_starting = true;
-    int rc = conn_req_read_body(r->req, &sink);
-    r->replay_starting = false;
-    if (rc != 0) {
+    r->body_reading = true;
+    r->replay_starting = true; /* a body already read ends within the call */
+    if (conn_req_read_body(r->req, &sink) != 0) {
         r->body_reading = false;
         simple_req_error(r, 500, "internal", "cannot read the request body");
     }
+    r->replay_starting = false;
 }
 
 static void on_idem(void *arg, const struct histidem_res *res)

@@ -29,6 +29,7 @@ struct item {
     char id[HISTREC_ID_SIZE];
     char env[128], msg[64], exec[200];
     unsigned polls;
+    bool is_exec;                       /* a package execution (msg holds its id) */
     struct msgwait_waiter *w;           /* owned while polling */
     struct d365_call *call;             /* owned while fetching errors */
 };
@@ -40,7 +41,8 @@ struct histfollow {
     struct rconn *rc;                   /* borrowed from h */
     const struct conf *conf;            /* borrowed */
     struct rconn_script due, claim;
-    struct msgwait *mw;                 /* owned */
+    struct msgwait *mw;                 /* owned: GetMessageStatus */
+    struct msgwait *ew;                 /* owned: package executions; NULL until set */
     struct event *tick;                 /* owned */
     struct item *items;                 /* owned list: polls in flight */
     size_t n_items;
@@ -128,7 +130,12 @@ static void on_status(void *arg, const struct msgwait_result *r)
     if (r->ok && r->final) {
         f->finals++;
         schedule(f, it->id, -1, false);
-        if (strcmp(r->status, "Processed") != 0 &&
+        if (it->is_exec && strcmp(r->status, "Succeeded") != 0) {
+            struct d365_result known = { .ok = true, .value = it->msg };
+            on_exec_id(it, &known); /* the execution id is known: its errors at once */
+            return;
+        }
+        if (!it->is_exec && strcmp(r->status, "Processed") != 0 &&
             (it->call = d365_action(f->uc, it->env, "GetExecutionIdByMessageId", "_messageId",
                                     it->msg, &cbs)))
             return;
@@ -145,11 +152,16 @@ static void start_poll(struct histfollow *f, const char *id, const redictReply *
 {
     struct item *it;
     const char *env = vals->element[0]->str, *msg = vals->element[1]->str;
+    bool is_exec = strcmp(vals->element[5]->str, "package") == 0;
+
+    if (is_exec)
+        msg = vals->element[6]->str; /* a package import is followed by its execution id */
     long long received = strtoll(vals->element[2]->str, NULL, 10);
     struct timespec now;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    if (!env[0] || !msg[0] || (vals->element[3]->str[0] == '1')) { /* gone or final */
+    if (!env[0] || !msg[0] || vals->element[3]->str[0] == '1' || (is_exec && !f->ew)) {
+        /* gone, final, or a package execution this fogate cannot poll */
         schedule(f, id, -1, false);
         return;
     }
@@ -166,13 +178,14 @@ static void start_poll(struct histfollow *f, const char *id, const redictReply *
     snprintf(it->env, sizeof it->env, "%s", env);
     snprintf(it->msg, sizeof it->msg, "%s", msg);
     it->polls = (unsigned)strtoul(vals->element[4]->str, NULL, 10);
+    it->is_exec = is_exec;
     it->next = f->items;
     if (f->items)
         f->items->prev = it;
     f->items = it;
     f->n_items++;
     f->polls++;
-    it->w = msgwait_add(f->mw, it->env, it->msg, 0, on_status, it);
+    it->w = msgwait_add(is_exec ? f->ew : f->mw, it->env, it->msg, 0, on_status, it);
     if (!it->w)
         item_free(it);
     else
@@ -190,7 +203,7 @@ static void on_claim(void *arg, enum rconn_result res, const redictReply *reply)
         const redictReply *e = reply->element[i];
         if (e->type == REDICT_REPLY_ARRAY && e->elements == 2 &&
             e->element[0]->type == REDICT_REPLY_STRING &&
-            e->element[1]->type == REDICT_REPLY_ARRAY && e->element[1]->elements == 5)
+            e->element[1]->type == REDICT_REPLY_ARRAY && e->element[1]->elements == 7)
             start_poll(f, e->element[0]->str, e->element[1]);
     }
 }
@@ -207,7 +220,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     f->claiming = rconn_eval(f->rc, &f->claim, on_claim, f,
                              (int)f->conf->history.write_timeout_ms, 1, QUEUE, HISTREC_PREFIX,
                              CLAIM_MAX, lease, "env", "msg", "received", "final", "npolls",
-                             NULL) == 0;
+                             "via", "exec", NULL) == 0;
 }
 
 struct histfollow *histfollow_new(struct event_base *base, struct upcall_ctx *uc,
@@ -238,6 +251,12 @@ struct histfollow *histfollow_new(struct event_base *base, struct upcall_ctx *uc
     return f;
 }
 
+void histfollow_set_exec_poll(struct histfollow *f, const struct msgwait_opts *opts)
+{
+    if (f && !f->ew)
+        f->ew = msgwait_new(f->base, f->uc, opts); /* NULL: executions stay unfollowed */
+}
+
 void histfollow_set_conf(struct histfollow *f, const struct conf *conf)
 {
     if (f)
@@ -253,6 +272,7 @@ void histfollow_free(struct histfollow *f)
     if (f->tick)
         event_free(f->tick);
     msgwait_free(f->mw);
+    msgwait_free(f->ew);
     free(f);
 }
 

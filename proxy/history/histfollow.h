@@ -34,6 +34,11 @@ void histfollow_free(struct histfollow *f);
 /* Queues record `id` (an import just enqueued) for its first poll. NULL f is a no-op. */
 void histfollow_add(struct histfollow *f, const char *id);
 
+struct msgwait_opts;
+
+/* Polls package executions with `opts` (static) from now on. NULL f is a no-op. */
+void histfollow_set_exec_poll(struct histfollow *f, const struct msgwait_opts *opts);
+
 /* Polls made and imports seen final by this worker (0 for NULL f). */
 void histfollow_stats(const struct histfollow *f, unsigned long *polls, unsigned long *final);
 

@@ -12,6 +12,7 @@
 #include "hex.h"
 #include "histfollow.h"
 #include "histlua.h"
+#include "histreceipt.h"
 #include "log.h"
 #include "pkgstore.h"
 #include "rconn.h"
@@ -31,6 +32,7 @@ struct history {
     struct history_stats stats;
     struct histfollow *follow;          /* owned; NULL when follow_hours is 0 */
     struct pkgstore *idem;              /* owned: Idempotency-Key leases (histidem) */
+    struct histreceipt *receipts;       /* owned; NULL without receipts.key_file */
 };
 
 struct history_op {
@@ -57,6 +59,9 @@ struct history *history_new(struct event_base *base, struct upcall_ctx *uc,
     if (!(h->rc = redisopen_new(base, &conf->redis, "history: ", &h->dns)) ||
         !(h->idem = pkgstore_new(h->rc, (int)conf->history.write_timeout_ms)))
         goto fail;
+    if (conf->receipts.key_file &&
+        !(h->receipts = histreceipt_new(base, h, h->rc, conf)))
+        goto fail;
     if (conf->history.follow_hours > 0 &&
         !(h->follow = histfollow_new(base, uc, h, h->rc, conf)))
         goto fail;
@@ -73,6 +78,7 @@ void history_set_conf(struct history *h, const struct conf *conf)
         return;
     h->conf = conf;
     histfollow_set_conf(h->follow, conf);
+    histreceipt_set_conf(h->receipts, conf);
 }
 
 void history_free(struct history *h)
@@ -81,6 +87,7 @@ void history_free(struct history *h)
         return;
     rconn_free(h->rc); /* pending writes call back now, CANCELLED: counted lost */
     histfollow_free(h->follow); /* after: a pending claim calls back into it */
+    histreceipt_free(h->receipts);
     pkgstore_free(h->idem);
     if (h->dns)
         evdns_base_free(h->dns, 0);
@@ -94,6 +101,7 @@ void history_get_stats(const struct history *h, struct history_stats *out)
         return;
     *out = h->stats;
     histfollow_stats(h->follow, &out->follow_polls, &out->follow_final);
+    histreceipt_stats(h->receipts, &out->receipts_sent, &out->receipts_given_up);
 }
 
 struct pkgstore *history_store(struct history *h)
@@ -136,7 +144,7 @@ static void on_written(void *arg, enum rconn_result res, const redictReply *repl
         h->stats.lost++;
 }
 
-/* Starts a PUT: KEYS record (or map) key, env index, job index; ARGV 1..8. */
+/* Starts a PUT: KEYS record (or map) key, env index, job index, receipts; ARGV 1..8. */
 static void put_begin(struct history *h, struct put *p, const char *id, const char *env,
                       const char *job, const char *status, bool final)
 {
@@ -151,15 +159,16 @@ static void put_begin(struct history *h, struct put *p, const char *id, const ch
     p->argv[0] = p->key;
     p->argv[1] = env ? p->env_idx : p->key;
     p->argv[2] = job ? p->job_idx : p->key;
-    p->argv[3] = id ? id : "";
-    p->argv[4] = HISTREC_PREFIX;
-    p->argv[5] = p->ttl;
-    p->argv[6] = p->cap;
-    p->argv[7] = env && job ? "1" : "0";
-    p->argv[8] = status ? status : "";
-    p->argv[9] = final ? "1" : "0";
-    p->argv[10] = p->map[0] ? p->map : "";
-    p->argc = 11;
+    p->argv[3] = HISTREC_RECEIPTS;
+    p->argv[4] = id ? id : "";
+    p->argv[5] = HISTREC_PREFIX;
+    p->argv[6] = p->ttl;
+    p->argv[7] = p->cap;
+    p->argv[8] = env && job ? "1" : "0";
+    p->argv[9] = status ? status : "";
+    p->argv[10] = final ? "1" : "0";
+    p->argv[11] = p->map[0] ? p->map : "";
+    p->argc = 12;
 }
 
 static void put_field(struct put *p, const char *name, const char *value)
@@ -181,8 +190,16 @@ static void put_num(struct put *p, const char *name, uint64_t v)
 static void put_send(struct history *h, struct put *p)
 {
     if (rconn_evalv(h->rc, &h->scripts[HISTLUA_PUT], on_written, h,
-                    (int)h->conf->history.write_timeout_ms, 3, p->argc, p->argv, NULL) < 0)
+                    (int)h->conf->history.write_timeout_ms, 4, p->argc, p->argv, NULL) < 0)
         h->stats.lost++;
+}
+
+/* The job `job` sends receipts (callback_url) and this fogate can sign them. */
+static bool receipts_for(const struct history *h, const char *job)
+{
+    const struct conf_job *j = conf_job_find(h->conf, job);
+
+    return h->receipts && j && j->callback_url;
 }
 
 void history_id_new(char id[HISTORY_ID_SIZE])
@@ -223,6 +240,8 @@ void history_received(struct history *h, const char *env, const char *job,
     put_field(&p, "client", client);
     put_field(&p, "via", via);
     put_field(&p, "file", file_name);
+    if (receipts_for(h, job))
+        put_field(&p, "cb", "1");
     put_send(h, &p);
 }
 
@@ -244,6 +263,32 @@ void history_sent(struct history *h, const char *id, const char *env, const char
     put_field(&p, "sha256", sha256_hex);
     put_send(h, &p);
     histfollow_add(h->follow, id);
+}
+
+void history_sent_exec(struct history *h, const char *id, const char *env,
+                       const char *exec_id, uint64_t size, const char *sha256_hex)
+{
+    struct put p = { 0 };
+
+    if (!h || !id[0])
+        return;
+    if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.map, "m", env, exec_id) < 0) {
+        h->stats.lost++;
+        return;
+    }
+    put_begin(h, &p, id, NULL, NULL, "Started", false);
+    put_field(&p, "exec", exec_id);
+    put_field(&p, "sent", "@now");
+    put_num(&p, "size", size);
+    put_field(&p, "sha256", sha256_hex);
+    put_send(h, &p);
+    histfollow_add(h->follow, id);
+}
+
+void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts)
+{
+    if (h)
+        histfollow_set_exec_poll(h->follow, opts);
 }
 
 void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
@@ -294,7 +339,8 @@ void history_delivered(struct history *h, const char *env, const char *job,
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, env, job, "Delivered", false);
+    /* "?": a confirm (on another instance) may have come first; it stays the status */
+    put_begin(h, &p, id, env, job, "?Delivered", false);
     put_field(&p, "dir", "export");
     put_field(&p, "env", env);
     put_field(&p, "job", job);
@@ -305,6 +351,8 @@ void history_delivered(struct history *h, const char *env, const char *job,
     put_num(&p, "size", size);
     put_field(&p, "sha256", sha256_hex);
     put_send(h, &p);
+    if (receipts_for(h, job))
+        histreceipt_unconfirmed(h->receipts, id);
 }
 
 void history_confirmed(struct history *h, const char *env, const char *msg_id,
@@ -344,7 +392,7 @@ void history_acked(struct history *h, const char *env, const char *msg_id)
 /* ---- reads ---- */
 
 /* The API JSON of one HGETALL-shaped reply array (NULL: empty or unreadable). */
-static json_t *history_fields_json(const redictReply *a)
+static json_t *fields_json(const redictReply *a)
 {
     const char *names[64], *vals[64];
     size_t vlen[64], n = 0;
@@ -374,7 +422,7 @@ static json_t *page_json(const struct histrec_filter *f, const redictReply *r)
         const redictReply *e = r->element[i];
         if (e->type != REDICT_REPLY_ARRAY || e->elements != 3)
             continue;
-        json_t *rec = history_fields_json(e->element[2]);
+        json_t *rec = fields_json(e->element[2]);
         if (rec && histrec_match(f, rec))
             json_array_append(records, rec);
         json_decref(rec);
@@ -397,7 +445,7 @@ static void on_read(void *arg, enum rconn_result res, const redictReply *reply)
     bool ok = res == RCONN_OK && reply->type == REDICT_REPLY_ARRAY;
 
     if (ok)
-        result = op->one ? history_fields_json(reply) : page_json(&op->f, reply);
+        result = op->one ? fields_json(reply) : page_json(&op->f, reply);
     if (op->cb)
         op->cb(op->arg, ok && (op->one || result) ? 0 : -1, result);
     json_decref(result);
@@ -531,5 +579,16 @@ void history_replayed(struct history *h, const char *id)
         return;
     put_begin(h, &p, id, NULL, NULL, NULL, false);
     put_field(&p, "+idem", "1");
+    put_send(h, &p);
+}
+
+void history_note(struct history *h, const char *id, const char *field, const char *value)
+{
+    struct put p = { 0 };
+
+    if (!h || histrec_key(p.key, "r", id, NULL) < 0)
+        return;
+    put_begin(h, &p, id, NULL, NULL, NULL, false);
+    put_field(&p, field, value);
     put_send(h, &p);
 }

@@ -28,6 +28,8 @@ struct history_stats {
     unsigned long lost;          /* writes not recorded: Redis down, timed out or refused */
     unsigned long follow_polls;  /* background status polls made */
     unsigned long follow_final;  /* imports the follow-up saw become final */
+    unsigned long receipts_sent; /* receipts a receiver took (2xx) */
+    unsigned long receipts_given_up; /* receipts dropped after receipts.max_attempts */
 };
 
 /* The history of this worker on `base`, polling D365 through `uc` (both borrowed, must
@@ -65,6 +67,18 @@ void history_sent(struct history *h, const char *id, const char *env, const char
 /* An enqueue repeated import `id`'s Idempotency-Key and content: counted in the record
  * (idempotent_replays); nothing was sent. */
 void history_replayed(struct history *h, const char *id);
+
+/* Package import `id` was taken by D365 as execution `exec_id` (ImportFromPackage): as
+ * history_sent, the execution followed with the poll set by history_set_exec_poll. */
+void history_sent_exec(struct history *h, const char *id, const char *env,
+                       const char *exec_id, uint64_t size, const char *sha256_hex);
+
+struct msgwait_opts;
+
+/* How package executions are polled (GetExecutionSummaryStatus; `opts` static, from the
+ * package API, which knows their final statuses). Until set, package imports are not
+ * followed in the background. NULL h is a no-op. */
+void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts);
 
 /* Import `id` never reached D365 (code: fogate's error code) or was answered from an
  * earlier enqueue (Idempotency-Key replay: code "replayed", msg_id the first message). */
@@ -132,6 +146,9 @@ void history_errors(struct history *h, const char *id, const char *exec_id,
 
 /* Marks import `id` as no longer followed (history.follow_hours passed). */
 void history_unfollowed(struct history *h, const char *id);
+
+/* Sets (or, for "+f", increments; for "-f", adds to the set f) one field of record `id`. */
+void history_note(struct history *h, const char *id, const char *field, const char *value);
 
 /* Counts one background poll of import `id` (the follow-up's backoff step). */
 void history_polled(struct history *h, const char *id);

@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "hex.h"
 
@@ -151,6 +153,32 @@ void histrec_time_format(int64_t ms, char *out, size_t cap)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
+int histrec_sign(const unsigned char *key, size_t keylen, long long t, const char *body,
+                 size_t len, char out[HISTREC_SIG_SIZE])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t mdlen = 0;
+    char ts[24], hex[65], digest[] = "SHA256";
+    int n = snprintf(ts, sizeof ts, "%lld.", t);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                            OSSL_PARAM_construct_end() };
+    int rc = -1;
+
+    if (c && EVP_MAC_init(c, key, keylen, params) == 1 &&
+        EVP_MAC_update(c, (const unsigned char *)ts, (size_t)n) == 1 &&
+        EVP_MAC_update(c, (const unsigned char *)body, len) == 1 &&
+        EVP_MAC_final(c, md, &mdlen, sizeof md) == 1 && mdlen == 32) {
+        hex_out(md, 32, hex);
+        snprintf(out, HISTREC_SIG_SIZE, "t=%lld,v1=%s", t, hex);
+        rc = 0;
+    }
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(mac);
+    return rc;
+}
+
 /* ---- record JSON ---- */
 
 enum kind { K_STR, K_INT, K_TIME, K_BOOL, K_LIST, K_JSON, K_EVENTS };
@@ -189,6 +217,9 @@ static const struct field fields[] = {
     { "confirmed_by", "confirmed_by", K_STR },
     { "acked", "acked_at", K_TIME },
     { "idem", "idempotent_replays", K_INT },
+    { "follow", "follow", K_STR },
+    { "receipts", "receipts_sent", K_LIST },
+    { "receipt_failed", "receipt_failed", K_STR },
 };
 
 static json_t *list_json(const char *v, size_t len)

@@ -14,6 +14,7 @@
 #define HISTREC_KEY_SIZE 384      /* any key built here, NUL included */
 #define HISTREC_CURSOR_SIZE 50    /* "c" + 16 hex score + 32 hex id, NUL included */
 #define HISTREC_PREFIX "fogate:hist:r:"
+#define HISTREC_RECEIPTS "fogate:hist:receipts"   /* receipt queue: "<id>:<status>" by due */
 
 /* The record id of the export of message `msg_id` in environment `env`: the first 128
  * bits of SHA-256("<env>\n<msg_id>") in hex, so every instance names it alike. 0 / -1. */
@@ -51,6 +52,13 @@ int histrec_time_parse(const char *s, int64_t *ms);
 
 /* Formats `ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (cap >= 25). */
 void histrec_time_format(int64_t ms, char *out, size_t cap);
+
+#define HISTREC_SIG_SIZE 96       /* "t=<seconds>,v1=<64 hex>", NUL included */
+
+/* The receipt signature header value for `body` (`len` bytes) at unix time `t`:
+ * "t=<t>,v1=<hex HMAC-SHA256(key, "<t>." || body)>". Returns 0, or -1. */
+int histrec_sign(const unsigned char *key, size_t keylen, long long t, const char *body,
+                 size_t len, char out[HISTREC_SIG_SIZE]);
 
 /* The API JSON of a record from its stored fields (`n` names and values, HGETALL order;
  * vals[i] is vlen[i] bytes). Returns a new object (the caller owns it), or NULL when the

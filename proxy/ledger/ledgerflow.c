@@ -137,6 +137,13 @@ static void op_free(struct ledgerflow_op *op)
     free(op);
 }
 
+void ledgerflow_set_acked_hook(struct ledgerflow *lf,
+                               void (*fn)(void *arg, const char *env, const char *msg_id),
+                               void *arg)
+{
+    outbox_set_acked_hook(lf->ob, fn, arg);
+}
+
 void ledgerflow_free(struct ledgerflow *lf)
 {
     if (!lf)

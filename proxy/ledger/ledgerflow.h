@@ -32,6 +32,12 @@ struct ledgerflow *ledgerflow_new(struct event_base *base, struct upcall_ctx *uc
  * without calling back). Before upcall_ctx_free; not from inside a callback. NULL: no-op. */
 void ledgerflow_free(struct ledgerflow *lf);
 
+/* Calls fn(arg, env, message id) after each upstream ack the outbox made (an ack that was
+ * pending when its consumer confirmed). NULL fn clears it. */
+void ledgerflow_set_acked_hook(struct ledgerflow *lf,
+                               void (*fn)(void *arg, const char *env, const char *msg_id),
+                               void *arg);
+
 /* What a dequeue ended with (borrowed, valid during the callback). */
 enum ledgerflow_kind {
     LEDGERFLOW_MESSAGE, /* deliver body: a NEW or REDELIVERY message, or one without ledger */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "d365.h"
+#include "d365parse.h"
 #include "ledger.h"
 #include "log.h"
 #include "rbackoff.h"
@@ -51,6 +52,8 @@ struct outbox {
     struct outbox_job *jobs;    /* owned list */
     struct outbox_counts n;
     uint32_t rnd;
+    outbox_acked_hook *hook;    /* NULL = none */
+    void *hook_arg;             /* borrowed */
 };
 
 int outbox_id_scope(const char *id, char *env, size_t cap, char *activity)
@@ -154,6 +157,25 @@ static unsigned retry_delay(struct outbox *ob, unsigned attempts)
                              attempts ? attempts - 1 : 0, rbackoff_rand(&ob->rnd));
 }
 
+/* The hook learns the message id from the acked body (the original dequeue answer). */
+static void tell_acked(struct outbox *ob, const struct outbox_job *j)
+{
+    struct d365parse_dequeue d;
+    char msg[GUID_CANON_SIZE];
+
+    if (!ob->hook || d365parse_dequeue(j->body, j->len, &d) < 0)
+        return;
+    if (d.correlation_id && guid_canonical(d.correlation_id, strlen(d.correlation_id), msg) == 0)
+        ob->hook(ob->hook_arg, j->env, msg);
+    d365parse_dequeue_cleanup(&d);
+}
+
+void outbox_set_acked_hook(struct outbox *ob, outbox_acked_hook *fn, void *arg)
+{
+    ob->hook = fn;
+    ob->hook_arg = arg;
+}
+
 static void on_acked(void *arg, const struct d365_result *res)
 {
     struct outbox_job *j = arg;
@@ -167,6 +189,7 @@ static void on_acked(void *arg, const struct d365_result *res)
     event_del(j->renew);
     if (res->ok) {
         ob->n.acks_ok++;
+        tell_acked(ob, j);
         rc = ledger_mark_acked(ob->l, j->id, on_ledger_done, j);
     } else {
         unsigned delay = retry_delay(ob, j->attempts);

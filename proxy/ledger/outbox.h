@@ -55,6 +55,13 @@ struct outbox_job *outbox_ack(struct outbox *ob, const char *id, const char *bod
 /* The caller of outbox_ack went away: its cb is not called; the job goes on. */
 void outbox_forget(struct outbox_job *j);
 
+/* Called after each upstream ack D365 took, with the environment and the message id (the
+ * CorrelationId of the acked body); `arg` borrowed. */
+typedef void outbox_acked_hook(void *arg, const char *env, const char *msg_id);
+
+/* Sets (or with NULL clears) the hook of `ob`. */
+void outbox_set_acked_hook(struct outbox *ob, outbox_acked_hook *fn, void *arg);
+
 /* Fills *out. */
 void outbox_get_counts(const struct outbox *ob, struct outbox_counts *out);
 

@@ -52,6 +52,21 @@ const struct rconn_stats *package_redis_stats(const struct package *p)
     return packageshare_redis_stats(p->share);
 }
 
+void package_set_history(struct package *p, struct history *h)
+{
+    p->hist = h;
+    history_set_exec_poll(h, &exec_wait);
+}
+
+/* An import with a record that ends without D365 taking it: recorded once. */
+static void hist_failed(struct package_req *r, const char *code)
+{
+    if (r->hist_id[0] && !r->hist_done) {
+        r->hist_done = true;
+        history_failed(r->p->hist, r->hist_id, code, r->size, NULL);
+    }
+}
+
 void package_set_conf(struct package *p, const struct conf *conf)
 {
     p->conf = conf;
@@ -61,6 +76,7 @@ static void req_free(struct package_req *r)
 {
     struct package *p = r->p;
 
+    hist_failed(r, "client_gone");
     packageimport_stop(r);
     packageerrors_stop(r);
     d365_cancel(r->call);
@@ -130,6 +146,7 @@ static struct conn_req *take(struct package_req *r)
 
 void package_req_fail(struct package_req *r, const struct d365_err *e)
 {
+    hist_failed(r, e->code);
     reqcore_fail(core(r), e);
 }
 
@@ -142,6 +159,7 @@ void package_req_error(struct package_req *r, int status, const char *code, cons
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    hist_failed(r, code);
     reqcore_error(core(r), status, status == 409 || status == 503 ? "Retry-After: 5\r\n" : NULL,
                   code, message);
 }
@@ -279,6 +297,8 @@ static void on_status(void *arg, const struct msgwait_result *res)
     struct package_req *r = arg;
 
     r->waiter = NULL;
+    if (res->ok)
+        history_status(r->p->hist, r->env, r->exec_id, res->status, res->final);
     if (!res->ok)
         package_req_fail(r, res->err);
     else
@@ -533,6 +553,7 @@ void package_handle(struct package *p, struct conn_req *req, const struct conf_c
     }
     r->p = p;
     r->req = req;
+    r->client = client->name;
     r->busy = 1; /* the body may end (and the request settle) inside dispatch */
     r->next = p->reqs;
     if (r->next)

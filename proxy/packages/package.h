@@ -29,6 +29,12 @@ struct rconn_stats;
 struct package *package_new(struct event_base *base, struct upcall_ctx *ctx,
                             struct upstream *up, const struct conf *conf);
 
+struct history;
+
+/* Records package imports into `h` (borrowed, must outlive p; NULL = none) and lets its
+ * follow-up poll their executions. */
+void package_set_history(struct package *p, struct history *h);
+
 /* A new config snapshot (borrowed) for requests that start from now on. */
 void package_set_conf(struct package *p, const struct conf *conf);
 

@@ -317,6 +317,20 @@ void packageimport_start(struct package_req *r, const struct conf_job *job)
         start_flow(r);
 }
 
+/* The import's history record (not for a replay: that one has its record already). */
+static void record(struct package_req *r)
+{
+    const struct http1_head *h = conn_req_head(r->req);
+    const struct http1_header *f = http1_header_find(h, "X-File-Name");
+    char name[256];
+
+    snprintf(name, sizeof name, "%.*s", f ? (int)(f->value_len < 255 ? f->value_len : 255) : 0,
+             f ? f->value : "");
+    r->size = h->content_length;
+    history_received(r->p->hist, r->env, r->job, r->client, "package", name[0] ? name : NULL,
+                     r->hist_id);
+}
+
 /* GetAzureWriteUrl (unless a replay) and the body: to the blob, or only hashed. */
 static void start_flow(struct package_req *r)
 {
@@ -335,6 +349,8 @@ static void start_flow(struct package_req *r)
         return;
     }
     snprintf(unique, sizeof unique, "%s.zip", r->exec_id);
+    if (!r->replay && r->p->hist)
+        record(r);
     if (!r->replay &&
         !(r->call = d365_action(r->p->ctx, r->env, "GetAzureWriteUrl", "uniqueFileName",
                                 unique, &cbs))) {

@@ -79,6 +79,19 @@ static void leave_queue(struct package_req *r)
     queue_next(r->p, r->env);
 }
 
+/* D365 took (or, on a timeout, is taking) the import: the record follows the execution. */
+static void hist_sent(struct package_req *r)
+{
+    char hex[65];
+
+    if (!r->hist_id[0] || r->hist_done)
+        return;
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", r->sha256[i]);
+    r->hist_done = true;
+    history_sent_exec(r->p->hist, r->hist_id, r->env, r->exec_id, r->size, hex);
+}
+
 /* The status check after a failed ImportFromPackage (check_started): an execution D365 knows
  * (Executing, Succeeded, Failed...) was started, and its Idempotency-Key keeps answering it;
  * one it does not know ("Execution details were not found"), or NotRun/Unknown, was never
@@ -100,6 +113,7 @@ static void on_checked(void *arg, const struct d365_result *res)
                  "nothing was imported, and sending the import again (with the same "
                  "Idempotency-Key, if any) is safe", r->exec_id);
     } else if (st) {
+        hist_sent(r); /* D365 runs it: the record follows the execution */
         snprintf(e->message + n, sizeof e->message - n, ". Execution %s did start (status "
                  "%s): poll it; the same Idempotency-Key answers it", r->exec_id, st);
     } else {
@@ -130,9 +144,14 @@ static void on_imported(void *arg, const struct upcall_done *d)
     json_t *o;
 
     r->import = NULL;
-    if (d->st == UPCALL_FAILED && (d->transport == UPSTREAM_TIMEOUT ||
-                                   d->transport == UPSTREAM_FIRST_BYTE ||
-                                   (d->transport == UPSTREAM_STALLED && d->request_sent))) {
+    bool unknown = d->st == UPCALL_FAILED && (d->transport == UPSTREAM_TIMEOUT ||
+                                              d->transport == UPSTREAM_FIRST_BYTE ||
+                                              (d->transport == UPSTREAM_STALLED &&
+                                               d->request_sent));
+
+    if (d->st == UPCALL_OK ? d->status == 200 : unknown)
+        hist_sent(r);
+    if (unknown) {
         /* no answer in time: D365 keeps going (reference §4.7); never re-send, the status
          * tells (a broken connection is checked at once by check_started) */
         o = package_req_accepted(r);

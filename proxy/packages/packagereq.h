@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "d365.h"
+#include "history.h"
 #include "msgwait.h"
 #include "package.h"
 #include "packageidem.h"
@@ -52,6 +53,7 @@ struct package {
     struct package_queue *queues;       /* owned list */
     struct package_req *reqs;           /* borrowed list of live requests (for free) */
     struct packagestats stats;
+    struct history *hist;               /* borrowed from the app; NULL = no history */
 };
 
 struct package_req {
@@ -90,6 +92,11 @@ struct package_req {
     unsigned busy;                      /* > 0: inside a call that may re-enter (a body
                                            pump): settle waits for the outer frame */
     unsigned char replay_sha[32];
+    /* the file's history record (imports) */
+    char hist_id[HISTORY_ID_SIZE];      /* "" without one */
+    bool hist_done;                     /* its outcome is recorded */
+    const char *client;                 /* borrowed from the request's snapshot */
+    uint64_t size;                      /* the package's Content-Length */
     /* GET .../errors (packageerrors.c) */
     char entity[128];                   /* "" without ?entity= or a job entity */
     json_t *errout;                     /* owned: the answer being built */

@@ -73,6 +73,32 @@ def record(gate, rid, key=lk.KEY):
     return r.json()
 
 
+def record_soon(gate, rid, key=lk.KEY, timeout=10.0):
+    """The record as soon as another instance sees it: history writes are fire-and-forget,
+    so a read right after the answer may come before Redis applied the write."""
+    out = {}
+
+    def seen():
+        r = gate.req("GET", f"/v1/history/{rid}", key=key)
+        assert r.status in (200, 404), r
+        out["rec"] = r.json() if r.status == 200 else None
+        return out["rec"] is not None and "sent_at" in out["rec"]
+    harness.wait_until(seen, timeout, what=f"record {rid} on {gate.name}")
+    return out["rec"]
+
+
+def eventually(gate, rid, pred, what, timeout=10.0):
+    """Waits until record rid (read through gate) satisfies pred; returns it."""
+    out = {}
+
+    def ok():
+        r = gate.req("GET", f"/v1/history/{rid}")
+        out["rec"] = r.json() if r.status == 200 else {}
+        return r.status == 200 and pred(out["rec"])
+    harness.wait_until(ok, timeout, what=what)
+    return out["rec"]
+
+
 def wait_final(gate, rid, timeout=30.0):
     out = {}
 
@@ -88,7 +114,7 @@ def test_import_record_complete_identical_and_final_without_client_poll(gates, s
     body = b"name;description\nG1;group one\n" * 50
     e = enqueue(a, body, name="groups-2026-12-07.csv")
     rid, mid = e["record_id"], e["message_id"]
-    first = record(b, rid)
+    first = record_soon(b, rid)
     assert first["final"] is False and first["status"] in ("Enqueued", "Processing")
     rec = wait_final(b, rid)
     assert count_status_polls(sim) >= 1
@@ -113,8 +139,7 @@ def count_status_polls(sim):
 def test_import_with_errors_gets_its_errors_once(gates, sim):
     a, b = gates
     e = enqueue(a, b"code;name\nFOSIM-ERROR;bad\n", name="bad.csv")
-    harness.wait_until(lambda: "errors" in record(b, e["record_id"]), 30,
-                       what="errors in the record")
+    eventually(b, e["record_id"], lambda x: "errors" in x, "errors in the record", 30)
     rec = record(a, e["record_id"])
     assert rec["final"] is True and rec["status"] == "ProcessedWithErrors", rec
     assert rec["execution_id"] and rec["errors"], rec
@@ -132,7 +157,7 @@ def test_export_record_delivered_confirmed(gates, sim):
     assert b.ack(mid).status in (200, 202)
     page = a.req("GET", f"/v1/history?job={lk.JOB}").json()
     assert len(page["records"]) == 1 and page["next_cursor"] is None, page
-    rec = page["records"][0]
+    rec = eventually(a, page["records"][0]["id"], lambda x: x.get("confirmed_at"), "confirmed")
     assert rec["direction"] == "export" and rec["message_id"] == mid
     assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
     assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
@@ -217,9 +242,22 @@ def test_redis_down_transfers_proceed_and_lost_writes_are_counted(workdir, sim):
 
 # ---- idempotent enqueue ----
 
+def after_409(send):
+    """Sends, and again after Retry-After while the answer is 409: a client's duty. The
+    first enqueue's record may reach Redis a moment after its answer reached the client."""
+    for _ in range(20):
+        r = send()
+        if r.status != 409:
+            return r
+        assert r.header("Retry-After") == "1", r
+        time.sleep(0.05)
+    return r
+
+
 def enqueue_raw(gate, body, idem, job=lk.IMPORT_JOB, key=lk.KEY):
-    return gate.req("POST", f"/v1/jobs/{job}/messages", body,
-                    {"Idempotency-Key": idem, "X-File-Name": "idem.csv"}, key=key)
+    return after_409(lambda: gate.req("POST", f"/v1/jobs/{job}/messages", body,
+                                      {"Idempotency-Key": idem, "X-File-Name": "idem.csv"},
+                                      key=key))
 
 
 def test_idempotent_enqueue_replay_across_instances(gates, sim, redis):
@@ -236,7 +274,7 @@ def test_idempotent_enqueue_replay_across_instances(gates, sim, redis):
     other = enqueue_raw(b, body + b"changed\n", "order-4711")
     assert other.status == 422 and other.json()["code"] == "idempotency_key_reused", other
     assert lk.count(sim, "enqueue") == 1
-    assert record(a, j1["record_id"])["idempotent_replays"] == 1
+    eventually(a, j1["record_id"], lambda x: x.get("idempotent_replays") == 1, "replay counted")
     # the key is stored hashed, never as given
     keys = harness.resp(redis.port, "KEYS", "*")
     assert not any("order-4711" in k for k in keys), keys
@@ -247,7 +285,7 @@ def test_idempotent_enqueue_replay_across_instances(gates, sim, redis):
     assert lk.count(sim, "enqueue") == 2
 
 
-def test_idempotent_enqueue_in_flight_is_409(gates, sim):
+def test_idempotent_enqueue_in_flight_is_409(gates, sim, redis):
     a, b = gates
     import socket
     s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
@@ -256,15 +294,12 @@ def test_idempotent_enqueue_in_flight_is_409(gates, sim):
                    f"X-Api-Key: {lk.KEY}\r\nIdempotency-Key: slow-1\r\n"
                    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").encode())
 
-        def busy():
-            r = enqueue_raw(b, b"hello", "slow-1")
-            if r.status == 409:
-                out["r"] = r
-                return True
-            assert r.status == 503 or r.status == 409, r  # not reserved yet: never 202
-            return False
-        out = {}
-        harness.wait_until(busy, 10, what="409 while the first is in flight")
+        harness.wait_until(lambda: harness.resp(redis.port, "KEYS", "fogate:pkg:idem:*"), 10,
+                           what="the first enqueue's reservation")
+        r = b.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"hello",
+                  {"Idempotency-Key": "slow-1"})
+        assert r.status == 409, r
+        out = {"r": r}
         r = out["r"]
         assert r.json()["code"] == "idempotency_key_in_use" and r.header("Retry-After") == "1"
         s.sendall(b"0\r\n\r\n")
@@ -286,3 +321,245 @@ def test_idempotency_failed_enqueue_frees_the_key(gates, sim):
     assert r.status == 202 and "replayed" not in r.json(), r
     bad = a.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"x", {"Idempotency-Key": ""})
     assert bad.status == 400 and bad.json()["code"] == "bad_idempotency_key"
+
+
+# ---- receipts ----
+
+import hmac  # noqa: E402
+import http.server  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+
+RECEIPT_KEY = b"receipt-test-key-8c1f0e2d"
+
+
+class Receiver:
+    """A small HTTP server standing for a client's callback: records every POST; answers
+    500 to the first `fail` ones (or all while `down`), then 200."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.seen, self.fail, self.down = [], 0, False
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with outer.lock:
+                    bad = outer.down or outer.fail > 0
+                    if outer.fail > 0:
+                        outer.fail -= 1
+                    outer.seen.append({"body": body, "sig": self.headers["X-Fogate-Signature"],
+                                       "id": self.headers["X-Fogate-Receipt-Id"],
+                                       "status": 500 if bad else 200})
+                self.send_response(500 if bad else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/hook"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def accepted(self, rid=None):
+        with self.lock:
+            return [s for s in self.seen if s["status"] == 200 and
+                    (rid is None or s["id"].startswith(rid))]
+
+    def attempts(self, rid):
+        with self.lock:
+            return [s for s in self.seen if s["id"].startswith(rid)]
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def verify(sig, body, key=RECEIPT_KEY):
+    """How a receiver checks a receipt (docs/history.md)."""
+    parts = dict(p.split("=", 1) for p in sig.split(","))
+    mac = hmac.new(key, parts["t"].encode() + b"." + body, "sha256").hexdigest()
+    return hmac.compare_digest(mac, parts["v1"])
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def receipt_extra(workdir, receiver):
+    path = os.path.join(workdir, "receipt.key")
+    with open(path, "wb") as f:
+        f.write(RECEIPT_KEY + b"\n")
+    os.chmod(path, 0o600)
+    extra = history_extra()
+    extra["jobs"][lk.IMPORT_JOB] = {"environment": "sim", "activity_id": harness.IMPORT_JOB,
+                                    "entity": "Customer groups", "direction": "import",
+                                    "callback_url": receiver.url}
+    extra["receipts"] = {"key_file": path, "allow_http": True, "retry_min_ms": 200,
+                         "retry_max_ms": 400, "timeout_ms": 1000, "interval_ms": 100}
+    return extra
+
+
+def test_receipt_once_signed_after_failures(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-ra", extra=extra)
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-rb", extra=extra)
+    try:
+        receiver.fail = 2
+        body = b"code;name\nR1;receipt\n"
+        e = enqueue(a, body, name="receipt.csv")
+        rid = e["record_id"]
+        harness.wait_until(lambda: receiver.accepted(rid), 30, what="receipt accepted")
+        time.sleep(1.5)  # would a second one come?
+        ok = receiver.accepted(rid)
+        assert len(ok) == 1, receiver.seen
+        assert len(receiver.attempts(rid)) == 3, "two failures, then the one accepted"
+        r = ok[0]
+        assert verify(r["sig"], r["body"]), r
+        assert not verify(r["sig"], r["body"] + b" "), "a changed body fails the check"
+        j = json.loads(r["body"])
+        assert j["record_id"] == rid and j["receipt_id"] == f"{rid}:Processed"
+        assert j["status"] == "Processed" and j["final"] is True and j["job"] == lk.IMPORT_JOB
+        assert j["file_name"] == "receipt.csv" and j["message_id"] == e["message_id"]
+        assert j["sha256"] == hashlib.sha256(body).hexdigest() and j["size"] == len(body)
+        eventually(b, rid, lambda x: x.get("receipts_sent") == ["Processed"], "receipt noted")
+        # an import that ends with errors: its receipt carries them
+        e2 = enqueue(b, b"code;name\nFOSIM-ERROR;x\n", name="bad.csv")
+        harness.wait_until(lambda: receiver.accepted(e2["record_id"]), 30, what="2nd receipt")
+        j2 = json.loads(receiver.accepted(e2["record_id"])[0]["body"])
+        assert j2["status"] == "ProcessedWithErrors" and j2["errors"], j2
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_receipt_delivered_by_the_other_instance_after_sigkill(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-ka", extra=extra)
+    receiver.down = True
+    e = enqueue(a, b"code;name\nK1;killed\n", name="killed.csv")
+    rid = e["record_id"]
+    harness.wait_until(lambda: receiver.attempts(rid), 30, what="a first receipt attempt")
+    a.kill()
+    n = len(receiver.attempts(rid))
+    receiver.down = False
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-kb", extra=extra)
+    try:
+        harness.wait_until(lambda: receiver.accepted(rid), 30, what="receipt from the other")
+        time.sleep(1.0)
+        ok = receiver.accepted(rid)
+        assert len(ok) == 1 and verify(ok[0]["sig"], ok[0]["body"])
+        assert len(receiver.attempts(rid)) > n
+        assert b.status_all()["history"]["receipts_sent"] == 1
+    finally:
+        b.stop()
+
+
+# ---- the pass-through enqueue ----
+
+def test_passthru_enqueue_recorded_and_idempotent(gates, sim):
+    a, b = gates
+    path = f"/api/connector/enqueue/{harness.IMPORT_JOB}?entity=Customer%20groups"
+    body = b"code;name\nP1;passthrough\n"
+    hdr = {"x-ms-dyn-externalidentifier": "native.csv", "Idempotency-Key": "native-1"}
+    r = a.req("POST", path, body, hdr)
+    assert r.status == 200, r
+    mid = json.loads(r.body)
+    again = after_409(lambda: b.req("POST", path, body, hdr))
+    assert again.status == 200 and json.loads(again.body) == mid, again
+    assert again.header("X-Fogate-Replayed") == "true"
+    assert lk.count(sim, "enqueue") == 1
+    other = b.req("POST", path, body + b"x", hdr)
+    assert other.status == 422 and other.json()["code"] == "idempotency_key_reused"
+    recs = a.req("GET", "/v1/history?file=native.csv").json()["records"]
+    assert len(recs) == 1, recs
+    rec = wait_final(b, recs[0]["id"])
+    assert rec["via"] == "passthru" and rec["message_id"] == mid.lower()
+    assert rec["sha256"] == hashlib.sha256(body).hexdigest() and rec["size"] == len(body)
+    assert rec["status"] == "Processed"
+    eventually(a, rec["id"], lambda x: x.get("idempotent_replays") == 1, "replay counted")
+    plain = a.req("POST", path, b"code;name\nP2;no key\n", {})
+    assert plain.status == 200 and lk.count(sim, "enqueue") == 2
+
+
+def test_receipt_for_an_export_left_unconfirmed(workdir, sim, redis, receiver):
+    extra = receipt_extra(workdir, receiver)
+    extra["jobs"][lk.JOB] = {"environment": "sim", "activity_id": harness.EXPORT_JOB,
+                             "direction": "export", "callback_url": receiver.url}
+    extra["receipts"]["unconfirmed_s"] = 1
+    g = lk.Gate(workdir, sim, redis.port, name="fogate-unconf", extra=extra)
+    try:
+        sim.feed_export(b"left-unconfirmed")
+        sim.feed_export(b"confirmed-at-once")
+        first = g.next()
+        assert first.status == 200 and first.body == b"left-unconfirmed", first
+        second = g.next()
+        assert second.status == 200, second
+        assert g.ack(second.header("X-Fogate-Message-Id")).status in (200, 202)
+        left = [x for x in g.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+                if x["message_id"] == first.header("X-Fogate-Message-Id")][0]
+        harness.wait_until(lambda: receiver.accepted(left["id"]), 20, what="unconfirmed receipt")
+        time.sleep(1.5)
+        assert len(receiver.accepted()) == 1, "none for the confirmed export, one for the other"
+        r = receiver.accepted()[0]
+        j = json.loads(r["body"])
+        assert verify(r["sig"], r["body"]) and j["status"] == "unconfirmed" and j["final"] is False
+        assert j["direction"] == "export" and j["message_id"] == left["message_id"]
+        assert j["sha256"] == hashlib.sha256(b"left-unconfirmed").hexdigest()
+    finally:
+        g.stop()
+
+
+def test_export_acked_later_by_the_outbox_ends_the_record(gates, sim):
+    a, b = gates
+    sim.feed_export(b"acked-by-the-outbox")
+    r = a.next()
+    assert r.status == 200, r
+    mid = r.header("X-Fogate-Message-Id")
+    sim.fault(endpoint="ack", kind="status", status=500, count=8)  # upcall retries some
+    ack = b.ack(mid)
+    assert ack.status == 202 and ack.json()["ack"] == "pending", ack
+    sim.clear_faults()
+    rid = a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"][0]["id"]
+    rec = eventually(a, rid, lambda x: x["status"] == "Acked" and x.get("delivered_at"),
+                     "acked by the outbox", 20)
+    assert rec["final"] is True and rec["confirmed_by"] == "consumer" and rec["acked_at"]
+    seen = [s["status"] for s in rec["statuses"]]
+    # "Delivered" is missing when the confirm on b reached Redis before a's delivery write
+    assert seen in (["Delivered", "Confirmed", "Acked"], ["Confirmed", "Acked"]), seen
+    assert rec["delivered_at"] and rec["deliveries"] == 1
+
+
+def test_passthru_dequeue_download_ack_recorded(gates, sim):
+    a, b = gates
+    data = b"native-export-file" * 10
+    sim.feed_export(data)
+    dq = a.req("GET", f"/api/connector/dequeue/{harness.EXPORT_JOB}")
+    assert dq.status == 200, dq
+    msg = dq.json()
+    loc = msg["DownloadLocation"]
+    assert loc.startswith(a.base), loc
+    dl = b.req("GET", loc[len(a.base):])
+    assert dl.status == 200 and dl.body == data, dl
+    ack = a.req("POST", f"/api/connector/ack/{harness.EXPORT_JOB}", json.dumps(msg).encode(),
+                {"Content-Type": "application/json"})
+    assert ack.status == 200, ack
+    out = {}
+
+    def listed():
+        out["rid"] = [x for x in a.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+                      if x.get("message_id") == msg["CorrelationId"].lower()]
+        return out["rid"]
+    harness.wait_until(listed, 10, what="the export listed")
+    rid = out["rid"]
+    assert len(rid) == 1, rid
+    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked" and x.get("sha256"),
+                     "pass-through acked")
+    assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
+    assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()

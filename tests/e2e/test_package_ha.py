@@ -43,8 +43,8 @@ def start_redis_on(workdir, port):
 
 # ---- fogate instances ----
 
-def fogate_config(sim, port, redis_port):
-    return {
+def fogate_config(sim, port, redis_port, extra=None):
+    cfg = {
         "listen": f"127.0.0.1:{port}", "public_base_url": f"http://127.0.0.1:{port}",
         "log_level": "debug",
         "environments": {"sim": harness.sim_environment(sim, SECRET_ENV)},
@@ -56,16 +56,18 @@ def fogate_config(sim, port, redis_port):
         "packages": {"shared": True, "lock_lease_ms": LEASE_MS, "lock_wait_ms": WAIT_MS},
         "timeouts": {"shutdown_grace_ms": 3000},
     }
+    cfg.update(extra or {})
+    return cfg
 
 
 class Gate:
-    def __init__(self, workdir, sim, redis_port, name):
+    def __init__(self, workdir, sim, redis_port, name, extra=None):
         self.port = harness.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.name = name
         path = os.path.join(workdir, f"{name}.json")
         with open(path, "w") as f:
-            json.dump(fogate_config(sim, self.port, redis_port), f)
+            json.dump(fogate_config(sim, self.port, redis_port, extra), f)
         env = dict(os.environ)
         env[SECRET_ENV] = harness.APP_SECRET
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")

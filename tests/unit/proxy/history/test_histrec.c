@@ -114,8 +114,24 @@ static void test_json_and_match(void)
     }
 }
 
+static void test_sign(void)
+{
+    char sig[HISTREC_SIG_SIZE];
+    static const char body[] = "{\"a\":1}";
+
+    /* python3: hmac.new(b'k3y', b'1700000000.' + body, 'sha256').hexdigest() */
+    CHECK(histrec_sign((const unsigned char *)"k3y", 3, 1700000000LL, body, strlen(body), sig) ==
+          0);
+    CHECK_STR(sig, "t=1700000000,v1="
+                   "fd5a70e965043f7df6309c2c3b5ff5a8ffa99b1f5175e9a311459e73c4634d4a");
+    CHECK(histrec_sign((const unsigned char *)"k3y", 3, 1700000001LL, body, strlen(body), sig) ==
+          0);
+    CHECK(strstr(sig, "fd5a70e9") == NULL); /* the time is signed too */
+}
+
 int main(void)
 {
+    test_sign();
     test_keys_and_ids();
     test_cursor();
     test_times();
