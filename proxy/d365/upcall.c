@@ -27,6 +27,7 @@
 
 #include "budget.h"
 #include "conf.h"
+#include "d365log.h"
 #include "deadline.h"
 #include "log.h"
 #include "uphead.h"
@@ -391,103 +392,6 @@ static bool plan_conn_retry(struct upcall *c, enum upstream_result r, int64_t *d
     return true;
 }
 
-/* The d365_call line's members, built without jansson (one line per D365 call). */
-struct line {
-    char buf[2048];
-    size_t n;
-    bool ok;                    /* false once something did not fit or is not plain ASCII */
-};
-
-static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct line *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (!o->ok)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
-        o->ok = false;
-    else
-        o->n += (size_t)n;
-}
-
-/* ,"name":"value" for printable ASCII without quote or backslash; else the line falls
- * back to jansson. */
-static void put_str(struct line *o, const char *name, const char *v)
-{
-    for (const char *p = v; *p && o->ok; p++)
-        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
-            o->ok = false;
-    put(o, ",\"%s\":\"%s\"", name, v);
-}
-
-/* D365's ms-dyn-* / x-ms-dyn-* correlation headers, for Microsoft support. */
-static bool dyn_header(const char *n, const char *v)
-{
-    return (strncasecmp(n, "ms-dyn-", 7) == 0 || strncasecmp(n, "x-ms-dyn-", 9) == 0) &&
-           v[0] && strlen(n) < 48 && strlen(v) <= 128;
-}
-
-static void log_call_slow(const struct upcall *c, enum log_level lvl, int status, int64_t us,
-                          const struct uphead *head, enum upstream_result result,
-                          const char *error)
-{
-    json_t *f = json_object();
-
-    json_object_set_new(f, "environment", json_string(c->env));
-    json_object_set_new(f, "operation", json_string(d365stats_op_name(c->op)));
-    json_object_set_new(f, "method", json_string(c->method));
-    json_object_set_new(f, "status", json_integer(status));
-    json_object_set_new(f, "duration_ms", json_integer((json_int_t)(us / 1000)));
-    json_object_set_new(f, "attempt", json_integer((json_int_t)c->attempts));
-    json_object_set_new(f, "trace_id", json_string(c->trace.trace_id));
-    json_object_set_new(f, "span_id", json_stringn(c->traceparent + 49, 16));
-    if (c->request_id[0])
-        json_object_set_new(f, "request_id", json_string(c->request_id));
-    if (result != UPSTREAM_OK) {
-        json_object_set_new(f, "result", json_string(upstream_result_name(result)));
-        if (error && error[0])
-            json_object_set_new(f, "error", json_string(error));
-    }
-    for (size_t i = 0; head && i < uphead_count(head); i++)
-        if (dyn_header(uphead_name(head, i), uphead_value(head, i)))
-            json_object_set_new(f, uphead_name(head, i), json_string(uphead_value(head, i)));
-    log_json(lvl, "d365_call", f);
-}
-
-/* One line per attempt: what Microsoft support needs to find the call (ms-dyn-aid), and
- * the trace and request it belongs to. Never the URL (a download URL may carry a SAS). */
-static void log_call(const struct upcall *c, int status, int64_t us, const struct uphead *head,
-                     enum upstream_result result, const char *error)
-{
-    enum log_level lvl = status >= 500 || status == 0 ? LOG_LVL_WARN : LOG_LVL_INFO;
-    struct line o = { .ok = true };
-
-    put(&o, "\"status\":%d,\"duration_ms\":%lld,\"attempt\":%u,\"span_id\":\"%.16s\"", status,
-        (long long)(us / 1000), c->attempts, c->traceparent + 49);
-    put_str(&o, "environment", c->env);
-    put_str(&o, "operation", d365stats_op_name(c->op));
-    put_str(&o, "method", c->method);
-    put_str(&o, "trace_id", c->trace.trace_id);
-    if (c->request_id[0])
-        put_str(&o, "request_id", c->request_id);
-    if (result != UPSTREAM_OK) {
-        put_str(&o, "result", upstream_result_name(result));
-        if (error && error[0])
-            put_str(&o, "error", error);
-    }
-    for (size_t i = 0; head && i < uphead_count(head); i++)
-        if (dyn_header(uphead_name(head, i), uphead_value(head, i)))
-            put_str(&o, uphead_name(head, i), uphead_value(head, i));
-    if (!o.ok || log_json_text(lvl, "d365_call", o.buf) < 0)
-        log_call_slow(c, lvl, status, us, head, result, error);
-}
-
 /* One attempt got its answer (or none): counted and logged. */
 static void on_answer(struct upcall *c, int status, const struct uphead *head,
                       enum upstream_result result, const char *error)
@@ -502,7 +406,13 @@ static void on_answer(struct upcall *c, int status, const struct uphead *head,
             statgauge_set(&c->st->last_error_at, (int64_t)time(NULL));
         }
     }
-    log_call(c, status, us, head, result, error);
+    struct d365log_call call = {
+        .environment = c->env, .operation = d365stats_op_name(c->op), .method = c->method,
+        .status = status, .duration_us = us, .attempt = c->attempts,
+        .trace_id = c->trace.trace_id, .span_id = c->traceparent + 49,
+        .request_id = c->request_id, .result = result, .error = error,
+    };
+    d365log_call(&call, head);
 }
 
 static void schedule_retry(struct upcall *c, int64_t delay)
