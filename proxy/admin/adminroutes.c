@@ -83,9 +83,11 @@ static json_t *history_json(const struct history *h)
     if (!h)
         return json_null();
     history_get_stats(h, &st);
-    return json_pack("{s:I, s:I, s:I, s:I}", "writes", (json_int_t)st.writes, "lost",
-                     (json_int_t)st.lost, "follow_polls", (json_int_t)st.follow_polls,
-                     "follow_final", (json_int_t)st.follow_final);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "writes", (json_int_t)st.writes,
+                     "lost", (json_int_t)st.lost, "follow_polls", (json_int_t)st.follow_polls,
+                     "follow_final", (json_int_t)st.follow_final, "receipts_sent",
+                     (json_int_t)st.receipts_sent, "receipts_given_up",
+                     (json_int_t)st.receipts_given_up);
 }
 
 /* Tokens (never one of them), throttle gates, the ledger: worker 0's view; the ledger's
