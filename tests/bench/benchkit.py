@@ -259,10 +259,13 @@ _secret_dir = []
 def secret_file(name, text):
     """A file (0600, in a 0700 directory removed at exit) holding text, for headers that
     carry API keys: curl reads them with -H @file, wrk from a Lua script, so no key goes
-    on a command line (ps)."""
+    on a command line (ps). `name` must change with `text` (callers put its hash in it)."""
     if not _secret_dir:
         _secret_dir.append(tempfile.mkdtemp(prefix="fogate-bench-"))
         atexit.register(shutil.rmtree, _secret_dir[0], True)
+    path = os.path.join(_secret_dir[0], name)
+    if os.path.exists(path):  # names carry the content's hash: written once, never again,
+        return path           # so a curl started earlier never reads it half rewritten
     return harness.write_secret_file(_secret_dir[0], name, text)
 
 
