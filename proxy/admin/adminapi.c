@@ -23,6 +23,7 @@
 
 #include "adminauth.h"
 #include "adminroutes.h"
+#include "hex.h"
 #include "conf.h"
 #include "d365stats.h"
 #include "history.h"
@@ -57,10 +58,10 @@ static int segment(const char *s, const char *e, char *out, size_t cap)
     for (; s < e; s++) {
         int c = (unsigned char)*s;
         if (c == '%') {
-            unsigned v;
-            if (e - s < 3 || sscanf(s + 1, "%2x", &v) != 1)
+            unsigned char v; /* exactly two hex digits (sscanf's %2x takes "+f" and " f") */
+            if (e - s < 3 || hex_decode(s + 1, 2, &v, 1) != 0)
                 return -1;
-            c = (int)v;
+            c = v;
             s += 2;
         }
         if (!(c == '-' || c == '_' || c == '.' || c == ':' || c == '@' || c == '~' ||

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
+
 #define DL_PATH "/api/connector/download/"
 
 struct scan {
@@ -89,23 +91,6 @@ static bool skip_value(struct scan *s, int depth)
     return s->p > start;
 }
 
-/* The four hex digits at p (exactly four, no sign or space: not sscanf, which would read
- * the input, not NUL-terminated, up to a NUL) into *v. Returns 0 or -1. */
-static int hex4(const char *p, unsigned *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
-                   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
-        if (d > 15)
-            return -1;
-        *v = *v << 4 | d;
-    }
-    return 0;
-}
-
 /* Decodes the JSON string at [a, b) (quotes excluded) into buf (cap bytes). Only ASCII
  * \u escapes are decoded; a URL has nothing else. Returns the length or -1. */
 static long decode(const char *a, const char *b, char *buf, size_t cap)
@@ -120,9 +105,12 @@ static long decode(const char *a, const char *b, char *buf, size_t cap)
             switch (*p) {
             case '/': case '\\': case '"': c = *p; break;
             case 'u': {
-                unsigned v = 0;
-                if (b - p < 5 || hex4(p + 1, &v) < 0 || v == 0 || v > 0x7e)
+                unsigned char u[2]; /* exactly four hex digits (not sscanf: the body is not
+                                       NUL-terminated, and %4x takes signs and spaces) */
+                if (b - p < 5 || hex_decode(p + 1, 4, u, 2) != 0 || u[0] || !u[1] ||
+                    u[1] > 0x7e)
                     return -1;
+                unsigned v = u[1];
                 c = (char)v;
                 p += 4;
                 break;

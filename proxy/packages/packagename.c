@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 
+#include "hex.h"
+
 static bool alnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -108,8 +110,8 @@ static int query_param(const char *url, const char *name, char *out, size_t cap)
         if (strncmp(p, name, nl) != 0 || p[nl] != '=')
             continue;
         for (p += nl + 1; *p && *p != '&' && *p != '#' && n + 1 < cap; p++) {
-            unsigned v;
-            if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1 && p[1] && p[2]) {
+            unsigned char v;
+            if (*p == '%' && p[1] && p[2] && hex_decode(p + 1, 2, &v, 1) == 0) {
                 out[n++] = (char)v;
                 p += 2;
             } else {
