@@ -551,35 +551,17 @@ void history_errors(struct history *h, const char *id, const char *exec_id,
 
 void history_unfollowed(struct history *h, const char *id)
 {
-    struct put p = { 0 };
-
-    if (!h || histrec_key(p.key, "r", id, NULL) < 0)
-        return;
-    put_begin(h, &p, id, NULL, NULL, NULL, false);
-    put_field(&p, "follow", "expired");
-    put_send(h, &p);
+    history_note(h, id, "follow", "expired");
 }
 
 void history_polled(struct history *h, const char *id)
 {
-    struct put p = { 0 };
-
-    if (!h || histrec_key(p.key, "r", id, NULL) < 0)
-        return;
-    put_begin(h, &p, id, NULL, NULL, NULL, false);
-    put_field(&p, "+npolls", "1");
-    put_send(h, &p);
+    history_note(h, id, "+npolls", "1");
 }
 
 void history_replayed(struct history *h, const char *id)
 {
-    struct put p = { 0 };
-
-    if (!h || histrec_key(p.key, "r", id, NULL) < 0)
-        return;
-    put_begin(h, &p, id, NULL, NULL, NULL, false);
-    put_field(&p, "+idem", "1");
-    put_send(h, &p);
+    history_note(h, id, "+idem", "1");
 }
 
 void history_note(struct history *h, const char *id, const char *field, const char *value)
