@@ -245,19 +245,21 @@ void history_received(struct history *h, const char *env, const char *job,
     put_send(h, &p);
 }
 
-void history_sent(struct history *h, const char *id, const char *env, const char *msg_id,
-                  uint64_t size, const char *sha256_hex)
+/* The file went to D365 as `field` (msg or exec) `value`, now in `status`: recorded, the
+ * id mapped for the status follow-up, which starts now. */
+static void sent(struct history *h, const char *id, const char *env, const char *field,
+                 const char *value, const char *status, uint64_t size, const char *sha256_hex)
 {
     struct put p = { 0 };
 
     if (!h || !id[0])
         return;
-    if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.map, "m", env, msg_id) < 0) {
+    if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.map, "m", env, value) < 0) {
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, NULL, NULL, "Enqueued", false);
-    put_field(&p, "msg", msg_id);
+    put_begin(h, &p, id, NULL, NULL, status, false);
+    put_field(&p, field, value);
     put_field(&p, "sent", "@now");
     put_num(&p, "size", size);
     put_field(&p, "sha256", sha256_hex);
@@ -265,24 +267,16 @@ void history_sent(struct history *h, const char *id, const char *env, const char
     histfollow_add(h->follow, id);
 }
 
+void history_sent(struct history *h, const char *id, const char *env, const char *msg_id,
+                  uint64_t size, const char *sha256_hex)
+{
+    sent(h, id, env, "msg", msg_id, "Enqueued", size, sha256_hex);
+}
+
 void history_sent_exec(struct history *h, const char *id, const char *env,
                        const char *exec_id, uint64_t size, const char *sha256_hex)
 {
-    struct put p = { 0 };
-
-    if (!h || !id[0])
-        return;
-    if (histrec_key(p.key, "r", id, NULL) < 0 || histrec_key(p.map, "m", env, exec_id) < 0) {
-        h->stats.lost++;
-        return;
-    }
-    put_begin(h, &p, id, NULL, NULL, "Started", false);
-    put_field(&p, "exec", exec_id);
-    put_field(&p, "sent", "@now");
-    put_num(&p, "size", size);
-    put_field(&p, "sha256", sha256_hex);
-    put_send(h, &p);
-    histfollow_add(h->follow, id);
+    sent(h, id, env, "exec", exec_id, "Started", size, sha256_hex);
 }
 
 void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts)
