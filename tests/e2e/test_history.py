@@ -299,8 +299,6 @@ def test_idempotent_enqueue_in_flight_is_409(gates, sim, redis):
         r = b.req("POST", f"/v1/jobs/{lk.IMPORT_JOB}/messages", b"hello",
                   {"Idempotency-Key": "slow-1"})
         assert r.status == 409, r
-        out = {"r": r}
-        r = out["r"]
         assert r.json()["code"] == "idempotency_key_in_use" and r.header("Retry-After") == "1"
         s.sendall(b"0\r\n\r\n")
         resp = s.recv(65536).decode()
