@@ -49,6 +49,9 @@ def test_haproxy_sends_only_to_ready_instances(workdir, sim, redis, gates):  # n
                                 headers={"X-Api-Key": lk.KEY})
             assert r.status in (200, 204), r
             ids.append(r.header("X-Request-Id"))
+        # each request-log line is written when its response has gone out: wait for the tenth
+        harness.wait_until(lambda: len(lines_for(ready, "/v1/")) >= 10, timeout=10,
+                           what="ten request-log lines")
         assert lines_for(unready, "/v1/") == []
         assert len(lines_for(ready, "/v1/")) == 10
         assert any('"path":"/readyz"' in ln for ln in unready.log().splitlines())
@@ -56,9 +59,11 @@ def test_haproxy_sends_only_to_ready_instances(workdir, sim, redis, gates):  # n
         assert harness.request(ready.admin_base, "GET", "/admin/status").status == 200
         assert harness.request(ready.base, "GET", "/admin/status").status == 404
         assert harness.request(base, "GET", "/admin/status").status == 403
-        log = harness.file_tail(hap.log_path, 200000)
-        for rid in ids:
-            assert re.search(r"127\.0\.0\.1:\d+ .*\{" + re.escape(rid) + r"\}", log), rid
+        def logged(rid):
+            log = harness.file_tail(hap.log_path, 200000)
+            return re.search(r"127\.0\.0\.1:\d+ .*\{" + re.escape(rid) + r"\}", log)
+        for rid in ids:     # HAProxy writes its log line after the response, like fogate
+            harness.wait_until(lambda: logged(rid), timeout=10, what=f"HAProxy's line for {rid}")
     finally:
         hap.stop()      # HAProxy in -db mode dies of the SIGTERM itself
 
@@ -83,7 +88,8 @@ def test_nginx_streams_both_ways_to_every_instance(workdir, sim, redis, gates): 
         assert lines_for(a, "/v1/jobs/") and lines_for(b, "/v1/jobs/")
         err = harness.file_tail(f"{workdir}/nginx/error.log", 200000)
         assert "buffered to a temporary file" not in err, err
-        access = harness.file_tail(ngx.access_log, 200000)
-        assert f"request_id={r.header('X-Request-Id')}" in access, access
+        rid = r.header('X-Request-Id')
+        harness.wait_until(lambda: f"request_id={rid}" in harness.file_tail(ngx.access_log, 200000),
+                           timeout=10, what="nginx's access-log line")
     finally:
         assert ngx.stop() == 0
