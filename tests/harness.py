@@ -40,11 +40,47 @@ START_DEADLINE = 60.0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
+def port_range():
+    """The ports tests pick from: below the kernel's ephemeral range, so that no outgoing
+    connection (of fogate, a simulator, anything) can take a port a test chose but has not
+    bound yet; above it if the range starts too low."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return (10000, low) if low > 11000 else (high + 1, 65536)
+
+
+PORT_LOCKS = []   # reservations held until this process exits (the kernel drops the locks)
+
+
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1, reserved for this process: tests that run at the same
+    time (ctest -j) never pick the same port. The reservation is an flock on a file named
+    after the port in a per-user directory, held until the process exits."""
+    import fcntl
+    import random
+    d = os.path.join(tempfile.gettempdir(), "fogate-test-ports-%d" % os.getuid())
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    lo, hi = port_range()
+    for _ in range(2000):
+        port = random.randrange(lo, hi)
+        fd = os.open(os.path.join(d, str(port)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                os.close(fd)
+                continue
+        PORT_LOCKS.append(fd)
+        return port
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
 
 
 def wait_until(fn, timeout=DEADLINE, interval=0.05, what="condition"):

@@ -16,6 +16,7 @@ import urllib.parse
 
 import pytest
 
+import harness
 from harness_azurite import start_azurite
 
 CLI = os.environ.get("AZBLOB_CLI", "")
@@ -285,10 +286,6 @@ def test_wrong_key_fails_without_leaking_secrets(az, tmp_path):
 def test_unreachable_host_times_out_with_error(tmp_path):
     assert CLI and os.access(CLI, os.X_OK)
     path, _ = write_file(tmp_path, "u", 10)
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    port = harness.free_port()  # reserved for this test: nothing listens there
     r = cli(f"http://127.0.0.1:{port}/devstoreaccount1", "put", CONTAINER, "x.zip", path)
     assert r.returncode == 1 and "put blob" in r.stderr

@@ -9,11 +9,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,18 +31,63 @@ long long testproc_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The ports tests pick from: below the kernel's ephemeral range (no outgoing connection can
+ * take a chosen port before it is bound), or above it if the range starts too low. */
+static void port_range(int *lo, int *hi)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    int low = 32768, high = 60999;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d %d", &low, &high) != 2) {
+            low = 32768;
+            high = 60999;
+        }
+        fclose(f);
+    }
+    *lo = low > 11000 ? 10000 : high + 1;
+    *hi = low > 11000 ? low : 65536;
+}
+
+/* Reserves a port for this process, as tests/harness.py free_port() does: an flock on a
+ * file named after the port, held (the descriptor deliberately left open) until the process
+ * exits, so tests running at the same time (ctest -j) never pick the same one. */
 int testproc_free_port(void)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    char dir[256], path[300];
+    const char *tmp = getenv("TMPDIR");
+    int lo, hi;
 
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    snprintf(dir, sizeof(dir), "%s/fogate-test-ports-%u", tmp && *tmp ? tmp : "/tmp",
+             (unsigned)getuid());
+    mkdir(dir, 0700);
+    port_range(&lo, &hi);
+    static bool seeded;
+    if (!seeded) {
+        srand((unsigned)(getpid() ^ testproc_now_ms()));
+        seeded = true;
+    }
+    for (int i = 0; i < 2000; i++) {
+        int port = lo + rand() % (hi - lo);
+        snprintf(path, sizeof(path), "%s/%d", dir, port);
+        int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock < 0)
+            return -1;
+        if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
+            close(lock);
+            continue;
+        }
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool bound = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (bound)
+            return port; /* the lock stays held */
+        close(lock);
+    }
+    return -1;
 }
 
 int testproc_connect(int port)
