@@ -12,11 +12,16 @@ if [ "${FOGATE_SKIP_INSTALL:-0}" != 1 ]; then
   "$here/deploy/install-deps.sh"
 fi
 
+# Tests run several at a time (most of their time is spent waiting on servers they started):
+# each reserves its own ports (tests/harness.py free_port), the few that pin CPUs or build
+# root filesystems are RUN_SERIAL. FOGATE_TEST_JOBS=1 runs them one by one.
+test_jobs=${FOGATE_TEST_JOBS:-$((2 * jobs))}
+
 run_suite() { # run_suite <build dir> <extra cmake args...>
   local dir=$1; shift
   cmake -S "$here" -B "$dir" -DFOGATE_WERROR=ON "$@"
   cmake --build "$dir" -j"$jobs"
-  ctest --test-dir "$dir" --output-on-failure --timeout 900
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 -j"$test_jobs"
 }
 
 run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DFOGATE_SANITIZE=ON
