@@ -671,12 +671,18 @@ def test_today_counts_cluster_wide_beyond_one_page(workdir, sim, redis):
             for g in (a, b):
                 assert g.req("GET", f"/v1/messages/{e['message_id']}?job={lk.IMPORT_JOB}").status == 200
         want_in = {"Processed": 7, "ProcessedWithErrors": 1}
+        seen = {}
 
         def counted():
             ov = overview(a)
+            seen["counts"] = {j: today_of(ov, j) for j in (lk.JOB, lk.IMPORT_JOB)}
             return today_of(ov, lk.JOB) and today_of(ov, lk.JOB)["counts"] == {"Acked": 2} \
                 and today_of(ov, lk.IMPORT_JOB)["counts"] == want_in
-        harness.wait_until(counted, 20, what="today's counts")
+        try:
+            harness.wait_until(counted, 20, what="today's counts")
+        except TimeoutError:
+            raise AssertionError(f"today's counts: {seen}, history: "
+                                 f"{a.status_all()['history']} {b.status_all()['history']}")
         ova, ovb = overview(a), overview(b)
         for job in (lk.JOB, lk.IMPORT_JOB, OTHER_JOB):
             assert today_of(ova, job) == today_of(ovb, job), job
