@@ -399,8 +399,9 @@ static void on_blob_done(void *arg, const struct upstream_done *d)
         if (d->result == UPSTREAM_OK) {
             hist_delivered(r);
             conn_req_end(req);
-        } else
+        } else {
             conn_req_abort(req);
+        }
     } else if (d->result != UPSTREAM_OK) {
         package_req_error(r, 502, "blob_unreachable", "blob storage failed: %s",
                           upstream_result_name(d->result));
