@@ -3,7 +3,24 @@
 
 #include <stddef.h>
 
-static const char put_body[] =
+/* "YYYY-MM-DD" (UTC) of `ms` since 1970: Hinnant's civil_from_days (Lua has no os.date
+ * inside Redis). */
+#define DAY                                                                                \
+    "local function day(ms)\n"                                                             \
+    "  local z = math.floor(ms / 86400000) + 719468\n"                                     \
+    "  local era = math.floor(z / 146097)\n"                                               \
+    "  local doe = z - era * 146097\n"                                                     \
+    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - "   \
+    "math.floor(doe / 146096)) / 365)\n"                                                   \
+    "  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))\n"      \
+    "  local mp = math.floor((5 * doy + 2) / 153)\n"                                       \
+    "  local d = doy - math.floor((153 * mp + 2) / 5) + 1\n"                               \
+    "  local m = mp < 10 and mp + 3 or mp - 9\n"                                           \
+    "  local y = yoe + era * 400 + (m <= 2 and 1 or 0)\n"                                  \
+    "  return string.format('%04d-%02d-%02d', y, m, d)\n"                                  \
+    "end\n"
+
+static const char put_body[] = DAY
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local id, key = ARGV[1], KEYS[1]\n"
@@ -14,7 +31,7 @@ static const char put_body[] =
     "end\n"
     "local ttl, cap = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
     "local new = redis.call('HEXISTS', key, 'received') == 0\n"
-    "for i = 9, #ARGV - 1, 2 do\n"
+    "for i = 10, #ARGV - 1, 2 do\n"
     "  local f, v = ARGV[i], ARGV[i + 1]\n"
     "  if v == '@now' then v = tostring(now) end\n"
     "  local op = string.sub(f, 1, 1)\n"
@@ -34,7 +51,7 @@ static const char put_body[] =
     "if string.sub(st, 1, 1) == '?' then st = string.sub(st, 2); only_first = true end\n"
     "if st ~= '' then\n"
     "  local h = redis.call('HMGET', key, 'status', 'final', 'nevents')\n"
-    "  if h[2] ~= '1' and h[1] ~= st and not (only_first and h[1]) then\n"
+    "  if h[2] ~= '1' and h[1] ~= st and not (only_first and h[1] and h[1] ~= 'Dequeued') then\n"
     "    local n = tonumber(h[3] or 0)\n"
     "    if n < 32 then\n"
     "      local ev = cjson.encode({status = st, at = now})\n"
@@ -47,6 +64,12 @@ static const char put_body[] =
     "      redis.call('HSET', key, 'final', '1', 'final_at', now)\n"
     "      if redis.call('HGET', key, 'cb') == '1' then\n"
     "        redis.call('ZADD', KEYS[4], 'NX', now, id .. ':' .. st)\n"
+    "      end\n"
+    "      local ej = redis.call('HMGET', key, 'env', 'job')\n"
+    "      if ej[1] and ej[2] and ARGV[9] ~= '' then\n"
+    "        local tk = ARGV[9] .. ej[1] .. ':' .. day(now)\n"
+    "        redis.call('HINCRBY', tk, ej[2] .. '\\t' .. st, 1)\n"
+    "        redis.call('PEXPIRE', tk, 172800000)\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -114,11 +137,25 @@ static const char claim_body[] = NOW
     "end\n"
     "return out\n";
 
+static const char today_body[] = DAY NOW
+    "local d = day(now)\n"
+    "local n = tonumber(ARGV[3])\n"
+    "local counts, last = {}, {}\n"
+    "for i = 4, 3 + n do\n"
+    "  counts[#counts + 1] = {ARGV[i], redis.call('HGETALL', ARGV[1] .. ARGV[i] .. ':' .. d)}\n"
+    "end\n"
+    "for i = 4 + n, #ARGV do\n"
+    "  local z = redis.call('ZREVRANGE', ARGV[2] .. ARGV[i], 0, 0, 'WITHSCORES')\n"
+    "  last[#last + 1] = {ARGV[i], z[2] or ''}\n"
+    "end\n"
+    "return {d, counts, last}\n";
+
 static const char *const bodies[HISTLUA_COUNT] = {
     [HISTLUA_PUT] = put_body,
     [HISTLUA_PAGE] = page_body,
     [HISTLUA_DUE] = due_body,
     [HISTLUA_CLAIM] = claim_body,
+    [HISTLUA_TODAY] = today_body,
 };
 
 const char *histlua_body(enum histlua_id id)

@@ -295,7 +295,7 @@ static struct admin *make_admin(struct app *app, const struct conn_options *opt)
 
 static void on_outbox_acked(void *arg, const char *env, const char *msg_id)
 {
-    history_acked(arg, env, msg_id);
+    history_acked(arg, env, NULL, msg_id);
 }
 
 struct app *app_new(struct conf *conf, unsigned worker, unsigned workers)

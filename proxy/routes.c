@@ -163,6 +163,10 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
             return;
         }
     }
+    if (d->history && (op == ROUTES_DEQUEUE || op == ROUTES_ACK)) { /* the ledger is off */
+        passtap_export(d->history, d->uc, req, &rt, job, client, op == ROUTES_ACK);
+        return;
+    }
     if (d->history && op == ROUTES_DOWNLOAD && h->method == HTTP_GET) {
         passtap_download(d->history, d->uc, req, &rt, job, client);
         return;

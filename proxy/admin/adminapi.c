@@ -3,7 +3,8 @@
  * action (POST) needs the admin token, from loopback too, and writes one audit line
  * ("msg":"admin_action": who, peer, action, target, result; never the token).
  *
- *   GET  overview                     environments, jobs (paused?), ledger, instance
+ *   GET  overview                     environments, jobs (paused?, today's final counts),
+ *                                     ledger, instance
  *   GET  exports                      unconfirmed and unacked exports (ledger in Redis)
  *   GET  history[?job,status,...]     every job's records;  GET history/{id}: one record
  *   POST jobs/{job}/pause|resume      cluster-wide (jobpause.h)
@@ -40,6 +41,7 @@
 #define DEFAULT_LIMIT 100
 
 struct apiop {
+    const struct admin_deps *d; /* borrowed from the admin (overview) */
     struct conn_req *req;      /* borrowed; NULL once the client went away */
     struct history_op *hop;    /* owned while a history read runs */
     char action[24];
@@ -220,17 +222,54 @@ static json_t *envs_json(const struct admin_deps *d)
     return envs;
 }
 
+/* The overview; `today` (borrowed; NULL: history off or unreadable) the history's
+ * counts of the day (history_today), each job's under its "today". */
+static json_t *overview_json(const struct admin_deps *d, const json_t *today)
+{
+    json_t *jobs = jobs_json(d), *j, *day = json_null();
+    const json_t *per = json_object_get(today, "jobs");
+    size_t i;
+
+    json_array_foreach(jobs, i, j) {
+        json_t *t = json_object_get(per, json_string_value(json_object_get(j, "name")));
+        json_object_set_new(j, "today", t ? json_deep_copy(t) : json_null());
+    }
+    if (today)
+        day = json_pack("{s:O, s:O}", "date", json_object_get(today, "date"), "time_zone",
+                        json_object_get(today, "time_zone"));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:{s:b, s:b, s:b, s:I, s:b}}", "now_ms",
+                     (json_int_t)now_ms(), "environments", envs_json(d), "jobs", jobs,
+                     "today", day ? day : json_null(),
+                     "ledger", d->ledger ? ledgerflow_status(d->ledger) : json_null(),
+                     "instance", "draining", d->draining && atomic_load(d->draining),
+                     "history", d->history != NULL, "pause", d->pause != NULL, "workers",
+                     (json_int_t)d->workers, "actions_need_token", true);
+}
+
+static void on_today(void *arg, int status, const json_t *result)
+{
+    struct apiop *op = arg;
+    const struct admin_deps *d = op->d;
+    struct conn_req *req = op_end(op); /* a withdrawn read never calls back: req is set */
+
+    adminroutes_reply_json(req, 200, overview_json(d, status == 0 ? result : NULL));
+}
+
 static void overview(const struct admin_deps *d, struct conn_req *req)
 {
-    adminroutes_reply_json(
-        req, 200,
-        json_pack("{s:I, s:o, s:o, s:o, s:{s:b, s:b, s:b, s:I, s:b}}", "now_ms",
-                  (json_int_t)now_ms(), "environments", envs_json(d), "jobs", jobs_json(d),
-                  "ledger", d->ledger ? ledgerflow_status(d->ledger) : json_null(),
-                  "instance", "draining", d->draining && atomic_load(d->draining),
-                  "history",
-                  d->history != NULL, "pause", d->pause != NULL, "workers",
-                  (json_int_t)d->workers, "actions_need_token", true));
+    struct apiop *op;
+
+    if (!d->history) {
+        adminroutes_reply_json(req, 200, overview_json(d, NULL));
+        return;
+    }
+    if (!(op = op_new(req, "overview", "")))
+        return;
+    op->d = d;
+    if (!(op->hop = history_today(d->history, on_today, op))) {
+        (void)op_end(op);
+        adminroutes_reply_json(req, 200, overview_json(d, NULL)); /* counts unavailable */
+    }
 }
 
 static void on_list(void *arg, const char *text, size_t len)

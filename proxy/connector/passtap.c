@@ -1,5 +1,5 @@
 /* passtap: history and Idempotency-Key on the pass-through enqueue, history on its
- * downloads (see passtap.h).
+ * downloads, and on its dequeues and acks without the ack ledger (see passtap.h).
  *   [Idempotency-Key?] --no--> record, passthru_start with the tap
  *        | yes: histidem_begin
  *        +-- new: as "no", the reservation completed or dropped at the end
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <openssl/evp.h>
 
 #include "d365parse.h"
@@ -312,6 +313,79 @@ void passtap_download(struct history *h, struct upcall_ctx *ctx, struct conn_req
         r.tap_ctx = d;
     } else {
         free(d); /* no message id to record it under: passed through unrecorded */
+    }
+    passthru_start(ctx, req, &r);
+}
+
+/* ---- dequeue and ack without the ack ledger: the export's record ---- */
+
+struct xq {
+    struct history *h;                  /* borrowed */
+    char env[128], job[128], client[128];
+    bool ack;
+    struct evbuffer *body;              /* owned: the ack's body (the dequeue JSON) */
+    uint64_t limit;                     /* the route's body limit: no more is kept */
+};
+
+static void xq_body(void *arg, const char *data, size_t len)
+{
+    struct xq *x = arg;
+
+    if (x->body && evbuffer_get_length(x->body) + len <= x->limit)
+        evbuffer_add(x->body, data, len);
+}
+
+/* The canonical message id (CorrelationId) of a dequeue JSON. 0 / -1. */
+static int dequeue_msg(const char *json, size_t len, char out[GUID_CANON_SIZE])
+{
+    struct d365parse_dequeue d;
+    int rc;
+
+    if (!json || d365parse_dequeue(json, len, &d) < 0)
+        return -1;
+    rc = guid_canonical(d.correlation_id, strlen(d.correlation_id), out);
+    d365parse_dequeue_cleanup(&d);
+    return rc;
+}
+
+static void xq_end(void *arg, int status, const char *answer, size_t len)
+{
+    struct xq *x = arg;
+    char msg[GUID_CANON_SIZE];
+
+    if (status == 200 && !x->ack && dequeue_msg(answer, len, msg) == 0) {
+        history_dequeued(x->h, x->env, x->job, x->client, msg);
+    } else if (status == 200 && x->ack && x->body &&
+               dequeue_msg((const char *)evbuffer_pullup(x->body, -1),
+                           evbuffer_get_length(x->body), msg) == 0) {
+        history_confirmed(x->h, x->env, x->job, msg, x->client);
+        history_acked(x->h, x->env, x->job, msg);
+    }
+    if (x->body)
+        evbuffer_free(x->body);
+    free(x);
+}
+
+static const struct passthru_tap xq_cbs = { xq_body, NULL, xq_end };
+
+void passtap_export(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
+                    const struct passthru_route *rt, const struct conf_job *job,
+                    const struct conf_client *client, bool ack)
+{
+    struct passthru_route r = *rt;
+    struct xq *x = calloc(1, sizeof *x);
+
+    if (x && (!ack || (x->body = evbuffer_new()))) {
+        x->h = h;
+        x->ack = ack;
+        x->limit = rt->body_limit;
+        snprintf(x->env, sizeof x->env, "%s", rt->env->name);
+        snprintf(x->job, sizeof x->job, "%s", job->name);
+        snprintf(x->client, sizeof x->client, "%s", client->name);
+        r.tap = &xq_cbs;
+        r.tap_ctx = x;
+    } else {
+        free(x); /* out of memory: passed through unrecorded */
     }
     passthru_start(ctx, req, &r);
 }

@@ -9,6 +9,8 @@
 #ifndef FOGATE_PASSTAP_H
 #define FOGATE_PASSTAP_H
 
+#include <stdbool.h>
+
 #include "conf.h"
 #include "conn.h"
 #include "passthru.h"
@@ -27,5 +29,14 @@ void passtap_enqueue(struct history *h, struct upcall_ctx *ctx, struct conn_req 
 void passtap_download(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
                       const struct passthru_route *rt, const struct conf_job *job,
                       const struct conf_client *client);
+
+/* Serves a dequeue (ack false) or an ack (ack true) `req` of `client` on `job` when the
+ * ack ledger is off, with route `rt` (copied). A dequeue D365 answered 200 makes or
+ * updates the export's record (dequeued, delivered_to `client`); an ack D365 took (200)
+ * marks it confirmed by `client` and acked, the message id read from the ack's body
+ * (the dequeue JSON, at most rt->body_limit bytes kept). */
+void passtap_export(struct history *h, struct upcall_ctx *ctx, struct conn_req *req,
+                    const struct passthru_route *rt, const struct conf_job *job,
+                    const struct conf_client *client, bool ack);
 
 #endif

@@ -178,6 +178,10 @@ static void on_dequeue_done(void *arg, const struct upcall_done *d)
     else
         len = d->body_len;
     /* With the ack ledger on, dequeues go through ledgerpass.c instead. */
+    if (p->rt.tap) { /* D365's whole answer (the message id is in it), before the client's */
+        p->rt.tap->on_end(p->rt.tap_ctx, d->status, d->body, d->body_len);
+        p->rt.tap = NULL;
+    }
     extra = response_headers(d->head);
     const char *ctype = d->head ? uphead_find(d->head, "Content-Type") : NULL;
     struct conn_req *req = detach(p);
@@ -308,10 +312,10 @@ static int on_body_data(struct conn_req *req, const char *data, size_t len, void
 {
     struct pt *p = arg;
 
-    if (p->rt.body == PASSTHRU_BODY_BUFFER)
-        return evbuffer_add(p->body, data, len);
     if (p->rt.tap && p->rt.tap->on_body)
         p->rt.tap->on_body(p->rt.tap_ctx, data, len);
+    if (p->rt.body == PASSTHRU_BODY_BUFFER)
+        return evbuffer_add(p->body, data, len);
     size_t took = evbuffer_get_length(p->body) == 0 && p->up ? upcall_send(p->up, data, len) : 0;
     if (took < len) {
         if (evbuffer_add(p->body, data + took, len - took) != 0)

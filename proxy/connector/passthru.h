@@ -29,12 +29,14 @@ enum passthru_body {
 
 /* A tap on a streamed call (the enqueue's history and Idempotency-Key, passtap.c). */
 struct passthru_tap {
-    /* Request body bytes as they are taken from the client (streamed bodies); may be NULL. */
+    /* Request body bytes as they are taken from the client (streamed or buffered); may be
+     * NULL. */
     void (*on_body)(void *ctx, const char *data, size_t len);
     /* Answer body bytes as they go to the client; may be NULL. */
     void (*on_answer_body)(void *ctx, const char *data, size_t len);
     /* Exactly once, when the request ends: D365's status when its whole answer reached
-     * the client (else 0) and the first bytes of that answer (borrowed). */
+     * the client (else 0) and the first bytes of that answer (borrowed); for a dequeue
+     * (route.dequeue), D365's whole answer as it came, before the client is answered. */
     void (*on_end)(void *ctx, int status, const char *answer, size_t len);
 };
 

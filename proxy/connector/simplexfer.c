@@ -434,8 +434,8 @@ static void on_acked(void *arg, const struct d365_result *res)
         simple_req_fail(r, &res->err);
     } else {
         simpleack_remove(r->s->acks, r->route.job, r->route.message_id);
-        history_confirmed(r->s->hist, r->env, r->route.message_id, r->client);
-        history_acked(r->s->hist, r->env, r->route.message_id);
+        history_confirmed(r->s->hist, r->env, r->route.job, r->route.message_id, r->client);
+        history_acked(r->s->hist, r->env, r->route.job, r->route.message_id);
         simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", r->route.message_id,
                                           "acked", 1));
     }
@@ -470,8 +470,8 @@ static void on_ledger_ack(void *arg, enum ledgerflow_ack_kind kind, const struct
     switch (kind) {
     case LEDGERFLOW_ACKED:
         simpleack_remove(r->s->acks, r->route.job, id);
-        history_confirmed(r->s->hist, r->env, id, r->client);
-        history_acked(r->s->hist, r->env, id);
+        history_confirmed(r->s->hist, r->env, r->route.job, id, r->client);
+        history_acked(r->s->hist, r->env, r->route.job, id);
         simple_req_json(r, 200, json_pack("{s:s, s:b}", "message_id", id, "acked", 1));
         break;
     case LEDGERFLOW_ALREADY:
@@ -480,7 +480,7 @@ static void on_ledger_ack(void *arg, enum ledgerflow_ack_kind kind, const struct
         break;
     case LEDGERFLOW_PENDING: /* confirmed: never delivered again; the outbox acks D365 */
         simpleack_remove(r->s->acks, r->route.job, id);
-        history_confirmed(r->s->hist, r->env, id, r->client);
+        history_confirmed(r->s->hist, r->env, r->route.job, id, r->client);
         simple_req_json(r, 202, json_pack("{s:s, s:s}", "message_id", id, "ack", "pending"));
         break;
     case LEDGERFLOW_UNKNOWN:

@@ -41,6 +41,7 @@ struct history_op {
     void *arg;
     struct histrec_filter f;
     bool one;                           /* history_get */
+    bool today;                         /* history_today */
 };
 
 struct history *history_new(struct event_base *base, struct upcall_ctx *uc,
@@ -130,6 +131,7 @@ unsigned history_max_page(const struct history *h)
 struct put {
     char key[HISTREC_KEY_SIZE], env_idx[HISTREC_KEY_SIZE], job_idx[HISTREC_KEY_SIZE];
     char map[HISTREC_KEY_SIZE], ttl[24], cap[24], num[4][24];
+    char id[HISTORY_ID_SIZE];           /* a derived record id (export_begin) */
     const char *argv[PUT_MAX_ARGS];
     int argc, nums;
 };
@@ -144,7 +146,7 @@ static void on_written(void *arg, enum rconn_result res, const redictReply *repl
         h->stats.lost++;
 }
 
-/* Starts a PUT: KEYS record (or map) key, env index, job index, receipts; ARGV 1..8. */
+/* Starts a PUT: KEYS record (or map) key, env index, job index, receipts; ARGV 1..9. */
 static void put_begin(struct history *h, struct put *p, const char *id, const char *env,
                       const char *job, const char *status, bool final)
 {
@@ -168,7 +170,8 @@ static void put_begin(struct history *h, struct put *p, const char *id, const ch
     p->argv[9] = status ? status : "";
     p->argv[10] = final ? "1" : "0";
     p->argv[11] = p->map[0] ? p->map : "";
-    p->argc = 12;
+    p->argv[12] = HISTREC_TODAY;
+    p->argc = 13;
 }
 
 static void put_field(struct put *p, const char *name, const char *value)
@@ -216,9 +219,10 @@ void history_id_new(char id[HISTORY_ID_SIZE])
     id[32] = '\0';
 }
 
-void history_received(struct history *h, const char *env, const char *job,
-                      const char *client, const char *via, const char *file_name,
-                      char id[HISTORY_ID_SIZE])
+/* Creates (or completes) record `id` as new in `dir`, indexed by env and job. */
+static void opened(struct history *h, const char *env, const char *job, const char *client,
+                   const char *via, const char *dir, const char *status,
+                   const char *file_name, const char *group, char id[HISTORY_ID_SIZE])
 {
     struct put p = { 0 };
 
@@ -233,16 +237,31 @@ void history_received(struct history *h, const char *env, const char *job,
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, env, job, "Received", false);
-    put_field(&p, "dir", "import");
+    put_begin(h, &p, id, env, job, status, false);
+    put_field(&p, "dir", dir);
     put_field(&p, "env", env);
     put_field(&p, "job", job);
     put_field(&p, "client", client);
     put_field(&p, "via", via);
     put_field(&p, "file", file_name);
-    if (receipts_for(h, job))
+    put_field(&p, "group", group);
+    if (strcmp(dir, "import") == 0 && receipts_for(h, job))
         put_field(&p, "cb", "1");
     put_send(h, &p);
+}
+
+void history_received(struct history *h, const char *env, const char *job,
+                      const char *client, const char *via, const char *file_name,
+                      char id[HISTORY_ID_SIZE])
+{
+    opened(h, env, job, client, via, "import", "Received", file_name, NULL, id);
+}
+
+void history_export_requested(struct history *h, const char *env, const char *job,
+                              const char *client, const char *group,
+                              char id[HISTORY_ID_SIZE])
+{
+    opened(h, env, job, client, "package", "export", "Requested", NULL, group, id);
 }
 
 /* The file went to D365 as `field` (msg or exec) `value`, now in `status`: recorded, the
@@ -261,7 +280,8 @@ static void sent(struct history *h, const char *id, const char *env, const char 
     put_begin(h, &p, id, NULL, NULL, status, false);
     put_field(&p, field, value);
     put_field(&p, "sent", "@now");
-    put_num(&p, "size", size);
+    if (size || sha256_hex) /* a package export has neither until its download */
+        put_num(&p, "size", size);
     put_field(&p, "sha256", sha256_hex);
     put_send(h, &p);
     histfollow_add(h->follow, id);
@@ -285,8 +305,8 @@ void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts)
         histfollow_set_exec_poll(h->follow, opts);
 }
 
-void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
-                    const char *sha256_hex)
+static void failed(struct history *h, const char *id, const char *status, const char *code,
+                   uint64_t size, const char *sha256_hex)
 {
     struct put p = { 0 };
 
@@ -296,11 +316,23 @@ void history_failed(struct history *h, const char *id, const char *code, uint64_
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, NULL, NULL, "NotEnqueued", true);
+    put_begin(h, &p, id, NULL, NULL, status, true);
     put_field(&p, "error", code);
-    put_num(&p, "size", size);
+    if (size)
+        put_num(&p, "size", size);
     put_field(&p, "sha256", sha256_hex);
     put_send(h, &p);
+}
+
+void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
+                    const char *sha256_hex)
+{
+    failed(h, id, "NotEnqueued", code, size, sha256_hex);
+}
+
+void history_export_failed(struct history *h, const char *id, const char *code)
+{
+    failed(h, id, "NotStarted", code, 0, NULL);
 }
 
 void history_status(struct history *h, const char *env, const char *msg_id,
@@ -318,27 +350,39 @@ void history_status(struct history *h, const char *env, const char *msg_id,
     put_send(h, &p);
 }
 
+/* Starts a PUT on the export record of message `msg_id` (its id derived from env and
+ * message id, so every instance names it alike). With `job`, the record is made whole
+ * (direction, environment, job, message) and indexed if it was not. -1 when the keys do
+ * not fit (counted lost). */
+static int export_begin(struct history *h, struct put *p, const char *env, const char *job,
+                        const char *msg_id, const char *status, bool final)
+{
+    if (histrec_export_id(env, msg_id, p->id) < 0 || histrec_key(p->key, "r", p->id, NULL) < 0 ||
+        (job && (histrec_key(p->env_idx, "e", env, NULL) < 0 ||
+                 histrec_key(p->job_idx, "j", job, NULL) < 0 ||
+                 histrec_key(p->map, "m", env, msg_id) < 0))) {
+        h->stats.lost++;
+        return -1;
+    }
+    put_begin(h, p, p->id, job ? env : NULL, job, status, final);
+    if (job) {
+        put_field(p, "dir", "export");
+        put_field(p, "env", env);
+        put_field(p, "job", job);
+        put_field(p, "msg", msg_id);
+    }
+    return 0;
+}
+
 void history_delivered(struct history *h, const char *env, const char *job,
                        const char *client, const char *msg_id, uint64_t size,
                        const char *sha256_hex)
 {
     struct put p = { 0 };
-    char id[HISTORY_ID_SIZE];
 
-    if (!h)
-        return;
-    if (histrec_export_id(env, msg_id, id) < 0 || histrec_key(p.key, "r", id, NULL) < 0 ||
-        histrec_key(p.env_idx, "e", env, NULL) < 0 ||
-        histrec_key(p.job_idx, "j", job, NULL) < 0 || histrec_key(p.map, "m", env, msg_id) < 0) {
-        h->stats.lost++;
-        return;
-    }
     /* "?": a confirm (on another instance) may have come first; it stays the status */
-    put_begin(h, &p, id, env, job, "?Delivered", false);
-    put_field(&p, "dir", "export");
-    put_field(&p, "env", env);
-    put_field(&p, "job", job);
-    put_field(&p, "msg", msg_id);
+    if (!h || export_begin(h, &p, env, job, msg_id, "?Delivered", false) < 0)
+        return;
     put_field(&p, "delivered", "@now");
     put_field(&p, "-delivered_to", client);
     put_field(&p, "+deliveries", "1");
@@ -346,39 +390,60 @@ void history_delivered(struct history *h, const char *env, const char *job,
     put_field(&p, "sha256", sha256_hex);
     put_send(h, &p);
     if (receipts_for(h, job))
-        histreceipt_unconfirmed(h->receipts, id);
+        histreceipt_unconfirmed(h->receipts, p.id);
 }
 
-void history_confirmed(struct history *h, const char *env, const char *msg_id,
-                       const char *client)
+void history_dequeued(struct history *h, const char *env, const char *job,
+                      const char *client, const char *msg_id)
 {
     struct put p = { 0 };
-    char id[HISTORY_ID_SIZE];
+
+    if (!h || export_begin(h, &p, env, job, msg_id, "?Dequeued", false) < 0)
+        return;
+    put_field(&p, "via", "passthru");
+    put_field(&p, "dequeued", "@now");
+    put_field(&p, "-delivered_to", client);
+    put_send(h, &p);
+}
+
+void history_package_delivered(struct history *h, const char *env, const char *exec_id,
+                               const char *client, uint64_t size, const char *sha256_hex)
+{
+    struct put p = { 0 };
 
     if (!h)
         return;
-    if (histrec_export_id(env, msg_id, id) < 0 || histrec_key(p.key, "r", id, NULL) < 0) {
+    if (histrec_key(p.key, "m", env, exec_id) < 0) {
         h->stats.lost++;
         return;
     }
-    put_begin(h, &p, id, NULL, NULL, "Confirmed", false);
+    put_begin(h, &p, NULL, NULL, NULL, NULL, false); /* the record the map names, if any */
+    put_field(&p, "delivered", "@now");
+    put_field(&p, "-delivered_to", client);
+    put_field(&p, "+deliveries", "1");
+    put_num(&p, "size", size);
+    put_field(&p, "sha256", sha256_hex);
+    put_send(h, &p);
+}
+
+void history_confirmed(struct history *h, const char *env, const char *job,
+                       const char *msg_id, const char *client)
+{
+    struct put p = { 0 };
+
+    if (!h || export_begin(h, &p, env, job, msg_id, "Confirmed", false) < 0)
+        return;
     put_field(&p, "?confirmed", "@now");
     put_field(&p, "confirmed_by", client);
     put_send(h, &p);
 }
 
-void history_acked(struct history *h, const char *env, const char *msg_id)
+void history_acked(struct history *h, const char *env, const char *job, const char *msg_id)
 {
     struct put p = { 0 };
-    char id[HISTORY_ID_SIZE];
 
-    if (!h)
+    if (!h || export_begin(h, &p, env, job, msg_id, "Acked", true) < 0)
         return;
-    if (histrec_export_id(env, msg_id, id) < 0 || histrec_key(p.key, "r", id, NULL) < 0) {
-        h->stats.lost++;
-        return;
-    }
-    put_begin(h, &p, id, NULL, NULL, "Acked", true);
     put_field(&p, "?acked", "@now");
     put_send(h, &p);
 }
@@ -432,6 +497,62 @@ static json_t *page_json(const struct histrec_filter *f, const redictReply *r)
     return o;
 }
 
+static bool is_str(const redictReply *r)
+{
+    return r && r->type == REDICT_REPLY_STRING;
+}
+
+/* Adds one "<job>\t<status>" count of an environment's day hash to jobs[job].counts. */
+static void today_count(json_t *jobs, const redictReply *field, const redictReply *value)
+{
+    const char *tab = is_str(field) ? strrchr(field->str, '\t') : NULL;
+    char job[256];
+    json_t *j;
+
+    if (!tab || !is_str(value) || (size_t)(tab - field->str) >= sizeof job)
+        return;
+    snprintf(job, sizeof job, "%.*s", (int)(tab - field->str), field->str);
+    if ((j = json_object_get(jobs, job)))
+        json_object_set_new(json_object_get(j, "counts"), tab + 1,
+                            json_integer(strtoll(value->str, NULL, 10)));
+}
+
+/* {"date", "time_zone": "UTC", "jobs": {job: {"counts": {status: n}, "last_ms"}}} from
+ * the TODAY script's reply; NULL when it is not that shape. */
+static json_t *today_json(const redictReply *r)
+{
+    json_t *jobs, *o;
+    const redictReply *counts, *last;
+
+    if (r->elements != 3 || !is_str(r->element[0]) || r->element[1]->type != REDICT_REPLY_ARRAY ||
+        r->element[2]->type != REDICT_REPLY_ARRAY || !(jobs = json_object()))
+        return NULL;
+    counts = r->element[1];
+    last = r->element[2];
+    for (size_t i = 0; i < last->elements; i++) {
+        const redictReply *e = last->element[i];
+        if (e->type != REDICT_REPLY_ARRAY || e->elements != 2 || !is_str(e->element[0]) ||
+            !is_str(e->element[1]))
+            continue;
+        json_object_set_new(jobs, e->element[0]->str,
+                            json_pack("{s:{}, s:o}", "counts", "last_ms",
+                                      e->element[1]->str[0]
+                                          ? json_integer(strtoll(e->element[1]->str, NULL, 10))
+                                          : json_null()));
+    }
+    for (size_t i = 0; i < counts->elements; i++) {
+        const redictReply *e = counts->element[i];
+        if (e->type != REDICT_REPLY_ARRAY || e->elements != 2 ||
+            e->element[1]->type != REDICT_REPLY_ARRAY)
+            continue;
+        for (size_t k = 0; k + 1 < e->element[1]->elements; k += 2)
+            today_count(jobs, e->element[1]->element[k], e->element[1]->element[k + 1]);
+    }
+    o = json_pack("{s:s, s:s, s:o}", "date", r->element[0]->str, "time_zone", "UTC", "jobs",
+                  jobs);
+    return o;
+}
+
 static void on_read(void *arg, enum rconn_result res, const redictReply *reply)
 {
     struct history_op *op = arg;
@@ -439,7 +560,9 @@ static void on_read(void *arg, enum rconn_result res, const redictReply *reply)
     bool ok = res == RCONN_OK && reply->type == REDICT_REPLY_ARRAY;
 
     if (ok)
-        result = op->one ? fields_json(reply) : page_json(&op->f, reply);
+        result = op->today ? today_json(reply)
+                 : op->one ? fields_json(reply)
+                           : page_json(&op->f, reply);
     if (op->cb)
         op->cb(op->arg, ok && (op->one || result) ? 0 : -1, result);
     json_decref(result);
@@ -523,6 +646,37 @@ struct history_op *history_page(struct history *h, const char *const *jobs, size
 out:
     free(argv);
     free(keys);
+    if (rc < 0) {
+        free(op);
+        return NULL;
+    }
+    return op;
+}
+
+struct history_op *history_today(struct history *h, history_done *cb, void *arg)
+{
+    struct history_op *op = op_new(h, cb, arg);
+    const struct conf *c = h ? h->conf : NULL;
+    const char **argv = op ? calloc(3 + c->n_envs + c->n_jobs, sizeof *argv) : NULL;
+    char n[16];
+    size_t argc = 0;
+    int rc = -1;
+
+    if (!argv)
+        goto out;
+    op->today = true;
+    snprintf(n, sizeof n, "%zu", c->n_envs);
+    argv[argc++] = HISTREC_TODAY;
+    argv[argc++] = HISTREC_JOB_INDEX;
+    argv[argc++] = n;
+    for (size_t i = 0; i < c->n_envs; i++)
+        argv[argc++] = c->envs[i].name;
+    for (size_t i = 0; i < c->n_jobs; i++)
+        argv[argc++] = c->jobs[i].name;
+    rc = rconn_evalv(h->rc, &h->scripts[HISTLUA_TODAY], on_read, op,
+                     (int)h->conf->history.write_timeout_ms, 0, (int)argc, argv, NULL);
+out:
+    free(argv);
     if (rc < 0) {
         free(op);
         return NULL;

@@ -80,6 +80,26 @@ struct msgwait_opts;
  * followed in the background. NULL h is a no-op. */
 void history_set_exec_poll(struct history *h, const struct msgwait_opts *opts);
 
+/* A package export (ExportToPackage) of definition group `group` was asked for by
+ * `client` on `job`: creates its
+ * record now (direction export, via package, status "Requested", indexed), id as for
+ * history_received. D365's answer follows as history_sent_exec (status "Started", the
+ * execution followed until final, errors fetched unless Succeeded) or
+ * history_export_failed. */
+void history_export_requested(struct history *h, const char *env, const char *job,
+                              const char *client, const char *group,
+                              char id[HISTORY_ID_SIZE]);
+
+/* Package export `id` was not started (code: fogate's error code): status "NotStarted",
+ * final. */
+void history_export_failed(struct history *h, const char *id, const char *code);
+
+/* The package of execution `exec_id` (environment `env`) went out whole to `client`
+ * (size bytes, SHA-256 hex or NULL, taken as it streamed): delivered time, delivered_to,
+ * deliveries + 1, size, sha256 of the record the execution maps to (none: nothing). */
+void history_package_delivered(struct history *h, const char *env, const char *exec_id,
+                               const char *client, uint64_t size, const char *sha256_hex);
+
 /* Import `id` never reached D365 (code: fogate's error code) or was answered from an
  * earlier enqueue (Idempotency-Key replay: code "replayed", msg_id the first message). */
 void history_failed(struct history *h, const char *id, const char *code, uint64_t size,
@@ -96,12 +116,19 @@ void history_delivered(struct history *h, const char *env, const char *job,
                        const char *client, const char *msg_id, uint64_t size,
                        const char *sha256_hex);
 
-/* The consumer `client` confirmed export `msg_id` (ack through fogate). */
-void history_confirmed(struct history *h, const char *env, const char *msg_id,
-                       const char *client);
+/* A pass-through dequeue handed export message `msg_id` of `job` to `client` (the file
+ * itself is history_delivered when its download goes through fogate): creates the record
+ * (indexed) if needed, dequeued time, delivered_to; status "Dequeued" unless it has one. */
+void history_dequeued(struct history *h, const char *env, const char *job,
+                      const char *client, const char *msg_id);
 
-/* D365 took the upstream ack of export `msg_id`. */
-void history_acked(struct history *h, const char *env, const char *msg_id);
+/* The consumer `client` confirmed export `msg_id` (ack through fogate). With `job`
+ * (NULL: unknown here) the record is made and indexed if no delivery made it. */
+void history_confirmed(struct history *h, const char *env, const char *job,
+                       const char *msg_id, const char *client);
+
+/* D365 took the upstream ack of export `msg_id`; `job` as for history_confirmed. */
+void history_acked(struct history *h, const char *env, const char *job, const char *msg_id);
 
 /* ---- reads ---- */
 
@@ -120,6 +147,12 @@ struct history_op *history_page(struct history *h, const char *const *jobs, size
 /* The record `id` (32 hex digits). As history_page. */
 struct history_op *history_get(struct history *h, const char *id, history_done *cb,
                                void *arg);
+
+/* Today's (UTC, the Redis server's clock) counts of records that turned final, per job
+ * and final status, cluster-wide, and each job's newest record time: result
+ * {"date", "time_zone": "UTC", "jobs": {job: {"counts": {status: n}, "last_ms": ms|null}}}
+ * for every job of the current config. As history_page. */
+struct history_op *history_today(struct history *h, history_done *cb, void *arg);
 
 /* Withdraws op: no callback afterwards. NULL is a no-op. */
 void history_cancel(struct history_op *op);

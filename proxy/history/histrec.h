@@ -15,6 +15,8 @@
 #define HISTREC_CURSOR_SIZE 50    /* "c" + 16 hex score + 32 hex id, NUL included */
 #define HISTREC_PREFIX "fogate:hist:r:"
 #define HISTREC_RECEIPTS "fogate:hist:receipts"   /* receipt queue: "<id>:<status>" by due */
+#define HISTREC_TODAY "fogate:hist:t:"     /* per-day final counts: <env>:<YYYY-MM-DD> */
+#define HISTREC_JOB_INDEX "fogate:hist:j:" /* per-job index: <job> */
 
 /* The record id of the export of message `msg_id` in environment `env`: the first 128
  * bits of SHA-256("<env>\n<msg_id>") in hex, so every instance names it alike. 0 / -1. */

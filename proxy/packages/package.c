@@ -58,12 +58,15 @@ void package_set_history(struct package *p, struct history *h)
     history_set_exec_poll(h, &exec_wait);
 }
 
-/* An import with a record that ends without D365 taking it: recorded once. */
+/* An import or export with a record that ends without D365 taking it: recorded once. */
 static void hist_failed(struct package_req *r, const char *code)
 {
     if (r->hist_id[0] && !r->hist_done) {
         r->hist_done = true;
-        history_failed(r->p->hist, r->hist_id, code, r->size, NULL);
+        if (r->hist_export)
+            history_export_failed(r->p->hist, r->hist_id, code);
+        else
+            history_failed(r->p->hist, r->hist_id, code, r->size, NULL);
     }
 }
 
@@ -344,6 +347,11 @@ static void on_blob_head(void *arg, const struct uphead *head)
 
     if (!r->req || uphead_status(head) != 200)
         return;
+    if (r->p->hist && !r->sha && (r->sha = EVP_MD_CTX_new()) &&
+        EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(r->sha);
+        r->sha = NULL;
+    }
     r->responded = true;
     conn_req_set_events(r->req, &ev);
     conn_req_start(r->req, 200, NULL, "application/zip", len);
@@ -357,7 +365,26 @@ static enum upstream_flow on_blob_body(void *arg, const char *data, size_t len)
         return UPSTREAM_CONTINUE;
     if (!r->req)
         return UPSTREAM_PAUSE;
+    r->size += len; /* the package's bytes and SHA-256 as they go out, for the history */
+    if (r->sha)
+        EVP_DigestUpdate(r->sha, data, len);
     return conn_req_write(r->req, data, len) == 0 ? UPSTREAM_CONTINUE : UPSTREAM_PAUSE;
+}
+
+/* The package went out whole: its export's record gets the delivery. */
+static void hist_delivered(struct package_req *r)
+{
+    unsigned char raw[32];
+    unsigned n = 0;
+    char hex[65] = "";
+
+    if (!r->p->hist)
+        return;
+    if (r->sha && EVP_DigestFinal_ex(r->sha, raw, &n) == 1 && n == 32)
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    history_package_delivered(r->p->hist, r->env, r->exec_id, r->client, r->size,
+                              hex[0] ? hex : NULL);
 }
 
 static void on_blob_done(void *arg, const struct upstream_done *d)
@@ -369,10 +396,12 @@ static void on_blob_done(void *arg, const struct upstream_done *d)
     if (r->responded && req) {
         r->req = NULL;
         conn_req_set_events(req, NULL);
-        if (d->result == UPSTREAM_OK)
+        if (d->result == UPSTREAM_OK) {
+            hist_delivered(r);
             conn_req_end(req);
-        else
+        } else {
             conn_req_abort(req);
+        }
     } else if (d->result != UPSTREAM_OK) {
         package_req_error(r, 502, "blob_unreachable", "blob storage failed: %s",
                           upstream_result_name(d->result));
@@ -434,6 +463,10 @@ static void on_exported(void *arg, const struct upcall_done *d)
     } else {
         snprintf(r->exec_id, sizeof r->exec_id, "%s", v);
         statcell_inc(&r->p->stats.exports_started);
+        if (r->hist_id[0] && !r->hist_done) { /* followed until final from now on */
+            r->hist_done = true;
+            history_sent_exec(r->p->hist, r->hist_id, r->env, r->exec_id, 0, NULL);
+        }
         package_req_json(r, 202, package_req_accepted(r));
     }
     free(v);
@@ -458,6 +491,11 @@ static void route_export(struct package_req *r)
     struct upcall_cbs cbs = { .on_done = on_exported, .arg = r };
 
     json_decref(b);
+    if (r->p->hist) { /* before the call: a failure is recorded against it */
+        r->hist_export = true;
+        history_export_requested(r->p->hist, r->env, r->job, r->client, r->project,
+                                 r->hist_id);
+    }
     if (!body || !(r->import = upcall_start(r->p->ctx, &req, &cbs)))
         package_req_error(r, 500, "internal", "cannot start the ExportToPackage call");
     free(body);

@@ -81,7 +81,8 @@ struct package_req {
     struct event *wait_timer;           /* owned: bounds the wait for the queue's turn */
     double wait_since;                  /* when the import joined its queue (monotonic s) */
     struct evbuffer *pending;           /* owned: body bytes the blob had no room for */
-    EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming */
+    EVP_MD_CTX *sha;                    /* owned: SHA-256 of the package while streaming
+                                           (an import's upload, a package download) */
     char *blob_url;                     /* owned: the upload or download SAS URL (a secret:
                                            never logged) */
     bool queued;                        /* on a queue (waiting or running) */
@@ -92,11 +93,13 @@ struct package_req {
     unsigned busy;                      /* > 0: inside a call that may re-enter (a body
                                            pump): settle waits for the outer frame */
     unsigned char replay_sha[32];
-    /* the file's history record (imports) */
+    /* the file's history record (imports, exports) */
     char hist_id[HISTORY_ID_SIZE];      /* "" without one */
     bool hist_done;                     /* its outcome is recorded */
+    bool hist_export;                   /* the record is an export's (ExportToPackage) */
     const char *client;                 /* borrowed from the request's snapshot */
-    uint64_t size;                      /* the package's Content-Length */
+    uint64_t size;                      /* the package's Content-Length (import), or the
+                                           bytes of a package download sent so far */
     /* GET .../errors (packageerrors.c) */
     char entity[128];                   /* "" without ?entity= or a job entity */
     json_t *errout;                     /* owned: the answer being built */

@@ -115,11 +115,14 @@ try {
   assert.equal(await page.evaluate(() => window.__xss), undefined);
   assert.equal(await page.evaluate(() => document.scripts.length), 1);
   assert.equal(await page.locator('#history td.file script').count(), 0);
-  // today's counts in the jobs table come from the history
+  // today's counts in the jobs table: counted in Redis by UTC day (the admin API's overview)
   const importRow = page.locator(`#jobs tbody tr[data-job="${IMPORT_JOB}"]`);
   await page.waitForFunction((j) => /ProcessedWithErrors 1/.test(
     document.querySelector(`#jobs tbody tr[data-job="${j}"]`).textContent), IMPORT_JOB,
   { timeout: TIMEOUT });
+  const day = new Date().toISOString().slice(0, 10);
+  assert.match(await page.locator('#today-note').textContent(), new RegExp(day + ' UTC'));
+  assert.match(await page.locator('#jobs thead').textContent(), /Today \(UTC\)/);
 
   // its detail: statuses over time, the errors D365 gave
   await hist.click();

@@ -561,3 +561,138 @@ def test_passthru_dequeue_download_ack_recorded(gates, sim):
                      "pass-through acked")
     assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
     assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+# ---- without the ack ledger: the pass-through dequeue and ack, the simple API ----
+
+@pytest.fixture
+def bare_gates(workdir, sim, redis):
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-na", ledger={"enabled": False},
+                extra=history_extra())
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-nb", ledger={"enabled": False},
+                extra=history_extra())
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def export_of(gate, mid, pred, what):
+    """The export record of message mid listed on gate, once pred holds."""
+    out = {}
+
+    def ok():
+        recs = [x for x in gate.req("GET", f"/v1/history?job={lk.JOB}").json()["records"]
+                if x.get("message_id") == mid]
+        out["rec"] = recs[0] if len(recs) == 1 else None
+        return out["rec"] is not None and pred(out["rec"])
+    harness.wait_until(ok, 10, what=what)
+    return out["rec"]
+
+
+def test_passthru_dequeue_and_ack_without_ledger_recorded(bare_gates, sim):
+    a, b = bare_gates
+    ep = f"/api/connector/{{}}/{harness.EXPORT_JOB}"
+    # one downloaded through fogate, one whose file never came through fogate
+    data = b"native-export-no-ledger" * 10
+    sim.feed_export(data)
+    sim.feed_export(b"fetched-elsewhere")
+    got = []
+    for gate in (a, b):
+        dq = gate.req("GET", ep.format("dequeue"))
+        assert dq.status == 200, dq
+        got.append(dq.json())
+    dl = b.req("GET", got[0]["DownloadLocation"][len(a.base):])
+    assert dl.status == 200 and dl.body == data, dl
+    mids = [m["CorrelationId"].lower() for m in got]
+    rec = export_of(a, mids[1], lambda x: x["status"] == "Dequeued", "dequeued, not downloaded")
+    assert rec["delivered_to"] == ["consumer"] and rec["dequeued_at"] and rec["final"] is False
+    assert rec["via"] == "passthru" and rec["environment"] == "sim" and "deliveries" not in rec
+    for gate, m in ((b, got[0]), (a, got[1])):
+        ack = gate.req("POST", ep.format("ack"), json.dumps(m).encode(),
+                       {"Content-Type": "application/json"})
+        assert ack.status == 200, ack
+    assert lk.count(sim, "ack") == 2
+    first = export_of(a, mids[0], lambda x: x["status"] == "Acked", "the downloaded one acked")
+    assert first["final"] and first["acked_at"] and first["confirmed_by"] == "consumer"
+    assert first["delivered_to"] == ["consumer"] and first["deliveries"] == 1
+    assert first["size"] == len(data) and first["sha256"] == hashlib.sha256(data).hexdigest()
+    seen = [s["status"] for s in first["statuses"]]
+    assert seen == ["Dequeued", "Delivered", "Confirmed", "Acked"], seen
+    second = export_of(b, mids[1], lambda x: x["status"] == "Acked", "the other acked")
+    assert [s["status"] for s in second["statuses"]] == ["Dequeued", "Confirmed", "Acked"]
+    assert first == record(b, first["id"]) and second == record(a, second["id"])
+
+
+def test_simple_next_and_ack_without_ledger_recorded(bare_gates, sim):
+    a, b = bare_gates
+    data = b"simple-export-no-ledger" * 7
+    sim.feed_export(data)
+    r = a.next()
+    assert r.status == 200 and r.body == data, r
+    mid = r.header("X-Fogate-Message-Id")
+    assert a.ack(mid).status == 200
+    rec = export_of(b, mid, lambda x: x["status"] == "Acked", "acked without the ledger")
+    assert rec["final"] and rec["confirmed_by"] == "consumer" and rec["deliveries"] == 1
+    assert rec["sha256"] == hashlib.sha256(data).hexdigest() and rec == record(a, rec["id"])
+
+
+# ---- today's counts, computed in Redis ----
+
+def overview(gate):
+    r = harness.request(gate.admin_base, "GET", "/admin/api/overview")
+    assert r.status == 200, r
+    return r.json()
+
+
+def today_of(ov, job):
+    return [j for j in ov["jobs"] if j["name"] == job][0]["today"]
+
+
+def test_today_counts_cluster_wide_beyond_one_page(workdir, sim, redis):
+    """More finals than one history page holds (max_page 5): counted in Redis once each,
+    per UTC day, the same from both instances."""
+    a = lk.Gate(workdir, sim, redis.port, name="fogate-ta", extra=history_extra(max_page=5))
+    b = lk.Gate(workdir, sim, redis.port, name="fogate-tb", extra=history_extra(max_page=5))
+    try:
+        ids = [enqueue(a if i % 2 else b, f"code;name\nT{i};ok\n".encode(),
+                       name=f"today-{i}.csv") for i in range(7)]
+        ids.append(enqueue(a, b"code;name\nFOSIM-ERROR;bad\n", name="today-bad.csv"))
+        for i, data in enumerate(lk.feed(sim, 2, tag="today")):
+            g = a if i else b
+            n = g.next()
+            assert n.status == 200, n
+            assert (b if i else a).ack(n.header("X-Fogate-Message-Id")).status in (200, 202)
+        for e in ids:
+            wait_final(a, e["record_id"])
+        # a client's polls see the final statuses again, on both: nothing counts twice
+        for e in ids:
+            for g in (a, b):
+                assert g.req("GET", f"/v1/messages/{e['message_id']}?job={lk.IMPORT_JOB}").status == 200
+        want_in = {"Processed": 7, "ProcessedWithErrors": 1}
+        seen = {}
+
+        def counted():
+            ov = overview(a)
+            seen["counts"] = {j: today_of(ov, j) for j in (lk.JOB, lk.IMPORT_JOB)}
+            return today_of(ov, lk.JOB) and today_of(ov, lk.JOB)["counts"] == {"Acked": 2} \
+                and today_of(ov, lk.IMPORT_JOB)["counts"] == want_in
+        try:
+            harness.wait_until(counted, 20, what="today's counts")
+        except TimeoutError:
+            raise AssertionError(f"today's counts: {seen}, history: "
+                                 f"{a.status_all()['history']} {b.status_all()['history']}")
+        ova, ovb = overview(a), overview(b)
+        for job in (lk.JOB, lk.IMPORT_JOB, OTHER_JOB):
+            assert today_of(ova, job) == today_of(ovb, job), job
+        assert today_of(ova, OTHER_JOB) == {"counts": {}, "last_ms": None}
+        assert today_of(ova, lk.IMPORT_JOB)["last_ms"] > 0
+        date = time.strftime("%Y-%m-%d", time.gmtime())
+        assert ova["today"] == {"date": date, "time_zone": "UTC"} == ovb["today"]
+        page = a.req("GET", f"/v1/history?job={lk.IMPORT_JOB}&limit=5").json()
+        assert len(page["records"]) == 5 and page["next_cursor"], "more finals than a page"
+        key = f"fogate:hist:t:sim:{date}"
+        assert 0 < int(harness.resp(redis.port, "PTTL", key)) <= 48 * 3600 * 1000
+        assert harness.resp(redis.port, "HGET", key, f"{lk.IMPORT_JOB}\tProcessed") == "7"
+    finally:
+        a.stop()
+        b.stop()

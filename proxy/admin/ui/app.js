@@ -171,7 +171,9 @@ function renderEnvs(envs) {
   }), 'no environments', 7);
 }
 
-function renderJobs(jobs, today) {
+// Each job's `today` comes from the admin API (counted in Redis when a record turns final,
+// cluster-wide, per UTC day); null when the history is off or Redis could not be read.
+function renderJobs(jobs, day, historyOn) {
   const sel = $('f-job');
   if (sel.options.length !== jobs.length + 1) {
     sel.replaceChildren(el('option', 'all'));
@@ -182,21 +184,25 @@ function renderJobs(jobs, today) {
       sel.appendChild(o);
     }
   }
+  $('today-note').textContent = day
+    ? '(Today: records that turned final on ' + day.date + ' ' + day.time_zone + ', every instance)'
+    : '(Today: records that turned final since 00:00 UTC, every instance)';
   fill('jobs', jobs.map((j) => {
-    const t = today ? today[j.name] : null;
+    const t = j.today;
     const state = j.paused
       ? el('span', 'paused by ' + (j.paused.by || '?') + ' since ' + time(j.paused.at_ms), 'paused')
       : el('span', 'running', 'ok');
-    const counts = !today ? 'history off'
+    const counts = !historyOn ? 'history off' : !day ? 'unavailable'
       : t && Object.keys(t.counts).length
         ? Object.entries(t.counts).map(([k, v]) => k + ' ' + v).join(', ') : 'none';
+    const last = t && t.last_ms ? time(t.last_ms) : '';
     const act = j.paused
       ? actionButton('Resume', 'Resume job ' + j.name + '?', 'POST',
         'jobs/' + encodeURIComponent(j.name) + '/resume')
       : actionButton('Pause', 'Pause job ' + j.name + ' on every instance?', 'POST',
         'jobs/' + encodeURIComponent(j.name) + '/pause', true);
     const tr = row([j.name, j.environment, j.direction, state,
-      t && t.lastEnqueue ? time(t.lastEnqueue) : '', t && t.lastDequeue ? time(t.lastDequeue) : '',
+      j.direction === 'import' ? last : '', j.direction === 'export' ? last : '',
       counts, act]);
     tr.dataset.job = j.name;
     return tr;
@@ -235,25 +241,13 @@ function historyRow(r) {
   const file = r.file_name ? el('span', r.file_name) : short(r.message_id, 8);
   if (!r.file_name) file.className = 'muted';
   const tr = row([time(r.received_at || r.delivered_at), r.job, r.direction, file,
-    el('span', r.status || '', /error|fail|notenqueued|cancel/i.test(r.status || '') ? 'bad' : ''),
+    el('span', r.status || '', /error|fail|notenqueued|notstarted|cancel/i.test(r.status || '') ? 'bad' : ''),
     r.client || (r.delivered_to || []).join(', '), r.size === undefined ? '' : r.size]);
   tr.cells[3].className = 'file';
   tr.className = 'clickable';
   tr.dataset.id = r.id || r.record_id;
   tr.addEventListener('click', () => showDetail(tr.dataset.id));
   return tr;
-}
-
-function todayCounts(records) {
-  const out = {};
-  for (const r of records) {
-    const t = out[r.job] || (out[r.job] = { counts: {}, lastEnqueue: null, lastDequeue: null });
-    if (r.final) t.counts[r.status] = (t.counts[r.status] || 0) + 1;
-    const at = r.direction === 'import' ? r.received_at : r.delivered_at;
-    const key = r.direction === 'import' ? 'lastEnqueue' : 'lastDequeue';
-    if (at && (!t[key] || new Date(at) > new Date(t[key]))) t[key] = at;
-  }
-  return out;
 }
 
 function historyQuery() {
@@ -299,11 +293,13 @@ async function showDetail(id) {
   const dl = $('detail-fields');
   dl.replaceChildren();
   const fields = [['Record', r.id || id], ['Job', r.job], ['Environment', r.environment],
-    ['Status', r.status], ['Client', r.client], ['File', r.file_name], ['Message id', r.message_id],
+    ['Status', r.status], ['Client', r.client], ['File', r.file_name],
+    ['Definition group', r.definition_group], ['Message id', r.message_id],
     ['Execution id', r.execution_id], ['Size', r.size], ['SHA-256', r.sha256],
     ['Received', time(r.received_at)], ['Sent to D365', time(r.sent_at)],
     ['Delivered to', (r.delivered_to || []).join(', ')], ['Deliveries', r.deliveries],
-    ['Delivered', time(r.delivered_at)], ['Confirmed by', r.confirmed_by],
+    ['Dequeued', time(r.dequeued_at)], ['Delivered', time(r.delivered_at)],
+    ['Confirmed by', r.confirmed_by],
     ['Confirmed', time(r.confirmed_at)], ['Acked', time(r.acked_at)], ['Final', time(r.final_at)],
     ['Error', r.error]];
   for (const [k, v] of fields) {
@@ -327,17 +323,8 @@ async function refresh() {
   clearTimeout(timer);
   try {
     const ov = await api('GET', 'overview');
-    const since = new Date();
-    since.setHours(0, 0, 0, 0);
-    let today = null;
-    if (ov.instance.history) {
-      try {
-        const page = await api('GET', 'history?limit=500&since=' + since.getTime());
-        today = todayCounts(page.records || []);
-      } catch (e) { today = null; }
-    }
     renderEnvs(ov.environments || []);
-    renderJobs(ov.jobs || [], today);
+    renderJobs(ov.jobs || [], ov.today, ov.instance.history);
     renderExports(await api('GET', 'exports'));
     const draining = ov.instance.draining;
     $('state').textContent = draining ? 'draining' : 'serving';

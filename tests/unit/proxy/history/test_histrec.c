@@ -105,6 +105,14 @@ static void test_json_and_match(void)
     CHECK(!histrec_match(&f, o));
     json_decref(o);
     CHECK(histrec_json(0, NULL, NULL, NULL) == NULL);
+    { /* a package export's definition group, a pass-through dequeue's time */
+        const char *n3[] = { "group", "dequeued" }, *v3[] = { "Customers", "1796641200000" };
+        json_t *q = rec_of(2, n3, v3);
+        CHECK_STR(json_string_value(json_object_get(q, "definition_group")), "Customers");
+        CHECK_STR(json_string_value(json_object_get(q, "dequeued_at")),
+                  "2026-12-07T11:00:00.000Z");
+        json_decref(q);
+    }
     {
         const char *n2[] = { "errors" }, *v2[] = { "not json" };
         json_t *p = rec_of(1, n2, v2);
