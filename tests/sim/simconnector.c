@@ -227,14 +227,15 @@ static void download(struct sim *s, struct simhttp_req *req)
 {
     char blob[64];
     struct simqueue_msg *m = NULL;
+    char corr[37];
     long long msize = -1;
     if (simurl_param(req->query, "blob", 1, blob, sizeof(blob)) == 1) {
         m = simqueue_find_blob(s->queue, blob);
-        msize = m ? -1 : simmemq_blob_size(s->memq, blob);
+        msize = m ? -1 : simmemq_blob_size(s->memq, blob, corr);
     }
     sim_d365_headers(req);
     if (msize >= 0) {
-        sim_count(s, "downloads", blob, 1);
+        sim_count(s, "downloads", corr, 1);
         download_memory(req, msize);
         return;
     }

@@ -167,12 +167,16 @@ enum simmemq_ack simmemq_ack(struct simmemq *q, const char *corr, const char *po
     return SMQ_OK;
 }
 
-long long simmemq_blob_size(const struct simmemq *q, const char *blob)
+long long simmemq_blob_size(const struct simmemq *q, const char *blob, char *corr)
 {
     long long n;
     const struct job *j = parse(q, blob, "9000", &n);
 
-    return j ? j->size : -1;
+    if (!j)
+        return -1;
+    if (corr)
+        id_of(q, j, n, 0, corr);
+    return j->size;
 }
 
 long long simmemq_left(const struct simmemq *q)

@@ -43,8 +43,9 @@ int simmemq_dequeue(struct simmemq *q, const char *job, struct simmemq_msg *out)
 enum simmemq_ack simmemq_ack(struct simmemq *q, const char *corr, const char *pop);
 
 /* The download size of blob `blob` (any GUID spelling) if it belongs to a message handed
- * out, else -1. */
-long long simmemq_blob_size(const struct simmemq *q, const char *blob);
+ * out, else -1; then writes that message's CorrelationId (its message id) into corr
+ * (37 bytes) unless corr is NULL. */
+long long simmemq_blob_size(const struct simmemq *q, const char *blob, char *corr);
 
 /* Messages left (not handed out) over all jobs, and handed out so far. */
 long long simmemq_left(const struct simmemq *q);

@@ -138,7 +138,7 @@ static void test_memq(void)
     CHECK(simmemq_dequeue(q, job, &a) == -1);
     CHECK(simmemq_add(q, job, 2, 300) == 0 && simmemq_left(q) == 2);
     CHECK(simmemq_add(q, job, 1, (1 << 20) + 1) == -1);
-    CHECK(simmemq_blob_size(q, "00000000-0000-4000-9000-000000000000") == -1);
+    CHECK(simmemq_blob_size(q, "00000000-0000-4000-9000-000000000000", NULL) == -1);
     CHECK(simmemq_dequeue(q, job, &a) == 0 && simmemq_dequeue(q, job, &b) == 0);
     struct simmemq_msg c;
     CHECK(simmemq_dequeue(q, job, &c) == -1);
@@ -148,7 +148,9 @@ static void test_memq(void)
     char canon[37];
     CHECK(simguid_parse(a.correlation, 36, canon) == 0 && strcmp(canon, a.correlation) == 0);
     CHECK(simguid_parse(a.blob, 36, canon) == 0 && strcmp(a.blob, a.correlation) != 0);
-    CHECK(simmemq_blob_size(q, a.blob) == 300 && simmemq_blob_size(q, a.correlation) == -1);
+    char corr[37];
+    CHECK(simmemq_blob_size(q, a.blob, corr) == 300 && strcmp(corr, a.correlation) == 0);
+    CHECK(simmemq_blob_size(q, a.correlation, NULL) == -1);
     CHECK(simmemq_ack(q, a.correlation, b.pop) == SMQ_UNKNOWN);
     CHECK(simmemq_ack(q, a.blob, a.pop) == SMQ_UNKNOWN);
     snprintf(upper, sizeof upper, "{%s}", a.correlation);
