@@ -123,7 +123,7 @@ def redis_calls(port):
     return sum(int(m) for m in re.findall(r"^cmdstat_[^:]+:calls=(\d+)", out, re.M))
 
 
-def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=16):
+def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
     """Leg 3: wrk on GET /api/connector/dequeue/{export job} after `feed` messages were put
     on the job in fosim (D365), made on demand (bulk?memory=1: no files, no search, so
     fosim is not the limit; its own ceiling is this leg run straight at it). Dequeues per

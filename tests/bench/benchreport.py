@@ -54,7 +54,7 @@ IDLE = [("idle_bytes_per_conn", "memory per idle keep-alive connection (RSS delt
          "bytes", "lower"),
         ("idle_retained_mb", "RSS still held 2 s after the N connections closed", "MB", "lower")]
 LEDGER = [
-    ("dequeues_per_s", "connector dequeues answered 200 per second, wrk 16 connections",
+    ("dequeues_per_s", "connector dequeues answered 200 per second, wrk 64 connections",
      "1/s", "higher"),
     ("dequeue_cpu_util", "CPU use of the process measured (direct: fosim)", "cores", None),
     ("dequeue_sim_cpu_util", "fosim's CPU use during the run", "cores", None),
