@@ -3,8 +3,8 @@
 # Usage: tests/bench/run.sh [--smoke] [--legs LIST] [--out DIR] [--reps N]
 #                           [--baseline FOGATE_BIN] [BUILD_DIR]
 #   BUILD_DIR defaults to ./build (fogate at proxy/fogate, fosim at tests/sim/fosim).
-#   Without --smoke it writes tests/bench/results.{md,json,png} (about 25 minutes, 35 with
-#   --baseline).
+#   Without --smoke it writes tests/bench/results.{md,json,png} (about 25 minutes, 40 with
+#   --baseline; --reps 3: about 17 and 26).
 #   --legs runs only the named legs (small, status, stream, ledger, idle, multicore; default
 #   all); a partial run writes to a temporary directory unless --out is given.
 #   --baseline measures that fogate binary too, alternately with the new one and nginx.
