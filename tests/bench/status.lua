@@ -6,7 +6,8 @@
 -- Loaded after the headers are set (wrk.headers) and before pace.lua when paced.
 local mode = os.getenv("BENCH_STATUS_MODE") or "simple"
 local job = os.getenv("BENCH_STATUS_JOB") or "exp"
-local action = "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetMessageStatus"
+local action = "/data/DataManagementDefinitionGroups/"
+  .. "Microsoft.Dynamics.DataEntities.GetMessageStatus"
 local n = 0
 local tag = math.random(0, 0xffff)
 if mode == "odata" then

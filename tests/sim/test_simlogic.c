@@ -1,4 +1,5 @@
-/* Unit tests for fosim's pure modules: simguid, simurl, simjson, simjwt, simfault, simqueue, simmemq. */
+/* Unit tests for fosim's pure modules: simguid, simurl, simjson, simjwt, simfault, simqueue,
+ * simmemq. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
