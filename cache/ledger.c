@@ -388,17 +388,24 @@ static int body_matches(const struct ledgerkey *k, const char *body, size_t len)
     return strcmp(again.id, k->id) == 0 && strcmp(again.pop_receipt, k->pop_receipt) == 0;
 }
 
-int ledger_on_dequeue(struct ledger *l, const struct ledgerkey *k, const char *body,
-                      size_t len, const char *client, unsigned lease_ms, ledger_dequeue_cb *cb,
-                      void *arg)
+/* The checks of ledger_on_dequeue but the body's parse (the caller vouches for k). */
+static int dequeue_args_ok(const struct ledger *l, const struct ledgerkey *k, const char *body,
+                           size_t len, const char *client, unsigned lease_ms,
+                           ledger_dequeue_cb *cb)
+{
+    return l && k && cb && body && len > 0 && len <= LEDGERKEY_BODY_MAX && k->pop_receipt[0] &&
+           lease_ms > 0 && name_ok(client, LEDGER_NAME_MAX) &&
+           ledgerkey_id_check(k->id, NULL) == (int)k->kind;
+}
+
+/* Sends the dequeue script for a key already checked against its body. */
+static int record_dequeue(struct ledger *l, const struct ledgerkey *k, const char *body,
+                          size_t len, const char *client, unsigned lease_ms,
+                          ledger_dequeue_cb *cb, void *arg)
 {
     char alias[LEDGERKEY_ID_SIZE], msgprefix[KEY_SIZE], lease[16], oblease[16];
     struct msgcall m;
 
-    if (!l || !k || !cb || !body || len == 0 || len > LEDGERKEY_BODY_MAX || !k->pop_receipt[0] ||
-        lease_ms == 0 || !name_ok(client, LEDGER_NAME_MAX) ||
-        ledgerkey_id_check(k->id, NULL) != (int)k->kind || !body_matches(k, body, len))
-        return -1;
     snprintf(alias, sizeof(alias), "%s:%s", k->scope, k->correlation);
     msg_call(l, &m, k->id, k->kind, alias, msgprefix);
     snprintf(lease, sizeof(lease), "%u", lease_ms);
@@ -413,6 +420,31 @@ int ledger_on_dequeue(struct ledger *l, const struct ledgerkey *k, const char *b
     if (o)
         o->cb.dequeue = cb;
     return send(l, LEDGERLUA_DEQUEUE, 6, &m, o);
+}
+
+int ledger_on_dequeue(struct ledger *l, const struct ledgerkey *k, const char *body,
+                      size_t len, const char *client, unsigned lease_ms, ledger_dequeue_cb *cb,
+                      void *arg)
+{
+    if (!dequeue_args_ok(l, k, body, len, client, lease_ms, cb) || !body_matches(k, body, len))
+        return -1;
+    return record_dequeue(l, k, body, len, client, lease_ms, cb, arg);
+}
+
+int ledger_on_dequeue_body(struct ledger *l, const char *env, const char *activity,
+                           const char *body, size_t len, const char *client, unsigned lease_ms,
+                           enum ledgerkey_err *why, ledger_dequeue_cb *cb, void *arg)
+{
+    struct ledgerkey k;
+    enum ledgerkey_err e = ledgerkey_parse(body, len, env, activity, &k);
+
+    if (why)
+        *why = e;
+    if (e != LEDGERKEY_OK)
+        return -2;
+    if (!dequeue_args_ok(l, &k, body, len, client, lease_ms, cb))
+        return -1;
+    return record_dequeue(l, &k, body, len, client, lease_ms, cb, arg);
 }
 
 int ledger_mark_delivered(struct ledger *l, const char *id, ledger_done_cb *cb, void *arg)

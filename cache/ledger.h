@@ -161,6 +161,14 @@ int ledger_on_dequeue(struct ledger *l, const struct ledgerkey *k, const char *b
                       size_t len, const char *client, unsigned lease_ms, ledger_dequeue_cb *cb,
                       void *arg);
 
+/* ledger_on_dequeue for a body not parsed yet: keys it once (ledgerkey_parse for `env`
+ * and `activity`) instead of the caller parsing it and ledger_on_dequeue again. Returns 0
+ * (cb later), -1 (as ledger_on_dequeue), or -2 when ledgerkey_parse refuses the body or
+ * the env/activity (cb is never called). *why, when not NULL, gets the parse's result. */
+int ledger_on_dequeue_body(struct ledger *l, const char *env, const char *activity,
+                           const char *body, size_t len, const char *client, unsigned lease_ms,
+                           enum ledgerkey_err *why, ledger_dequeue_cb *cb, void *arg);
+
 /* The whole body went out to the consumer. DONE; ALREADY (delivered, confirmed or acked);
  * NOT_HOLDER (the lease ran out and another instance re-leased it); NOT_FOUND. */
 int ledger_mark_delivered(struct ledger *l, const char *id, ledger_done_cb *cb, void *arg);

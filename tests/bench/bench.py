@@ -1,10 +1,12 @@
 """bench: fogate against nginx as a reverse proxy, side by side, in one run.
 
 Starts the upstream (nginx with fixed bodies, sink.py for uploads), two fosims for tokens,
-fogate and the nginx peer (benchkit), then measures both alternately with repetitions
-(benchlegs) and writes results.json, results.md and results.png (benchreport). See README.md.
+fogate, the baseline fogate (--baseline) and the nginx peer (benchkit), then measures them
+alternately with repetitions (benchlegs) and writes results.json, results.md and results.png
+(benchreport). See README.md.
 
-Usage: bench.py [--smoke] [--legs LIST] [--out DIR] [--fogate BIN] [--fosim BIN]"""
+Usage: bench.py [--smoke] [--legs LIST] [--out DIR] [--reps N] [--fogate BIN] [--fosim BIN]
+                [--baseline BIN]"""
 import argparse
 import json
 import os
@@ -21,21 +23,25 @@ import benchlegs as legs
 import benchreport
 import harness
 
-FULL = {"secs": 10, "paced_secs": 10, "syscall_secs": 3, "reps": 5, "stream_reps": 3,
-        "big": 1 << 30, "idle": 10000, "feed": 30000}
-SMOKE = {"secs": 2, "paced_secs": 2, "syscall_secs": 1, "reps": 1, "stream_reps": 1,
-         "big": 64 << 20, "idle": 300, "feed": 20000}
+FULL = {"secs": 10, "paced_secs": 10, "rate_secs": 6, "syscall_secs": 3, "reps": 5,
+        "stream_reps": 3, "big": 1 << 30, "idle": 10000, "feed": 400000}
+SMOKE = {"secs": 2, "paced_secs": 2, "rate_secs": 1, "syscall_secs": 1, "reps": 1,
+         "stream_reps": 1, "big": 64 << 20, "idle": 300, "feed": 100000}
 
 
 KEYS = (["X-Api-Key: " + k.API_KEY], ["X-Api-Key: " + k.UPLOAD_KEY])
-LEGS = ("small", "stream", "ledger", "idle", "multicore")
+LEGS = ("small", "status", "stream", "ledger", "idle", "multicore")
 
 
 class Target:
+    """A process under test: name is "fogate", "base" (the baseline fogate), "nginx" or
+    "direct" (the upstream, or fosim, without a proxy)."""
+
     def __init__(self, name, base, stats, headers=(), headers_upload=()):
         self.name, self.base, self.stats = name, base, stats
         self.pid = stats.pid
         self.headers, self.headers_upload = list(headers), list(headers_upload)
+        self.status_mode = "simple" if name in ("fogate", "base") else "odata"
 
 
 class Runs:
@@ -62,7 +68,7 @@ class Bench:
         self.args, self.p = args, p
         self.work = tempfile.mkdtemp(prefix="fogate-bench-")
         self.procs = []
-        self.fg = self.peer = None
+        self.fg = self.fgb = self.peer = self.fglb = None
         self.runs = Runs()
         self.log = lambda msg: print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg),
                                      flush=True)
@@ -84,6 +90,11 @@ class Bench:
         self.procs.append(self.sims[2])
         self.fgl = k.FogateLedger(self.work, self.args.fogate, self.sims[2], self.redis.port)
         self.procs.append(self.fgl)
+        self.fglb = None
+        if self.args.baseline:
+            self.fglb = k.FogateLedger(self.work, self.args.baseline, self.sims[2],
+                                       self.redis.port, name="fogate-base-ledger")
+            self.procs.append(self.fglb)
         self.direct = Target("direct", self.up.base, self.up.stats)
         self.direct_sink = Target("direct", self.sink.base, k.Stats(self.sink.proc.pid))
         self.start_proxies()
@@ -98,40 +109,66 @@ class Bench:
                 "SIM_TOKEN": sims[2].token()}
 
     def start_proxies(self):
-        """fogate and the nginx peer, fresh, each on the proxy cpu."""
+        """fogate, the baseline fogate (if any) and the nginx peer, fresh, each on the proxy
+        cpu."""
         up, sink, sims = self.up, self.sink, self.sims
         self.fg = k.Fogate(self.work, self.args.fogate, up, sink, sims[0], sims[1])
+        self.fgb = None
+        if self.args.baseline:
+            self.fgb = k.Fogate(self.work, self.args.baseline, up, sink, sims[0], sims[1],
+                                name="fogate-base")
         self.peer = k.Nginx("peer", self.work, "nginx-peer.conf.in", self.peer_values(),
                             k.PROXY_CPU)
         self.fogate = Target("fogate", self.fg.base, self.fg.stats, *KEYS)
         self.nginx = Target("nginx", self.peer.base, self.peer.stats, *KEYS)
+        self.targets = [self.fogate, self.nginx]
+        if self.fgb:
+            self.targets.insert(1, Target("base", self.fgb.base, self.fgb.stats, *KEYS))
 
     def stop_proxies(self):
-        """Stops both (SIGTERM / SIGQUIT, by PID); both must exit 0 and fogate's log be clean."""
+        """Stops them (SIGTERM / SIGQUIT, by PID); all must exit 0 and fogate's logs be
+        clean."""
         codes = {"fogate": self.fg.stop(), "nginx": self.peer.stop()}
-        self.fg, self.peer = None, None
-        if codes != {"fogate": 0, "nginx": 0}:
+        if self.fgb:
+            codes["base"] = self.fgb.stop()
+        self.fg, self.fgb, self.peer = None, None, None
+        if set(codes.values()) != {0}:
             raise RuntimeError("proxies exited badly: %s" % codes)
         check_fogate_log(os.path.join(self.work, "fogate.log"))
+        if self.args.baseline:
+            check_fogate_log(os.path.join(self.work, "fogate-base.log"))
 
-    def order(self, rep):
-        return [self.fogate, self.nginx] if rep % 2 == 0 else [self.nginx, self.fogate]
+    def order(self, rep, targets=None):
+        """The targets in this repetition's order: each goes first in turn."""
+        targets = targets or self.targets
+        n = rep % len(targets)
+        return targets[n:] + targets[:n]
 
     def leg_idle(self):
-        for t in (self.fogate, self.nginx):
+        for t in self.targets:
             self.log("idle connections: %s, %d" % (t.name, self.p["idle"]))
             self.runs.add(t.name, legs.idle(t, self.p["idle"]))
 
-    def leg_small(self):
+    def leg_small(self, route="small"):
+        """Leg 1 (route small, the pass-through) or its twin on the status route: per
+        target CPU per request at each offered rate, closed-loop throughput with CPU use,
+        latency at ~1,000 req/s and system calls per request."""
         p = self.p
         for rep in range(p["reps"]):
-            self.log("small requests, repetition %d/%d" % (rep + 1, p["reps"]))
-            self.runs.add("direct", legs.small(self.direct, p["secs"], self.direct.base))
-            self.runs.add("direct", legs.paced(self.direct, p["paced_secs"]))
+            self.log("%s requests, repetition %d/%d" % (route, rep + 1, p["reps"]))
+            if route == "small":
+                self.runs.add("direct", legs.small(self.direct, p["secs"], self.direct.base))
+            self.runs.add("direct", legs.paced(self.direct, p["paced_secs"], name=route))
             for t in self.order(rep):
-                self.runs.add(t.name, legs.small(t, p["secs"], self.direct.base))
-                self.runs.add(t.name, legs.paced(t, p["paced_secs"]))
-                self.runs.add(t.name, legs.syscalls(t, p["syscall_secs"], self.work))
+                for offered in legs.RATES:
+                    self.runs.add(t.name, legs.rate(t, p["rate_secs"], offered, name=route))
+                self.runs.add(t.name, legs.small(t, p["secs"], self.direct.base, name=route))
+                self.runs.add(t.name, legs.paced(t, p["paced_secs"], name=route))
+                self.runs.add(t.name, legs.syscalls(t, p["syscall_secs"], self.work,
+                                                    name=route))
+
+    def leg_status(self):
+        self.leg_small("status")
 
     def leg_stream(self):
         size = self.p["big"]
@@ -149,13 +186,22 @@ class Bench:
 
     def leg_ledger(self):
         """Leg 3: connector dequeues through fogate's ack ledger (a second fogate, Redis on
-        loopback, fosim as D365) against the nginx peer passing them to the same fosim."""
-        fgl = Target("fogate", self.fgl.base, self.fgl.stats, ["X-Api-Key: " + k.API_KEY])
+        loopback, fosim as D365 answering from memory) against the nginx peer passing them
+        to the same fosim, and fosim alone (its ceiling, as "direct")."""
+        sim = self.sims[2]
+        sim_stats = k.Stats(sim.proc.pid)
+        key = ["X-Api-Key: " + k.API_KEY]
+        targets = [Target("fogate", self.fgl.base, self.fgl.stats, key), self.nginx]
+        if self.fglb:
+            targets.insert(1, Target("base", self.fglb.base, self.fglb.stats, key))
+        direct = Target("direct", sim.base_url, sim_stats,
+                        ["Authorization: Bearer " + sim.token()])
         for rep in range(self.p["reps"]):
             self.log("ledger dequeues, repetition %d/%d" % (rep + 1, self.p["reps"]))
-            for t in ([fgl, self.nginx] if rep % 2 == 0 else [self.nginx, fgl]):
-                self.runs.add(t.name, legs.dequeues(t, self.p["secs"], self.sims[2],
-                                                    self.p["feed"]))
+            for t in self.order(rep, targets + [direct]):
+                redis = self.redis.port if t.name in ("fogate", "base") else None
+                self.runs.add(t.name, legs.dequeues(t, self.p["secs"], sim, self.p["feed"],
+                                                    sim_stats, redis))
 
     def leg_multicore(self):
         """Leg 5: fogate with `workers` = N (the CPUs this run may use) and with 1 worker,
@@ -173,21 +219,29 @@ class Bench:
         runs = [(Target("fogate", procs[0].base, procs[0].stats, *KEYS), "mc_"),
                 (Target("fogate", procs[1].base, procs[1].stats, *KEYS), "mc1_"),
                 (Target("nginx", procs[2].base, procs[2].stats, *KEYS), "mc_")]
+        logs = ["fogate-mc", "fogate-mc1"]
+        if self.args.baseline:
+            for workers, prefix in ((n, "mc_"), (1, "mc1_")):
+                name = "fogate-base-mc" + ("1" if workers == 1 else "")
+                procs.append(k.Fogate(work, self.args.baseline, up, sink, sims[0], sims[1],
+                                      workers=workers, cpus=k.ALL_CPUS, name=name))
+                runs.append((Target("base", procs[-1].base, procs[-1].stats, *KEYS), prefix))
+                logs.append(name)
         try:
             for rep in range(self.p["reps"]):
                 self.log("multi-core, repetition %d/%d" % (rep + 1, self.p["reps"]))
-                for t, prefix in runs[rep % 3:] + runs[:rep % 3]:
+                for t, prefix in self.order(rep, runs):
                     self.runs.add(t.name, legs.multicore(t, self.p["secs"]), prefix)
         finally:
             codes = [pr.stop() for pr in procs]
-        if codes != [0, 0, 0]:
+        if set(codes) != {0}:
             raise RuntimeError("multi-core proxies exited badly: %s" % codes)
-        for name in ("fogate-mc", "fogate-mc1"):
+        for name in logs:
             check_fogate_log(os.path.join(work, name + ".log"))
 
     def stop(self):
         codes = {}
-        for pr in [self.fg, self.peer] + list(reversed(self.procs)):
+        for pr in [self.fg, getattr(self, "fgb", None), self.peer] + list(reversed(self.procs)):
             if pr:
                 proc = getattr(pr, "proc", pr)
                 # a fosim that handed out 10^5 messages takes a while to clean its data dir
@@ -201,7 +255,7 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.start()
-            for leg in ("small", "stream", "ledger"):
+            for leg in ("small", "status", "stream", "ledger"):
                 if leg in self.args.legs:
                     getattr(self, "leg_" + leg)()
             self.stop_proxies()
@@ -219,6 +273,8 @@ class Bench:
         if bad:
             raise RuntimeError("processes exited badly: %s" % bad)
         check_fogate_log(self.fgl.proc.log_path)
+        if self.fglb:
+            check_fogate_log(self.fglb.proc.log_path)
         return {"meta": meta,
                 "runs": {t: {m: summary(v) for m, v in ms.items()}
                          for t, ms in self.runs.runs.items()}}
@@ -232,6 +288,15 @@ def check_fogate_log(path):
                  harness.APP_SECRET, "eyJ"):
         if mark in text:
             raise RuntimeError("fogate's log holds %r" % mark[:20])
+
+
+def version(binary):
+    """`fogate --version`'s first line (names the commit it was built from, when it does)."""
+    try:
+        r = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        return ((r.stdout + r.stderr).strip().splitlines() or ["unknown"])[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def machine_meta(args, p):
@@ -252,6 +317,9 @@ def machine_meta(args, p):
             "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "nginx": out(["nginx", "-v"]), "wrk": " ".join(out(["wrk", "-v"]).split()[:2]),
             "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
+            "fogate_bin": args.fogate, "baseline_bin": args.baseline,
+            "baseline_version": version(args.baseline) if args.baseline else None,
+            "fogate_version": version(args.fogate), "rates": list(legs.RATES),
             "pinning": "proxy under test on cpu %s; wrk, curl, upstream nginx, sink, fosim "
                        "and this driver on cpu %s" % (k.PROXY_CPU, k.LOAD_CPU)}
 
@@ -265,6 +333,10 @@ def main():
                                   "temporary directory with --smoke or some --legs)")
     ap.add_argument("--fogate", default=os.environ.get("FOGATE_BIN"))
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
+    ap.add_argument("--baseline", help="a baseline fogate binary, measured alternately with "
+                    "the new one and nginx in every leg (target \"base\")")
+    ap.add_argument("--reps", type=int, help="repetitions of the small, status, ledger and "
+                    "multi-core legs (default 5, smoke 1)")
     args = ap.parse_args()
     args.mode = "smoke" if args.smoke else "full"
     args.legs = set(args.legs.split(","))
@@ -275,9 +347,14 @@ def main():
         if not getattr(args, name) or not os.path.exists(getattr(args, name)):
             sys.exit("bench: the %s binary is not given (--%s or %s_BIN)"
                      % (name, name, name.upper()))
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        sys.exit("bench: the baseline %s is not an executable" % args.baseline)
     os.environ["FOSIM_BIN"] = args.fosim
     os.sched_setaffinity(0, {int(k.LOAD_CPU)})
-    b = Bench(args, SMOKE if args.smoke else FULL)
+    p = dict(SMOKE if args.smoke else FULL)
+    if args.reps:
+        p["reps"] = args.reps
+    b = Bench(args, p)
     try:
         results = b.run()
     except BaseException:

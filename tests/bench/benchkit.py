@@ -178,9 +178,9 @@ class FogateLedger(Fogate):
     """A second fogate for leg 3: the connector dequeue through the ack ledger (Redis), with
     fosim as D365."""
 
-    def __init__(self, workdir, fogate_bin, sim, redis_port):
+    def __init__(self, workdir, fogate_bin, sim, redis_port, name="fogate-ledger"):
         self.port = harness.free_port()
-        self.start(workdir, fogate_bin, "fogate-ledger", fill("fogate-ledger.json.in", {
+        self.start(workdir, fogate_bin, name, fill("fogate-ledger.json.in", {
             "PORT": self.port, "TENANT": harness.TENANT, "CLIENT_ID": harness.APP_ID,
             "FOSIM": sim.base_url, "EXPORT_JOB": harness.EXPORT_JOB,
             "API_KEY_SHA256": sha256(API_KEY), "REDIS_PORT": redis_port}))
@@ -277,26 +277,30 @@ def curl_header_args(headers):
     return ["-H", "@" + secret_file("curl-%s.txt" % tag, "\n".join(headers))]
 
 
-def wrk_script(headers, script=None):
-    """A wrk Lua script that sets these headers, then runs script (if any)."""
+def wrk_script(headers, scripts=()):
+    """A wrk Lua script that sets these headers, then runs each of scripts (paths) in turn."""
     lines = ["wrk.headers[%s] = %s" % (json.dumps(n.strip()), json.dumps(v.strip()))
              for n, _, v in (h.partition(":") for h in headers)]
-    if script:
+    if isinstance(scripts, str):
+        scripts = [scripts]
+    for script in scripts:
         lines.append("dofile(%s)" % json.dumps(script))
     text = "\n".join(lines)
     return secret_file("wrk-%s.lua" % hashlib.sha256(text.encode()).hexdigest()[:12], text)
 
 
-def wrk(url, seconds, conns, headers=(), script=None, timeout_s=10, threads=1, cpus=LOAD_CPU):
+def wrk(url, seconds, conns, headers=(), script=(), timeout_s=10, threads=1, cpus=LOAD_CPU,
+        env=None):
     """Runs wrk (1 thread, pinned to the load cpu, unless told otherwise) and returns
-    requests, rps, p50/p90/p99 in ms. Raises if any response was not 2xx/3xx or a socket
-    error happened."""
+    requests, rps, p50/p90/p99 in ms. `script`: Lua file(s) run after the headers are set;
+    `env`: variables added to wrk's environment (the scripts read them). Raises if any
+    response was not 2xx/3xx or a socket error happened."""
     argv = ["taskset", "-c", cpus, "wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds,
             "--latency", "--timeout", "%ds" % timeout_s]
     if headers or script:
         argv += ["-s", wrk_script(headers, script)]
-    out = subprocess.run(argv + [url], capture_output=True, text=True,
-                         timeout=seconds + 30).stdout
+    out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 30,
+                         env=dict(os.environ, **(env or {}))).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError("wrk saw errors against %s:\n%s" % (url, out))
     r = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),

@@ -1,7 +1,12 @@
-"""benchlegs: one measurement of one leg against one target (fogate, the nginx peer or the
-upstream directly). A target has .name, .base, .stats (benchkit.Stats) and .pid. Every
-function returns a flat dict of figures; it raises when the target misbehaved (non-2xx,
-short transfer), so a broken proxy never turns into a number."""
+"""benchlegs: one measurement of one leg against one target (fogate, the baseline fogate,
+the nginx peer or the upstream directly). A target has .name, .base, .stats
+(benchkit.Stats), .pid and .status_mode ("simple": fogate's status route; "odata": the D365
+call itself). Every function returns a flat dict of figures; it raises when the target
+misbehaved (non-2xx, short transfer), so a broken proxy never turns into a number.
+
+Routes: "small" is the pass-through GET /data/small; "status" the simple API's message
+status (GET /v1/messages/{id}?job=exp on fogate, POST .../GetMessageStatus on nginx and the
+upstream), another message id per request (status.lua)."""
 import os
 import re
 import socket
@@ -23,16 +28,53 @@ def upstream_accepts(upstream):
     return int(r.body.split(b"\n")[2].split()[0])
 
 
-def small(t, seconds, upstream, conns=64):
-    """Closed-loop wrk on GET /data/small: rps, latency, CPU per request, utilisation, and
-    new upstream connections per request (keep-alive to the upstream works: near 0)."""
+STATUS_JOB = "exp"
+RATES = (5000, 10000)          # offered rates of the CPU-per-request runs (req/s)
+
+
+def route(t, name):
+    """(url, Lua scripts, environment) of wrk runs on route `name` of target t."""
+    if name == "small":
+        return t.base + "/data/small", [], {}
+    return (t.base + "/", [os.path.join(HERE, "status.lua")],
+            {"BENCH_STATUS_MODE": t.status_mode, "BENCH_STATUS_JOB": STATUS_JOB})
+
+
+def prefix(name):
+    """Metric prefix of a route: none for the pass-through (the historic names), st_."""
+    return "" if name == "small" else "st_"
+
+
+def small(t, seconds, upstream, conns=64, name="small"):
+    """Closed-loop wrk on the route: rps, latency, CPU per request, utilisation (the rps is
+    only a proxy's limit when its utilisation is near 1 core), and new upstream connections
+    per request (keep-alive to the upstream works: near 0)."""
+    url, scripts, env = route(t, name)
     a0, c0, w0 = upstream_accepts(upstream), t.stats.cpu_s(), time.monotonic()
-    r = k.wrk(t.base + "/data/small", seconds, conns, t.headers)
+    r = k.wrk(url, seconds, conns, t.headers, scripts, env=env)
     cpu, wall = t.stats.cpu_s() - c0, time.monotonic() - w0
     a1 = upstream_accepts(upstream)
-    return {"rps": r["rps"], "p50_ms": r["p50"], "p99_ms": r["p99"],
-            "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall,
-            "upstream_conns_per_req": (a1 - a0 - 1) / r["requests"]}
+    p = prefix(name)
+    return {p + "rps": r["rps"], p + "p50_ms": r["p50"], p + "p99_ms": r["p99"],
+            p + "cpu_us_per_req": cpu / r["requests"] * 1e6, p + "cpu_util": cpu / wall,
+            p + "upstream_conns_per_req": (a1 - a0 - 1) / r["requests"]}
+
+
+def rate(t, seconds, offered, conns=64, name="small"):
+    """wrk paced to `offered` req/s (pace.lua with BENCH_PACE_RATE): the primary figure,
+    CPU per request (utime+stime over requests served) at the same offered rate for every
+    target; the achieved rate (a run more than a few % short is flagged in the report),
+    CPU use and p99."""
+    url, scripts, env = route(t, name)
+    env = dict(env, BENCH_PACE_RATE=str(offered))
+    c0, w0 = t.stats.cpu_s(), time.monotonic()
+    r = k.wrk(url, seconds, conns, t.headers, scripts + [os.path.join(HERE, "pace.lua")],
+              env=env)
+    cpu, wall = t.stats.cpu_s() - c0, time.monotonic() - w0
+    p = "%sr%dk_" % (prefix(name), offered // 1000)
+    return {p + "cpu_us_per_req": cpu / r["requests"] * 1e6, p + "rps": r["rps"],
+            p + "rate_share": r["rps"] / offered, p + "cpu_util": cpu / wall,
+            p + "p99_ms": r["p99"]}
 
 
 def multicore(t, seconds, conns=64):
@@ -47,21 +89,26 @@ def multicore(t, seconds, conns=64):
             "cpu_us_per_req": cpu / r["requests"] * 1e6, "cpu_util": cpu / wall}
 
 
-def syscalls(t, seconds, workdir, conns=16):
+def syscalls(t, seconds, workdir, conns=16, name="small"):
     """System calls per request of the target's process (all threads), by perf stat."""
+    url, scripts, env = route(t, name)
     perf = k.PerfSyscalls(t.pid, workdir)
     try:
-        r = k.wrk(t.base + "/data/small", seconds, conns, t.headers)
+        r = k.wrk(url, seconds, conns, t.headers, scripts, env=env)
     finally:
         n = perf.stop()
-    return {"syscalls_per_req": n / r["requests"]}
+    return {prefix(name) + "syscalls_per_req": n / r["requests"]}
 
 
-def paced(t, seconds, conns=10):
-    """wrk paced to about 1,000 req/s (pace.lua): achieved rate and p50/p99 latency."""
-    r = k.wrk(t.base + "/data/small", seconds, conns, t.headers,
-              script=os.path.join(HERE, "pace.lua"))
-    return {"paced_rps": r["rps"], "paced_p50_ms": r["p50"], "paced_p99_ms": r["p99"]}
+def paced(t, seconds, conns=10, name="small"):
+    """wrk paced to about 1,000 req/s (pace.lua, 10 ms between a response and the next
+    request on each of 10 connections): achieved rate and p50/p99 latency."""
+    url, scripts, env = route(t, name)
+    r = k.wrk(url, seconds, conns, t.headers, scripts + [os.path.join(HERE, "pace.lua")],
+              env=env)
+    p = prefix(name)
+    return {p + "paced_rps": r["rps"], p + "paced_p50_ms": r["p50"],
+            p + "paced_p99_ms": r["p99"]}
 
 
 def sim_dequeues_200(sim):
@@ -69,20 +116,37 @@ def sim_dequeues_200(sim):
     return sim.counters().get("requests", {}).get("dequeue", {}).get("200", 0)
 
 
-def dequeues(t, seconds, sim, feed, conns=16):
-    """Leg 3: wrk on GET /api/connector/dequeue/{export job} after `feed` messages were put on
-    the job in fosim (D365). Dequeues per second counts only the 200s fosim gave out (a
-    dequeue that finds the queue empty is a 204 and does not count)."""
-    r = harness.request(sim.base_url, "POST", "/_sim/exports/%s/bulk?count=%d&size=256"
+def redis_calls(port):
+    """Commands Redis has executed so far (INFO commandstats, all commands summed)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "commandstats"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return sum(int(m) for m in re.findall(r"^cmdstat_[^:]+:calls=(\d+)", out, re.M))
+
+
+def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
+    """Leg 3: wrk on GET /api/connector/dequeue/{export job} after `feed` messages were put
+    on the job in fosim (D365), made on demand (bulk?memory=1: no files, no search, so
+    fosim is not the limit; its own ceiling is this leg run straight at it). Dequeues per
+    second counts only the 200s fosim handed out (an empty queue's 204 never counts); CPU
+    per dequeue and CPU use of the target and of fosim; with redis_port (fogate's ledger)
+    the Redis commands per dequeue."""
+    r = harness.request(sim.base_url, "POST", "/_sim/exports/%s/bulk?count=%d&size=256&memory=1"
                         % (harness.EXPORT_JOB, feed), b"", timeout=300)
     if r.status != 200:
         raise RuntimeError("fosim bulk feed failed: %r" % r)
-    n0 = sim_dequeues_200(sim)
+    n0, rc0 = sim_dequeues_200(sim), redis_calls(redis_port) if redis_port else 0
+    c0, s0, w0 = t.stats.cpu_s(), sim_stats.cpu_s(), time.monotonic()
     w = k.wrk(t.base + "/api/connector/dequeue/" + harness.EXPORT_JOB, seconds, conns,
               t.headers)
+    cpu, scpu, wall = t.stats.cpu_s() - c0, sim_stats.cpu_s() - s0, time.monotonic() - w0
     got = sim_dequeues_200(sim) - n0
-    return {"dequeues_per_s": w["rps"] * got / w["requests"], "dequeue_p50_ms": w["p50"],
-            "dequeue_p99_ms": w["p99"], "dequeue_200_share": got / w["requests"]}
+    res = {"dequeues_per_s": w["rps"] * got / w["requests"], "dequeue_p50_ms": w["p50"],
+           "dequeue_p99_ms": w["p99"], "dequeue_200_share": got / w["requests"],
+           "dequeue_cpu_us": cpu / max(got, 1) * 1e6, "dequeue_cpu_util": cpu / wall,
+           "dequeue_sim_cpu_util": scpu / wall}
+    if redis_port:  # the INFO call itself is one command
+        res["dequeue_redis_cmds"] = (redis_calls(redis_port) - rc0 - 1) / max(got, 1)
+    return res
 
 
 # -- streaming ------------------------------------------------------------------------

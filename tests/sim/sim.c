@@ -20,6 +20,7 @@
 #include "simodata.h"
 #include "simpkg.h"
 #include "simprotect.h"
+#include "simmemq.h"
 #include "simqueue.h"
 #include "simtoken.h"
 #include "simmi.h"
@@ -243,13 +244,14 @@ struct sim *sim_new(struct event_base *base, json_t *conf_doc, const char *host,
     s->key = simjwt_key_new();
     s->bearer = simbearer_new();
     s->queue = simqueue_new();
+    s->memq = simmemq_new();
     s->faults = simfault_new();
     s->pkg = simpkg_new(s);
     s->blobs = simblob_new();
     s->protect = simprotect_new();
     s->data_dir = strdup(data_dir);
     mkdir(data_dir, 0700);
-    if (!s->key || !s->bearer || !s->queue || !s->faults || !s->pkg || !s->blobs ||
+    if (!s->key || !s->bearer || !s->queue || !s->memq || !s->faults || !s->pkg || !s->blobs ||
         !s->protect) {
         snprintf(err, cap, "cannot create the signing key");
         goto fail;
@@ -279,6 +281,7 @@ void sim_free(struct sim *s)
     simprotect_free(s->protect); /* after the requests whose slots it holds */
     simbearer_free(s->bearer);
     simqueue_free(s->queue);
+    simmemq_free(s->memq);
     simfault_free(s->faults);
     simjwt_key_free(s->key);
     simconf_free(s->conf);

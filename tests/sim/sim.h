@@ -12,6 +12,7 @@
 
 struct simjwt_key;
 struct simqueue;
+struct simmemq;
 struct simfault;
 struct simpkg;
 struct simbearer;
@@ -26,6 +27,7 @@ struct sim {
     struct simjwt_key *key;         /* owned: token signing key */
     struct simbearer *bearer;       /* owned: verified-token cache */
     struct simqueue *queue;         /* owned: connector messages */
+    struct simmemq *memq;           /* owned: export messages made on demand (bulk?memory=1) */
     struct simfault *faults;        /* owned: fault rules */
     struct simpkg *pkg;             /* owned: package executions */
     struct simblob *blobs;          /* owned: the blob store (blob_store "self") */

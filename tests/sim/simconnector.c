@@ -11,6 +11,7 @@
 #include "simfault.h"
 #include "simguid.h"
 #include "simjson.h"
+#include "simmemq.h"
 #include "simqueue.h"
 #include "simurl.h"
 
@@ -143,7 +144,8 @@ static void enqueue(struct sim *s, struct simhttp_req *req, const struct simconf
     simhttp_reply(req, 200, "application/json; charset=utf-8", body, (size_t)n);
 }
 
-static json_t *location(struct sim *s, const struct target *t, const struct simqueue_msg *m)
+static json_t *location(struct sim *s, const struct target *t, const char *corr,
+                        const char *blob)
 {
     char url[1024], host[64];
     const char *base = s->base_url;
@@ -157,8 +159,22 @@ static json_t *location(struct sim *s, const struct target *t, const struct simq
     }
     char full[1200];
     snprintf(full, sizeof(full), "%s/api/connector/download/%.*s?correlation-id=%s&blob=%s",
-             base, (int)t->seglen, t->seg, m->correlation, m->blob);
+             base, (int)t->seglen, t->seg, corr, blob);
     return json_string(full);
+}
+
+/* The dequeue answer: the six fields in D365's order. */
+static void reply_dequeue(struct simhttp_req *req, const char *corr, const char *pop,
+                          json_t *loc, int exists, const char *err, const char *last)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "CorrelationId", json_string(corr));
+    json_object_set_new(j, "PopReceipt", json_string(pop));
+    json_object_set_new(j, "DownloadLocation", loc);
+    json_object_set_new(j, "IsDownLoadFileExist", json_boolean(exists));
+    json_object_set_new(j, "FileDownLoadErrorMessage", json_string(err));
+    json_object_set_new(j, "LastDequeueDateTime", last ? json_string(last) : json_null());
+    sim_reply_json(req, 200, "application/json; charset=utf-8", j);
 }
 
 static void dequeue(struct sim *s, struct simhttp_req *req, const struct target *t)
@@ -167,7 +183,15 @@ static void dequeue(struct sim *s, struct simhttp_req *req, const struct target 
     struct simqueue_msg *m = simqueue_dequeue(s->queue, t->guid, now,
                                               (double)s->conf->visibility_timeout,
                                               s->conf->redelivery_change);
+    struct simmemq_msg mm;
     sim_d365_headers(req);
+    if (!m && simmemq_dequeue(s->memq, t->guid, &mm) == 0) {
+        int null_loc = simfault_take(s->faults, "dequeue", "null_location");
+        reply_dequeue(req, mm.correlation, mm.pop,
+                      null_loc ? json_null() : location(s, t, mm.correlation, mm.blob), 1, "",
+                      NULL);
+        return;
+    }
     if (!m) {
         simhttp_reply(req, 204, NULL, NULL, 0);
         return;
@@ -180,23 +204,41 @@ static void dequeue(struct sim *s, struct simhttp_req *req, const struct target 
         snprintf(err, sizeof(err), "The file for message %s no longer exists in blob storage.",
                  m->id);
     int null_loc = simfault_take(s->faults, "dequeue", "null_location");
-    json_t *j = json_object();
-    json_object_set_new(j, "CorrelationId", json_string(m->correlation));
-    json_object_set_new(j, "PopReceipt", json_string(m->pop));
-    json_object_set_new(j, "DownloadLocation", null_loc ? json_null() : location(s, t, m));
-    json_object_set_new(j, "IsDownLoadFileExist", json_boolean(!expired));
-    json_object_set_new(j, "FileDownLoadErrorMessage", json_string(err));
-    json_object_set_new(j, "LastDequeueDateTime", m->prev_dequeue > 0 ? json_string(last) : json_null());
-    sim_reply_json(req, 200, "application/json; charset=utf-8", j);
+    reply_dequeue(req, m->correlation, m->pop,
+                  null_loc ? json_null() : location(s, t, m->correlation, m->blob), !expired, err,
+                  m->prev_dequeue > 0 ? last : NULL);
+}
+
+/* A download of a message made on demand: `size` bytes of a fixed pattern. */
+static void download_memory(struct simhttp_req *req, long long size)
+{
+    char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (!buf) {
+        simhttp_reply(req, 500, NULL, NULL, 0);
+        return;
+    }
+    for (long long i = 0; i < size; i++)
+        buf[i] = (char)('a' + i % 26);
+    simhttp_reply(req, 200, "application/octet-stream", buf, (size_t)size);
+    free(buf);
 }
 
 static void download(struct sim *s, struct simhttp_req *req)
 {
     char blob[64];
     struct simqueue_msg *m = NULL;
-    if (simurl_param(req->query, "blob", 1, blob, sizeof(blob)) == 1)
+    char corr[37];
+    long long msize = -1;
+    if (simurl_param(req->query, "blob", 1, blob, sizeof(blob)) == 1) {
         m = simqueue_find_blob(s->queue, blob);
+        msize = m ? -1 : simmemq_blob_size(s->memq, blob, corr);
+    }
     sim_d365_headers(req);
+    if (msize >= 0) {
+        sim_count(s, "downloads", corr, 1);
+        download_memory(req, msize);
+        return;
+    }
     if (!m || !m->is_export ||
         simqueue_blob_expired(m, sim_now(s), (double)s->conf->retention_secs)) {
         simhttp_reply(req, 404, NULL, NULL, 0);
@@ -220,6 +262,10 @@ static void ack(struct sim *s, struct simhttp_req *req)
     const char *corr = simjson_str_ci(b, "CorrelationId");
     const char *pop = simjson_str_ci(b, "PopReceipt");
     enum simqueue_ack a = corr && pop ? simqueue_ack(s->queue, corr, pop) : SQA_UNKNOWN;
+    if (a == SQA_UNKNOWN && corr && pop) {
+        enum simmemq_ack ma = simmemq_ack(s->memq, corr, pop);
+        a = ma == SMQ_OK ? SQA_OK : ma == SMQ_ALREADY ? SQA_ALREADY : SQA_UNKNOWN;
+    }
     json_decref(b);
     sim_count(s, NULL, "acks", 1);
     if (a == SQA_OK || a == SQA_ALREADY) {

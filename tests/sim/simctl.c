@@ -15,6 +15,7 @@
 #include "simjson.h"
 #include "simpkg.h"
 #include "simprotect.h"
+#include "simmemq.h"
 #include "simqueue.h"
 #include "simurl.h"
 
@@ -159,11 +160,29 @@ static int write_pattern(const char *path, long long size, long long seq)
     return close(fd);
 }
 
+/* bulk?memory=1: `count` messages made on demand at dequeue (simmemq), no files. */
+static void export_memory(struct sim *s, struct simhttp_req *req, const char *guid,
+                          long long count, long long size)
+{
+    if (!simconf_job(s->conf, guid) || simmemq_add(s->memq, guid, count, size) != 0) {
+        reply_err(req, 400, "need a configured job, 1 <= count, at most 10^8 messages per "
+                  "job, 16 jobs and size <= 1 MiB");
+        return;
+    }
+    sim_reply_json(req, 200, "application/json",
+                   json_pack("{s:I, s:b, s:I}", "count", (json_int_t)count, "memory", 1,
+                             "left", (json_int_t)simmemq_left(s->memq)));
+}
+
 static void export_bulk(struct sim *s, struct simhttp_req *req, const char *guid)
 {
     char v[32], path[512];
     long long count = simurl_param(req->query, "count", 0, v, sizeof(v)) == 1 ? atoll(v) : 1;
     long long size = simurl_param(req->query, "size", 0, v, sizeof(v)) == 1 ? atoll(v) : 1024;
+    if (simurl_param(req->query, "memory", 0, v, sizeof(v)) == 1 && strcmp(v, "1") == 0) {
+        export_memory(s, req, guid, count, size);
+        return;
+    }
     if (!simconf_job(s->conf, guid) || count < 1 || count > 100000 || size < 0 ||
         count * size > BULK_CAP) {
         reply_err(req, 400, "need a configured job, 1 <= count <= 100000, count*size <= 2 GiB");
@@ -220,6 +239,7 @@ static void reset(struct sim *s, struct simhttp_req *req)
     sim_counters_reset(s);
     simfault_clear(s->faults);
     simqueue_clear(s->queue);
+    simmemq_clear(s->memq);
     simpkg_clear(s->pkg);
     simblob_clear(s->blobs);
     simprotect_reset(s->protect);

@@ -289,6 +289,42 @@ def test_bulk_feed(fosim, tok):
     assert n == 25
 
 
+def test_bulk_memory_feed_made_on_demand(fosim, tok):
+    """bulk?memory=1 (load tests): messages made at dequeue, same shape, download and ack
+    semantics; no redelivery; 204 once handed out."""
+    r = fosim.post(f"/_sim/exports/{EXPORT_JOB}/bulk?count=3&size=300&memory=1").json()
+    assert r["count"] == 3 and r["memory"] is True and r["left"] == 3
+    assert fosim.post(f"/_sim/exports/{EXPORT_JOB}/bulk?count=1&size={(1 << 20) + 1}"
+                      "&memory=1").status == 400
+    bodies = [fosim.get(DEQ, token=tok) for _ in range(3)]
+    assert fosim.get(DEQ, token=tok).status == 204
+    js = [json.loads(b.body) for b in bodies]
+    assert all(b.status == 200 for b in bodies)
+    assert bodies[0].header("Content-Type") == "application/json; charset=utf-8"
+    assert list(js[0]) == ["CorrelationId", "PopReceipt", "DownloadLocation",
+                           "IsDownLoadFileExist", "FileDownLoadErrorMessage",
+                           "LastDequeueDateTime"]
+    assert len({j["CorrelationId"] for j in js}) == 3
+    j = js[0]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        j["CorrelationId"])
+    assert len(base64.b64decode(j["PopReceipt"])) == 20 and len(j["PopReceipt"]) == 28
+    assert j["IsDownLoadFileExist"] is True and j["LastDequeueDateTime"] is None
+    assert j["DownloadLocation"].startswith(f"{fosim.base_url}/api/connector/download/")
+    assert f"?correlation-id={j['CorrelationId']}&blob=" in j["DownloadLocation"]
+    d = fosim.get(j["DownloadLocation"][len(fosim.base_url):], token=tok)
+    assert d.status == 200 and len(d.body) == 300
+    assert fosim.counters()["downloads"] == {j["CorrelationId"]: 1}
+    wrong = dict(j, PopReceipt=js[1]["PopReceipt"])
+    ack = f"/api/connector/ack/{EXPORT_JOB}"
+    assert fosim.post(ack, json.dumps(wrong).encode(), token=tok).status == 400
+    assert fosim.post(ack, bodies[0].body, token=tok).status == 200
+    assert fosim.post(ack, bodies[0].body, token=tok).status == 200     # already acked
+    fosim.reset()
+    assert fosim.post(ack, bodies[1].body, token=tok).status == 400     # forgotten
+    assert fosim.get(DEQ, token=tok).status == 204
+
+
 # ---- jobstatus / processing ----
 
 def test_jobstatus_import_lifecycle(fosim, tok):

@@ -1,4 +1,6 @@
-/* Unit tests for fosim's pure modules: simguid, simurl, simjson, simjwt, simfault, simqueue. */
+/* Unit tests for fosim's pure modules: simguid, simurl, simjson, simjwt, simfault, simqueue,
+ * simmemq. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@
 #include "simguid.h"
 #include "simjson.h"
 #include "simjwt.h"
+#include "simmemq.h"
 #include "simqueue.h"
 #include "simurl.h"
 
@@ -125,6 +128,44 @@ static void test_queue(void)
     simqueue_free(q);
 }
 
+/* Messages made on demand: distinct ids, ack by the derived PopReceipt, once. */
+static void test_memq(void)
+{
+    struct simmemq *q = simmemq_new();
+    const char *job = "b0b5401e-56ca-4dc8-b566-84389a001236";
+    struct simmemq_msg a, b;
+    char upper[40];
+
+    CHECK(simmemq_dequeue(q, job, &a) == -1);
+    CHECK(simmemq_add(q, job, 2, 300) == 0 && simmemq_left(q) == 2);
+    CHECK(simmemq_add(q, job, 1, (1 << 20) + 1) == -1);
+    CHECK(simmemq_blob_size(q, "00000000-0000-4000-9000-000000000000", NULL) == -1);
+    CHECK(simmemq_dequeue(q, job, &a) == 0 && simmemq_dequeue(q, job, &b) == 0);
+    struct simmemq_msg c;
+    CHECK(simmemq_dequeue(q, job, &c) == -1);
+    CHECK(simmemq_left(q) == 0 && simmemq_handed(q) == 2);
+    CHECK(strcmp(a.correlation, b.correlation) != 0 && strcmp(a.blob, b.blob) != 0);
+    CHECK(strcmp(a.pop, b.pop) != 0 && strlen(a.pop) == 28 && a.size == 300);
+    char canon[37];
+    CHECK(simguid_parse(a.correlation, 36, canon) == 0 && strcmp(canon, a.correlation) == 0);
+    CHECK(simguid_parse(a.blob, 36, canon) == 0 && strcmp(a.blob, a.correlation) != 0);
+    char corr[37];
+    CHECK(simmemq_blob_size(q, a.blob, corr) == 300 && strcmp(corr, a.correlation) == 0);
+    CHECK(simmemq_blob_size(q, a.correlation, NULL) == -1);
+    CHECK(simmemq_ack(q, a.correlation, b.pop) == SMQ_UNKNOWN);
+    CHECK(simmemq_ack(q, a.blob, a.pop) == SMQ_UNKNOWN);
+    snprintf(upper, sizeof upper, "{%s}", a.correlation);
+    for (char *p = upper; *p; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 32);
+    CHECK(simmemq_ack(q, upper, a.pop) == SMQ_OK);           /* any GUID spelling */
+    CHECK(simmemq_ack(q, a.correlation, a.pop) == SMQ_ALREADY);
+    CHECK(simmemq_ack(q, b.correlation, b.pop) == SMQ_OK);
+    simmemq_clear(q);
+    CHECK(simmemq_ack(q, b.correlation, b.pop) == SMQ_UNKNOWN && simmemq_left(q) == 0);
+    simmemq_free(q);
+}
+
 static int count_entry(void *arg, enum simblobrule_from from, const char *id)
 {
     int *n = arg;
@@ -169,5 +210,6 @@ int main(void)
     test_jwt();
     test_fault();
     test_queue();
+    test_memq();
     return check_done();
 }

@@ -567,6 +567,46 @@ static void test_ttls(void)
     CHECK(kinds == 6);
 }
 
+/* ledger_on_dequeue_body keys the body itself (once): same records and verdicts as
+ * ledger_on_dequeue after ledgerkey_parse; a body that cannot be keyed is -2, the other
+ * refusals -1, and no callback for either. */
+static void test_dequeue_body(void)
+{
+    struct ledger *la = mk(conn_a, "t-body:", "inst-A", 0, 60000);
+    char corr[GUID_CANON_SIZE], blob[GUID_CANON_SIZE], body[BODY_CAP], id[LEDGERKEY_ID_SIZE];
+    enum ledgerkey_err why = LEDGERKEY_OK;
+    struct dq d;
+
+    guid(corr, 'c', 31);
+    guid(blob, 'b', 31);
+    body_for(body, sizeof(body), corr, "POP-31", blob, true, NULL);
+    snprintf(id, sizeof(id), "prod:%s:blob:%s", ACT, blob);
+    memset(&d, 0, sizeof(d));
+    CHECK(ledger_on_dequeue_body(la, "prod", "{" ACT "}", body, strlen(body), "consumer-1",
+                                 60000, &why, on_dq, &d) == 0 && why == LEDGERKEY_OK);
+    CHECK(d.n == 0); /* never from inside the call */
+    CHECK(WAIT_FOR(d.n > 0, 3000) && d.n == 1 && d.err == LEDGER_OK);
+    CHECK(d.verdict == LEDGER_NEW && d.deliveries == 1);
+    CHECK_STR(d.id, id);
+    CHECK_STR(hget("t-body:", id, "pop").str, "POP-31");
+    CHECK_STR(hget("t-body:", id, "client").str, "consumer-1");
+    CHECK(ledger_on_dequeue_body(la, "prod", ACT, "not json", 8, "c", 1000, &why, on_never_dq,
+                                 NULL) == -2 && why == LEDGERKEY_NOT_JSON);
+    CHECK(ledger_on_dequeue_body(la, "bad env!", ACT, body, strlen(body), "c", 1000, &why,
+                                 on_never_dq, NULL) == -2 && why == LEDGERKEY_BAD_ARGS);
+    char nopop[BODY_CAP];
+    snprintf(nopop, sizeof(nopop), "{\"CorrelationId\":\"%s\"}", corr);
+    CHECK(ledger_on_dequeue_body(la, "prod", ACT, nopop, strlen(nopop), "c", 1000, NULL,
+                                 on_never_dq, NULL) == -1);
+    CHECK(ledger_on_dequeue_body(la, "prod", ACT, body, strlen(body), "bad client", 1000, NULL,
+                                 on_never_dq, NULL) == -1);
+    CHECK(ledger_on_dequeue_body(la, "prod", ACT, body, strlen(body), "c", 1000, NULL, NULL,
+                                 NULL) == -1);
+    CHECK(ledger_on_dequeue_body(NULL, "prod", ACT, body, strlen(body), "c", 1000, NULL,
+                                 on_never_dq, NULL) == -1);
+    ledger_free(la);
+}
+
 int main(void)
 {
     CHECK(harness_start() == 0);
@@ -579,6 +619,7 @@ int main(void)
     test_stats_ages();
     test_unavailable_and_free();
     test_bad_args();
+    test_dequeue_body();
     test_ttls();
     test_redis_stopped();
     harness_stop();
