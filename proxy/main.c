@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "conf.h"
+#include "heaptrim.h"
 #include "log.h"
 #include "upstream.h"
 #include "workers.h"
@@ -56,6 +57,7 @@ static int run(const char *path)
         return 2;
     log_set_level(conf->log_level);
     signal(SIGPIPE, SIG_IGN); /* a client that goes away is an error return, not a signal */
+    heaptrim_setup();         /* before any thread: malloc's settings are process-wide */
     if (upstream_global_init() < 0) {
         conf_free(conf);
         return 1;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "heaptrim.h"
 #include "ipcount.h"
 #include "listener.h"
 #include "log.h"
@@ -29,6 +30,7 @@ struct conn_server {
     struct event *settle;       /* owned: lets shed connections' sockets close (see shed) */
     struct conn_list conns;     /* the connections own themselves; see conn_new */
     struct ipcount *per_ip;     /* owned; NULL without opt.max_per_ip */
+    struct heaptrim *trim;      /* owned: gives memory back after connections close */
     uint64_t episode_shed[CONNSTATS_REFUSE_N]; /* stats.refused when the episode began */
     bool at_cap;                /* a cap episode is under way */
     bool held;                  /* the listener is held at the cap */
@@ -221,6 +223,7 @@ void conn_server_closed(struct conn_server *srv, const struct sockaddr *peer)
         ipcount_key_of(peer, &k);
         ipcount_sub(srv->per_ip, &k);
     }
+    heaptrim_note(srv->trim);
     after_close(srv);
 }
 
@@ -300,13 +303,15 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
     srv->arg = arg;
     srv->grace = evtimer_new(base, on_grace, srv);
     srv->settle = event_new(base, -1, 0, on_settle, srv);
+    srv->trim = heaptrim_new(base);
     if (opt->max_per_ip)
         srv->per_ip = ipcount_new(opt->max_connections);
-    if (!srv->grace || !srv->settle || (opt->max_per_ip && !srv->per_ip)) {
+    if (!srv->grace || !srv->settle || !srv->trim || (opt->max_per_ip && !srv->per_ip)) {
         if (srv->grace)
             event_free(srv->grace);
         if (srv->settle)
             event_free(srv->settle);
+        heaptrim_free(srv->trim);
         ipcount_free(srv->per_ip);
         free(srv);
         return NULL;
@@ -355,6 +360,7 @@ void conn_server_free(struct conn_server *srv)
     conn_list_close(&srv->conns, false, CONN_DRAIN);
     event_free(srv->grace);
     event_free(srv->settle);
+    heaptrim_free(srv->trim);
     ipcount_free(srv->per_ip);
     free(srv);
 }

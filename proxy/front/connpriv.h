@@ -27,7 +27,7 @@
 #define READ_SLACK (16 * 1024)      /* input kept beyond max_header_bytes (pipelining) */
 #define STREAM_HIGH (256 * 1024)    /* streamed response: unsent bytes before the caller waits */
 #define HOLD_MAX (16 * 1024)        /* a streamed body up to this long: its head waits for it */
-#define STREAM_READ (256 * 1024)    /* most request body bytes read by one recv */
+#define STREAM_READ (128 * 1024)    /* most request body bytes read by one recv */
 #define FLUSH_BYTES (256 * 1024)    /* queued response bytes written at once, not at turn's end */
 #define FLUSH_IOV 64                /* most pieces of the output in one sendmsg */
 

@@ -32,8 +32,8 @@ struct upstream_opts {
     const char *proxy;           /* borrowed, copied; NULL or "" = none (env ignored) */
     bool allow_http;             /* also allow http:// (tests only); default https only */
     size_t max_header_bytes;     /* cap on a response head, 1xx included; 0 = 64 KiB */
-    size_t send_buffer_bytes;    /* request body buffer per transfer; 0 = 256 KiB */
-    size_t recv_buffer_bytes;    /* libcurl receive buffer per transfer; 0 = 256 KiB */
+    size_t send_buffer_bytes;    /* request body buffer per transfer; 0 = 128 KiB */
+    size_t recv_buffer_bytes;    /* libcurl receive buffer per transfer; 0 = 64 KiB */
     unsigned connect_timeout_ms; /* default when a request gives 0; 0 = 10 s */
     unsigned total_timeout_ms;   /* default when a request gives 0; 0 = 60 min */
     unsigned first_byte_timeout_ms; /* default when a request gives 0; 0 = none */
