@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "logline.h"
 
 char *reply_error_body(const char *code, const char *message, const char *request_id,
                        const char *trace_id)
@@ -89,71 +90,31 @@ void reply_json(struct conn_req *req, int status, const char *json, size_t len)
     conn_req_respond(req, status, NULL, "application/json", json, len);
 }
 
-/* The request log line's members, built without jansson (one line per request). */
-struct line {
-    char buf[3072];
-    size_t n;
-    bool ok;                   /* false once something did not fit or needs jansson */
-};
-
-static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct line *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (!o->ok)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
-        o->ok = false;
-    else
-        o->n += (size_t)n;
-}
-
-/* ,"name":"s" for printable ASCII (quote and backslash escaped); anything else (control
- * bytes, non-ASCII that may not be UTF-8) is left to jansson. */
-static void put_str(struct line *o, const char *name, const char *s, size_t len)
-{
-    put(o, "%s\"%s\":\"", o->n ? "," : "", name);
-    for (size_t i = 0; i < len && o->ok; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e)
-            o->ok = false;
-        else if (c == '"' || c == '\\')
-            put(o, "\\%c", c);
-        else if (o->n + 1 < sizeof o->buf)
-            o->buf[o->n++] = (char)c;
-        else
-            o->ok = false;
-    }
-    put(o, "\"");
-}
-
+/* The request log line, built without jansson (one line per request). */
 static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
 {
-    struct line o = { .ok = true };
+    struct logline o;
 
-    put_str(&o, "request_id", l->id, strlen(l->id));
+    logline_init(&o);
+    logline_str(&o, "request_id", l->id, strlen(l->id));
     if (l->trace_id)
-        put_str(&o, "trace_id", l->trace_id, strlen(l->trace_id));
+        logline_str(&o, "trace_id", l->trace_id, strlen(l->trace_id));
     if (l->method)
-        put_str(&o, "method", l->method, strlen(l->method));
+        logline_str(&o, "method", l->method, strlen(l->method));
     if (l->path)
-        put_str(&o, "path", l->path, l->path_len);
-    put(&o, ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        ",\"duration_us\":%" PRId64, l->status, l->bytes_in, l->bytes_out, l->duration_us);
-    put_str(&o, "client", l->client, strlen(l->client));
-    put_str(&o, "outcome", l->outcome, strlen(l->outcome));
+        logline_str(&o, "path", l->path, l->path_len);
+    logline_int(&o, "status", l->status);
+    logline_uint(&o, "bytes_in", l->bytes_in);
+    logline_uint(&o, "bytes_out", l->bytes_out);
+    logline_int(&o, "duration_us", l->duration_us);
+    logline_str(&o, "client", l->client, strlen(l->client));
+    logline_str(&o, "outcome", l->outcome, strlen(l->outcome));
     if (l->body_expected >= 0)
-        put(&o, ",\"body_expected\":%" PRId64, l->body_expected);
-    put(&o, ",\"body_sent\":%" PRIu64, l->body_sent);
+        logline_int(&o, "body_expected", l->body_expected);
+    logline_uint(&o, "body_sent", l->body_sent);
     if (l->error_code) {
-        put_str(&o, "code", l->error_code, strlen(l->error_code));
-        put_str(&o, "error", l->error_message, strlen(l->error_message));
+        logline_str(&o, "code", l->error_code, strlen(l->error_code));
+        logline_str(&o, "error", l->error_message, strlen(l->error_message));
     }
     return o.ok && log_json_text(lvl, "request", o.buf) == 0;
 }
