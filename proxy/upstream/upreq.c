@@ -110,32 +110,27 @@ CURLcode upreq_method(CURL *e, const char *method, int64_t body_len)
 {
     CURLcode rc = CURLE_OK;
 
+    /* every method option is set each time: a reused handle keeps the last transfer's */
     if (body_len == UPSTREAM_BODY_NONE) {
-        if (strcmp(method, "HEAD") == 0) {
+        bool head = strcmp(method, "HEAD") == 0;
+        SET(CURLOPT_HTTPGET, 1L); /* also turns upload and nobody off */
+        SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+        if (head)
             SET(CURLOPT_NOBODY, 1L);
-        } else {
-            SET(CURLOPT_HTTPGET, 1L);
-            if (strcmp(method, "GET") != 0)
-                SET(CURLOPT_CUSTOMREQUEST, method);
-        }
+        SET(CURLOPT_CUSTOMREQUEST, head || strcmp(method, "GET") == 0 ? NULL : method);
         return rc;
     }
-    SET(CURLOPT_UPLOAD, 1L);
+    SET(CURLOPT_UPLOAD, 1L); /* also turns nobody off */
     SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)(body_len >= 0 ? body_len : -1));
-    if (strcmp(method, "PUT") != 0)
-        SET(CURLOPT_CUSTOMREQUEST, method);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "PUT") != 0 ? method : NULL);
     return rc;
 }
 
-CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
-                         const struct upstream_req *req)
+CURLcode upreq_transport(CURL *e, const struct upstream_opts *o)
 {
     const char *protocols = o->allow_http ? "http,https" : "https";
-    unsigned cto = req->timeouts.connect_ms ? req->timeouts.connect_ms : o->connect_timeout_ms;
-    unsigned tto = req->timeouts.total_ms ? req->timeouts.total_ms : o->total_timeout_ms;
     CURLcode rc = CURLE_OK;
 
-    SET(CURLOPT_URL, req->url);
     SET(CURLOPT_PATH_AS_IS, 1L);  /* keep the caller's path bytes as they are */
     SET(CURLOPT_PROTOCOLS_STR, protocols);
     SET(CURLOPT_REDIR_PROTOCOLS_STR, protocols);
@@ -148,11 +143,21 @@ CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
     if (o->ca_file)
         SET(CURLOPT_CAINFO, o->ca_file);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
-    SET(CURLOPT_TIMEOUT_MS, (long)tto);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);  /* imports run for half an hour */
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_BUFFERSIZE, (long)o->recv_buffer_bytes);
+    return rc;
+}
+
+CURLcode upreq_target(CURL *e, const struct upstream_opts *o, const struct upstream_req *req)
+{
+    unsigned cto = req->timeouts.connect_ms ? req->timeouts.connect_ms : o->connect_timeout_ms;
+    unsigned tto = req->timeouts.total_ms ? req->timeouts.total_ms : o->total_timeout_ms;
+    CURLcode rc = CURLE_OK;
+
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
+    SET(CURLOPT_TIMEOUT_MS, (long)tto);
     return rc;
 }
 

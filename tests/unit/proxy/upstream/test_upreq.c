@@ -79,7 +79,8 @@ static void test_options(void)
     CURL *e = curl_easy_init();
 
     CHECK(e != NULL);
-    CHECK(upreq_transport(e, &o, &r) == CURLE_OK);
+    CHECK(upreq_transport(e, &o) == CURLE_OK);
+    CHECK(upreq_target(e, &o, &r) == CURLE_OK);
     CHECK(upreq_method(e, "POST", UPSTREAM_BODY_CHUNKED) == CURLE_OK);
     CHECK(upreq_method(e, "HEAD", UPSTREAM_BODY_NONE) == CURLE_OK);
     CHECK(upreq_method(e, "DELETE", UPSTREAM_BODY_NONE) == CURLE_OK);
