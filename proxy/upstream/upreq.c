@@ -44,60 +44,59 @@ static bool value_empty(const char *v)
     return v[strspn(v, " \t")] == '\0';
 }
 
-static int append(struct curl_slist **list, const char *line)
+/* The lines to send: a kept caller line (an empty value as "Name;", libcurl's notation
+ * for sending it empty), or one of ours. */
+static bool kept(const char *line, size_t *nl, bool *has_accept)
 {
-    struct curl_slist *l = curl_slist_append(*list, line);
-
-    if (!l)
-        return -1;
-    *list = l;
-    return 0;
+    *nl = line ? name_len(line) : 0;
+    if (named(line, *nl, "Content-Length") || named(line, *nl, "Transfer-Encoding") ||
+        named(line, *nl, "Expect"))
+        return false;
+    *has_accept |= named(line, *nl, "Accept");
+    return true;
 }
 
-/* libcurl drops "Name:" (empty value) from the request; "Name;" sends it empty. */
-static int append_field(struct curl_slist **list, const char *line, size_t n)
-{
-    char *semi;
-    int rc;
-
-    if (!value_empty(line + n + 1))
-        return append(list, line);
-    semi = malloc(n + 2);
-    if (!semi)
-        return -1;
-    memcpy(semi, line, n);
-    memcpy(semi + n, ";", 2);
-    rc = append(list, semi);
-    free(semi);
-    return rc;
-}
-
+/* One allocation: the nodes, then the strings they point at. */
 int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out)
 {
-    struct curl_slist *list = NULL;
+    static const char expect[] = "Expect:", accept[] = "Accept:";
+    size_t nodes = 2, bytes = sizeof expect + sizeof accept, nl;
     bool has_accept = false;
+    struct curl_slist *list;
+    char *at;
 
     *out = NULL;
     for (size_t i = 0; i < n; i++) {
-        const char *line = lines[i];
-        size_t nl = line ? name_len(line) : 0;
-
-        if (nl == 0 || strpbrk(line, "\r\n"))
-            goto fail;
-        if (named(line, nl, "Content-Length") || named(line, nl, "Transfer-Encoding") ||
-            named(line, nl, "Expect"))
-            continue;
-        has_accept |= named(line, nl, "Accept");
-        if (append_field(&list, line, nl) != 0)
-            goto fail;
+        if (!lines[i] || !name_len(lines[i]) || strpbrk(lines[i], "\r\n"))
+            return -1;
+        if (kept(lines[i], &nl, &has_accept)) {
+            nodes++;
+            bytes += strlen(lines[i]) + 1;
+        }
     }
-    if (append(&list, "Expect:") != 0 || (!has_accept && append(&list, "Accept:") != 0))
-        goto fail;
+    if (!(list = malloc(nodes * sizeof *list + bytes)))
+        return -1;
+    at = (char *)(list + nodes);
+    nodes = 0;
+    has_accept = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!kept(lines[i], &nl, &has_accept))
+            continue;
+        size_t len = strlen(lines[i]);
+        memcpy(at, lines[i], len + 1);
+        if (value_empty(at + nl + 1)) /* libcurl drops "Name:" (empty value) */
+            memcpy(at + nl, ";", 2);
+        list[nodes++].data = at;
+        at += len + 1;
+    }
+    list[nodes++].data = memcpy(at, expect, sizeof expect);
+    at += sizeof expect;
+    if (!has_accept)
+        list[nodes++].data = memcpy(at, accept, sizeof accept);
+    for (size_t i = 0; i < nodes; i++)
+        list[i].next = i + 1 < nodes ? &list[i + 1] : NULL;
     *out = list;
     return 0;
-fail:
-    curl_slist_free_all(list);
-    return -1;
 }
 
 #define SET(opt, val)                                  \

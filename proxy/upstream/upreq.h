@@ -23,9 +23,9 @@ bool upreq_method_ok(const char *method);
  * Content-Length, Transfer-Encoding and Expect lines are dropped; an empty value is sent
  * as such ("Name;" in libcurl's notation); "Expect:" is appended so libcurl never waits
  * for 100-continue, and "Accept:" unless the caller gave an Accept line, so libcurl adds
- * no Accept of its own. Returns 0 and the new list in *out (caller frees with
- * curl_slist_free_all), or -1 when a line is malformed (no token name, no colon, CR or LF
- * inside) or memory ran out, with *out NULL. */
+ * no Accept of its own. Returns 0 and the new list in *out, nodes and strings in one
+ * allocation (caller frees it with free(), not curl_slist_free_all), or -1 when a line is
+ * malformed (no token name, no colon, CR or LF inside) or memory ran out, with *out NULL. */
 int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out);
 
 /* Sets the method options on `e` (borrowed): GET, HEAD (no body expected) or another

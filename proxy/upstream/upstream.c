@@ -175,7 +175,7 @@ static void xfer_free(struct upstream_xfer *x)
         curlev_remove(up->ev, x->easy);
     if (x->easy)
         easy_put(x);
-    curl_slist_free_all(x->hdrs);
+    free(x->hdrs); /* one block (upreq_headers) */
     uphead_free(x->head);
     if (x->sendbuf)
         evbuffer_free(x->sendbuf);
