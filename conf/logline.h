@@ -1,6 +1,6 @@
 /* logline: the members of a log line built by hand, without jansson or printf, for the
- * lines written on every request (the request line, the d365_call line); log_json_text
- * takes the result. Invariant: buf is always NUL-terminated, and once `ok` is false
+ * lines written on every request (the request line, the d365_call line; log_json_text
+ * takes the result) and the smallest, most frequent JSON answers. Invariant: buf is always NUL-terminated, and once `ok` is false
  * (something did not fit, or a string needs jansson) nothing more is appended. */
 #ifndef FOGATE_LOGLINE_H
 #define FOGATE_LOGLINE_H
