@@ -31,23 +31,62 @@ char *reply_error_body(const char *code, const char *message, const char *reques
     return text;
 }
 
+/* The head is assembled with memcpy (one per piece, no printf: it is written for every
+ * response). Appends s[0..n) at buf[*at] when it fits with room left for the NUL. */
+static bool add(char *buf, size_t cap, size_t *at, const char *s, size_t n)
+{
+    if (n >= cap - *at)
+        return false;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    return true;
+}
+
+static bool add_uns(char *buf, size_t cap, size_t *at, unsigned long long u, bool minus)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (minus)
+        digits[--i] = '-';
+    return add(buf, cap, at, digits + i, sizeof digits - i);
+}
+
+#define ADD_LIT(l) add(buf, cap, &n, l, sizeof l - 1)
+#define ADD_STR(s) add(buf, cap, &n, s, strlen(s))
+
 size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
 {
     bool no_body = h->status == 204 || h->status == 304;
-    char length[48] = "";
+    size_t n = 0;
 
-    if (!no_body && !h->no_length)
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
-                     h->status, http1_reason(h->status), h->date,
-                     h->content_type ? "Content-Type: " : "",
-                     h->content_type ? h->content_type : "", h->content_type ? "\r\n" : "",
-                     length, h->request_id, h->extra ? h->extra : "",
-                     h->connection ? "Connection: " : "", h->connection ? h->connection : "",
-                     h->connection ? "\r\n" : "");
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (cap == 0)
+        return 0;
+    bool ok = ADD_LIT("HTTP/1.1 ") && add_uns(buf, cap, &n, h->status < 0 ? 0U - (unsigned)h->status : (unsigned)h->status, h->status < 0) && ADD_LIT(" ") &&
+              ADD_STR(http1_reason(h->status)) && ADD_LIT("\r\nDate: ") && ADD_STR(h->date) &&
+              ADD_LIT("\r\n") &&
+              (!h->content_type || (ADD_LIT("Content-Type: ") && ADD_STR(h->content_type) &&
+                                    ADD_LIT("\r\n"))) &&
+              (no_body || h->no_length ||
+               (ADD_LIT("Content-Length: ") &&
+                add_uns(buf, cap, &n, h->content_length, false) && ADD_LIT("\r\n"))) &&
+              ADD_LIT("X-Request-Id: ") && ADD_STR(h->request_id) && ADD_LIT("\r\n") &&
+              (!h->extra || ADD_STR(h->extra)) &&
+              (!h->connection || (ADD_LIT("Connection: ") && ADD_STR(h->connection) &&
+                                  ADD_LIT("\r\n"))) &&
+              ADD_LIT("\r\n");
+    if (!ok)
+        return 0;
+    buf[n] = '\0';
+    return n;
 }
+
+#undef ADD_LIT
+#undef ADD_STR
 
 static void send_error(struct conn_req *req, int status, const char *extra_headers,
                        const char *code, const char *message)
