@@ -1,6 +1,10 @@
 /* apikey: constant-time API key check. The presented key is hashed first so the
  * comparisons run on fixed-size digests, and every configured digest is compared with
  * CRYPTO_memcmp; the matching index is selected with masks, not branches. */
+/* SHA256_Init/Update/Final are deprecated in OpenSSL 3 but hash without allocating or
+ * looking the algorithm up in the provider table (SHA256() and EVP do both, per call, on
+ * every request's key): the hot path keeps the low-level calls. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "apikey.h"
 
 #include "hex.h"
@@ -27,7 +31,12 @@ int apikey_digest(const char *key, size_t len, unsigned char out[APIKEY_DIGEST_L
         memset(out, 0, APIKEY_DIGEST_LEN);
         return -1;
     }
-    SHA256((const unsigned char *)key, len, out);
+    SHA256_CTX ctx;
+
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, key, len);
+    SHA256_Final(out, &ctx);
+    OPENSSL_cleanse(&ctx, sizeof ctx);
     return 0;
 }
 

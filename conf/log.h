@@ -31,6 +31,13 @@ void log_json(enum log_level lvl, const char *msg, json_t *fields);
  * when the line would exceed 4 KiB (nothing written: use log_json). */
 int log_json_text(enum log_level lvl, const char *msg, const char *fields);
 
+/* log_hold keeps the calling thread's lines in a buffer (8 KiB; a line that does not fit
+ * writes it out first) until the matching log_release writes them with one write(): the
+ * lines of one event, such as a D365 call's and its request's, cost one system call.
+ * Calls nest; only the outermost release writes. Lines stay whole and in order. */
+void log_hold(void);
+void log_release(void);
+
 /* printf-style shorthand for a line with only "msg". */
 void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -136,20 +136,27 @@ static void fail_upcall(struct pt *p, const struct upcall_done *d)
 /* "Name: value\r\n" lines of the upstream head worth passing back. Caller frees. */
 static char *response_headers(const struct uphead *h)
 {
-    struct evbuffer *b = evbuffer_new();
-    char *out = NULL;
+    size_t n = 0, count = h ? uphead_count(h) : 0;
+    char *out, *at;
 
-    if (!b)
-        return NULL;
-    for (size_t i = 0; h && i < uphead_count(h); i++)
+    for (size_t i = 0; i < count; i++)
         if (passthru_keep_response_header(uphead_name(h, i)))
-            evbuffer_add_printf(b, "%s: %s\r\n", uphead_name(h, i), uphead_value(h, i));
-    size_t n = evbuffer_get_length(b);
-    if ((out = malloc(n + 1))) {
-        evbuffer_remove(b, out, n);
-        out[n] = '\0';
+            n += strlen(uphead_name(h, i)) + strlen(uphead_value(h, i)) + 4;
+    if (!(out = malloc(n + 1)))
+        return NULL;
+    at = out;
+    for (size_t i = 0; i < count; i++) {
+        const char *name = uphead_name(h, i), *value = uphead_value(h, i);
+        size_t nl = strlen(name), vl = strlen(value);
+        if (!passthru_keep_response_header(name))
+            continue;
+        memcpy(at, name, nl);
+        memcpy(at + nl, ": ", 2);
+        memcpy(at + nl + 2, value, vl);
+        memcpy(at + nl + 2 + vl, "\r\n", 2);
+        at += nl + vl + 4;
     }
-    evbuffer_free(b);
+    *at = '\0';
     return out;
 }
 

@@ -5,7 +5,6 @@
  * a request header the token). */
 #include "d365log.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,41 +13,7 @@
 #include <jansson.h>
 
 #include "log.h"
-
-/* The d365_call line's members, built without jansson (one line per D365 call). */
-struct line {
-    char buf[2048];
-    size_t n;
-    bool ok;                    /* false once something did not fit or is not plain ASCII */
-};
-
-static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct line *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (!o->ok)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
-        o->ok = false;
-    else
-        o->n += (size_t)n;
-}
-
-/* ,"name":"value" for printable ASCII without quote or backslash; else the line falls
- * back to jansson. */
-static void put_str(struct line *o, const char *name, const char *v)
-{
-    for (const char *p = v; *p && o->ok; p++)
-        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
-            o->ok = false;
-    put(o, ",\"%s\":\"%s\"", name, v);
-}
+#include "logline.h"
 
 /* D365's ms-dyn-* / x-ms-dyn-* correlation headers, for Microsoft support. */
 static bool dyn_header(const char *n, const char *v)
@@ -86,24 +51,29 @@ static void log_call_slow(const struct d365log_call *c, enum log_level lvl,
 void d365log_call(const struct d365log_call *c, const struct uphead *head)
 {
     enum log_level lvl = c->status >= 500 || c->status == 0 ? LOG_LVL_WARN : LOG_LVL_INFO;
-    struct line o = { .ok = true };
+    struct logline o;
 
-    put(&o, "\"status\":%d,\"duration_ms\":%lld,\"attempt\":%u,\"span_id\":\"%.16s\"",
-        c->status, (long long)(c->duration_us / 1000), c->attempt, c->span_id);
-    put_str(&o, "environment", c->environment);
-    put_str(&o, "operation", c->operation);
-    put_str(&o, "method", c->method);
-    put_str(&o, "trace_id", c->trace_id);
+    logline_init(&o);
+    logline_int(&o, "status", c->status);
+    logline_int(&o, "duration_ms", c->duration_us / 1000);
+    logline_uint(&o, "attempt", c->attempt);
+    logline_str(&o, "span_id", c->span_id, strnlen(c->span_id, 16));
+    logline_str(&o, "environment", c->environment, strlen(c->environment));
+    logline_str(&o, "operation", c->operation, strlen(c->operation));
+    logline_str(&o, "method", c->method, strlen(c->method));
+    logline_str(&o, "trace_id", c->trace_id, strlen(c->trace_id));
     if (c->request_id && c->request_id[0])
-        put_str(&o, "request_id", c->request_id);
+        logline_str(&o, "request_id", c->request_id, strlen(c->request_id));
     if (c->result != UPSTREAM_OK) {
-        put_str(&o, "result", upstream_result_name(c->result));
+        const char *r = upstream_result_name(c->result);
+        logline_str(&o, "result", r, strlen(r));
         if (c->error && c->error[0])
-            put_str(&o, "error", c->error);
+            logline_str(&o, "error", c->error, strlen(c->error));
     }
     for (size_t i = 0; head && i < uphead_count(head); i++)
         if (dyn_header(uphead_name(head, i), uphead_value(head, i)))
-            put_str(&o, uphead_name(head, i), uphead_value(head, i));
+            logline_str(&o, uphead_name(head, i), uphead_value(head, i),
+                        strlen(uphead_value(head, i)));
     if (!o.ok || log_json_text(lvl, "d365_call", o.buf) < 0)
         log_call_slow(c, lvl, head);
 }

@@ -22,11 +22,28 @@ bool d365parse_status_final(const char *status)
     return false;
 }
 
+/* True when `s` needs no JSON escaping and no jansson (printable ASCII, no quote or
+ * backslash). */
+static bool plain(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
 char *d365parse_action_body(const char *param, const char *value)
 {
-    json_t *o = json_object();
+    json_t *o;
     char *s = NULL;
 
+    if (plain(param) && plain(value)) { /* the usual ids: no jansson round trip */
+        size_t pl = strlen(param), vl = strlen(value);
+        if ((s = malloc(pl + vl + 8)))
+            snprintf(s, pl + vl + 8, "{\"%s\":\"%s\"}", param, value);
+        return s;
+    }
+    o = json_object();
     if (o && json_object_set_new(o, param, json_string(value)) == 0)
         s = json_dumps(o, JSON_COMPACT);
     json_decref(o);

@@ -59,6 +59,12 @@ void reqcore_json(struct reqcore c, int status, json_t *o)
     free(text);
 }
 
+void reqcore_json_text(struct reqcore c, int status, const char *text, size_t len)
+{
+    if (*c.req && !*c.responded)
+        conn_req_respond(reqcore_take(c), status, NULL, "application/json", text, len);
+}
+
 void reqcore_body_over(struct reqcore c, struct conn_req *req)
 {
     conn_req_set_events(req, NULL);

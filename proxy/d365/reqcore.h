@@ -37,6 +37,9 @@ void reqcore_fail(struct reqcore c, const struct d365_err *e);
 /* Answers `status` with `o` (stolen) as JSON; 500 when it cannot be serialised. */
 void reqcore_json(struct reqcore c, int status, json_t *o);
 
+/* Answers `status` with `len` bytes of JSON text (borrowed), already serialised. */
+void reqcore_json_text(struct reqcore c, int status, const char *text, size_t len);
+
 /* The body ended after an answer (or failed): hands `req` back to conn (events cleared,
  * *c.req NULL) and marks the owner answered. */
 void reqcore_body_over(struct reqcore c, struct conn_req *req);

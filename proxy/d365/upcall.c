@@ -422,9 +422,8 @@ static void schedule_retry(struct upcall *c, int64_t delay)
     schedule(c, ACT_ATTEMPT, delay);
 }
 
-static void on_fetch_done(void *arg, const struct upstream_done *ud)
+static void fetch_done(struct upcall *c, const struct upstream_done *ud)
 {
-    struct upcall *c = arg;
     struct upcall_done d = { .st = UPCALL_OK };
     int64_t delay;
 
@@ -547,9 +546,8 @@ static bool resumable(const struct upcall *c)
     return !c->has_body && !c->stream && strcmp(c->method, "GET") == 0 && c->first_len >= 0;
 }
 
-static void on_xfer_done(void *arg, const struct upstream_done *ud)
+static void xfer_done(struct upcall *c, const struct upstream_done *ud)
 {
-    struct upcall *c = arg;
     struct upcall_done d = { .st = UPCALL_OK };
     int64_t delay;
 
@@ -580,6 +578,22 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     d.transport = ud->result;
     d.error = ud->error;
     finish(c, &d);
+}
+
+/* The d365_call line and whatever the caller logs while it answers (its request line)
+ * leave in one write. */
+static void on_fetch_done(void *arg, const struct upstream_done *ud)
+{
+    log_hold();
+    fetch_done(arg, ud);
+    log_release();
+}
+
+static void on_xfer_done(void *arg, const struct upstream_done *ud)
+{
+    log_hold();
+    xfer_done(arg, ud);
+    log_release();
 }
 
 static int set_auth(struct upcall *c, const struct token_view *v)

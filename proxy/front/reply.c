@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "logline.h"
 
 char *reply_error_body(const char *code, const char *message, const char *request_id,
                        const char *trace_id)
@@ -30,23 +31,62 @@ char *reply_error_body(const char *code, const char *message, const char *reques
     return text;
 }
 
+/* The head is assembled with memcpy (one per piece, no printf: it is written for every
+ * response). Appends s[0..n) at buf[*at] when it fits with room left for the NUL. */
+static bool add(char *buf, size_t cap, size_t *at, const char *s, size_t n)
+{
+    if (n >= cap - *at)
+        return false;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    return true;
+}
+
+static bool add_uns(char *buf, size_t cap, size_t *at, unsigned long long u, bool minus)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (minus)
+        digits[--i] = '-';
+    return add(buf, cap, at, digits + i, sizeof digits - i);
+}
+
+#define ADD_LIT(l) add(buf, cap, &n, l, sizeof l - 1)
+#define ADD_STR(s) add(buf, cap, &n, s, strlen(s))
+
 size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
 {
     bool no_body = h->status == 204 || h->status == 304;
-    char length[48] = "";
+    size_t n = 0;
 
-    if (!no_body && !h->no_length)
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->content_length);
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%sX-Request-Id: %s\r\n%s%s%s%s\r\n",
-                     h->status, http1_reason(h->status), h->date,
-                     h->content_type ? "Content-Type: " : "",
-                     h->content_type ? h->content_type : "", h->content_type ? "\r\n" : "",
-                     length, h->request_id, h->extra ? h->extra : "",
-                     h->connection ? "Connection: " : "", h->connection ? h->connection : "",
-                     h->connection ? "\r\n" : "");
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (cap == 0)
+        return 0;
+    bool ok = ADD_LIT("HTTP/1.1 ") && add_uns(buf, cap, &n, h->status < 0 ? 0U - (unsigned)h->status : (unsigned)h->status, h->status < 0) && ADD_LIT(" ") &&
+              ADD_STR(http1_reason(h->status)) && ADD_LIT("\r\nDate: ") && ADD_STR(h->date) &&
+              ADD_LIT("\r\n") &&
+              (!h->content_type || (ADD_LIT("Content-Type: ") && ADD_STR(h->content_type) &&
+                                    ADD_LIT("\r\n"))) &&
+              (no_body || h->no_length ||
+               (ADD_LIT("Content-Length: ") &&
+                add_uns(buf, cap, &n, h->content_length, false) && ADD_LIT("\r\n"))) &&
+              ADD_LIT("X-Request-Id: ") && ADD_STR(h->request_id) && ADD_LIT("\r\n") &&
+              (!h->extra || ADD_STR(h->extra)) &&
+              (!h->connection || (ADD_LIT("Connection: ") && ADD_STR(h->connection) &&
+                                  ADD_LIT("\r\n"))) &&
+              ADD_LIT("\r\n");
+    if (!ok)
+        return 0;
+    buf[n] = '\0';
+    return n;
 }
+
+#undef ADD_LIT
+#undef ADD_STR
 
 static void send_error(struct conn_req *req, int status, const char *extra_headers,
                        const char *code, const char *message)
@@ -89,71 +129,31 @@ void reply_json(struct conn_req *req, int status, const char *json, size_t len)
     conn_req_respond(req, status, NULL, "application/json", json, len);
 }
 
-/* The request log line's members, built without jansson (one line per request). */
-struct line {
-    char buf[3072];
-    size_t n;
-    bool ok;                   /* false once something did not fit or needs jansson */
-};
-
-static void put(struct line *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct line *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (!o->ok)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof o->buf - o->n)
-        o->ok = false;
-    else
-        o->n += (size_t)n;
-}
-
-/* ,"name":"s" for printable ASCII (quote and backslash escaped); anything else (control
- * bytes, non-ASCII that may not be UTF-8) is left to jansson. */
-static void put_str(struct line *o, const char *name, const char *s, size_t len)
-{
-    put(o, "%s\"%s\":\"", o->n ? "," : "", name);
-    for (size_t i = 0; i < len && o->ok; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e)
-            o->ok = false;
-        else if (c == '"' || c == '\\')
-            put(o, "\\%c", c);
-        else if (o->n + 1 < sizeof o->buf)
-            o->buf[o->n++] = (char)c;
-        else
-            o->ok = false;
-    }
-    put(o, "\"");
-}
-
+/* The request log line, built without jansson (one line per request). */
 static bool log_fast(const struct conn_req_log *l, enum log_level lvl)
 {
-    struct line o = { .ok = true };
+    struct logline o;
 
-    put_str(&o, "request_id", l->id, strlen(l->id));
+    logline_init(&o);
+    logline_str(&o, "request_id", l->id, strlen(l->id));
     if (l->trace_id)
-        put_str(&o, "trace_id", l->trace_id, strlen(l->trace_id));
+        logline_str(&o, "trace_id", l->trace_id, strlen(l->trace_id));
     if (l->method)
-        put_str(&o, "method", l->method, strlen(l->method));
+        logline_str(&o, "method", l->method, strlen(l->method));
     if (l->path)
-        put_str(&o, "path", l->path, l->path_len);
-    put(&o, ",\"status\":%d,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        ",\"duration_us\":%" PRId64, l->status, l->bytes_in, l->bytes_out, l->duration_us);
-    put_str(&o, "client", l->client, strlen(l->client));
-    put_str(&o, "outcome", l->outcome, strlen(l->outcome));
+        logline_str(&o, "path", l->path, l->path_len);
+    logline_int(&o, "status", l->status);
+    logline_uint(&o, "bytes_in", l->bytes_in);
+    logline_uint(&o, "bytes_out", l->bytes_out);
+    logline_int(&o, "duration_us", l->duration_us);
+    logline_str(&o, "client", l->client, strlen(l->client));
+    logline_str(&o, "outcome", l->outcome, strlen(l->outcome));
     if (l->body_expected >= 0)
-        put(&o, ",\"body_expected\":%" PRId64, l->body_expected);
-    put(&o, ",\"body_sent\":%" PRIu64, l->body_sent);
+        logline_int(&o, "body_expected", l->body_expected);
+    logline_uint(&o, "body_sent", l->body_sent);
     if (l->error_code) {
-        put_str(&o, "code", l->error_code, strlen(l->error_code));
-        put_str(&o, "error", l->error_message, strlen(l->error_message));
+        logline_str(&o, "code", l->error_code, strlen(l->error_code));
+        logline_str(&o, "error", l->error_message, strlen(l->error_message));
     }
     return o.ok && log_json_text(lvl, "request", o.buf) == 0;
 }

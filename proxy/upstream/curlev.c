@@ -295,13 +295,18 @@ CURLM *curlev_multi(struct curlev *ev)
     return ev->multi;
 }
 
-int curlev_add(struct curlev *ev, CURL *easy)
+int curlev_prepare(struct curlev *ev, CURL *easy)
 {
     if (curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, ev) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, ev) != CURLE_OK)
         return -1;
+    return 0;
+}
+
+int curlev_add(struct curlev *ev, CURL *easy)
+{
     return curl_multi_add_handle(ev->multi, easy) == CURLM_OK ? 0 : -1;
 }
 

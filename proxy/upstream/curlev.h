@@ -36,10 +36,14 @@ void curlev_free(struct curlev *ev);
 /* The multi handle (borrowed), for curl_multi_setopt by the owner. */
 CURLM *curlev_multi(struct curlev *ev);
 
-/* Adds `easy` (still owned by the caller) to the multi, setting its socket open/close
- * callbacks (CURLOPT_OPENSOCKETFUNCTION, CURLOPT_CLOSESOCKETFUNCTION and their data: the
- * caller must not set those). Returns 0, or -1 when libcurl refuses. Must not be called
- * while curlev_busy(). */
+/* Sets the socket open/close callbacks of `easy` (borrowed; CURLOPT_OPENSOCKETFUNCTION,
+ * CURLOPT_CLOSESOCKETFUNCTION and their data: the caller must not set those), once per
+ * handle, before its first curlev_add: they stay set while the handle is reused (never
+ * curl_easy_reset). Returns 0, or -1 when libcurl refuses. */
+int curlev_prepare(struct curlev *ev, CURL *easy);
+
+/* Adds `easy` (still owned by the caller, prepared by curlev_prepare) to the multi.
+ * Returns 0, or -1 when libcurl refuses. Must not be called while curlev_busy(). */
 int curlev_add(struct curlev *ev, CURL *easy);
 
 /* Removes `easy` from the multi (closing its connection if the transfer was not complete).

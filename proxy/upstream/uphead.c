@@ -72,9 +72,10 @@ static bool parse_status(struct uphead *h, const char *s, size_t len)
     return h->status >= 100;
 }
 
-static bool reserve(void **p, size_t *size, size_t need, size_t elem)
+/* Grows *p to hold `need` elements: `first` at first, then doubling. */
+static bool reserve(void **p, size_t *size, size_t need, size_t elem, size_t first)
 {
-    size_t n = *size ? *size : 16;
+    size_t n = *size ? *size : first;
     void *np;
 
     if (need <= *size)
@@ -94,8 +95,9 @@ static bool store_field(struct uphead *h, const char *name, size_t nlen, const c
 {
     size_t need = h->buf_len + nlen + vlen + 2;
 
-    if (!reserve((void **)&h->buf, &h->buf_size, need, 1) ||
-        !reserve((void **)&h->fields, &h->fields_size, h->n_fields + 1, sizeof(size_t)))
+    /* a typical head's fields fit the first sizes: one allocation each */
+    if (!reserve((void **)&h->buf, &h->buf_size, need, 1, 512) ||
+        !reserve((void **)&h->fields, &h->fields_size, h->n_fields + 1, sizeof(size_t), 16))
         return false;
     h->fields[h->n_fields++] = h->buf_len;
     memcpy(h->buf + h->buf_len, name, nlen);

@@ -44,60 +44,59 @@ static bool value_empty(const char *v)
     return v[strspn(v, " \t")] == '\0';
 }
 
-static int append(struct curl_slist **list, const char *line)
+/* The lines to send: a kept caller line (an empty value as "Name;", libcurl's notation
+ * for sending it empty), or one of ours. */
+static bool kept(const char *line, size_t *nl, bool *has_accept)
 {
-    struct curl_slist *l = curl_slist_append(*list, line);
-
-    if (!l)
-        return -1;
-    *list = l;
-    return 0;
+    *nl = line ? name_len(line) : 0;
+    if (named(line, *nl, "Content-Length") || named(line, *nl, "Transfer-Encoding") ||
+        named(line, *nl, "Expect"))
+        return false;
+    *has_accept |= named(line, *nl, "Accept");
+    return true;
 }
 
-/* libcurl drops "Name:" (empty value) from the request; "Name;" sends it empty. */
-static int append_field(struct curl_slist **list, const char *line, size_t n)
-{
-    char *semi;
-    int rc;
-
-    if (!value_empty(line + n + 1))
-        return append(list, line);
-    semi = malloc(n + 2);
-    if (!semi)
-        return -1;
-    memcpy(semi, line, n);
-    memcpy(semi + n, ";", 2);
-    rc = append(list, semi);
-    free(semi);
-    return rc;
-}
-
+/* One allocation: the nodes, then the strings they point at. */
 int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out)
 {
-    struct curl_slist *list = NULL;
+    static const char expect[] = "Expect:", accept[] = "Accept:";
+    size_t nodes = 2, bytes = sizeof expect + sizeof accept, nl;
     bool has_accept = false;
+    struct curl_slist *list;
+    char *at;
 
     *out = NULL;
     for (size_t i = 0; i < n; i++) {
-        const char *line = lines[i];
-        size_t nl = line ? name_len(line) : 0;
-
-        if (nl == 0 || strpbrk(line, "\r\n"))
-            goto fail;
-        if (named(line, nl, "Content-Length") || named(line, nl, "Transfer-Encoding") ||
-            named(line, nl, "Expect"))
-            continue;
-        has_accept |= named(line, nl, "Accept");
-        if (append_field(&list, line, nl) != 0)
-            goto fail;
+        if (!lines[i] || !name_len(lines[i]) || strpbrk(lines[i], "\r\n"))
+            return -1;
+        if (kept(lines[i], &nl, &has_accept)) {
+            nodes++;
+            bytes += strlen(lines[i]) + 1;
+        }
     }
-    if (append(&list, "Expect:") != 0 || (!has_accept && append(&list, "Accept:") != 0))
-        goto fail;
+    if (!(list = malloc(nodes * sizeof *list + bytes)))
+        return -1;
+    at = (char *)(list + nodes);
+    nodes = 0;
+    has_accept = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!kept(lines[i], &nl, &has_accept))
+            continue;
+        size_t len = strlen(lines[i]);
+        memcpy(at, lines[i], len + 1);
+        if (value_empty(at + nl + 1)) /* libcurl drops "Name:" (empty value) */
+            memcpy(at + nl, ";", 2);
+        list[nodes++].data = at;
+        at += len + 1;
+    }
+    list[nodes++].data = memcpy(at, expect, sizeof expect);
+    at += sizeof expect;
+    if (!has_accept)
+        list[nodes++].data = memcpy(at, accept, sizeof accept);
+    for (size_t i = 0; i < nodes; i++)
+        list[i].next = i + 1 < nodes ? &list[i + 1] : NULL;
     *out = list;
     return 0;
-fail:
-    curl_slist_free_all(list);
-    return -1;
 }
 
 #define SET(opt, val)                                  \
@@ -110,32 +109,27 @@ CURLcode upreq_method(CURL *e, const char *method, int64_t body_len)
 {
     CURLcode rc = CURLE_OK;
 
+    /* every method option is set each time: a reused handle keeps the last transfer's */
     if (body_len == UPSTREAM_BODY_NONE) {
-        if (strcmp(method, "HEAD") == 0) {
+        bool head = strcmp(method, "HEAD") == 0;
+        SET(CURLOPT_HTTPGET, 1L); /* also turns upload and nobody off */
+        SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+        if (head)
             SET(CURLOPT_NOBODY, 1L);
-        } else {
-            SET(CURLOPT_HTTPGET, 1L);
-            if (strcmp(method, "GET") != 0)
-                SET(CURLOPT_CUSTOMREQUEST, method);
-        }
+        SET(CURLOPT_CUSTOMREQUEST, head || strcmp(method, "GET") == 0 ? NULL : method);
         return rc;
     }
-    SET(CURLOPT_UPLOAD, 1L);
+    SET(CURLOPT_UPLOAD, 1L); /* also turns nobody off */
     SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)(body_len >= 0 ? body_len : -1));
-    if (strcmp(method, "PUT") != 0)
-        SET(CURLOPT_CUSTOMREQUEST, method);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "PUT") != 0 ? method : NULL);
     return rc;
 }
 
-CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
-                         const struct upstream_req *req)
+CURLcode upreq_transport(CURL *e, const struct upstream_opts *o)
 {
     const char *protocols = o->allow_http ? "http,https" : "https";
-    unsigned cto = req->timeouts.connect_ms ? req->timeouts.connect_ms : o->connect_timeout_ms;
-    unsigned tto = req->timeouts.total_ms ? req->timeouts.total_ms : o->total_timeout_ms;
     CURLcode rc = CURLE_OK;
 
-    SET(CURLOPT_URL, req->url);
     SET(CURLOPT_PATH_AS_IS, 1L);  /* keep the caller's path bytes as they are */
     SET(CURLOPT_PROTOCOLS_STR, protocols);
     SET(CURLOPT_REDIR_PROTOCOLS_STR, protocols);
@@ -148,11 +142,21 @@ CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
     if (o->ca_file)
         SET(CURLOPT_CAINFO, o->ca_file);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
-    SET(CURLOPT_TIMEOUT_MS, (long)tto);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);  /* imports run for half an hour */
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_BUFFERSIZE, (long)o->recv_buffer_bytes);
+    return rc;
+}
+
+CURLcode upreq_target(CURL *e, const struct upstream_opts *o, const struct upstream_req *req)
+{
+    unsigned cto = req->timeouts.connect_ms ? req->timeouts.connect_ms : o->connect_timeout_ms;
+    unsigned tto = req->timeouts.total_ms ? req->timeouts.total_ms : o->total_timeout_ms;
+    CURLcode rc = CURLE_OK;
+
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)cto);
+    SET(CURLOPT_TIMEOUT_MS, (long)tto);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* upreq: checks an outbound request's method and header lines, builds the exact header
  * list libcurl will send, and sets the options every transfer gets (https only, TLS
- * verified, no redirects, no proxy from the environment, HTTP/1.1, timeouts).
+ * verified, no redirects, no proxy from the environment, HTTP/1.1, timeouts): once per
+ * easy handle for those of the client, per transfer for URL, method and timeouts.
  * Invariant: nothing the caller did not give is sent except Host/Content-Length/
  * Transfer-Encoding, which libcurl manages; no line can inject CR/LF. No I/O. */
 #ifndef FOGATE_UPREQ_H
@@ -22,22 +23,26 @@ bool upreq_method_ok(const char *method);
  * Content-Length, Transfer-Encoding and Expect lines are dropped; an empty value is sent
  * as such ("Name;" in libcurl's notation); "Expect:" is appended so libcurl never waits
  * for 100-continue, and "Accept:" unless the caller gave an Accept line, so libcurl adds
- * no Accept of its own. Returns 0 and the new list in *out (caller frees with
- * curl_slist_free_all), or -1 when a line is malformed (no token name, no colon, CR or LF
- * inside) or memory ran out, with *out NULL. */
+ * no Accept of its own. Returns 0 and the new list in *out, nodes and strings in one
+ * allocation (caller frees it with free(), not curl_slist_free_all), or -1 when a line is
+ * malformed (no token name, no colon, CR or LF inside) or memory ran out, with *out NULL. */
 int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out);
 
 /* Sets the method options on `e` (borrowed): GET, HEAD (no body expected) or another
  * method without a body when body_len is UPSTREAM_BODY_NONE; otherwise an upload of
- * body_len bytes (or chunked for UPSTREAM_BODY_CHUNKED) with that method. The read
- * callback is the caller's to set. Returns libcurl's first error. */
+ * body_len bytes (or chunked for UPSTREAM_BODY_CHUNKED) with that method. Every method
+ * option is set, so a handle reused from another transfer keeps none of its method. The
+ * read callback is the caller's to set. Returns libcurl's first error. */
 CURLcode upreq_method(CURL *e, const char *method, int64_t body_len);
 
-/* Sets URL, protocols (https, plus http if o->allow_http), redirects off, proxy (o->proxy
- * or none, never the environment's), TLS verification with o->ca_file, HTTP/1.1, the
- * timeouts (req's, else o's), TCP keep-alive and the receive buffer. `o` must have its
- * defaults filled. Returns libcurl's first error. */
-CURLcode upreq_transport(CURL *e, const struct upstream_opts *o,
-                         const struct upstream_req *req);
+/* Sets what every transfer of one client gets, once per easy handle: protocols (https,
+ * plus http if o->allow_http), redirects off, proxy (o->proxy or none, never the
+ * environment's), TLS verification with o->ca_file, HTTP/1.1, TCP keep-alive, the receive
+ * buffer, the path sent as given. `o` must have its defaults filled. Returns libcurl's
+ * first error. */
+CURLcode upreq_transport(CURL *e, const struct upstream_opts *o);
+
+/* Sets one transfer's URL and timeouts (req's, else o's). Returns libcurl's first error. */
+CURLcode upreq_target(CURL *e, const struct upstream_opts *o, const struct upstream_req *req);
 
 #endif

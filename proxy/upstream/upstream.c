@@ -18,8 +18,9 @@
 #include "curlev.h"
 #include "upreq.h"
 
-/* Easy handles of finished transfers kept for the next ones (curl_easy_reset clears every
- * option; the connections live in the multi's cache, not in the handle). */
+/* Easy handles of finished transfers kept for the next ones, with the options every
+ * transfer of this client gets still set (the connections live in the multi's cache, not
+ * in the handle). */
 #define SPARE_MAX 64
 /* Idle upstream connections the multi keeps when max_total_connections is 0. Without a
  * fixed value libcurl keeps 4 x the handles added at that moment, so a lull closes the
@@ -102,25 +103,65 @@ const char *upstream_result_name(enum upstream_result r)
 
 /* ---- transfer lifetime ---- */
 
+static size_t on_header(char *data, size_t size, size_t n, void *userp);
+static size_t on_write(char *data, size_t size, size_t n, void *userp);
+static size_t on_read(char *buf, size_t size, size_t n, void *userp);
+
+#define SET(opt, val)                                  \
+    do {                                               \
+        if (rc == CURLE_OK)                            \
+            rc = curl_easy_setopt(e, (opt), (val));    \
+    } while (0)
+
+/* A spare handle, or a new one with the options every transfer of `up` gets. */
 static CURL *easy_get(struct upstream *up)
 {
-    return up->n_spare > 0 ? up->spare[--up->n_spare] : curl_easy_init();
+    CURL *e;
+    CURLcode rc;
+
+    if (up->n_spare > 0)
+        return up->spare[--up->n_spare];
+    if (!(e = curl_easy_init()))
+        return NULL;
+    rc = upreq_transport(e, &up->opts);
+    SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);  /* bytes pass through as encoded */
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_READFUNCTION, on_read);
+    if (rc != CURLE_OK || curlev_prepare(up->ev, e) != 0) {
+        curl_easy_cleanup(e);
+        return NULL;
+    }
+    return e;
 }
 
-/* Keeps the handle of a transfer that ran to its end; an aborted one is cleaned up (its
- * state mid-transfer is nothing to reuse). */
+/* Keeps the handle of a transfer that ran to its end, its per-transfer pointers cleared
+ * (they point into the transfer being freed); an aborted one is cleaned up (its state
+ * mid-transfer is nothing to reuse). */
 static void easy_put(struct upstream_xfer *x)
 {
     struct upstream *up = x->up;
+    CURL *e = x->easy;
+    CURLcode rc = CURLE_OK;
 
-    if (!x->aborted && up->n_spare < SPARE_MAX) {
-        curl_easy_reset(x->easy);
-        up->spare[up->n_spare++] = x->easy;
-    } else {
-        curl_easy_cleanup(x->easy);
-    }
     x->easy = NULL;
+    if (x->aborted || up->n_spare >= SPARE_MAX) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    SET(CURLOPT_HTTPHEADER, NULL);
+    SET(CURLOPT_ERRORBUFFER, NULL);
+    SET(CURLOPT_PRIVATE, NULL);
+    SET(CURLOPT_HEADERDATA, NULL);
+    SET(CURLOPT_WRITEDATA, NULL);
+    SET(CURLOPT_READDATA, NULL);
+    if (rc == CURLE_OK)
+        up->spare[up->n_spare++] = e;
+    else
+        curl_easy_cleanup(e);
 }
+
+#undef SET
 
 static void xfer_free(struct upstream_xfer *x)
 {
@@ -138,7 +179,7 @@ static void xfer_free(struct upstream_xfer *x)
         curlev_remove(up->ev, x->easy);
     if (x->easy)
         easy_put(x);
-    curl_slist_free_all(x->hdrs);
+    free(x->hdrs); /* one block (upreq_headers) */
     uphead_free(x->head);
     if (x->sendbuf)
         evbuffer_free(x->sendbuf);
@@ -374,11 +415,12 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp)
 static size_t on_read(char *buf, size_t size, size_t n, void *userp)
 {
     struct upstream_xfer *x = userp;
-    size_t have = evbuffer_get_length(x->sendbuf);
+    size_t have;
     int got;
 
-    if (x->aborted)
+    if (!x || x->aborted) /* NULL: a transfer without a body (never called) */
         return CURL_READFUNC_ABORT;
+    have = evbuffer_get_length(x->sendbuf);
     if (have == 0 && !x->send_eof) {
         x->paused |= CURLPAUSE_SEND;
         x->up->stats.pauses++;
@@ -593,10 +635,11 @@ void upstream_resume_recv(struct upstream_xfer *x)
             rc = curl_easy_setopt(e, (opt), (val));    \
     } while (0)
 
+/* The options of this transfer; easy_get set those of every transfer. */
 static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *req)
 {
     CURL *e = x->easy;
-    CURLcode rc = upreq_transport(e, &x->up->opts, req);
+    CURLcode rc = upreq_target(e, &x->up->opts, req);
 
     if (rc == CURLE_OK)
         rc = upreq_method(e, req->method, req->body_len);
@@ -604,17 +647,13 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
         /* one send per read callback: as large as the body buffer (libcurl: 16 KiB-2 MiB) */
         size_t ul = req->body_len >= 0 && (uint64_t)req->body_len < x->send_cap
                         ? (size_t)req->body_len : x->send_cap;
-        SET(CURLOPT_READFUNCTION, on_read);
         SET(CURLOPT_READDATA, x);
         SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)ul);
     }
     SET(CURLOPT_PRIVATE, (char *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_HTTPHEADER, x->hdrs);
-    SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);  /* bytes pass through as encoded */
-    SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
-    SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_WRITEDATA, x);
     return rc;
 }

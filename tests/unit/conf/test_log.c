@@ -74,6 +74,55 @@ static json_t *log_one(enum log_level lvl, const char *msg, json_t *fields)
     return line;
 }
 
+static long file_size(FILE *f)
+{
+    fseek(f, 0, SEEK_END);
+    return ftell(f);
+}
+
+/* Held lines reach the file only at the outermost release, whole and in order; an error
+ * line goes out at once, after the lines held before it; log_json_text lines are JSON. */
+static void test_hold(void)
+{
+    FILE *f = tmpfile();
+    char line[512];
+    const char *want[] = { "one", "two", "three", "fatal", "four" };
+    int n = 0;
+
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    log_set_stream(f);
+    log_hold();
+    CHECK(log_json_text(LOG_LVL_INFO, "one", "\"a\":1") == 0);
+    log_hold();
+    log_json(LOG_LVL_INFO, "two", NULL);
+    log_release();
+    CHECK(file_size(f) == 0);
+    log_json_text(LOG_LVL_WARN, "three", "");
+    log_json_text(LOG_LVL_ERROR, "fatal", "");
+    long after_error = file_size(f);
+    CHECK(after_error > 0);
+    log_json_text(LOG_LVL_INFO, "four", "");
+    CHECK(file_size(f) == after_error);
+    log_release();
+    log_release(); /* unbalanced: a no-op */
+    log_set_stream(NULL);
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        CHECK(o != NULL && n < 5);
+        if (o && n < 5)
+            CHECK_STR(json_string_value(json_object_get(o, "msg")), want[n]);
+        if (o && n == 0)
+            CHECK(json_integer_value(json_object_get(o, "a")) == 1);
+        json_decref(o);
+        n++;
+    }
+    CHECK(n == 5);
+    fclose(f);
+}
+
 int main(void)
 {
     json_t *line = log_one(LOG_LVL_INFO, "hello", json_pack("{s:s,s:i}", "rid", "r1", "status", 200));
@@ -104,6 +153,7 @@ int main(void)
     CHECK(line && json_object_get(line, "worker") == NULL);
     json_decref(line);
     test_threads_do_not_interleave();
+    test_hold();
 
     enum log_level lvl;
     CHECK(log_level_parse("debug", &lvl) == 0 && lvl == LOG_LVL_DEBUG);

@@ -26,6 +26,13 @@ static void test_action_body(void)
     char *b = d365parse_action_body("_messageId", "a\"b");
     CHECK_STR(b, "{\"_messageId\":\"a\\\"b\"}");
     free(b);
+    /* the plain path (no jansson) gives the same text jansson would */
+    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a");
+    CHECK_STR(b, "{\"messageId\":\"84a383c8-336d-45e4-9933-0c3e8bfb734a\"}");
+    free(b);
+    b = d365parse_action_body("executionId", "caf\xc3\xa9\\x");
+    CHECK_STR(b, "{\"executionId\":\"caf\xc3\xa9\\\\x\"}"); /* jansson's */
+    free(b);
 }
 
 static void test_value(void)

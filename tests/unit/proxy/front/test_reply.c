@@ -33,6 +33,9 @@ static void test_head(void)
     CHECK_STR(buf, "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 0\r\nX-Request-Id: r\r\n"
                    "Connection: keep-alive\r\n\r\n");
     CHECK(reply_format_head(buf, 20, &h) == 0); /* does not fit */
+    CHECK(reply_format_head(buf, n, &h) == 0);  /* no room for the NUL */
+    CHECK(reply_format_head(buf, n + 1, &h) == n);
+    CHECK(reply_format_head(buf, 0, &h) == 0);
 }
 
 static void test_error_body(void)

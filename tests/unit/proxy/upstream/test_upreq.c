@@ -1,4 +1,5 @@
 /* test_upreq: outbound method checks and the exact header list handed to libcurl. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -23,7 +24,7 @@ static void expect_list(const char *const *lines, size_t n, const char *want)
 
     CHECK(upreq_headers(lines, n, &l) == 0);
     CHECK_STR(joined(l, buf, sizeof(buf)), want);
-    curl_slist_free_all(l);
+    free(l);
 }
 
 static void expect_refused(const char *line)
@@ -79,7 +80,8 @@ static void test_options(void)
     CURL *e = curl_easy_init();
 
     CHECK(e != NULL);
-    CHECK(upreq_transport(e, &o, &r) == CURLE_OK);
+    CHECK(upreq_transport(e, &o) == CURLE_OK);
+    CHECK(upreq_target(e, &o, &r) == CURLE_OK);
     CHECK(upreq_method(e, "POST", UPSTREAM_BODY_CHUNKED) == CURLE_OK);
     CHECK(upreq_method(e, "HEAD", UPSTREAM_BODY_NONE) == CURLE_OK);
     CHECK(upreq_method(e, "DELETE", UPSTREAM_BODY_NONE) == CURLE_OK);

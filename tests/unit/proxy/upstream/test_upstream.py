@@ -355,6 +355,31 @@ def test_content_encoding_passed_through(nginx):
     assert bytes.fromhex(t["body_hex"]) == text
 
 
+def test_reused_handles_keep_no_method(raw):
+    """Easy handles are reused with their options (no curl_easy_reset): each transfer
+    sends its own method and framing, none of the previous transfer's."""
+    def record(conn, req, rest):
+        req["body"] = read_body(conn, req["head"], rest)
+        if req["head"].startswith("HEAD "):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    srv = raw(record)
+    methods = ["POST", "GET", "HEAD", "GET", "DELETE", "GET", "PUT", "GET"]
+    t, summary, _ = run_cli("--allow-http", "--method", ",".join(methods), "fetch",
+                            *[srv.url("/m%d" % i) for i in range(len(methods))])
+    assert [x["result"] for x in t] == ["OK"] * len(methods), t
+    assert len(srv.requests) == len(methods)
+    for i, (m, req) in enumerate(zip(methods, srv.requests)):
+        assert req["head"].startswith("%s /m%d HTTP/1.1\r\n" % (m, i)), req["head"]
+        fields = {k.lower(): v for k, v in head_fields(req["head"])}
+        if m in ("POST", "PUT"):  # a fetch without a body: an empty one, announced
+            assert fields.get("content-length") == "0", req["head"]
+        else:
+            assert "content-length" not in fields and "transfer-encoding" not in fields
+        assert req["body"] == b""
+
+
 def test_fetch_post_sends_body(raw):
     def record(conn, req, rest):
         req["body"] = read_body(conn, req["head"], rest)

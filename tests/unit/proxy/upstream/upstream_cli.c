@@ -6,7 +6,8 @@
  *   upstream_cli [options] get URL...     streaming GETs
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
- * With --parallel all URLs start at once.
+ * With --parallel all URLs start at once. --method takes a comma list: URL i is sent with
+ * its (i modulo its length)th method.
  *   upstream_cli -                        the same arguments, NUL-separated, on stdin, so
  *                                         that signed URLs, bodies and key headers never
  *                                         show on a command line (ps); the tests use this
@@ -36,7 +37,9 @@ struct cli {
     char **urls;
     int n_urls;
     const char *file;
-    const char *method;
+    const char *method;        /* this URL's, from methods */
+    char *methods[MAX_HEADERS];
+    int n_methods;
     const char *headers[MAX_HEADERS];
     size_t n_headers;
     bool chunked, print_headers;
@@ -295,6 +298,8 @@ static struct upstream_xfer *start_put(struct job *j)
 static struct upstream_xfer *start_job(struct job *j)
 {
     struct cli *c = j->cli;
+
+    c->method = c->n_methods ? c->methods[j->i % c->n_methods] : NULL;
     struct upstream_cbs cbs = {.on_body = on_body, .on_done = on_done, .arg = j};
     struct upstream_req req = {.method = c->method ? c->method : "GET", .url = c->urls[j->i],
                                .headers = c->headers, .n_headers = c->n_headers,
@@ -382,7 +387,11 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
                 return -1;
             c->headers[c->n_headers++] = optarg;
             break;
-        case 'X': c->method = optarg; break;
+        case 'X':
+            for (char *m = strtok(optarg, ","); m && c->n_methods < MAX_HEADERS;
+                 m = strtok(NULL, ","))
+                c->methods[c->n_methods++] = m;
+            break;
         case 'p': split_pair(optarg, &c->consume_bytes, &c->consume_ms); break;
         case 'P': split_pair(optarg, &c->produce_bytes, &c->produce_ms); break;
         case 'k': c->chunked = true; break;

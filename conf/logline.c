@@ -1,0 +1,83 @@
+/* logline: log line members appended with memcpy (see logline.h). */
+#include "logline.h"
+
+#include <string.h>
+
+void logline_init(struct logline *o)
+{
+    o->buf[0] = '\0';
+    o->n = 0;
+    o->ok = true;
+}
+
+void logline_raw(struct logline *o, const char *s, size_t n)
+{
+    if (!o->ok)
+        return;
+    if (n >= sizeof o->buf - o->n) {
+        o->ok = false;
+        return;
+    }
+    memcpy(o->buf + o->n, s, n);
+    o->n += n;
+    o->buf[o->n] = '\0';
+}
+
+/* ,"name": (no comma on an empty line) */
+static void name(struct logline *o, const char *n)
+{
+    if (o->n)
+        logline_raw(o, ",", 1);
+    logline_raw(o, "\"", 1);
+    logline_raw(o, n, strlen(n));
+    logline_raw(o, "\":", 2);
+}
+
+void logline_str(struct logline *o, const char *n, const char *s, size_t len)
+{
+    size_t run = 0;
+
+    name(o, n);
+    logline_raw(o, "\"", 1);
+    for (size_t i = 0; i < len && o->ok; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e) {
+            o->ok = false;
+        } else if (c == '"' || c == '\\') {
+            logline_raw(o, s + run, i - run);
+            logline_raw(o, c == '"' ? "\\\"" : "\\\\", 2);
+            run = i + 1;
+        }
+    }
+    logline_raw(o, s + run, len - run);
+    logline_raw(o, "\"", 1);
+}
+
+void logline_uint(struct logline *o, const char *n, uint64_t v)
+{
+    char digits[24];
+    size_t at = sizeof digits;
+
+    do {
+        digits[--at] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    name(o, n);
+    logline_raw(o, digits + at, sizeof digits - at);
+}
+
+void logline_int(struct logline *o, const char *n, int64_t v)
+{
+    char digits[24];
+    size_t at = sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        digits[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--at] = '-';
+    name(o, n);
+    logline_raw(o, digits + at, sizeof digits - at);
+}
