@@ -16,10 +16,12 @@
  *       most 32) and sets status, status_at (and final, final_at when final); a final
  *       record's status never changes again. A record with field cb = "1" (its job has a
  *       callback_url) that turns final queues the receipt "<id>:<status>" due now. A
- *       record with env and job that turns final counts once in the hash
- *       "<ARGV 9><env>:<YYYY-MM-DD of now, UTC>", field "<job>\t<status>" (HINCRBY; the
- *       hash expires 48 h after its last count). The final check and the count are one
- *       script, so two instances finalising a record count it once.
+ *       final record counts once (field counted = "1" after) in the hash
+ *       "<ARGV 9><env>:<YYYY-MM-DD of final_at, UTC>", field "<job>\t<status>" (HINCRBY;
+ *       the hash expires 48 h after its last count), by the first write after which it
+ *       is final and has env and job, whichever order the writes came in (an outbox's
+ *       ack names no job and may land before the delivery that does). The check and the
+ *       count are one script, so two instances finalising a record count it once.
  * PAGE  KEYS: the job index zsets to merge
  *       ARGV: 1 record key prefix, 2 max score, 3 cursor id ("" = none), 4 min score,
  *             5 most entries returned
