@@ -10,6 +10,7 @@
 #include "clientauth.h"
 #include "jobpause.h"
 #include "conf.h"
+#include "history.h"
 #include "ledgerflow.h"
 #include "ledgerpass.h"
 #include "passtap.h"
@@ -119,6 +120,16 @@ static void on_download_complete(void *ctx, const char *tag)
     ledgerflow_delivered(ctx, tag);
 }
 
+/* A consumer's ack through the ledger's pass-through was confirmed: the export's record
+ * (the outbox's later upstream ack names no job; this write does). */
+static void on_ledger_confirmed(void *arg, const char *env, const char *job,
+                                const char *msg_id, const char *client, bool acked)
+{
+    history_confirmed(arg, env, job, msg_id, client);
+    if (acked)
+        history_acked(arg, env, job, msg_id);
+}
+
 static void route_connector(const struct routes_deps *d, struct conn_req *req,
                             const struct http1_head *h, enum routes_op op, const char *id,
                             size_t id_len)
@@ -142,7 +153,9 @@ static void route_connector(const struct routes_deps *d, struct conn_req *req,
         return;
     }
     if (d->ledger && op == ROUTES_ACK) {
-        ledgerpass_ack(d->ledger, d->uc, req, job, client, d->conf->limits.max_body_bytes);
+        struct ledgerpass_hook hook = { d->history ? on_ledger_confirmed : NULL, d->history };
+        ledgerpass_ack(d->ledger, d->uc, req, job, client, d->conf->limits.max_body_bytes,
+                       &hook);
         return;
     }
     route_base(d, &rt);

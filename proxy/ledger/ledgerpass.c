@@ -29,6 +29,9 @@ struct lp {
     char env[LEDGERKEY_ENV_MAX + 1];
     char activity[GUID_CANON_SIZE];
     char client[LEDGER_NAME_MAX + 1];
+    char job[LEDGER_NAME_MAX + 1];
+    char msg[GUID_CANON_SIZE];   /* the ack's CorrelationId, once keyed */
+    struct ledgerpass_hook hook; /* copied from the caller */
 };
 
 static void lp_free(struct lp *p)
@@ -65,6 +68,7 @@ static struct lp *lp_new(struct ledgerflow *lf, struct conn_req *req, const stru
     snprintf(p->env, sizeof p->env, "%s", job->env->name);
     snprintf(p->activity, sizeof p->activity, "%s", job->activity_id);
     snprintf(p->client, sizeof p->client, "%s", client->name);
+    snprintf(p->job, sizeof p->job, "%s", job->name);
     ev.arg = p;
     conn_req_set_events(req, &ev);
     return p;
@@ -187,6 +191,8 @@ static void on_confirmed(void *arg, enum ledgerflow_ack_kind kind, const struct 
     struct lp *p = arg;
 
     p->op = NULL;
+    if ((kind == LEDGERFLOW_ACKED || kind == LEDGERFLOW_PENDING) && p->hook.fn)
+        p->hook.fn(p->hook.arg, p->env, p->job, p->msg, p->client, kind == LEDGERFLOW_ACKED);
     switch (kind) {
     case LEDGERFLOW_ACKED:
     case LEDGERFLOW_ALREADY:
@@ -233,6 +239,7 @@ static void on_ack_end(struct conn_req *req, bool ok, void *arg)
         ack_raw(p);
         return;
     }
+    snprintf(p->msg, sizeof p->msg, "%s", k.correlation);
     if (!(p->op = ledgerflow_confirm(p->lf, k.id, p->client, on_confirmed, p))) {
         struct d365_err e = { .status = 500, .code = "internal",
                               .message = "cannot record the ack" };
@@ -242,7 +249,7 @@ static void on_ack_end(struct conn_req *req, bool ok, void *arg)
 
 void ledgerpass_ack(struct ledgerflow *lf, struct upcall_ctx *uc, struct conn_req *req,
                     const struct conf_job *job, const struct conf_client *client,
-                    uint64_t body_limit)
+                    uint64_t body_limit, const struct ledgerpass_hook *hook)
 {
     const struct http1_head *h = conn_req_head(req);
     struct conn_body_sink sink = { on_ack_data, on_ack_end, NULL };
@@ -260,6 +267,8 @@ void ledgerpass_ack(struct ledgerflow *lf, struct upcall_ctx *uc, struct conn_re
     if (!(p = lp_new(lf, req, job, client)))
         return;
     p->uc = uc;
+    if (hook)
+        p->hook = *hook;
     sink.arg = p;
     conn_req_set_body_limit(req, body_limit);
     if (conn_req_read_body(req, &sink) < 0) {

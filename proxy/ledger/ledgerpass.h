@@ -12,6 +12,8 @@
 
 #include "conf.h"
 #include "conn.h"
+#include <stdbool.h>
+
 #include "ledgerflow.h"
 #include "upcall.h"
 
@@ -23,13 +25,25 @@
 void ledgerpass_dequeue(struct ledgerflow *lf, struct conn_req *req, const struct conf_job *job,
                         const struct conf_client *client, const char *public_base_url);
 
+/* Told once when a consumer's ack through the ledger is confirmed: export `msg_id`
+ * (canonical CorrelationId) of `job` in `env`, by `client`; `acked`: D365 took the upstream
+ * ack too (otherwise the outbox will). Strings are borrowed for the call. */
+typedef void ledgerpass_confirmed_fn(void *arg, const char *env, const char *job,
+                                     const char *msg_id, const char *client, bool acked);
+
+struct ledgerpass_hook {
+    ledgerpass_confirmed_fn *fn; /* NULL: nobody is told */
+    void *arg;
+};
+
 /* POST ack of `job` for `client`, body up to body_limit bytes (413 above): recorded as a
  * confirmation, then acked upstream with the latest dequeue body: 200 (empty body, as
  * D365), or 202 {"ack":"pending"} when D365's ack failed and the outbox retries it. A body
- * the ledger does not know is acked upstream as it is, through `uc`. */
+ * the ledger does not know is acked upstream as it is, through `uc`. `hook` (copied; may
+ * be NULL) hears of each confirmation. */
 void ledgerpass_ack(struct ledgerflow *lf, struct upcall_ctx *uc, struct conn_req *req,
                     const struct conf_job *job, const struct conf_client *client,
-                    uint64_t body_limit);
+                    uint64_t body_limit, const struct ledgerpass_hook *hook);
 
 /* The ledger id of a download URL target ("/api/connector/download/..?..&blob=<guid>",
  * `len` bytes) of `job`, in out (cap bytes). Returns 0, or -1 when it names no blob. */

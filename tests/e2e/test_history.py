@@ -557,9 +557,10 @@ def test_passthru_dequeue_download_ack_recorded(gates, sim):
     harness.wait_until(listed, 10, what="the export listed")
     rid = out["rid"]
     assert len(rid) == 1, rid
-    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked" and x.get("sha256"),
-                     "pass-through acked")
+    rec = eventually(b, rid[0]["id"], lambda x: x["status"] == "Acked" and x.get("sha256")
+                     and x.get("confirmed_at"), "pass-through confirmed and acked")
     assert rec["delivered_to"] == ["consumer"] and rec["deliveries"] == 1
+    assert rec["confirmed_by"] == "consumer"   # the consumer's ack, not only D365's
     assert rec["size"] == len(data) and rec["sha256"] == hashlib.sha256(data).hexdigest()
 
 
