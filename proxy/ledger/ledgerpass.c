@@ -5,6 +5,7 @@
  *                          `-- unkeyed / unknown to the ledger --> d365_ack as sent */
 #include "ledgerpass.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +103,28 @@ static void answer_err(struct lp *p, const struct d365_err *e)
 
 /* ---- dequeue ---- */
 
+/* Appends a formatted header line to buf (cap bytes, *n used): cut, never past cap. */
+static void add_header(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add_header(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    int w;
+
+    if (*n >= cap - 1)
+        return;
+    va_start(ap, fmt);
+    w = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *n = *n + (size_t)w < cap ? *n + (size_t)w : cap - 1;
+}
+
 static void answer_delivery(struct lp *p, const struct ledgerflow_delivery *d)
 {
     char extra[256] = "", *rewritten = NULL;
-    size_t len = d->len, n;
+    size_t len = d->len, n = 0;
     const char *body = d->body;
 
     if (dlrewrite(d->body, d->len, p->base_url, &rewritten, &len) == DLREWRITE_REWRITTEN)
@@ -113,13 +132,11 @@ static void answer_delivery(struct lp *p, const struct ledgerflow_delivery *d)
     else
         len = d->len;
     if (d->redelivery)
-        strcat(extra, "X-Fogate-Redelivery: true\r\n");
-    n = strlen(extra);
+        add_header(extra, sizeof extra, &n, "X-Fogate-Redelivery: true\r\n");
     if (d->deliveries)
-        snprintf(extra + n, sizeof extra - n, "X-Fogate-Delivery-Count: %u\r\n", d->deliveries);
-    n = strlen(extra);
+        add_header(extra, sizeof extra, &n, "X-Fogate-Delivery-Count: %u\r\n", d->deliveries);
     if (d->unledgered)
-        snprintf(extra + n, sizeof extra - n, "X-Fogate-Ledger: %s\r\n", d->unledgered);
+        add_header(extra, sizeof extra, &n, "X-Fogate-Ledger: %s\r\n", d->unledgered);
     conn_req_respond(take(p), 200, extra, "application/json; charset=utf-8", body, len);
     free(rewritten);
     lp_free(p);
