@@ -53,31 +53,34 @@ void logline_str(struct logline *o, const char *n, const char *s, size_t len)
     logline_raw(o, "\"", 1);
 }
 
-void logline_uint(struct logline *o, const char *n, uint64_t v)
+const char *logline_digits(char out[LOGLINE_DIGITS_SIZE], uint64_t u, bool minus)
 {
-    char digits[24];
-    size_t at = sizeof digits;
+    size_t at = LOGLINE_DIGITS_SIZE;
 
     do {
-        digits[--at] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+        out[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (minus)
+        out[--at] = '-';
+    return out + at;
+}
+
+void logline_uint(struct logline *o, const char *n, uint64_t v)
+{
+    char digits[LOGLINE_DIGITS_SIZE];
+    const char *d = logline_digits(digits, v, false);
+
     name(o, n);
-    logline_raw(o, digits + at, sizeof digits - at);
+    logline_raw(o, d, (size_t)(digits + sizeof digits - d));
 }
 
 void logline_int(struct logline *o, const char *n, int64_t v)
 {
-    char digits[24];
-    size_t at = sizeof digits;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char digits[LOGLINE_DIGITS_SIZE];
+    const char *d = logline_digits(digits, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v,
+                                   v < 0);
 
-    do {
-        digits[--at] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        digits[--at] = '-';
     name(o, n);
-    logline_raw(o, digits + at, sizeof digits - at);
+    logline_raw(o, d, (size_t)(digits + sizeof digits - d));
 }

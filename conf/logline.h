@@ -26,6 +26,11 @@ void logline_raw(struct logline *o, const char *s, size_t n);
  * jansson's job). */
 void logline_str(struct logline *o, const char *name, const char *s, size_t len);
 
+/* The decimal form of u, with a leading '-' when minus, written at the end of out; returns
+ * its first byte (its length is out + LOGLINE_DIGITS_SIZE minus that). */
+#define LOGLINE_DIGITS_SIZE 24
+const char *logline_digits(char out[LOGLINE_DIGITS_SIZE], uint64_t u, bool minus);
+
 /* Appends "name":v (a comma first unless the line is empty). */
 void logline_int(struct logline *o, const char *name, int64_t v);
 void logline_uint(struct logline *o, const char *name, uint64_t v);

@@ -44,16 +44,10 @@ static bool add(char *buf, size_t cap, size_t *at, const char *s, size_t n)
 
 static bool add_uns(char *buf, size_t cap, size_t *at, unsigned long long u, bool minus)
 {
-    char digits[24];
-    size_t i = sizeof digits;
+    char digits[LOGLINE_DIGITS_SIZE];
+    const char *d = logline_digits(digits, u, minus);
 
-    do {
-        digits[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (minus)
-        digits[--i] = '-';
-    return add(buf, cap, at, digits + i, sizeof digits - i);
+    return add(buf, cap, at, d, (size_t)(digits + sizeof digits - d));
 }
 
 #define ADD_LIT(l) add(buf, cap, &n, l, sizeof l - 1)
