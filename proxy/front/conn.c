@@ -10,8 +10,10 @@
  * has finished, so responses leave in order. One timer per connection carries the single
  * current deadline (head, idle, body, linger; see deadline.h). Callbacks never free a
  * connection under their own feet: conn_kill() marks it and the outermost conn_leave()
- * frees. The request body is pumped by connbody.c (the same module split for size; both
- * share connpriv.h). */
+ * frees. The request body is pumped by connbody.c, and idle connections are listed and
+ * parked by connidle.c (the same module split for size; they share connpriv.h). A parked
+ * connection has given back its bufferevent, request and timer (conn_detach) and gets them
+ * again (conn_attach) when bytes arrive. */
 #include "conn.h"
 
 #include <errno.h>
@@ -54,7 +56,7 @@ const char *conn_outcome_name(enum conn_outcome o)
  * body_sent leave it out, so a cut transfer shows how much of its body left. */
 static void log_request(struct conn *c, enum conn_outcome why)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
     uint64_t unsent = output_len(c) + (r->held_head ? r->held_len : 0);
     struct conn_req_log l = {
         .id = r->id,
@@ -90,17 +92,15 @@ static void destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->list->count--;
-    bufferevent_free(c->bev);
-    if (c->body_ev)
-        event_free(c->body_ev);
-    if (c->flush_ev)
-        event_free(c->flush_ev);
-    deadline_cleanup(&c->dl);
-    free(c->req.held_head);
+    conn_detach(c);
+    if (c->park_ev)
+        event_free(c->park_ev);
+    evutil_closesocket(c->fd); /* after the bufferevent's events left epoll */
     free(c->head_buf);
     free(c->headers);
     free(c->body_buf);
-    struct sockaddr_storage peer = c->peer;
+    struct sockaddr_storage peer = { 0 };
+    memcpy(&peer, &c->peer, sizeof c->peer);
     free(c);
     statcell_inc(&conn_server_counters(srv)->closed);
     conn_server_closed(srv, (struct sockaddr *)&peer);
@@ -137,7 +137,7 @@ void conn_kill(struct conn *c)
  * a body sink its on_end(false). */
 void conn_kill_why(struct conn *c, enum conn_outcome why)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
     bool in_flight = c->state == ST_HANDLING;
 
     if (c->state == ST_DEAD)
@@ -146,11 +146,16 @@ void conn_kill_why(struct conn *c, enum conn_outcome why)
         log_request(c, why); /* before the held head is dropped: it was never sent */
     conn_idle_leave(c);
     c->state = ST_DEAD; /* from here on, answers are ignored */
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    free(r->held_head); /* never sent: the body it waited for did not come */
-    r->held_head = NULL;
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (r) {
+        free(r->held_head); /* never sent: the body it waited for did not come */
+        r->held_head = NULL;
+    }
     if (c->body_ev)
         event_del(c->body_ev);
+    if (c->park_ev)
+        event_del(c->park_ev);
     if (in_flight && r->body_active) {
         r->body_active = false;
         if (r->sink.on_end)
@@ -176,7 +181,7 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
     c->state = ST_HANDLING;
     deadline_clear(&c->dl);
     connstats_malformed(conn_server_counters(c->srv), code);
-    reply_error(&c->req, status, code, "%s", message);
+    reply_error(c->req, status, code, "%s", message);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -213,11 +218,11 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t sent = 0;
-    char *held = c->req.held_head;
+    char *held = c->req->held_head;
 
     if (held) { /* the held head goes first, in the same call when it fits */
-        struct iovec all[4] = { { held, c->req.held_len } };
-        c->req.held_head = NULL;
+        struct iovec all[4] = { { held, c->req->held_len } };
+        c->req->held_head = NULL;
         if (n < 4)
             memcpy(all + 1, iov, (size_t)n * sizeof *iov);
         conn_send_iov(c, all, n < 4 ? n + 1 : 1);
@@ -248,7 +253,7 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n)
 
 static size_t output_len(const struct conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0; /* 0: parked */
 }
 
 /* A streamed response arrives in pieces of at most 16 KiB (libcurl's write size), so it is
@@ -318,7 +323,7 @@ bool conn_body_unread(const struct conn_req *r)
 /* Decides, before the response head is written, whether the connection ends with it. */
 static void decide_close(struct conn *c)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     if (!r->parsed || !r->head.keep_alive || conn_server_draining(c->srv) || c->peer_eof)
         c->closing = true;
@@ -339,10 +344,10 @@ static size_t format_head(struct conn *c, char *buf, size_t cap, int status,
         .date = conn_server_date(c->srv),
         .content_type = ctype,
         .content_length = body_len,
-        .request_id = c->req.id,
+        .request_id = c->req->id,
         .extra = extra,
         .connection = c->closing                     ? "close"
-                      : c->req.head.version_minor == 0 ? "keep-alive"
+                      : c->req->head.version_minor == 0 ? "keep-alive"
                                                        : NULL,
     };
     return reply_format_head(buf, cap, &h);
@@ -418,7 +423,7 @@ const struct tracectx *conn_req_trace(const struct conn_req *req)
  * otherwise ours: the id begin_request made, a new trace. */
 static void take_correlation(struct conn *c)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
     const struct http1_header *id = http1_header_find(&r->head, "X-Request-Id");
     const struct http1_header *tp = http1_header_find(&r->head, "traceparent");
 
@@ -485,7 +490,7 @@ void conn_request_done(struct conn *c)
         c->log_pending = true; /* logged once sent, or with why the connection died */
     else
         log_request(c, CONN_OK);
-    release_hold(&c->req);
+    release_hold(c->req);
     if (conn_server_draining(c->srv))
         c->closing = true; /* a drain: no next request on this connection */
     c->head_started = false;
@@ -652,7 +657,7 @@ void conn_req_abort(struct conn_req *req)
 
 static void begin_request(struct conn *c)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     if (c->log_pending) /* a pipelined request starts while the last output drains */
         log_request(c, CONN_OK);
@@ -690,7 +695,7 @@ static bool head_buf_fit(struct conn *c, size_t len)
 static int take_head(struct conn *c, const char *buf, size_t start, size_t end)
 {
     const struct conn_options *o = c->opt;
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
     struct http1_verdict v;
     size_t len = end - start;
 
@@ -745,7 +750,7 @@ static int read_head(struct conn *c)
         return 0;
     if (!c->head_started)
         begin_request(c);
-    c->req.bytes_in = len;
+    c->req->bytes_in = len;
     size_t n = len < o->head.max_header_bytes ? len : o->head.max_header_bytes;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     switch (http1_head_find(p, n, o->head.max_header_bytes, &c->scanned, &start, &end, &v)) {
@@ -762,8 +767,8 @@ static int read_head(struct conn *c)
     return take_head(c, p, start, end);
 }
 
-/* A keep-alive connection waiting with no byte of a next head costs only its bufferevent:
- * the head copy and the header array are allocated again by the next request. */
+/* A keep-alive connection waiting with no byte of a next head keeps no head buffers: the
+ * head copy and the header array are allocated again by the next request. */
 static void release_head_bufs(struct conn *c)
 {
     free(c->head_buf);
@@ -796,9 +801,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
 
     conn_enter(c);
-    if (c->state == ST_HEAD)
+    if (c->state == ST_HEAD) {
         process_input(c);
-    else if (c->state == ST_HANDLING && c->req.body_active)
+        conn_idle_enter(c); /* after a wake that brought no head (a no-op when not idle) */
+    } else if (c->state == ST_HANDLING && c->req->body_active)
         connbody_pump(c);
     else if (c->state == ST_CLOSING || c->state == ST_LINGER)
         drop_input(c);
@@ -810,11 +816,11 @@ static void output_drained(struct conn *c)
 {
     if (c->log_pending)
         log_request(c, CONN_OK);
-    if (c->state == ST_HANDLING && c->req.stream_wait) {
-        c->req.stream_wait = false;
+    if (c->state == ST_HANDLING && c->req->stream_wait) {
+        c->req->stream_wait = false;
         deadline_clear(&c->dl);
-        if (c->req.ev.on_drained)
-            c->req.ev.on_drained(c->req.ev.arg);
+        if (c->req->ev.on_drained)
+            c->req->ev.on_drained(c->req->ev.arg);
     } else if (c->state == ST_CLOSING)
         linger_begin(c);
     else if (c->state == ST_HEAD && conn_server_draining(c->srv) && !c->head_started)
@@ -844,7 +850,7 @@ static void on_peer_eof(struct conn *c)
     c->peer_eof = true;
     if (c->state == ST_HEAD)
         process_input(c);
-    else if (c->state == ST_HANDLING && c->req.body_active)
+    else if (c->state == ST_HANDLING && c->req->body_active)
         connbody_pump(c);
     else if (c->state == ST_LINGER)
         conn_kill(c);
@@ -864,6 +870,44 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /* ---- accepting --------------------------------------------------------------------- */
 
+int conn_attach(struct conn *c, struct event_base *base)
+{
+    c->req = calloc(1, sizeof *c->req);
+    if (c->req && deadline_resume(&c->dl, base, on_timer, c) == 0)
+        c->bev = bufferevent_socket_new(base, c->fd, 0); /* destroy() closes the socket */
+    if (!c->bev) {
+        deadline_suspend(&c->dl);
+        free(c->req);
+        c->req = NULL;
+        return -1;
+    }
+    c->req->conn = c;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
+    bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
+    bufferevent_enable(c->bev, EV_READ);
+    return 0;
+}
+
+void conn_detach(struct conn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->body_ev)
+        event_free(c->body_ev);
+    if (c->flush_ev)
+        event_free(c->flush_ev);
+    c->bev = NULL;
+    c->body_ev = c->flush_ev = NULL;
+    c->write_enabled = false;
+    deadline_suspend(&c->dl);
+    if (c->req)
+        free(c->req->held_head);
+    free(c->req);
+    c->req = NULL;
+}
+
 struct conn *conn_new(struct conn_server *srv, struct event_base *base,
                       struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer)
 {
@@ -872,27 +916,19 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
 
     if (!c)
         return NULL;
-    if (deadline_init(&c->dl, base, on_timer, c) == 0)
-        c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) { /* the caller still owns fd */
-        deadline_cleanup(&c->dl);
-        free(c);
-        return NULL;
-    }
     c->srv = srv;
     c->opt = conn_server_options(srv);
     c->fd = fd;
+    if (conn_attach(c, base) != 0) { /* the caller still owns fd */
+        free(c);
+        return NULL;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     listener_format_addr(peer, c->client, sizeof c->client);
     if (peer->sa_family == AF_INET6)
         memcpy(&c->peer, peer, sizeof(struct sockaddr_in6));
     else if (peer->sa_family == AF_INET)
         memcpy(&c->peer, peer, sizeof(struct sockaddr_in));
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_set_max_single_write(c->bev, FLUSH_BYTES); /* libevent's default: 16 KiB */
-    bufferevent_disable(c->bev, EV_WRITE); /* on by default; only send_iov/flush_output enable it */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, c->opt->head.max_header_bytes + READ_SLACK);
-    bufferevent_enable(c->bev, EV_READ);
     c->list = list;
     c->next = list->first;
     if (list->first)

@@ -22,13 +22,22 @@ struct conn;
 
 /* The open connections of a server (embedded in it; links live in struct conn), and
  * among them the idle ones (waiting for a next request with nothing received and nothing
- * left to send), oldest first: the ones shed at the connection cap. */
+ * left to send), oldest first: the ones shed at the connection cap. The idle ones before
+ * hot_first are parked (connpriv.h): only the newest CONN_HOT_IDLE idle ones are kept
+ * whole. */
 struct conn_list {
     struct conn *first;
     size_t count;
     struct conn *idle_first, *idle_last;
     size_t idle_count;
+    struct conn *hot_first;    /* the oldest idle connection not parked; NULL if none */
+    size_t parked;
 };
+
+/* Idle connections kept whole per server (each ~1.5 KB more than a parked one, but its
+ * next request costs no allocations): a benchmark's or a load balancer's pool of
+ * keep-alive connections stays within it; thousands of idle clients do not. */
+#define CONN_HOT_IDLE 256
 
 /* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
  * srv). Returns the connection, or NULL on allocation failure (then the caller still owns

@@ -22,7 +22,7 @@
 static int on_body_data(void *arg, const char *data, size_t len)
 {
     struct conn *c = arg;
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     r->body_bytes += len;
     if (r->body_bytes > r->body_limit) {
@@ -54,7 +54,7 @@ void connbody_stop(struct conn *c)
 /* Feeds p[0..len) to the body. Returns the bytes consumed, or -1 after failing the body. */
 static ssize_t feed_body(struct conn *c, const char *p, size_t len)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
     struct http1_verdict v = { 400, "bad_body", "the request body is malformed" };
     ssize_t n = h1body_feed(&r->body, p, len, on_body_data, c, &v);
 
@@ -84,7 +84,7 @@ static int keep_rest(struct conn *c, const char *p, size_t len)
  * yet, or the body failed, or the connection died). */
 static int read_direct(struct conn *c)
 {
-    const struct h1body *b = &c->req.body;
+    const struct h1body *b = &c->req->body;
     size_t want = STREAM_READ;
 
     if (b->framing == HTTP1_BODY_LENGTH && b->left < want)
@@ -108,7 +108,7 @@ static int read_direct(struct conn *c)
         conn_kill(c);
         rc = -1;
     }
-    if (c->state != ST_HANDLING || !c->req.body_active)
+    if (c->state != ST_HANDLING || !c->req->body_active)
         connbody_stop(c); /* frees body_buf if it ended while being fed */
     return rc;
 }
@@ -118,11 +118,11 @@ static void on_body_readable(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
 
     conn_enter(c);
-    if (c->state != ST_HANDLING || !c->req.body_active)
+    if (c->state != ST_HANDLING || !c->req->body_active)
         connbody_stop(c);
-    else if (c->req.body_paused)
+    else if (c->req->body_paused)
         event_del(c->body_ev); /* the bytes wait in the socket until the body resumes */
-    else if (read_direct(c) >= 0 && c->state == ST_HANDLING && c->req.body_active)
+    else if (read_direct(c) >= 0 && c->state == ST_HANDLING && c->req->body_active)
         connbody_pump(c);
     conn_leave(c);
 }
@@ -144,7 +144,7 @@ static void body_read_start(struct conn *c)
 
 static void body_end(struct conn *c, bool ok)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     connbody_stop(c);
     r->body_active = false;
@@ -158,7 +158,7 @@ static void body_end(struct conn *c, bool ok)
  * does not, this answers with the reason. Either way the connection closes. */
 void connbody_failed(struct conn *c, int status, const char *code, const char *message)
 {
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     r->body_failed = true;
     c->closing = true;
@@ -172,7 +172,7 @@ void connbody_failed(struct conn *c, int status, const char *code, const char *m
 void connbody_pump(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct conn_req *r = &c->req;
+    struct conn_req *r = c->req;
 
     while (!h1body_done(&r->body)) {
         if (r->body_paused) {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -78,8 +79,9 @@ struct conn {
     struct conn *prev, *next;   /* list links */
     struct conn *idle_prev, *idle_next; /* idle list links, when is_idle */
     bool is_idle;               /* on the list's idle list */
-    struct bufferevent *bev;    /* owned; closes the socket */
-    struct deadline dl;         /* owned timer: the one current deadline */
+    bool parked;                /* idle and stripped to park_ev (connidle.c): no bev, req, timer */
+    struct bufferevent *bev;    /* owned while not parked; does not close the socket */
+    struct deadline dl;         /* the one current deadline; its timer owned while not parked */
     evutil_socket_t fd;
     enum state state;
     int busy;                   /* nesting depth of entry points */
@@ -100,9 +102,14 @@ struct conn {
     struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
     char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
+    struct event *park_ev;      /* owned, made on first park: readable or the deadline, parked */
+    struct conn_req *req;       /* owned while not parked: the current or next request */
     char client[64];
-    struct sockaddr_storage peer; /* the client's address as accepted */
-    struct conn_req req;
+    union {                     /* the client's address as accepted */
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
 };
 
 /* ---- conn.c, for connbody.c ---- */
@@ -125,6 +132,15 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n);
 
 /* True while the request has body bytes nobody has read or dropped yet. */
 bool conn_body_unread(const struct conn_req *r);
+
+/* Gives the connection what it needs to read and answer requests: its bufferevent
+ * (reading), its request and its timer (re-armed for the current deadline). Returns 0, or
+ * -1 on allocation failure (then it has none of them). */
+int conn_attach(struct conn *c, struct event_base *base);
+
+/* Frees what conn_attach gave, and the body and flush events (for parking: the connection
+ * must be idle, with nothing queued either way). The deadline is kept. */
+void conn_detach(struct conn *c);
 
 /* ---- connidle.c, for conn.c ---- */
 

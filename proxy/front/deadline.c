@@ -36,6 +36,31 @@ static void arm(struct deadline *d, int64_t now)
     d->armed_us = d->at_us;
 }
 
+void deadline_suspend(struct deadline *d)
+{
+    deadline_cleanup(d);
+    d->armed_us = 0;
+}
+
+int deadline_resume(struct deadline *d, struct event_base *base, event_callback_fn cb,
+                    void *arg)
+{
+    d->armed_us = 0;
+    d->ev = evtimer_new(base, cb, arg);
+    if (!d->ev)
+        return -1;
+    if (d->kind)
+        arm(d, deadline_now_us());
+    return 0;
+}
+
+unsigned deadline_left_ms(const struct deadline *d)
+{
+    int64_t left = d->kind ? d->at_us - deadline_now_us() : 0;
+
+    return left > 0 ? (unsigned)((left + 999) / 1000) : 0;
+}
+
 void deadline_set(struct deadline *d, int kind, unsigned ms)
 {
     int64_t now = deadline_now_us();

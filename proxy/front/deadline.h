@@ -25,6 +25,18 @@ int deadline_init(struct deadline *d, struct event_base *base, event_callback_fn
 /* Frees the timer. Safe on a zeroed or already cleaned-up struct. */
 void deadline_cleanup(struct deadline *d);
 
+/* Frees the timer but keeps the deadline (a parked connection waits without one). */
+void deadline_suspend(struct deadline *d);
+
+/* Makes the timer again (as deadline_init) and arms it for the deadline kept by
+ * deadline_suspend, if any; on a zeroed struct, the same as deadline_init. Returns 0, or
+ * -1 on allocation failure. */
+int deadline_resume(struct deadline *d, struct event_base *base, event_callback_fn cb,
+                    void *arg);
+
+/* Milliseconds until the deadline (0 when it has passed); 0 when there is none. */
+unsigned deadline_left_ms(const struct deadline *d);
+
 /* Sets the deadline to now + ms, tagged `kind` (> 0). */
 void deadline_set(struct deadline *d, int kind, unsigned ms);
 

@@ -15,10 +15,11 @@ import harness
 from frontkit import Reader, request
 
 N = 2000
-# Today ~2.4 KB: struct conn (1 KB), libevent's bufferevent with its two evbuffers (1.1 KB),
-# the deadline timer. A buffer kept per idle connection (a read buffer, the head copy)
-# would add 4 KB or more.
-PER_CONN_MAX = 3000
+# The newest 256 idle connections are kept whole (~2.3 KB: struct conn, its request, libevent's
+# bufferevent with its two evbuffers, the deadline timer); the others are parked (~0.5 KB:
+# struct conn and one event). 2,000 of them average ~0.8 KB (was 2.3 KB before parking). A
+# buffer kept per idle connection (a read buffer, the head copy) would add 4 KB or more.
+PER_CONN_MAX = 1024
 # A second burst reuses the first one's memory, and what it freed goes back: RSS ends within
 # this of where the burst began.
 RETAINED_MAX_KB = 2 * 1024

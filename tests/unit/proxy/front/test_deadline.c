@@ -1,5 +1,8 @@
 /* test_deadline: the lazily re-armed timer on a real event loop: a deadline pushed later
- * fires once, at the later time; one pulled earlier fires at the earlier time. */
+ * fires once, at the later time; one pulled earlier fires at the earlier time; a deadline
+ * kept while its timer is suspended (a parked connection) fires when it was due. */
+#include <time.h>
+
 #include "check.h"
 #include "deadline.h"
 
@@ -61,6 +64,44 @@ int main(void)
     ms = run(&p);
     CHECK(p.kind == 6);
     CHECK(ms >= 55);
+
+    /* suspended: no timer, the deadline kept; resumed, it fires when it was due */
+    p.kind = 0;
+    int64_t t0 = deadline_now_us();
+    deadline_set(&p.dl, 7, 200);
+    deadline_suspend(&p.dl);
+    CHECK(p.dl.ev == NULL);
+    unsigned left = deadline_left_ms(&p.dl);
+    CHECK(left > 0 && left <= 200);
+    nanosleep(&(struct timespec){ .tv_nsec = 80 * 1000 * 1000 }, NULL);
+    CHECK(deadline_left_ms(&p.dl) < left);
+    CHECK(deadline_resume(&p.dl, p.base, on_timer, &p) == 0);
+    run(&p);
+    CHECK(p.kind == 7);
+    ms = (p.fired_at - t0) / 1000;
+    CHECK(ms >= 195 && ms < 700); /* due 200 ms after the set, not 200 after the resume */
+    CHECK(deadline_left_ms(&p.dl) == 0); /* fired: none left */
+
+    /* resumed with none: nothing fires (a 100 ms exit ends the loop) */
+    p.kind = 0;
+    deadline_set(&p.dl, 8, 50);
+    deadline_clear(&p.dl);
+    deadline_suspend(&p.dl);
+    CHECK(deadline_resume(&p.dl, p.base, on_timer, &p) == 0);
+    event_base_loopexit(p.base, &(struct timeval){ .tv_usec = 100 * 1000 });
+    event_base_dispatch(p.base);
+    CHECK(p.kind == 0);
+
+    /* a deadline already past when resumed fires at once */
+    deadline_set(&p.dl, 9, 10);
+    deadline_suspend(&p.dl);
+    nanosleep(&(struct timespec){ .tv_nsec = 30 * 1000 * 1000 }, NULL);
+    CHECK(deadline_left_ms(&p.dl) == 0);
+    t0 = deadline_now_us();
+    CHECK(deadline_resume(&p.dl, p.base, on_timer, &p) == 0);
+    run(&p);
+    CHECK(p.kind == 9);
+    CHECK((p.fired_at - t0) / 1000 < 300);
 
     deadline_cleanup(&p.dl);
     deadline_cleanup(&p.dl); /* twice is safe */
