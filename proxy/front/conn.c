@@ -94,14 +94,14 @@ static void destroy(struct conn *c)
     c->list->count--;
     conn_detach(c);
     if (c->park_ev)
-        event_free(c->park_ev);
+        event_del(c->park_ev);
     evutil_closesocket(c->fd); /* after the bufferevent's events left epoll */
     free(c->head_buf);
     free(c->headers);
     free(c->body_buf);
     struct sockaddr_storage peer = { 0 };
     memcpy(&peer, &c->peer, sizeof c->peer);
-    free(c);
+    slab_free(c->list->slab, c);
     statcell_inc(&conn_server_counters(srv)->closed);
     conn_server_closed(srv, (struct sockaddr *)&peer);
 }
@@ -908,10 +908,31 @@ void conn_detach(struct conn *c)
     c->req = NULL;
 }
 
+/* A connection's object: struct conn, then room for its park event (libevent's size). */
+#define CONN_EV_OFFSET ((sizeof(struct conn) + 15) & ~(size_t)15)
+
+int conn_list_init(struct conn_list *list)
+{
+    *list = (struct conn_list){ 0 };
+    list->slab = slab_pool_new(CONN_EV_OFFSET + event_get_struct_event_size());
+    return list->slab ? 0 : -1;
+}
+
+void conn_list_cleanup(struct conn_list *list)
+{
+    slab_pool_free(list->slab);
+    list->slab = NULL;
+}
+
+struct event *conn_park_event(struct conn *c)
+{
+    return (struct event *)((char *)c + CONN_EV_OFFSET);
+}
+
 struct conn *conn_new(struct conn_server *srv, struct event_base *base,
                       struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer)
 {
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = slab_alloc(list->slab);
     int one = 1;
 
     if (!c)
@@ -919,8 +940,9 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
     c->srv = srv;
     c->opt = conn_server_options(srv);
     c->fd = fd;
+    c->list = list;
     if (conn_attach(c, base) != 0) { /* the caller still owns fd */
-        free(c);
+        slab_free(list->slab, c);
         return NULL;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -929,7 +951,6 @@ struct conn *conn_new(struct conn_server *srv, struct event_base *base,
         memcpy(&c->peer, peer, sizeof(struct sockaddr_in6));
     else if (peer->sa_family == AF_INET)
         memcpy(&c->peer, peer, sizeof(struct sockaddr_in));
-    c->list = list;
     c->next = list->first;
     if (list->first)
         list->first->prev = c;

@@ -32,7 +32,14 @@ struct conn_list {
     size_t idle_count;
     struct conn *hot_first;    /* the oldest idle connection not parked; NULL if none */
     size_t parked;
+    struct slab_pool *slab;    /* owned: the connections' memory (slab.h) */
 };
+
+/* Sets up an empty list (embedded by the caller). Returns 0, or -1 on allocation failure. */
+int conn_list_init(struct conn_list *list);
+
+/* Frees what conn_list_init made; the list must be empty (conn_list_close first). */
+void conn_list_cleanup(struct conn_list *list);
 
 /* Idle connections kept whole per server (each ~1.5 KB more than a parked one, but its
  * next request costs no allocations): a benchmark's or a load balancer's pool of
@@ -40,7 +47,7 @@ struct conn_list {
 #define CONN_HOT_IDLE 256
 
 /* Takes over `fd` (an accepted socket) as a new connection on `list` (borrowed, owned by
- * srv). Returns the connection, or NULL on allocation failure (then the caller still owns
+ * srv), allocated from the list's slab. Returns the connection, or NULL on allocation failure (then the caller still owns
  * fd). The connection frees itself when it closes. */
 struct conn *conn_new(struct conn_server *srv, struct event_base *base,
                       struct conn_list *list, evutil_socket_t fd, const struct sockaddr *peer);

@@ -306,7 +306,9 @@ struct conn_server *conn_server_new(struct event_base *base, const struct conn_o
     srv->trim = heaptrim_new(base);
     if (opt->max_per_ip)
         srv->per_ip = ipcount_new(opt->max_connections);
-    if (!srv->grace || !srv->settle || !srv->trim || (opt->max_per_ip && !srv->per_ip)) {
+    if (conn_list_init(&srv->conns) != 0 || !srv->grace || !srv->settle || !srv->trim ||
+        (opt->max_per_ip && !srv->per_ip)) {
+        conn_list_cleanup(&srv->conns);
         if (srv->grace)
             event_free(srv->grace);
         if (srv->settle)
@@ -358,6 +360,7 @@ void conn_server_free(struct conn_server *srv)
     listener_free(srv->listener);
     srv->listener = NULL;
     conn_list_close(&srv->conns, false, CONN_DRAIN);
+    conn_list_cleanup(&srv->conns);
     event_free(srv->grace);
     event_free(srv->settle);
     heaptrim_free(srv->trim);

@@ -78,10 +78,12 @@ static bool park(struct conn *c)
     if (c->busy || c->log_pending || c->body_direct ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         return false;
-    if (!c->park_ev)
-        c->park_ev = event_new(bufferevent_get_base(c->bev), c->fd, EV_READ | EV_PERSIST,
-                               on_park_event, c);
-    if (!c->park_ev || event_add(c->park_ev, c->dl.kind ? &tv : NULL) != 0)
+    if (!c->park_ev) {
+        c->park_ev = conn_park_event(c);
+        event_assign(c->park_ev, bufferevent_get_base(c->bev), c->fd, EV_READ | EV_PERSIST,
+                     on_park_event, c);
+    }
+    if (event_add(c->park_ev, c->dl.kind ? &tv : NULL) != 0)
         return false;
     conn_detach(c);
     c->parked = true;

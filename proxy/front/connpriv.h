@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "slab.h"
 #include "tracectx.h"
 #include "deadline.h"
 #include "h1body.h"
@@ -102,7 +103,8 @@ struct conn {
     struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
     char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */
-    struct event *park_ev;      /* owned, made on first park: readable or the deadline, parked */
+    struct event *park_ev;      /* in this object (after the struct), assigned on first park:
+                                 * readable or the deadline, while parked */
     struct conn_req *req;       /* owned while not parked: the current or next request */
     char client[64];
     union {                     /* the client's address as accepted */
@@ -141,6 +143,9 @@ int conn_attach(struct conn *c, struct event_base *base);
 /* Frees what conn_attach gave, and the body and flush events (for parking: the connection
  * must be idle, with nothing queued either way). The deadline is kept. */
 void conn_detach(struct conn *c);
+
+/* The room for the park event in c's object (see conn_list_init); event_assign it. */
+struct event *conn_park_event(struct conn *c);
 
 /* ---- connidle.c, for conn.c ---- */
 
