@@ -7,7 +7,8 @@
  * socket to become readable or its deadline to pass: a few hundred bytes instead of ~2 KB.
  * The park event is added before the bufferevent goes and the bufferevent is back before
  * the park event goes, so the descriptor stays registered with epoll throughout: parking
- * and waking cost allocations, not system calls.
+ * and waking cost allocations, no epoll_ctl (the woken bufferevent reads at the loop's next
+ * turn: one more epoll_wait).
  * Invariants: a connection is on the list exactly while c->is_idle, and never once dead;
  * the parked ones are the list's front, up to hot_first. */
 #include "conn.h"
