@@ -254,6 +254,23 @@ class Reader:
             self.buf += chunk
 
 
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def idle_connections(f, n):
+    """n keep-alive connections to fogate `f`, one GET /healthz answered 200 on each, left
+    open and idle, in the order opened. Returns [(socket, Reader)]."""
+    conns = []
+    for _ in range(n):
+        s = f.connect(timeout=10)
+        s.sendall(request("/healthz"))
+        r = Reader(s)
+        assert r.next(timeout=10).status == 200
+        conns.append((s, r))
+    return conns
+
+
 def request(path="/healthz", method="GET", headers=None, body=b"", version="1.1"):
     lines = ["%s %s HTTP/%s" % (method, path, version), "Host: fogate.test"]
     lines += ["%s: %s" % kv for kv in (headers or {}).items()]

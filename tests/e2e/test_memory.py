@@ -9,10 +9,9 @@ runs the same steps and checks every connection was served and closed, but not t
 
 import os
 import resource
-import socket
 
 import harness
-from frontkit import Reader, request
+from frontkit import Reader, idle_connections, open_fds, request
 
 N = 2000
 # The newest 256 idle connections are kept whole (~2.3 KB: struct conn, its request, libevent's
@@ -37,19 +36,9 @@ def rss_kb(pid):
     raise KeyError("VmRSS")
 
 
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def burst(f, n):
     """n connections, one request each, left open and idle. Returns the sockets."""
-    held = []
-    for _ in range(n):
-        s = f.connect(timeout=10)
-        s.sendall(request("/healthz"))
-        assert Reader(s).next(timeout=10).status == 200
-        held.append(s)
-    return held
+    return [s for s, _ in idle_connections(f, n)]
 
 
 def close_all(f, held, fds_before):

@@ -6,6 +6,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* CHECK_ASAN: defined in an AddressSanitizer build (gcc or clang), where RSS figures are
+ * those of ASan's allocator and shadow memory, not of the code under test. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHECK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHECK_ASAN 1
+#endif
+#endif
+
 static int check_failed;
 static int check_passed;
 

@@ -11,14 +11,6 @@
 #include "check.h"
 #include "slab.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-
 enum { N = 10000, SIZE = 470 }; /* about a connection's object */
 
 static long rss_kb(void)
@@ -76,7 +68,7 @@ int main(void)
     CHECK(slab_blocks(p) == 1); /* one empty block kept */
     long rss2 = rss_kb();
     printf("RSS: %ld kB, %ld with %d objects, %ld after freeing them\n", rss0, rss1, N, rss2);
-#ifndef ASAN
+#ifndef CHECK_ASAN
     CHECK(rss1 - rss0 >= (long)N * SIZE / 1024 * 9 / 10); /* the objects were resident... */
     CHECK(rss2 - rss0 <= 2 * SLAB_BLOCK / 1024); /* ...and went back, but the kept block */
 #endif
@@ -97,7 +89,7 @@ int main(void)
     CHECK(slab_blocks(p) == 1);
     slab_free(p, NULL); /* a no-op */
 
-#ifdef ASAN
+#ifdef CHECK_ASAN
     /* a freed object is poisoned: reading it ends the process with ASan's report */
     unsigned char *gone = slab_alloc(p);
     slab_free(p, gone);
