@@ -299,6 +299,17 @@ def version(binary):
         return "unknown"
 
 
+def tree_commit():
+    """The commit of the benchmark's own tree, or "unknown" when it is not a git checkout
+    (a `git archive` copy: fogate --version, in the report too, still names its commit)."""
+    try:
+        r = subprocess.run(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unknown"
+
+
 def machine_meta(args, p):
     def out(argv):
         try:
@@ -316,7 +327,7 @@ def machine_meta(args, p):
             "legs": sorted(args.legs), "multicore_cpus": k.ALL_CPUS,
             "cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "nginx": out(["nginx", "-v"]), "wrk": " ".join(out(["wrk", "-v"]).split()[:2]),
-            "fogate_commit": out(["git", "-C", k.HERE, "rev-parse", "--short", "HEAD"]),
+            "fogate_commit": tree_commit(),
             "fogate_bin": args.fogate, "baseline_bin": args.baseline,
             "baseline_version": version(args.baseline) if args.baseline else None,
             "fogate_version": version(args.fogate), "rates": list(legs.RATES),
