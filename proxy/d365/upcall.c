@@ -652,7 +652,8 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
                    : c->has_body ? (int64_t)c->body_len : UPSTREAM_BODY_NONE;
         struct upstream_req r = { .method = c->method, .url = c->url, .headers = lines,
                                   .n_headers = c->n_headers + 2, .body_len = body_len,
-                                  .timeouts = c->timeouts };
+                                  .timeouts = c->timeouts,
+                                  .bulk = strcmp(c->method, "GET") == 0 }; /* a download */
         struct upstream_cbs cbs = { on_xfer_head, on_xfer_body, on_xfer_space, on_xfer_done, c };
         c->body_off = 0;
         c->replay_off = 0;

@@ -420,7 +420,7 @@ static void on_package_url(void *arg, const struct d365_result *res)
     struct package_req *r = arg;
     struct upstream_cbs cbs = { on_blob_head, on_blob_body, NULL, on_blob_done, r };
     struct upstream_req ureq = { .method = "GET", .url = res->ok ? res->value : "",
-                                 .body_len = UPSTREAM_BODY_NONE };
+                                 .body_len = UPSTREAM_BODY_NONE, .bulk = true };
 
     r->call = NULL;
     if (!res->ok)

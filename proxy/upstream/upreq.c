@@ -144,7 +144,6 @@ CURLcode upreq_transport(CURL *e, const struct upstream_opts *o)
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);  /* imports run for half an hour */
     SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_BUFFERSIZE, (long)o->recv_buffer_bytes);
     return rc;
 }
 

@@ -42,6 +42,7 @@ struct upstream {
     struct event *reap;           /* owned: frees transfers aborted inside libcurl */
     CURL *spare[SPARE_MAX];       /* owned: reset easy handles, reused by upstream_start */
     size_t n_spare;
+    unsigned bulk_buffers;        /* transfers with the bulk receive buffer now */
     struct upstream_stats stats;
 };
 
@@ -58,6 +59,7 @@ struct upstream_xfer {
     int64_t body_len;
     uint64_t pushed;              /* request body bytes accepted from the caller */
     struct evbuffer *fetchbuf;    /* owned; upstream_fetch only */
+    bool bulk_buffer;             /* has one of up's max_bulk_buffers receive buffers */
     size_t fetch_cap;
     struct event *kick;           /* owned: add, resume, notify space, from the loop */
     struct event *watch;          /* owned: first-byte and stall limits */
@@ -167,6 +169,8 @@ static void xfer_free(struct upstream_xfer *x)
 {
     struct upstream *up = x->up;
 
+    if (x->bulk_buffer)
+        up->bulk_buffers--;
     up->stats.bytes_sent += x->bytes_sent;
     up->stats.bytes_received += x->bytes_received;
     if (x->prev)
@@ -650,6 +654,15 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
         SET(CURLOPT_READDATA, x);
         SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)ul);
     }
+    /* libcurl allocates the receive buffer per transfer: 256 KiB reads keep a 1 GiB download
+     * at nginx's speed (64 KiB: 0.7-0.9x), 64 KiB keeps 64 small calls at once from
+     * spreading 16 MB over the heap; bulk transfers get the large one, a few at a time. */
+    x->bulk_buffer = req->bulk && x->up->bulk_buffers < x->up->opts.max_bulk_buffers;
+    x->up->bulk_buffers += x->bulk_buffer;
+    if (x->up->bulk_buffers > x->up->stats.bulk_buffers_peak)
+        x->up->stats.bulk_buffers_peak = x->up->bulk_buffers;
+    SET(CURLOPT_BUFFERSIZE, (long)(x->bulk_buffer ? x->up->opts.bulk_buffer_bytes
+                                                 : x->up->opts.recv_buffer_bytes));
     SET(CURLOPT_PRIVATE, (char *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_HTTPHEADER, x->hdrs);
@@ -765,6 +778,10 @@ static void fill_defaults(struct upstream_opts *o)
         o->send_buffer_bytes = 128 * 1024;
     if (!o->recv_buffer_bytes)
         o->recv_buffer_bytes = 64 * 1024;
+    if (!o->bulk_buffer_bytes)
+        o->bulk_buffer_bytes = 256 * 1024;
+    if (!o->max_bulk_buffers)
+        o->max_bulk_buffers = 8;
     if (!o->connect_timeout_ms)
         o->connect_timeout_ms = 10 * 1000;
     if (!o->total_timeout_ms)
@@ -829,5 +846,6 @@ void upstream_stats(const struct upstream *up, struct upstream_stats *out)
     out->socket_events = cs.socket_events;
     out->timer_events = cs.timer_events;
     out->rearms = cs.rearms;
+    out->bulk_buffers = up->bulk_buffers;
     out->sockets = cs.sockets;
 }

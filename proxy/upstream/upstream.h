@@ -34,6 +34,9 @@ struct upstream_opts {
     size_t max_header_bytes;     /* cap on a response head, 1xx included; 0 = 64 KiB */
     size_t send_buffer_bytes;    /* request body buffer per transfer; 0 = 128 KiB */
     size_t recv_buffer_bytes;    /* libcurl receive buffer per transfer; 0 = 64 KiB */
+    size_t bulk_buffer_bytes;    /* that of a bulk transfer (upstream_req.bulk); 0 = 256 KiB */
+    unsigned max_bulk_buffers;   /* bulk transfers with it at once (the others get
+                                    recv_buffer_bytes); 0 = 8 */
     unsigned connect_timeout_ms; /* default when a request gives 0; 0 = 10 s */
     unsigned total_timeout_ms;   /* default when a request gives 0; 0 = 60 min */
     unsigned first_byte_timeout_ms; /* default when a request gives 0; 0 = none */
@@ -125,6 +128,8 @@ struct upstream_req {
     size_t n_headers;
     int64_t body_len;            /* >= 0: Content-Length; or UPSTREAM_BODY_NONE/_CHUNKED */
     struct upstream_timeouts timeouts;
+    bool bulk;                   /* a large response body is likely (a file download): the
+                                    larger receive buffer, while max_bulk_buffers allow */
 };
 
 /* Starts a streaming transfer. Headers are sent as given, except that Content-Length,
@@ -188,6 +193,8 @@ struct upstream_stats {
     uint64_t rearms;              /* socket event re-arms (interest changed) */
     uint64_t sockets;             /* sockets watched in total */
     uint64_t pauses;              /* receive pauses + upload waits */
+    uint64_t bulk_buffers;        /* transfers holding the bulk receive buffer now */
+    uint64_t bulk_buffers_peak;   /* the most at once */
 };
 
 void upstream_stats(const struct upstream *up, struct upstream_stats *out);

@@ -123,6 +123,23 @@ def redis_calls(port):
     return sum(int(m) for m in re.findall(r"^cmdstat_[^:]+:calls=(\d+)", out, re.M))
 
 
+def redis_cpu_s(port):
+    """CPU seconds Redis has used so far (INFO cpu: used_cpu_sys + used_cpu_user)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "cpu"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return sum(float(m) for m in re.findall(r"^used_cpu_(?:sys|user):([0-9.]+)", out, re.M))
+
+
+def cpu_jiffies(cpu):
+    """(busy, total) jiffies of one CPU so far (/proc/stat; idle and iowait are not busy)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%s " % cpu):
+                v = [int(x) for x in line.split()[1:]]
+                return sum(v) - v[3] - v[4], sum(v)
+    raise KeyError("cpu%s" % cpu)
+
+
 def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
     """Leg 3: wrk on GET /api/connector/dequeue/{export job} after `feed` messages were put
     on the job in fosim (D365), made on demand (bulk?memory=1: no files, no search, so
@@ -135,17 +152,22 @@ def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
     if r.status != 200:
         raise RuntimeError("fosim bulk feed failed: %r" % r)
     n0, rc0 = sim_dequeues_200(sim), redis_calls(redis_port) if redis_port else 0
+    r0 = redis_cpu_s(redis_port) if redis_port else 0
     c0, s0, w0 = t.stats.cpu_s(), sim_stats.cpu_s(), time.monotonic()
+    b0, j0 = cpu_jiffies(k.LOAD_CPU)
     w = k.wrk(t.base + "/api/connector/dequeue/" + harness.EXPORT_JOB, seconds, conns,
               t.headers)
+    b1, j1 = cpu_jiffies(k.LOAD_CPU)
     cpu, scpu, wall = t.stats.cpu_s() - c0, sim_stats.cpu_s() - s0, time.monotonic() - w0
     got = sim_dequeues_200(sim) - n0
     res = {"dequeues_per_s": w["rps"] * got / w["requests"], "dequeue_p50_ms": w["p50"],
            "dequeue_p99_ms": w["p99"], "dequeue_200_share": got / w["requests"],
            "dequeue_cpu_us": cpu / max(got, 1) * 1e6, "dequeue_cpu_util": cpu / wall,
-           "dequeue_sim_cpu_util": scpu / wall}
+           "dequeue_sim_cpu_util": scpu / wall,
+           "dequeue_load_cpu_busy": (b1 - b0) / max(j1 - j0, 1)}
     if redis_port:  # the INFO call itself is one command
         res["dequeue_redis_cmds"] = (redis_calls(redis_port) - rc0 - 1) / max(got, 1)
+        res["dequeue_redis_cpu_util"] = (redis_cpu_s(redis_port) - r0) / wall
     return res
 
 

@@ -58,6 +58,9 @@ LEDGER = [
      "1/s", "higher"),
     ("dequeue_cpu_util", "CPU use of the process measured (direct: fosim)", "cores", None),
     ("dequeue_sim_cpu_util", "fosim's CPU use during the run", "cores", None),
+    ("dequeue_redis_cpu_util", "Redis's CPU use during the run", "cores", None),
+    ("dequeue_load_cpu_busy", "cpu 1 busy during the run (wrk, fosim, Redis, the token "
+     "fosims: the load side)", "share", None),
     ("dequeue_cpu_us", "CPU per dequeue of the process measured", "µs", "lower"),
     ("dequeue_redis_cmds", "Redis commands per dequeue (INFO commandstats)", "cmds", "lower"),
     ("dequeue_p50_ms", "dequeue latency p50", "ms", "lower"),

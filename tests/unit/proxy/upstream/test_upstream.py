@@ -60,6 +60,20 @@ def test_get_ok_checksum(nginx):
     assert s["done"] == 1 and s["bytes_received"] == MiB
 
 
+def test_bulk_receive_buffers_are_capped(nginx):
+    # 12 downloads at once, bulk: 8 get the 256 KiB receive buffer (max_bulk_buffers), the
+    # rest the 64 KiB one; every one arrives whole, and all are given back at the end.
+    t, s, _ = run_cli("--allow-http", "--parallel", "--bulk", "get",
+                      *[nginx.url("/files/small.bin")] * 12)
+    assert len(t) == 12
+    for x in t:
+        assert (x["result"], x["status"], x["bytes"]) == ("OK", 200, MiB)
+        assert x["sha256"] == nginx.sha["small"]
+    assert s["bulk_buffers_peak"] == 8 and s["bulk_buffers"] == 0
+    _, s, _ = run_cli("--allow-http", "--parallel", "get", *[nginx.url("/files/small.bin")] * 3)
+    assert s["bulk_buffers_peak"] == 0  # not bulk: the small buffer
+
+
 def test_connection_reused_for_sequential_requests(nginx):
     before = len(nginx.access_log())
     t, s, _ = run_cli("--allow-http", "--max-host-conns", "2", "get",

@@ -6,7 +6,8 @@
  *   upstream_cli [options] get URL...     streaming GETs
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
- * With --parallel all URLs start at once. --method takes a comma list: URL i is sent with
+ * With --parallel all URLs start at once; with --bulk GETs are bulk transfers (the larger
+ * receive buffer, a few at once). --method takes a comma list: URL i is sent with
  * its (i modulo its length)th method.
  *   upstream_cli -                        the same arguments, NUL-separated, on stdin, so
  *                                         that signed URLs, bodies and key headers never
@@ -52,6 +53,7 @@ struct cli {
     struct job *jobs;          /* one per URL */
     struct event *grace;
     bool parallel;             /* start every URL at once */
+    bool bulk;                 /* GETs marked bulk (upstream_req.bulk) */
     int over;                  /* jobs finished, aborted or failed to start */
     int next;
     int done_after_abort;
@@ -303,7 +305,8 @@ static struct upstream_xfer *start_job(struct job *j)
     struct upstream_cbs cbs = {.on_body = on_body, .on_done = on_done, .arg = j};
     struct upstream_req req = {.method = c->method ? c->method : "GET", .url = c->urls[j->i],
                                .headers = c->headers, .n_headers = c->n_headers,
-                               .body_len = UPSTREAM_BODY_NONE, .timeouts = c->timeouts};
+                               .body_len = UPSTREAM_BODY_NONE, .timeouts = c->timeouts,
+                               .bulk = c->bulk};
 
     if (strcmp(c->mode, "put") == 0)
         return start_put(j);
@@ -370,7 +373,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         {"method", 1, 0, 'X'}, {"consume-pause", 1, 0, 'p'}, {"produce", 1, 0, 'P'},
         {"chunked", 0, 0, 'k'}, {"abort-after", 1, 0, 'a'}, {"abort-ms", 1, 0, 'A'},
         {"max-bytes", 1, 0, 'm'}, {"body", 1, 0, 'b'}, {"print-headers", 0, 0, 'i'},
-        {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'},
+        {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'}, {"bulk", 0, 0, 'B'},
         {"body-len", 1, 0, 'l'}, {0, 0, 0, 0}};
     int ch;
 
@@ -401,6 +404,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'b': c->body = optarg; break;
         case 'i': c->print_headers = true; break;
         case 'L': c->parallel = true; break;
+        case 'B': c->bulk = true; break;
         case 'l': c->body_len = strtoll(optarg, NULL, 10); break;
         default: return -1;
         }
@@ -429,7 +433,7 @@ static void print_summary(struct cli *c, const struct upstream_stats *s, int fds
 #if defined(__SANITIZE_ADDRESS__)
     asan = true;
 #endif
-    o = json_pack("{sb sb sI si si si si si sI sI sI sI sI sI sI sI sI sI}", "summary", 1,
+    o = json_pack("{sb sb sI si si si si si sI sI sI sI sI sI sI sI sI sI sI sI}", "summary", 1,
                   "asan", asan, "vmhwm_kb", (json_int_t)vm_hwm_kb(), "fds_before", fds[0],
                   "fds_ready", fds[1], "fds_done", fds[2], "fds_after", fds[3],
                   "done_after_abort", c->done_after_abort, "started",
@@ -438,7 +442,9 @@ static void print_summary(struct cli *c, const struct upstream_stats *s, int fds
                   (json_int_t)s->connects, "bytes_sent", (json_int_t)s->bytes_sent,
                   "bytes_received", (json_int_t)s->bytes_received, "socket_events",
                   (json_int_t)s->socket_events, "timer_events", (json_int_t)s->timer_events,
-                  "rearms", (json_int_t)s->rearms, "pauses", (json_int_t)s->pauses);
+                  "rearms", (json_int_t)s->rearms, "pauses", (json_int_t)s->pauses,
+                  "bulk_buffers", (json_int_t)s->bulk_buffers, "bulk_buffers_peak",
+                  (json_int_t)s->bulk_buffers_peak);
     print_json(o);
 }
 
