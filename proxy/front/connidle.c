@@ -13,6 +13,9 @@
  * the parked ones are the list's front, up to hot_first. */
 #include "conn.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
@@ -56,14 +59,25 @@ static void wake(struct conn *c)
     event_del(c->park_ev);
 }
 
+/* True when the client closed (or reset) the connection: then it needs no parts to close.
+ * A burst of clients leaving must not allocate a bufferevent for each of them. */
+static bool peer_gone(evutil_socket_t fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void on_park_event(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    (void)fd;
     conn_enter(c);
-    if (c->state != ST_DEAD && (what & EV_READ))
+    if (c->state != ST_DEAD && (what & EV_READ) && !peer_gone(fd))
         wake(c);
+    else if (c->state != ST_DEAD && (what & EV_READ))
+        conn_kill_why(c, CONN_CLIENT_CLOSED); /* nothing in flight: no log line */
     else if (c->state != ST_DEAD)
         conn_kill_why(c, CONN_CLIENT_TIMEOUT); /* silent keep-alive, or no first byte */
     conn_leave(c);

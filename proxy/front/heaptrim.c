@@ -73,8 +73,8 @@ void heaptrim_note(struct heaptrim *t)
     if (!t || evtimer_pending(t->timer, NULL))
         return;
     int64_t wait = t->last_ms + HEAPTRIM_GAP_MS - now_ms();
-    struct timeval tv = { 0, 0 };
-    if (wait > 0)
-        tv = (struct timeval){ wait / 1000, (wait % 1000) * 1000 };
+    if (wait < HEAPTRIM_SETTLE_MS) /* what a close frees later in the loop (libevent's */
+        wait = HEAPTRIM_SETTLE_MS; /* deferred finalizers) is freed by then */
+    struct timeval tv = { wait / 1000, (wait % 1000) * 1000 };
     evtimer_add(t->timer, &tv);
 }

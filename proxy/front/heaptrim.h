@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #define HEAPTRIM_GAP_MS 250 /* malloc_trim at most this often per loop */
+#define HEAPTRIM_SETTLE_MS 50 /* and no sooner than this after the close that asked */
 
 struct heaptrim;
 

@@ -16,7 +16,8 @@ sys.path.insert(0, HERE)
 import benchreport  # noqa: E402
 
 PROXIES = ("fogate", "base", "nginx")
-ONLY = {"dequeue_redis_cmds": ("fogate", "base")}   # the ledger's, nginx has none
+ONLY = {"dequeue_redis_cmds": ("fogate", "base"),      # the ledger's, nginx has none
+        "dequeue_redis_cpu_util": ("fogate", "base")}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,10 @@ def test_figures_are_plausible(results):
         assert r["dequeues_per_s"]["median"] > 10, (target, r["dequeues_per_s"])
         assert r["dequeue_200_share"]["median"] > 0.5    # the feed was large enough
         assert r["dequeue_sim_cpu_util"]["median"] > 0
+        assert 0 < r["dequeue_load_cpu_busy"]["median"] <= 1
     for target in ("fogate", "base"):   # PING + the ledger script at least
         assert res["runs"][target]["dequeue_redis_cmds"]["median"] >= 2
+        assert res["runs"][target]["dequeue_redis_cpu_util"]["median"] > 0
     direct = res["runs"]["direct"]
     assert direct["rps"]["median"] > 100 and direct["st_paced_rps"]["median"] > 0
     assert direct["dequeues_per_s"]["median"] > 10     # fosim's own ceiling
