@@ -781,7 +781,7 @@ static void fill_defaults(struct upstream_opts *o)
     if (!o->bulk_buffer_bytes)
         o->bulk_buffer_bytes = 256 * 1024;
     if (!o->max_bulk_buffers)
-        o->max_bulk_buffers = 8;
+        o->max_bulk_buffers = 4; /* 4 downloads at once, 1 MiB of buffers at most */
     if (!o->connect_timeout_ms)
         o->connect_timeout_ms = 10 * 1000;
     if (!o->total_timeout_ms)

@@ -36,7 +36,7 @@ struct upstream_opts {
     size_t recv_buffer_bytes;    /* libcurl receive buffer per transfer; 0 = 64 KiB */
     size_t bulk_buffer_bytes;    /* that of a bulk transfer (upstream_req.bulk); 0 = 256 KiB */
     unsigned max_bulk_buffers;   /* bulk transfers with it at once (the others get
-                                    recv_buffer_bytes); 0 = 8 */
+                                    recv_buffer_bytes); 0 = 4 */
     unsigned connect_timeout_ms; /* default when a request gives 0; 0 = 10 s */
     unsigned total_timeout_ms;   /* default when a request gives 0; 0 = 60 min */
     unsigned first_byte_timeout_ms; /* default when a request gives 0; 0 = none */

@@ -61,7 +61,7 @@ def test_get_ok_checksum(nginx):
 
 
 def test_bulk_receive_buffers_are_capped(nginx):
-    # 12 downloads at once, bulk: 8 get the 256 KiB receive buffer (max_bulk_buffers), the
+    # 12 downloads at once, bulk: 4 get the 256 KiB receive buffer (max_bulk_buffers), the
     # rest the 64 KiB one; every one arrives whole, and all are given back at the end.
     t, s, _ = run_cli("--allow-http", "--parallel", "--bulk", "get",
                       *[nginx.url("/files/small.bin")] * 12)
@@ -69,7 +69,7 @@ def test_bulk_receive_buffers_are_capped(nginx):
     for x in t:
         assert (x["result"], x["status"], x["bytes"]) == ("OK", 200, MiB)
         assert x["sha256"] == nginx.sha["small"]
-    assert s["bulk_buffers_peak"] == 8 and s["bulk_buffers"] == 0
+    assert s["bulk_buffers_peak"] == 4 and s["bulk_buffers"] == 0
     _, s, _ = run_cli("--allow-http", "--parallel", "get", *[nginx.url("/files/small.bin")] * 3)
     assert s["bulk_buffers_peak"] == 0  # not bulk: the small buffer
 
