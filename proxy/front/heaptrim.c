@@ -35,13 +35,29 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Under AddressSanitizer glibc's malloc is not the allocator and stays uninitialised (ASan
+ * makes mallopt a no-op). malloc_trim would initialise it from whichever worker thread gets
+ * there first, and two workers doing that at once leave glibc's arena count wrong: it then
+ * aborts at thread exit ("malloc assertion failure in __malloc_arena_thread_freeres", seen
+ * in an ASan e2e_sdnotify run with 2 workers). A normal build's first malloc, in the main
+ * thread before any worker exists, initialises it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAPTRIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAPTRIM_ASAN 1
+#endif
+#endif
+
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
     struct heaptrim *t = arg;
 
     (void)fd;
     (void)what;
+#ifndef HEAPTRIM_ASAN
     malloc_trim(0); /* every arena, and the free pages inside them, not only the tops */
+#endif
     t->last_ms = now_ms();
 }
 
