@@ -11,22 +11,6 @@ int64_t deadline_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int deadline_init(struct deadline *d, struct event_base *base, event_callback_fn cb, void *arg)
-{
-    d->at_us = 0;
-    d->armed_us = 0;
-    d->kind = 0;
-    d->ev = evtimer_new(base, cb, arg);
-    return d->ev ? 0 : -1;
-}
-
-void deadline_cleanup(struct deadline *d)
-{
-    if (d->ev)
-        event_free(d->ev);
-    d->ev = NULL;
-}
-
 static void arm(struct deadline *d, int64_t now)
 {
     int64_t left = d->at_us > now ? d->at_us - now : 0;
@@ -38,7 +22,9 @@ static void arm(struct deadline *d, int64_t now)
 
 void deadline_suspend(struct deadline *d)
 {
-    deadline_cleanup(d);
+    if (d->ev)
+        event_free(d->ev);
+    d->ev = NULL;
     d->armed_us = 0;
 }
 
@@ -52,6 +38,12 @@ int deadline_resume(struct deadline *d, struct event_base *base, event_callback_
     if (d->kind)
         arm(d, deadline_now_us());
     return 0;
+}
+
+int deadline_init(struct deadline *d, struct event_base *base, event_callback_fn cb, void *arg)
+{
+    *d = (struct deadline){ 0 };
+    return deadline_resume(d, base, cb, arg);
 }
 
 unsigned deadline_left_ms(const struct deadline *d)

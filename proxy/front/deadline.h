@@ -22,10 +22,8 @@ int64_t deadline_now_us(void);
  * cb(-1, EV_TIMEOUT, arg). Returns 0, or -1 on allocation failure. */
 int deadline_init(struct deadline *d, struct event_base *base, event_callback_fn cb, void *arg);
 
-/* Frees the timer. Safe on a zeroed or already cleaned-up struct. */
-void deadline_cleanup(struct deadline *d);
-
-/* Frees the timer but keeps the deadline (a parked connection waits without one). */
+/* Frees the timer but keeps the deadline (a parked connection waits without one; at the
+ * end, the only cleanup needed). Safe on a zeroed or already suspended struct. */
 void deadline_suspend(struct deadline *d);
 
 /* Makes the timer again (as deadline_init) and arms it for the deadline kept by

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "asan.h"
+
 /* Blocks this large are mmap'd and unmapped when freed. Above every buffer allocated per
  * piece of a stream (a 256 KiB read lands in a 512 KiB evbuffer chain), so streaming never
  * maps and unmaps per piece; below nothing. */
@@ -41,13 +43,6 @@ static int64_t now_ms(void)
  * aborts at thread exit ("malloc assertion failure in __malloc_arena_thread_freeres", seen
  * in an ASan e2e_sdnotify run with 2 workers). A normal build's first malloc, in the main
  * thread before any worker exists, initialises it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define HEAPTRIM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HEAPTRIM_ASAN 1
-#endif
-#endif
 
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
@@ -55,7 +50,7 @@ static void on_trim(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-#ifndef HEAPTRIM_ASAN
+#ifndef FOGATE_ASAN
     malloc_trim(0); /* every arena, and the free pages inside them, not only the tops */
 #endif
     t->last_ms = now_ms();
