@@ -3,9 +3,11 @@
  * op, never in the ledger, so a reply that arrives after ledger_free touches nothing freed. */
 #include "ledger.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ledgerlua.h"
 #include "log.h"
@@ -14,7 +16,7 @@
 #define PREFIX_MAX 64
 #define KEY_SIZE (PREFIX_MAX + 16 + LEDGERKEY_ID_SIZE)
 #define DAY_MS (24LL * 3600 * 1000)
-#define MSG_ARGC 11 /* 6 keys + 5 common arguments */
+#define MSG_ARGC 12 /* 6 keys + 6 common arguments */
 #define MAX_ARGC (MSG_ARGC + 6)
 
 struct ledger {
@@ -24,6 +26,8 @@ struct ledger {
     int timeout_ms;
     long long ttl_ms;
     unsigned outbox_lease_ms;
+    unsigned refresh_ms;
+    int64_t refreshed_ms; /* monotonic: the last call that asked for the TTL refresh */
 };
 
 enum op_kind { OP_DEQUEUE, OP_DONE, OP_CLAIM, OP_STATS };
@@ -83,6 +87,7 @@ struct ledger *ledger_new(struct rconn *conn, const struct ledger_opts *o)
     l->ttl_ms = (o->retention_ms ? o->retention_ms : 7 * DAY_MS) +
                 (o->margin_ms ? o->margin_ms : DAY_MS);
     l->outbox_lease_ms = o->outbox_lease_ms ? o->outbox_lease_ms : 60000;
+    l->refresh_ms = o->refresh_ms ? o->refresh_ms : 1000;
     return l;
 }
 
@@ -330,9 +335,30 @@ static void global_keys(const struct ledger *l, struct msgcall *m, int from)
         snprintf(m->keys[from + i], KEY_SIZE, "%sledger:%s", l->prefix, names[i]);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "1" when this call should refresh the index keys' TTLs (the first call, then at most
+ * once per refresh_ms; a call that fails only delays the next refresh by that much,
+ * against a TTL of days), else "0". */
+static const char *refresh_flag(struct ledger *l)
+{
+    int64_t now = mono_ms();
+
+    if (l->refreshed_ms && now - l->refreshed_ms < l->refresh_ms)
+        return "0";
+    l->refreshed_ms = now ? now : 1;
+    return "1";
+}
+
 /* Keys and common arguments of a message script. `alias` is the alias-table suffix, or
  * NULL for none (the slot is then the message key, unused by the script). */
-static void msg_call(const struct ledger *l, struct msgcall *m, const char *id,
+static void msg_call(struct ledger *l, struct msgcall *m, const char *id,
                      enum ledgerkey_kind kind, const char *alias, char *msgprefix)
 {
     memset(m, 0, sizeof(*m));
@@ -351,6 +377,7 @@ static void msg_call(const struct ledger *l, struct msgcall *m, const char *id,
     push_str(m, id);
     push_str(m, m->ttl);
     push_str(m, l->instance);
+    push_str(m, refresh_flag(l));
 }
 
 /* A call on an existing id: DELIVER, CONFIRM, ACK, OUTBOX, with extra arguments. */

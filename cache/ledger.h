@@ -24,9 +24,10 @@
  * with the same or a new CorrelationId. Every dequeue stores its ORIGINAL body bytes
  * (the latest one wins: it carries the PopReceipt an upstream ack must send back).
  *
- * Keys (prefix P, default "fogate:"), all with a TTL of retention + margin, refreshed on
- * every write: P"ledger:m:"<id> (hash), P"ledger:alias:"<env>:<activity>:<correlation>
- * (-> blob id), P"ledger:outbox" (zset id -> due ms), P"ledger:unconfirmed" and
+ * Keys (prefix P, default "fogate:"), all with a TTL of retention + margin: a message's
+ * keys refreshed on every write, the four index keys when a call creates them and at
+ * least once a second by each instance that writes: P"ledger:m:"<id> (hash),
+ * P"ledger:alias:"<env>:<activity>:<correlation> (-> blob id), P"ledger:outbox" (zset id -> due ms), P"ledger:unconfirmed" and
  * P"ledger:unacked" (zsets id -> last dequeue ms, for the age gauges), P"ledger:stats"
  * (hash of counters). Nothing secret is stored: bodies are D365 dequeue bodies (no
  * token), names are instance and client names; no header ever reaches this module.
@@ -69,6 +70,8 @@ struct ledger_opts {
     long long margin_ms;       /* kept this long past retention; 0 = 1 day */
     unsigned outbox_lease_ms;  /* how long an outbox entry stays with the instance that
                                   confirmed or claimed it; 0 = 60000 */
+    unsigned refresh_ms;       /* the index keys' TTLs are refreshed by at most one call in
+                                  this long (the first call refreshes them); 0 = 1000 */
 };
 
 /* Why a call did not reach a verdict. Anything but LEDGER_OK comes with a NULL result.

@@ -7,13 +7,14 @@
  *   KEYS: 1 message hash, 2 alias key, 3 stats hash, 4 outbox zset, 5 unconfirmed zset,
  *         6 unacked zset
  *   ARGV: 1 id kind ("blob"/"corr"), 2 message key prefix, 3 id, 4 ttl ms, 5 instance,
- *         then per script:
- *     DEQUEUE 6 body, 7 correlation, 8 pop receipt, 9 client, 10 lease ms, 11 outbox lease ms
+ *         6 "1" to refresh the TTLs of keys 3-6 (else "0": only keys it may have created
+ *         get one), then per script:
+ *     DEQUEUE 7 body, 8 correlation, 9 pop receipt, 10 client, 11 lease ms, 12 outbox lease ms
  *             -> {verdict, id, deliveries, holder, lease_left_ms, body or ""}
  *     DELIVER -> {status, id, ""}
- *     CONFIRM 6 client, 7 outbox lease ms -> {status, id, body on "done" else ""}
+ *     CONFIRM 7 client, 8 outbox lease ms -> {status, id, body on "done" else ""}
  *     ACK     -> {status, id, ""}
- *     OUTBOX  6 "renew"/"release", 7 ms (new lease / delay before due) -> {status, id, ""}
+ *     OUTBOX  7 "renew"/"release", 8 ms (new lease / delay before due) -> {status, id, ""}
  * A CORR id whose alias key exists is redirected to the id stored there (the blob id).
  * CLAIM  KEYS: stats, outbox, unconfirmed, unacked
  *        ARGV: 1 message key prefix, 2 ttl ms, 3 instance, 4 max entries, 5 lease ms

@@ -1,6 +1,7 @@
 /* ledgerflow: the dequeue loop and the consumer ack on the ack ledger (see ledgerflow.h).
  *
- *   next: PING --ok--> d365_dequeue --200--> ledger_on_dequeue_body (keys it once)
+ *   next: PING (one per batch of dequeues, see pingbatch)
+ *          --ok--> d365_dequeue --200--> ledger_on_dequeue_body (keys it once)
  *          |                 |204: EMPTY       |unkeyed: deliver, counted
  *          |fail: 503 (or fail_open: dequeue, deliver unledgered)
  *          verdict NEW / REDELIVERY: deliver; DUPLICATE_CONFIRMED: outbox_ack, skip;
@@ -30,6 +31,7 @@ enum op_kind { OP_NEXT, OP_CONFIRM };
 struct ledgerflow_op {
     struct ledgerflow *lf;             /* borrowed; NULL once detached by ledgerflow_free */
     struct ledgerflow_op *prev, *next; /* registry */
+    struct ledgerflow_op *ping_next;   /* the PING batch or the wait list it is in */
     enum op_kind kind;
     char env[LEDGERKEY_ENV_MAX + 1];
     char activity[GUID_CANON_SIZE];
@@ -57,6 +59,9 @@ struct ledgerflow {
     struct outbox *ob;          /* owned */
     struct ledgerstat *st;      /* owned */
     struct ledgerflow_op *ops;  /* owned list */
+    struct ledgerflow_op *wait_head, *wait_tail; /* arrived while a PING was in flight */
+    bool ping_in_flight;
+    bool closing;
     int command_timeout_ms;
     char instance[LEDGER_NAME_MAX + 1];
 };
@@ -148,6 +153,15 @@ void ledgerflow_free(struct ledgerflow *lf)
 {
     if (!lf)
         return;
+    lf->closing = true;
+    for (struct ledgerflow_op *op = lf->wait_head, *next; op; op = next) {
+        next = op->ping_next; /* no PING will answer these: they are plain ops again */
+        op->ping_next = NULL;
+        op->redis_pending = false;
+        if (op->cancelled)
+            op_free(op);
+    }
+    lf->wait_head = lf->wait_tail = NULL;
     while (lf->ops) {
         struct ledgerflow_op *op = lf->ops;
         op_unlink(op);
@@ -369,16 +383,70 @@ static void redis_down(struct ledgerflow_op *op, const char *why)
     fail_next(op, 503, "ledger_unavailable", msg, op->lf->lc.retry_after_s);
 }
 
+/* Liveness before D365 is asked, one PING for many dequeues: a PING answers for the
+ * dequeues that arrived before it was sent (its batch); one arriving while a PING is in
+ * flight waits for the next, sent when that one returns. So every dequeue still sees
+ * Redis answer a command sent after it arrived, as with a PING of its own, at one PING
+ * per round trip instead of one per dequeue. A PING that fails fails its waiters too:
+ * Redis did not answer within the timeout, so they would not be recorded either. */
+struct pingbatch {
+    struct ledgerflow *lf;     /* borrowed */
+    struct ledgerflow_op *ops; /* borrowed: the ops it answers for, by ping_next */
+};
+
+static void on_ping(void *arg, enum rconn_result res, const redictReply *reply);
+
+/* Sends a PING answering for `ops`. Returns 0 (on_ping will run) or -1. */
+static int send_ping(struct ledgerflow *lf, struct ledgerflow_op *ops, int timeout_ms)
+{
+    struct pingbatch *b = malloc(sizeof *b);
+
+    if (!b)
+        return -1;
+    b->lf = lf;
+    b->ops = ops;
+    if (rconn_command(lf->rc, on_ping, b, timeout_ms, "PING") != 0) {
+        free(b);
+        return -1;
+    }
+    lf->ping_in_flight = true;
+    return 0;
+}
+
+/* Answers every op of the list starting at `op`: dequeue from D365 if Redis answered. */
+static void answer_batch(struct ledgerflow_op *op, const char *why)
+{
+    for (struct ledgerflow_op *next; op; op = next) {
+        next = op->ping_next;
+        op->ping_next = NULL;
+        if (!op_back(op))
+            continue;
+        if (why)
+            redis_down(op, why);
+        else
+            start_dequeue(op);
+    }
+}
+
 static void on_ping(void *arg, enum rconn_result res, const redictReply *reply)
 {
-    struct ledgerflow_op *op = arg;
+    struct pingbatch *b = arg;
+    struct ledgerflow *lf = b->lf;
+    struct ledgerflow_op *ops = b->ops, *waiting = lf->wait_head;
+    const char *why = res != RCONN_OK ? rconn_result_str(res)
+                      : !reply || reply->type == REDICT_REPLY_ERROR ? "error reply" : NULL;
 
-    if (!op_back(op))
-        return;
-    if (res != RCONN_OK || !reply || reply->type == REDICT_REPLY_ERROR)
-        redis_down(op, res != RCONN_OK ? rconn_result_str(res) : "error reply");
-    else
-        start_dequeue(op);
+    free(b);
+    lf->ping_in_flight = false;
+    if (!why && waiting && !lf->closing) {
+        lf->wait_head = lf->wait_tail = NULL;
+        if (send_ping(lf, waiting, lf->command_timeout_ms) < 0)
+            answer_batch(waiting, "the PING could not be queued");
+    } else if (why && waiting && !lf->closing) {
+        lf->wait_head = lf->wait_tail = NULL;
+        answer_batch(waiting, why);
+    }
+    answer_batch(ops, why);
 }
 
 struct ledgerflow_op *ledgerflow_next(struct ledgerflow *lf, const char *env,
@@ -394,13 +462,20 @@ struct ledgerflow_op *ledgerflow_next(struct ledgerflow *lf, const char *env,
     snprintf(op->env, sizeof op->env, "%s", env);
     snprintf(op->activity, sizeof op->activity, "%s", activity);
     snprintf(op->client, sizeof op->client, "%s", client);
-    rconn_get_health(lf->rc, &h);
-    /* Redis is checked before D365 is asked, so a message waits in D365 while it is away */
-    if (h.connected &&
-        rconn_command(lf->rc, on_ping, op, lf->command_timeout_ms, "PING") == 0) {
-        op->redis_pending = true;
+    op->redis_pending = true;
+    if (lf->ping_in_flight) { /* the next PING, sent when this one returns, answers it */
+        if (lf->wait_tail)
+            lf->wait_tail->ping_next = op;
+        else
+            lf->wait_head = op;
+        lf->wait_tail = op;
         return op;
     }
+    rconn_get_health(lf->rc, &h);
+    /* Redis is checked before D365 is asked, so a message waits in D365 while it is away */
+    if (h.connected && send_ping(lf, op, lf->command_timeout_ms) == 0)
+        return op;
+    op->redis_pending = false;
     if (lf->lc.fail_open) {
         op->no_ledger = true;
         start_dequeue(op); /* d365 calls back later, never from inside */
@@ -408,7 +483,7 @@ struct ledgerflow_op *ledgerflow_next(struct ledgerflow *lf, const char *env,
     }
     /* not connected: the PING fails at once (nothing is sent) and answers 503 from the
      * loop, never from inside this call */
-    if (rconn_command(lf->rc, on_ping, op, 1, "PING") == 0) {
+    if (send_ping(lf, op, 1) == 0) {
         op->redis_pending = true;
         return op;
     }

@@ -117,10 +117,14 @@ def sim_dequeues_200(sim):
 
 
 def redis_calls(port):
-    """Commands Redis has executed so far (INFO commandstats, all commands summed)."""
+    """Commands Redis has executed so far (INFO commandstats, all commands summed), and
+    of those the ones a client sent (PING, EVALSHA, EVAL: one round trip each; the rest
+    ran inside the ledger's scripts)."""
     out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "commandstats"],
                          capture_output=True, text=True, timeout=10, check=True).stdout
-    return sum(int(m) for m in re.findall(r"^cmdstat_[^:]+:calls=(\d+)", out, re.M))
+    calls = re.findall(r"^cmdstat_([^:]+):calls=(\d+)", out, re.M)
+    return (sum(int(n) for _, n in calls),
+            sum(int(n) for c, n in calls if c in ("ping", "evalsha", "eval")))
 
 
 def redis_cpu_s(port):
@@ -146,12 +150,12 @@ def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
     fosim is not the limit; its own ceiling is this leg run straight at it). Dequeues per
     second counts only the 200s fosim handed out (an empty queue's 204 never counts); CPU
     per dequeue and CPU use of the target and of fosim; with redis_port (fogate's ledger)
-    the Redis commands per dequeue."""
+    Redis's commands, round trips and CPU per dequeue (the last two in results.json only)."""
     r = harness.request(sim.base_url, "POST", "/_sim/exports/%s/bulk?count=%d&size=256&memory=1"
                         % (harness.EXPORT_JOB, feed), b"", timeout=300)
     if r.status != 200:
         raise RuntimeError("fosim bulk feed failed: %r" % r)
-    n0, rc0 = sim_dequeues_200(sim), redis_calls(redis_port) if redis_port else 0
+    n0, rc0 = sim_dequeues_200(sim), redis_calls(redis_port) if redis_port else (0, 0)
     r0 = redis_cpu_s(redis_port) if redis_port else 0
     c0, s0, w0 = t.stats.cpu_s(), sim_stats.cpu_s(), time.monotonic()
     b0, j0 = cpu_jiffies(k.LOAD_CPU)
@@ -166,8 +170,11 @@ def dequeues(t, seconds, sim, feed, sim_stats, redis_port=None, conns=64):
            "dequeue_sim_cpu_util": scpu / wall,
            "dequeue_load_cpu_busy": (b1 - b0) / max(j1 - j0, 1)}
     if redis_port:  # the INFO call itself is one command
-        res["dequeue_redis_cmds"] = (redis_calls(redis_port) - rc0 - 1) / max(got, 1)
-        res["dequeue_redis_cpu_util"] = (redis_cpu_s(redis_port) - r0) / wall
+        rc1, r1 = redis_calls(redis_port), redis_cpu_s(redis_port)
+        res["dequeue_redis_cmds"] = (rc1[0] - rc0[0] - 1) / max(got, 1)
+        res["dequeue_redis_trips"] = (rc1[1] - rc0[1]) / max(got, 1)
+        res["dequeue_redis_cpu_util"] = (r1 - r0) / wall
+        res["dequeue_redis_cpu_us"] = (r1 - r0) / max(got, 1) * 1e6
     return res
 
 

@@ -567,6 +567,48 @@ static void test_ttls(void)
     CHECK(kinds == 6);
 }
 
+/* The index keys' TTLs are refreshed by the first call and then by at most one call per
+ * refresh_ms, but a key a call creates always gets one, and a message's keys get theirs
+ * on every write. The counters kept in the message hash still count. */
+static void test_ttl_refresh(void)
+{
+    struct ledger_opts o = { .prefix = "t-refresh:", .instance = "inst-A",
+                             .margin_ms = MARGIN_MS, .refresh_ms = 3600000 };
+    struct ledger *la = ledger_new(conn_a, &o);
+    char corr[GUID_CANON_SIZE], blob[GUID_CANON_SIZE], body[BODY_CAP], id[LEDGERKEY_ID_SIZE];
+    const long long full = TTL_MS - 120000;
+
+    CHECK(la != NULL);
+    guid(corr, 'c', 41);
+    guid(blob, 'b', 41);
+    body_for(body, sizeof(body), corr, "POP-R1", blob, true, NULL);
+    snprintf(id, sizeof(id), "prod:%s:blob:%s", ACT, blob);
+    CHECK(dequeue(la, body, "consumer-1", 1).verdict == LEDGER_NEW); /* refreshes */
+    CHECK(redis_do("PTTL", "t-refresh:ledger:stats", NULL).integer > full);
+    redis_do("PEXPIRE", "t-refresh:ledger:stats", "600000", NULL);
+    redis_do("DEL", "t-refresh:ledger:unconfirmed", NULL);
+    char corr2[GUID_CANON_SIZE], blob2[GUID_CANON_SIZE], body2[BODY_CAP];
+    guid(corr2, 'c', 42);
+    guid(blob2, 'b', 42);
+    body_for(body2, sizeof(body2), corr2, "POP-R2", blob2, true, NULL);
+    CHECK(dequeue(la, body2, "consumer-1", 60000).verdict == LEDGER_NEW);
+    CHECK(redis_do("PTTL", "t-refresh:ledger:stats", NULL).integer <= 600000); /* not due */
+    CHECK(redis_do("PTTL", "t-refresh:ledger:unconfirmed", NULL).integer > full); /* made */
+    spin_ms(5); /* the 1 ms lease is over: a redelivery, not leased elsewhere */
+    struct dq d = dequeue(la, body, "consumer-1", 60000);
+    CHECK(d.verdict == LEDGER_REDELIVERY && d.deliveries == 2);
+    CHECK_STR(hget("t-refresh:", id, "dequeues").str, "2");
+    CHECK_STR(hget("t-refresh:", id, "deliveries").str, "2");
+    char key[32 + LEDGERKEY_ID_SIZE];
+    snprintf(key, sizeof(key), "t-refresh:ledger:m:%s", id);
+    CHECK(redis_do("PTTL", key, NULL).integer > full);
+    ledger_free(la);
+    la = ledger_new(conn_a, &o); /* a new instance's first call refreshes them */
+    CHECK(la != NULL && call(la, DN_DELIVER, id).status == LEDGER_DONE);
+    CHECK(redis_do("PTTL", "t-refresh:ledger:stats", NULL).integer > full);
+    ledger_free(la);
+}
+
 /* ledger_on_dequeue_body keys the body itself (once): same records and verdicts as
  * ledger_on_dequeue after ledgerkey_parse; a body that cannot be keyed is -2, the other
  * refusals -1, and no callback for either. */
@@ -620,6 +662,7 @@ int main(void)
     test_unavailable_and_free();
     test_bad_args();
     test_dequeue_body();
+    test_ttl_refresh();
     test_ttls();
     test_redis_stopped();
     harness_stop();
