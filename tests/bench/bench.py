@@ -331,6 +331,8 @@ def machine_meta(args, p):
             "fogate_bin": args.fogate, "baseline_bin": args.baseline,
             "baseline_version": version(args.baseline) if args.baseline else None,
             "fogate_version": version(args.fogate), "rates": list(legs.RATES),
+            "fogate_client": args.client or "default",
+            "baseline_client": (args.baseline_client or "default") if args.baseline else None,
             "pinning": "proxy under test on cpu %s; wrk, curl, upstream nginx, sink, fosim "
                        "and this driver on cpu %s" % (k.PROXY_CPU, k.LOAD_CPU)}
 
@@ -346,6 +348,10 @@ def main():
     ap.add_argument("--fosim", default=os.environ.get("FOSIM_BIN"))
     ap.add_argument("--baseline", help="a baseline fogate binary, measured alternately with "
                     "the new one and nginx in every leg (target \"base\")")
+    ap.add_argument("--client", choices=("curl", "native"), help="upstream.client of the "
+                    "fogate under test (default: the config's default)")
+    ap.add_argument("--baseline-client", choices=("curl", "native"), help="upstream.client "
+                    "of the baseline (with --baseline; it may be the same binary)")
     ap.add_argument("--reps", type=int, help="repetitions of the small, status, ledger and "
                     "multi-core legs (default 5, smoke 1)")
     args = ap.parse_args()
@@ -361,6 +367,7 @@ def main():
     if args.baseline and not os.access(args.baseline, os.X_OK):
         sys.exit("bench: the baseline %s is not an executable" % args.baseline)
     os.environ["FOSIM_BIN"] = args.fosim
+    k.CLIENTS.update(fogate=args.client, base=args.baseline_client)
     os.sched_setaffinity(0, {int(k.LOAD_CPU)})
     p = dict(SMOKE if args.smoke else FULL)
     if args.reps:

@@ -139,6 +139,11 @@ class Sink:
         return self.proc.stop()
 
 
+# upstream.client of the fogate under test and of the baseline (bench.py --client,
+# --baseline-client); None leaves the config's default.
+CLIENTS = {"fogate": None, "base": None}
+
+
 class Fogate:
     """fogate pinned to the proxy cpu (or `cpus`, a taskset list), its environment "bench"
     at the nginx upstream and "upload" at the sink (one client each, so /data needs no
@@ -159,6 +164,11 @@ class Fogate:
     def start(self, workdir, fogate_bin, name, config_text):
         self.base = "http://127.0.0.1:%d" % self.port
         self.config = os.path.join(workdir, name + ".json")
+        client = CLIENTS["base" if name.startswith("fogate-base") else "fogate"]
+        if client:
+            conf = json.loads(config_text)
+            conf.setdefault("upstream", {})["client"] = client
+            config_text = json.dumps(conf, indent=2)
         with open(self.config, "w") as f:
             f.write(config_text)
         env = dict(os.environ)

@@ -16,8 +16,9 @@ sys.path.insert(0, HERE)
 import benchreport  # noqa: E402
 
 PROXIES = ("fogate", "base", "nginx")
-ONLY = {"dequeue_redis_cmds": ("fogate", "base"),      # the ledger's, nginx has none
-        "dequeue_redis_cpu_util": ("fogate", "base")}
+ONLY = {m: ("fogate", "base") for m in (             # the ledger's, nginx has none
+    "dequeue_redis_cmds", "dequeue_redis_trips", "dequeue_redis_cpu_util",
+    "dequeue_redis_cpu_us")}
 
 
 @pytest.fixture(scope="module")
