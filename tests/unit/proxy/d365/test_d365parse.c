@@ -3,6 +3,7 @@
 #include "d365parse.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void test_final(void)
 {
@@ -50,6 +51,35 @@ static void test_value(void)
     CHECK(d365parse_value_string(num, sizeof num - 1) == NULL);
     CHECK(d365parse_value_string("nope", 4) == NULL);
     CHECK(d365parse_value_string("[]", 2) == NULL);
+}
+
+/* The flat path (d365parse.c) and jansson agree: what the flat one takes, and what it
+ * leaves to jansson (escapes, duplicates, other types, trailing bytes). */
+static void check_value(const char *body, const char *want)
+{
+    char *v = d365parse_value_string(body, strlen(body));
+    if (want)
+        CHECK_STR(v, want);
+    else
+        CHECK(v == NULL);
+    free(v);
+}
+
+static void test_value_flat(void)
+{
+    check_value(" {\r\n \"a\" : \"x\" ,\t\"value\":\"Queued\" } \n", "Queued");
+    check_value("{\"value\" : null , \"b\":null}", "");
+    check_value("{}", NULL);
+    check_value("{\"other\":\"Processed\"}", NULL);
+    check_value("{\"value\":\"a\\\"b\"}", "a\"b");              /* escaped: jansson's */
+    check_value("{\"value\":\"caf\xc3\xa9\"}", "caf\xc3\xa9");     /* UTF-8: jansson's */
+    check_value("{\"value\":\"A\",\"value\":\"B\"}", NULL);      /* duplicate key */
+    check_value("{\"value\":\"A\"} x", NULL);                      /* trailing bytes */
+    check_value("{\"value\":nullx}", NULL);
+    check_value("{\"value\":\"A\",}", NULL);
+    check_value("{\"value\":\"A\"", NULL);
+    check_value("{\"value\":{\"x\":\"y\"}}", NULL);
+    check_value("{\"n\":1,\"value\":\"Processed\"}", "Processed");  /* a number: jansson */
 }
 
 static void test_error(void)
@@ -192,6 +222,7 @@ int main(void)
     test_final();
     test_action_body();
     test_value();
+    test_value_flat();
     test_error();
     test_message_id();
     test_errors_array();
