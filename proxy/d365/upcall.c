@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "blockcache.h"
 #include "budget.h"
 #include "conf.h"
 #include "d365log.h"
@@ -41,6 +42,7 @@
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
 #define STATS_SPARE_ENVS 16 /* environments a reload may add and still be counted */
+#define CALL_BLOCK 2048     /* a call that fits (the usual) comes from ctx->calls */
 
 struct upcall_ctx {
     struct event_base *base;     /* borrowed */
@@ -55,12 +57,14 @@ struct upcall_ctx {
     char *auth;                  /* owned, wiped after each use: the attempt's
                                     "Authorization: Bearer ..." line, reused by every call */
     size_t auth_cap;
+    struct blockcache calls;     /* owned: CALL_BLOCK blocks of ended calls, for new ones */
 };
 
 enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH, ACT_RESUME_FAILED };
 
-/* A call is one allocation: the struct, its timer's room, then the copies of the request
- * (copy_request): the header line array, the strings, the buffered body. */
+/* A call is one allocation (a CALL_BLOCK from the context's cache when it fits): the
+ * struct, its timer's room, then the copies of the request (copy_request): the header line
+ * array, the strings, the buffered body. */
 struct upcall {
     struct upcall_ctx *ctx;      /* borrowed */
     char *env;                   /* in the call's allocation, like the copies below */
@@ -102,6 +106,7 @@ struct upcall {
     unsigned attempts, retries_5xx, retries_conn, retries_stall;
     bool retried_401, swallow, head_delivered, resuming, request_sent;
     enum d365stats_op op;
+    bool cached;                 /* the call is a CALL_BLOCK block from ctx->calls */
     struct d365stats_env *st;    /* borrowed from ctx->stats; NULL when the table is full */
     int64_t attempt_us;          /* when the current attempt was sent */
     struct tracectx trace;
@@ -148,6 +153,7 @@ void upcall_ctx_free(struct upcall_ctx *ctx)
     if (ctx->auth)
         explicit_bzero(ctx->auth, ctx->auth_cap);
     free(ctx->auth);
+    blockcache_cleanup(&ctx->calls);
     free(ctx);
 }
 
@@ -223,7 +229,10 @@ static void call_free(struct upcall *c)
     event_del(c->timer);
     if (c->replay)
         evbuffer_free(c->replay);
-    free(c);
+    if (c->cached)
+        blockcache_put(&c->ctx->calls, c, CALL_BLOCK);
+    else
+        free(c);
 }
 
 static void finish(struct upcall *c, struct upcall_done *d)
@@ -877,10 +886,12 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     env = conf_env_find(ctx->conf, req->env);
     const char *base_url = env ? env->base_url : "";
     size_t base_len = strlen(base_url), ev_size = ALIGN16(event_get_struct_event_size());
-    c = malloc(ALIGN16(sizeof *c) + ev_size + copies_size(req, base_len));
+    size_t size = ALIGN16(sizeof *c) + ev_size + copies_size(req, base_len);
+    c = size <= CALL_BLOCK ? blockcache_get(&ctx->calls, CALL_BLOCK) : malloc(size);
     if (!c)
         return NULL;
     memset(c, 0, sizeof *c);
+    c->cached = size <= CALL_BLOCK;
     c->timer = (struct event *)(void *)((char *)c + ALIGN16(sizeof *c));
     evtimer_assign(c->timer, ctx->base, on_timer, c);
     copy_request(c, (char *)c->timer + ev_size, req, base_url, base_len);
