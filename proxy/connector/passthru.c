@@ -43,17 +43,20 @@ struct pt {
     size_t answer_len;
 };
 
-static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
-                                   "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
-                                   "Host", "Authorization", "X-Api-Key",
-                                   "X-Fogate-Environment", "Proxy-Connection" };
+#define NAME(s) { s, sizeof s - 1 }
+static const struct { const char *name; size_t len; } hop[] = {
+    NAME("Connection"), NAME("Keep-Alive"), NAME("TE"), NAME("Trailer"),
+    NAME("Transfer-Encoding"), NAME("Upgrade"), NAME("Content-Length"), NAME("Expect"),
+    NAME("Host"), NAME("Authorization"), NAME("X-Api-Key"), NAME("X-Fogate-Environment"),
+    NAME("Proxy-Connection"),
+};
 
 bool passthru_drop_header(const char *name, size_t len)
 {
     if (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
         return true;
     for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+        if (hop[i].len == len && strncasecmp(name, hop[i].name, len) == 0)
             return true;
     return false;
 }
