@@ -10,11 +10,15 @@ status, status.lua), each paced at --rate req/s over 16 connections (pace.lua). 
 --baseline OTHER_FOGATE both binaries are measured alternately, round by round, so a change
 of load hits both. Per binary, leg and round: one run counting system calls and CPU, then
 one run under the allocation counter (the counter's own cost stays out of the CPU figure).
-Explains run.sh's figures; it does not replace them.
+With --callgrind, one more run per binary, leg and round under valgrind's callgrind
+(paced at 200 req/s: valgrind slows fogate some 50 times): user-space instructions per
+request, the CPU figure that does not depend on the machine's load (this machine's VMs
+have no hardware counters for perf). Explains run.sh's figures; it does not replace them.
 
 usage: allocprobe.py BUILD_DIR [--baseline FOGATE] [--legs small,status] [--rounds 3]
-                     [--secs 5] [--rate 2000]"""
+                     [--secs 5] [--rate 2000] [--callgrind]"""
 import argparse
+import glob
 import os
 import shutil
 import statistics
@@ -95,6 +99,36 @@ def measure(s, binary, name, leg, secs, rate):
             "syscalls": calls / r["requests"], "allocs": allocs / ra["requests"]}
 
 
+CG_RATE = 200
+
+
+def instructions(s, binary, name, leg, secs):
+    """Thousands of user-space instructions per request, counted by callgrind (all threads)
+    between a zeroing and a dump around one paced run."""
+    out = os.path.join(s["work"], "cg-" + name)
+    wrap = os.path.join(s["work"], "fogate-cg-" + name)
+    with open(wrap, "w") as f:
+        f.write('#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s %s "$@"\n'
+                % (out, binary))
+    os.chmod(wrap, 0o755)
+    fg = start_fogate(s, wrap, name + "-cg")
+    try:
+        run(fg, leg, 2, CG_RATE)
+        subprocess.run(["callgrind_control", "-z", str(fg.proc.pid)], check=True,
+                       capture_output=True)
+        r = run(fg, leg, secs, CG_RATE)
+        subprocess.run(["callgrind_control", "--dump", str(fg.proc.pid)], check=True,
+                       capture_output=True)
+    finally:
+        fg.stop()
+    total = 0
+    for path in glob.glob(out + ".*"):
+        with open(path) as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("totals:"))
+        os.unlink(path)
+    return total / r["requests"] / 1000
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -103,6 +137,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--rate", type=int, default=2000, help="req/s; 0: closed loop")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also user-space instructions per request (valgrind)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="allocprobe-")
     os.environ["FOSIM_BIN"] = os.path.join(a.build, "tests", "sim", "fosim")
@@ -121,6 +157,8 @@ def main():
             for i in range(a.rounds):
                 for name, binary in bins if i % 2 == 0 else bins[::-1]:
                     r = measure(s, binary, name, leg, a.secs, a.rate)
+                    if a.callgrind:
+                        r["instr_k"] = instructions(s, binary, name, leg, a.secs)
                     res.setdefault((leg, name), []).append(r)
                     print("%-6s round %d %-6s %s" % (leg, i + 1, name, " ".join(
                         "%s=%.2f" % kv for kv in sorted(r.items()))), flush=True)
