@@ -32,15 +32,20 @@ static bool plain(const char *s)
     return true;
 }
 
-char *d365parse_action_body(const char *param, const char *value)
+char *d365parse_action_body(const char *param, const char *value, char *buf, size_t cap)
 {
     json_t *o;
     char *s = NULL;
 
     if (plain(param) && plain(value)) { /* the usual ids: no jansson round trip */
-        size_t pl = strlen(param), vl = strlen(value);
-        if ((s = malloc(pl + vl + 8)))
-            snprintf(s, pl + vl + 8, "{\"%s\":\"%s\"}", param, value);
+        size_t pl = strlen(param), vl = strlen(value), n = pl + vl + 8;
+        if (!(s = buf && n <= cap ? buf : malloc(n)))
+            return NULL;
+        memcpy(s, "{\"", 2);
+        memcpy(s + 2, param, pl);
+        memcpy(s + 2 + pl, "\":\"", 3);
+        memcpy(s + 5 + pl, value, vl);
+        memcpy(s + 5 + pl + vl, "\"}", 3); /* with the NUL */
         return s;
     }
     o = json_object();

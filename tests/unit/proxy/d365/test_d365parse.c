@@ -24,16 +24,24 @@ static void test_final(void)
 
 static void test_action_body(void)
 {
-    char *b = d365parse_action_body("_messageId", "a\"b");
+    char *b = d365parse_action_body("_messageId", "a\"b", NULL, 0);
     CHECK_STR(b, "{\"_messageId\":\"a\\\"b\"}");
     free(b);
     /* the plain path (no jansson) gives the same text jansson would */
-    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a");
+    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a", NULL, 0);
     CHECK_STR(b, "{\"messageId\":\"84a383c8-336d-45e4-9933-0c3e8bfb734a\"}");
     free(b);
-    b = d365parse_action_body("executionId", "caf\xc3\xa9\\x");
+    b = d365parse_action_body("executionId", "caf\xc3\xa9\\x", NULL, 0);
     CHECK_STR(b, "{\"executionId\":\"caf\xc3\xa9\\\\x\"}"); /* jansson's */
     free(b);
+    char buf[48];
+    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a", buf,
+                              sizeof buf); /* 53 bytes: does not fit, allocated */
+    CHECK(b != buf);
+    CHECK_STR(b, "{\"messageId\":\"84a383c8-336d-45e4-9933-0c3e8bfb734a\"}");
+    free(b);
+    CHECK(d365parse_action_body("id", "x", buf, sizeof buf) == buf);
+    CHECK_STR(buf, "{\"id\":\"x\"}");
 }
 
 static void test_value(void)
