@@ -29,9 +29,11 @@ struct pt {
     struct passthru_route rt;
     bool streamed;               /* the request body is streamed (never re-sent) */
     struct upcall *up;           /* owned until its on_done */
-    struct evbuffer *body;       /* owned: buffered body, or the streamed overflow */
-    char **lines;                /* owned forwarded header lines */
+    struct evbuffer *body;       /* owned: buffered body, or the streamed overflow; NULL
+                                    for a request without a body */
+    char **lines;                /* forwarded header lines, in p's allocation (new_pt) */
     size_t n_lines;
+    char *target;                /* the request target, NUL-terminated, likewise */
     bool body_eof;               /* the client body ended (streamed mode) */
     bool eof_sent;
     bool own_401;                /* D365's final 401: fogate answers, not D365 */
@@ -41,17 +43,20 @@ struct pt {
     size_t answer_len;
 };
 
-static const char *const hop[] = { "Connection", "Keep-Alive", "TE", "Trailer",
-                                   "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
-                                   "Host", "Authorization", "X-Api-Key",
-                                   "X-Fogate-Environment", "Proxy-Connection" };
+#define NAME(s) { s, sizeof s - 1 }
+static const struct { const char *name; size_t len; } hop[] = {
+    NAME("Connection"), NAME("Keep-Alive"), NAME("TE"), NAME("Trailer"),
+    NAME("Transfer-Encoding"), NAME("Upgrade"), NAME("Content-Length"), NAME("Expect"),
+    NAME("Host"), NAME("Authorization"), NAME("X-Api-Key"), NAME("X-Fogate-Environment"),
+    NAME("Proxy-Connection"),
+};
 
 bool passthru_drop_header(const char *name, size_t len)
 {
     if (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
         return true;
     for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+        if (hop[i].len == len && strncasecmp(name, hop[i].name, len) == 0)
             return true;
     return false;
 }
@@ -77,9 +82,6 @@ static void pt_free(struct pt *p)
         p->rt.tap->on_end(p->rt.tap_ctx, 0, p->answer, p->answer_len);
     if (p->up)
         upcall_cancel(p->up);
-    for (size_t i = 0; i < p->n_lines; i++)
-        free(p->lines[i]);
-    free(p->lines);
     if (p->body)
         evbuffer_free(p->body);
     free(p);
@@ -133,31 +135,38 @@ static void fail_upcall(struct pt *p, const struct upcall_done *d)
     fail_reply(p, e.status, e.code, e.message, e.retry_after_s);
 }
 
-/* "Name: value\r\n" lines of the upstream head worth passing back. Caller frees. */
-static char *response_headers(const struct uphead *h)
+/* "Name: value\r\n" lines of the upstream head worth passing back, in buf (cap bytes)
+ * when they fit, or else allocated (then the caller frees it). NULL when out of memory. */
+static char *response_headers(const struct uphead *h, char *buf, size_t cap)
 {
     size_t n = 0, count = h ? uphead_count(h) : 0;
-    char *out, *at;
+    char *out = buf;
 
-    for (size_t i = 0; i < count; i++)
-        if (passthru_keep_response_header(uphead_name(h, i)))
-            n += strlen(uphead_name(h, i)) + strlen(uphead_value(h, i)) + 4;
-    if (!(out = malloc(n + 1)))
-        return NULL;
-    at = out;
-    for (size_t i = 0; i < count; i++) {
-        const char *name = uphead_name(h, i), *value = uphead_value(h, i);
-        size_t nl = strlen(name), vl = strlen(value);
-        if (!passthru_keep_response_header(name))
-            continue;
-        memcpy(at, name, nl);
-        memcpy(at + nl, ": ", 2);
-        memcpy(at + nl + 2, value, vl);
-        memcpy(at + nl + 2 + vl, "\r\n", 2);
-        at += nl + vl + 4;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (size_t i = 0; i < count; i++) {
+            const char *name = uphead_name(h, i), *value = uphead_value(h, i);
+            if (!passthru_keep_response_header(name))
+                continue;
+            size_t nl = strlen(name), vl = strlen(value);
+            if (at + nl + vl + 5 <= cap) {
+                memcpy(out + at, name, nl);
+                memcpy(out + at + nl, ": ", 2);
+                memcpy(out + at + nl + 2, value, vl);
+                memcpy(out + at + nl + 2 + vl, "\r\n", 2);
+            }
+            at += nl + vl + 4;
+        }
+        if (at < cap) {
+            out[at] = '\0';
+            return out;
+        }
+        n = at; /* did not fit: once more into a buffer of the size found */
+        if (pass == 0 && !(out = malloc(n + 1)))
+            return NULL;
+        cap = n + 1;
     }
-    *at = '\0';
-    return out;
+    return out; /* not reached: the second pass fits */
 }
 
 /* ---- dequeue: buffered answer with the rewrite ---------------------------------------- */
@@ -189,12 +198,14 @@ static void on_dequeue_done(void *arg, const struct upcall_done *d)
         p->rt.tap->on_end(p->rt.tap_ctx, d->status, d->body, d->body_len);
         p->rt.tap = NULL;
     }
-    extra = response_headers(d->head);
+    char small[1024];
+    extra = response_headers(d->head, small, sizeof small);
     const char *ctype = d->head ? uphead_find(d->head, "Content-Type") : NULL;
     struct conn_req *req = detach(p);
     conn_req_respond(req, d->status, extra, d->status == 204 ? NULL : ctype, body ? body : "",
                      body ? len : 0);
-    free(extra);
+    if (extra != small)
+        free(extra);
     free(rewritten);
     pt_free(p);
 }
@@ -221,10 +232,12 @@ static void on_up_head(void *arg, const struct uphead *h)
     }
     if (status == 204 || status == 304)
         len = 0;
-    char *extra = response_headers(h);
+    char small[1024];
+    char *extra = response_headers(h, small, sizeof small);
     const char *ctype = status == 204 ? NULL : uphead_find(h, "Content-Type");
     conn_req_start(p->req, status, extra ? extra : "", ctype, len);
-    free(extra);
+    if (extra != small)
+        free(extra);
 }
 
 static enum upstream_flow on_up_body(void *arg, const char *data, size_t len)
@@ -359,40 +372,59 @@ static void on_gone(void *arg)
 
 /* ---- starting ----------------------------------------------------------------------------- */
 
-static int forward_headers(struct pt *p, const struct http1_head *h)
+/* True when the client's field f goes on to D365 (`conn`: the client's Connection field). */
+static bool forwarded(const struct passthru_route *rt, const struct http1_header *conn,
+                      const struct http1_header *f)
+{
+    if (passthru_drop_header(f->name, f->name_len))
+        return false;
+    if (rt->dequeue && f->name_len == 15 && strncasecmp(f->name, "Accept-Encoding", 15) == 0)
+        return false; /* the dequeue body is rewritten: keep it plain */
+    if (conn && f->name_len > 0) { /* fields named in Connection are hop-by-hop too */
+        const char *v = conn->value, *e = v + conn->value_len;
+        while (v < e) {
+            while (v < e && (*v == ' ' || *v == ','))
+                v++;
+            const char *t = v;
+            while (v < e && *v != ',' && *v != ' ')
+                v++;
+            if ((size_t)(v - t) == f->name_len && strncasecmp(t, f->name, f->name_len) == 0)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* A pass-through's state, its forwarded header lines ("Name: value", at most
+ * MAX_FWD_HEADERS) and its target in one zeroed allocation. NULL when out of memory. */
+static struct pt *new_pt(const struct passthru_route *rt, const struct http1_head *h)
 {
     const struct http1_header *conn = http1_header_find(h, "Connection");
+    size_t n = 0, text = h->target_len + 1;
+    struct pt *p;
 
-    p->lines = calloc(h->n_headers + 1, sizeof *p->lines);
-    if (!p->lines)
-        return -1;
-    for (size_t i = 0; i < h->n_headers && p->n_lines < MAX_FWD_HEADERS; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (passthru_drop_header(f->name, f->name_len))
-            continue;
-        if (p->rt.dequeue && f->name_len == 15 && strncasecmp(f->name, "Accept-Encoding", 15) == 0)
-            continue; /* the dequeue body is rewritten: keep it plain */
-        if (conn && f->name_len > 0) { /* fields named in Connection are hop-by-hop too */
-            const char *v = conn->value, *e = v + conn->value_len;
-            bool named = false;
-            while (v < e && !named) {
-                while (v < e && (*v == ' ' || *v == ','))
-                    v++;
-                const char *t = v;
-                while (v < e && *v != ',' && *v != ' ')
-                    v++;
-                named = (size_t)(v - t) == f->name_len && strncasecmp(t, f->name, f->name_len) == 0;
-            }
-            if (named)
-                continue;
+    for (size_t i = 0; i < h->n_headers && n < MAX_FWD_HEADERS; i++)
+        if (forwarded(rt, conn, &h->headers[i])) {
+            text += h->headers[i].name_len + h->headers[i].value_len + 3;
+            n++;
         }
-        size_t n = f->name_len + f->value_len + 3;
-        if (!(p->lines[p->n_lines] = malloc(n)))
-            return -1;
-        snprintf(p->lines[p->n_lines++], n, "%.*s: %.*s", (int)f->name_len, f->name,
-                 (int)f->value_len, f->value);
+    if (!(p = calloc(1, sizeof *p + (n + 1) * sizeof *p->lines + text)))
+        return NULL;
+    p->lines = (char **)(void *)(p + 1);
+    char *at = (char *)(p->lines + n + 1);
+    for (size_t i = 0; i < h->n_headers && p->n_lines < n; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!forwarded(rt, conn, f))
+            continue;
+        p->lines[p->n_lines++] = at;
+        memcpy(at, f->name, f->name_len);
+        memcpy(at + f->name_len, ": ", 2);
+        memcpy(at + f->name_len + 2, f->value, f->value_len);
+        at += f->name_len + 2 + f->value_len + 1; /* the NUL: calloc's */
     }
-    return 0;
+    p->target = at;
+    memcpy(p->target, h->target, h->target_len);
+    return p;
 }
 
 /* The fair-queue job of a connector path: its activity id segment
@@ -408,21 +440,23 @@ static void job_of(const char *target, char *out, size_t cap)
     at++;
     while (at[n] && at[n] != '/' && at[n] != '?' && n + 1 < cap)
         n++;
-    snprintf(out, cap, "%.*s", (int)n, at);
+    memcpy(out, at, n);
+    out[n] = '\0';
 }
 
 /* Returns 0, or -1 after answering and freeing p. */
 static int start_upcall(struct pt *p)
 {
     const struct http1_head *h = conn_req_head(p->req);
-    char *target = strndup(h->target, h->target_len), *body = NULL;
-    size_t blen = evbuffer_get_length(p->body);
+    const char *target = p->target;
+    char *body = NULL;
+    size_t blen = p->body ? evbuffer_get_length(p->body) : 0;
     bool stream = p->rt.body == PASSTHRU_BODY_STREAM && h->framing != HTTP1_BODY_NONE;
     char job[80];
 
     p->streamed = stream; /* a streamed body is never re-sent */
     job_of(target, job, sizeof job);
-    if (!stream && h->framing != HTTP1_BODY_NONE)
+    if (!stream && h->framing != HTTP1_BODY_NONE && p->body)
         body = (char *)evbuffer_pullup(p->body, -1);
     struct upcall_req r = {
         .env = p->rt.env->name, .method = h->method_name, .path_query = target,
@@ -439,8 +473,7 @@ static int start_upcall(struct pt *p)
         .on_head = on_up_head, .on_body = on_up_body, .on_send_space = on_send_space,
         .on_done = p->rt.dequeue ? on_dequeue_done : on_stream_done, .arg = p,
     };
-    p->up = target ? upcall_start(p->ctx, &r, &cbs) : NULL;
-    free(target);
+    p->up = upcall_start(p->ctx, &r, &cbs);
     if (p->up)
         return 0;
     fail_reply(p, 500, "internal", "the request could not be forwarded", 0);
@@ -450,9 +483,10 @@ static int start_upcall(struct pt *p)
 void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct passthru_route *rt)
 {
     const struct http1_head *h = conn_req_head(req);
-    struct pt *p = calloc(1, sizeof *p);
+    struct pt *p = new_pt(rt, h);
 
-    if (!p || !(p->body = evbuffer_new())) {
+    /* a body evbuffer only for a request with a body (buffered, or a stream's overflow) */
+    if (!p || (h->framing != HTTP1_BODY_NONE && !(p->body = evbuffer_new()))) {
         free(p);
         if (rt->tap)
             rt->tap->on_end(rt->tap_ctx, 0, NULL, 0);
@@ -467,10 +501,6 @@ void passthru_start(struct upcall_ctx *ctx, struct conn_req *req, const struct p
     if (h->framing == HTTP1_BODY_LENGTH && h->content_length > rt->body_limit) {
         conn_req_close_after(req);
         fail_reply(p, 413, "body_too_large", "the request body is larger than allowed here", 0);
-        return;
-    }
-    if (forward_headers(p, h) < 0) {
-        fail_reply(p, 503, "out_of_memory", "the server is out of memory, retry later", 0);
         return;
     }
     if (h->framing == HTTP1_BODY_NONE) {

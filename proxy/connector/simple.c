@@ -153,6 +153,18 @@ void simple_req_hash_end(struct simple_req *r, char hex[65])
     r->sha = NULL;
 }
 
+/* r->env = a copy of env, in r when it fits (the usual short names), else allocated. Set
+ * once per request. Returns r->env, NULL when out of memory. */
+static const char *set_env(struct simple_req *r, const char *env)
+{
+    size_t n = strlen(env) + 1;
+
+    r->env = n <= sizeof r->env_buf ? r->env_buf : malloc(n);
+    if (r->env)
+        memcpy(r->env, env, n);
+    return r->env;
+}
+
 static void req_free(struct simple_req *r)
 {
     history_cancel(r->hop);
@@ -165,7 +177,8 @@ static void req_free(struct simple_req *r)
     free(r->ledger_id);
     if (r->pending)
         evbuffer_free(r->pending);
-    free(r->env);
+    if (r->env != r->env_buf)
+        free(r->env);
     free(r->exec_id);
     free(r->last_dequeue);
     free(r);
@@ -308,7 +321,7 @@ static void route_status(struct simple_req *r, const struct conf_client *client)
                          SIMPLE_WAIT_MAX_S);
         return;
     }
-    r->env = strdup(env); /* NULL when out of memory: no history then */
+    set_env(r, env); /* NULL when out of memory: no history then */
     r->waiter = msgwait_add(r->s->mw, env, r->route.message_id, wait_s * 1000u, on_status, r);
     if (!r->waiter)
         simple_req_error(r, 503, "too_many_waiters", "too many status requests waiting");
@@ -365,7 +378,7 @@ static void route_errors(struct simple_req *r, const struct conf_client *client)
 
     if (!env)
         return;
-    if (!(r->env = strdup(env)) ||
+    if (!set_env(r, env) ||
         !(r->call = d365_action(r->s->ctx, env, "GetExecutionIdByMessageId", "_messageId",
                                 r->route.message_id, &cbs)))
         simple_req_error(r, 500, "internal", "cannot start the GetExecutionIdByMessageId call");
@@ -429,7 +442,7 @@ static void dispatch(struct simple_req *r, const struct conf_client *client)
                          "/v1/packages/import or /export?job=%s", job->name, job->name);
         return;
     }
-    if (!(r->env = strdup(job->env->name))) {
+    if (!set_env(r, job->env->name)) {
         simple_req_error(r, 500, "internal", "out of memory");
         return;
     }

@@ -43,7 +43,9 @@ struct simple_req {
     struct simple *s;                 /* borrowed */
     struct conn_req *req;             /* borrowed; NULL once the connection is gone */
     struct simpleroute route;
-    char *env;                        /* owned: the environment's name */
+    char *env;                        /* the environment's name: env_buf, or owned when
+                                         longer (simple.c's set_env); NULL before */
+    char env_buf[64];
     char activity[GUID_CANON_SIZE];   /* the job's canonical activity id */
     struct d365_call *call;           /* owned while in flight */
     struct msgwait_waiter *waiter;    /* owned while waiting */

@@ -350,9 +350,9 @@ static struct d365_call *start(struct upcall_ctx *ctx, enum op op, const char *w
     return c;
 }
 
-/* An action call with `body` (owned; NULL: out of memory). */
+/* An action call with `body` (borrowed: the call copies it; NULL: out of memory). */
 static struct d365_call *action_start(struct upcall_ctx *ctx, const char *env,
-                                      const char *action, char *body,
+                                      const char *action, const char *body,
                                       const struct d365_cbs *cbs)
 {
     char path[256];
@@ -366,7 +366,6 @@ static struct d365_call *action_start(struct upcall_ctx *ctx, const char *env,
     snprintf(path, sizeof path, "%s%s", ACTION_PREFIX, action);
     if (body)
         c = start(ctx, OP_ACTION, action, &req, cbs);
-    free(body);
     return c;
 }
 
@@ -374,15 +373,24 @@ struct d365_call *d365_action(struct upcall_ctx *ctx, const char *env, const cha
                               const char *param, const char *value,
                               const struct d365_cbs *cbs)
 {
-    return action_start(ctx, env, action, d365parse_action_body(param, value), cbs);
+    char small[512];
+    char *body = d365parse_action_body(param, value, small, sizeof small);
+    struct d365_call *c = action_start(ctx, env, action, body, cbs);
+
+    if (body != small)
+        free(body);
+    return c;
 }
 
 struct d365_call *d365_action_json(struct upcall_ctx *ctx, const char *env,
                                    const char *action, const json_t *params,
                                    const struct d365_cbs *cbs)
 {
-    return action_start(ctx, env, action, json_dumps(params, JSON_COMPACT |
-                                                     JSON_PRESERVE_ORDER), cbs);
+    char *body = json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    struct d365_call *c = action_start(ctx, env, action, body, cbs);
+
+    free(body);
+    return c;
 }
 
 struct d365_call *d365_enqueue(struct upcall_ctx *ctx, const char *env, const char *activity,

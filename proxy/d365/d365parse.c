@@ -32,15 +32,20 @@ static bool plain(const char *s)
     return true;
 }
 
-char *d365parse_action_body(const char *param, const char *value)
+char *d365parse_action_body(const char *param, const char *value, char *buf, size_t cap)
 {
     json_t *o;
     char *s = NULL;
 
     if (plain(param) && plain(value)) { /* the usual ids: no jansson round trip */
-        size_t pl = strlen(param), vl = strlen(value);
-        if ((s = malloc(pl + vl + 8)))
-            snprintf(s, pl + vl + 8, "{\"%s\":\"%s\"}", param, value);
+        size_t pl = strlen(param), vl = strlen(value), n = pl + vl + 8;
+        if (!(s = buf && n <= cap ? buf : malloc(n)))
+            return NULL;
+        memcpy(s, "{\"", 2);
+        memcpy(s + 2, param, pl);
+        memcpy(s + 2 + pl, "\":\"", 3);
+        memcpy(s + 5 + pl, value, vl);
+        memcpy(s + 5 + pl + vl, "\"}", 3); /* with the NUL */
         return s;
     }
     o = json_object();
@@ -56,8 +61,97 @@ static json_t *load(const char *body, size_t len)
     return body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
 }
 
+#define FLAT_MEMBERS 16
+
+struct flat_str {
+    const char *s;
+    size_t len;
+};
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string without escapes, of printable ASCII: the only kind the flat path reads. */
+static const char *flat_string(const char *p, const char *e, struct flat_str *out)
+{
+    if (p >= e || *p != '"')
+        return NULL;
+    out->s = ++p;
+    while (p < e && *p != '"') {
+        if (*p < 0x20 || *p > 0x7e || *p == '\\')
+            return NULL;
+        p++;
+    }
+    if (p >= e)
+        return NULL;
+    out->len = (size_t)(p - out->s);
+    return p + 1;
+}
+
+/* D365's usual answer: one object of at most FLAT_MEMBERS members, each a plain string
+ * (flat_string) or null, keys all different. Returns true when `body` is exactly that
+ * (then *value is the "value" member, .s NULL when absent, "null" text for null), false
+ * for anything else, which jansson then reads: both give the same result on what this
+ * accepts, without building a tree for it. */
+static bool flat_object(const char *body, size_t len, struct flat_str *value)
+{
+    const char *p = body, *e = body + len;
+    struct flat_str keys[FLAT_MEMBERS], v;
+    size_t n = 0;
+
+    value->s = NULL;
+    p = skip_ws(p, e);
+    if (p >= e || *p++ != '{')
+        return false;
+    p = skip_ws(p, e);
+    if (p < e && *p == '}')
+        return skip_ws(p + 1, e) == e;
+    for (;;) {
+        if (n == FLAT_MEMBERS || !(p = flat_string(p, e, &keys[n])))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (keys[i].len == keys[n].len && memcmp(keys[i].s, keys[n].s, keys[n].len) == 0)
+                return false; /* a duplicate: jansson refuses it */
+        p = skip_ws(p, e);
+        if (p >= e || *p++ != ':')
+            return false;
+        p = skip_ws(p, e);
+        if ((size_t)(e - p) >= 4 && memcmp(p, "null", 4) == 0) {
+            v = (struct flat_str){ p, 4 };
+            p += 4;
+        } else if (!(p = flat_string(p, e, &v))) {
+            return false;
+        } else {
+            v.s = v.s - 1; /* the opening quote: tells a string from null */
+            v.len += 1;
+        }
+        if (keys[n].len == 5 && memcmp(keys[n].s, "value", 5) == 0)
+            *value = v;
+        n++;
+        p = skip_ws(p, e);
+        if (p < e && *p == ',') {
+            p = skip_ws(p + 1, e);
+            continue;
+        }
+        return p < e && *p == '}' && skip_ws(p + 1, e) == e;
+    }
+}
+
 char *d365parse_value_string(const char *body, size_t len)
 {
+    struct flat_str fv;
+
+    if (body && flat_object(body, len, &fv)) {
+        if (!fv.s)
+            return NULL;
+        if (fv.s[0] != '"')
+            return strdup(""); /* null */
+        return strndup(fv.s + 1, fv.len - 1);
+    }
     json_t *root = load(body, len);
     json_t *v = json_is_object(root) ? json_object_get(root, "value") : NULL;
     char *out = NULL;

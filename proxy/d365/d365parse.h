@@ -20,9 +20,10 @@
  * and PreProcessError/PostProcessError (reference §4.3, §3.5). Case-insensitive. */
 bool d365parse_status_final(const char *status);
 
-/* The JSON body {"<param>":"<value>"} of an OData action call. Returns a malloc'd string
- * the caller frees, or NULL when out of memory. */
-char *d365parse_action_body(const char *param, const char *value);
+/* The JSON body {"<param>":"<value>"} of an OData action call: in buf (cap bytes; buf may
+ * be NULL) when it fits, else a malloc'd string; the caller frees it unless it is buf.
+ * NULL when out of memory. */
+char *d365parse_action_body(const char *param, const char *value, char *buf, size_t cap);
 
 /* The "value" of a §4.1 success envelope, when it is a JSON string (null reads as "").
  * Returns a malloc'd copy the caller frees, or NULL if the body is not such an envelope. */

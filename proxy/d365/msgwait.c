@@ -12,13 +12,16 @@
 #include "upcall.h"
 
 #define FINALS_SEEN 1024 /* ids whose final status was counted, remembered against repeats */
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+#define LAST_INLINE 48   /* a status name ("Processed", "PreProcessingError") fits here */
 
 struct entry;
 
 struct msgwait_waiter {
     struct entry *e;             /* borrowed: the entry it waits on */
     struct msgwait_waiter *next; /* entry's list */
-    struct event *timer;         /* owned: deadline, or the deferred answer */
+    struct event *timer;         /* in the waiter's allocation (new_waiter): deadline, or the
+                                    deferred answer */
     unsigned wait_ms;
     msgwait_on_result cb;
     void *arg;
@@ -27,13 +30,15 @@ struct msgwait_waiter {
 struct entry {
     struct msgwait *mw;          /* borrowed */
     struct entry *prev, *next;   /* registry list */
-    char *env;                   /* owned */
+    char *env;                   /* in the entry's allocation (entry_get), like timer */
     char id[256];
     struct d365_call *poll;      /* owned while in flight */
-    struct event *timer;         /* owned: next poll */
+    struct event *timer;         /* next poll */
     struct msgwait_waiter *waiters;
     unsigned interval_ms;
-    char *last;                  /* owned: last status seen, NULL before the first */
+    char *last;                  /* last status seen, NULL before the first: last_buf, or
+                                    owned when longer */
+    char last_buf[LAST_INLINE];
     bool last_final;
     double last_at;              /* monotonic seconds */
 };
@@ -104,12 +109,36 @@ struct msgwait *msgwait_new(struct event_base *base, struct upcall_ctx *ctx,
     return mw;
 }
 
+static void on_waiter_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A waiter and its timer's room in one allocation. NULL when out of memory. */
+static struct msgwait_waiter *new_waiter(struct msgwait *mw)
+{
+    struct msgwait_waiter *w = calloc(1, ALIGN16(sizeof *w) + event_get_struct_event_size());
+
+    if (!w)
+        return NULL;
+    w->timer = (struct event *)(void *)((char *)w + ALIGN16(sizeof *w));
+    evtimer_assign(w->timer, mw->base, on_waiter_timer, w);
+    return w;
+}
+
 static void waiter_free(struct msgwait *mw, struct msgwait_waiter *w)
 {
-    if (w->timer)
-        event_free(w->timer);
+    event_del(w->timer);
     mw->n_waiters--;
     free(w);
+}
+
+static void set_last(struct entry *e, const char *status)
+{
+    size_t n = strlen(status);
+
+    if (e->last != e->last_buf)
+        free(e->last);
+    e->last = n < sizeof e->last_buf ? e->last_buf : malloc(n + 1);
+    if (e->last)
+        memcpy(e->last, status, n + 1);
 }
 
 static void entry_free(struct entry *e)
@@ -122,8 +151,7 @@ static void entry_free(struct entry *e)
         waiter_free(mw, w);
     }
     d365_cancel(e->poll);
-    if (e->timer)
-        event_free(e->timer);
+    event_del(e->timer);
     if (e->prev)
         e->prev->next = e->next;
     else
@@ -131,8 +159,8 @@ static void entry_free(struct entry *e)
     if (e->next)
         e->next->prev = e->prev;
     mw->n_entries--;
-    free(e->env);
-    free(e->last);
+    if (e->last != e->last_buf)
+        free(e->last);
     free(e);
 }
 
@@ -237,8 +265,7 @@ static void on_poll(void *arg, const struct d365_result *dr)
 
     e->poll = NULL;
     if (dr->ok || (mw->o.not_yet && (not_yet = mw->o.not_yet(&dr->err)))) {
-        free(e->last);
-        e->last = strdup(dr->ok ? dr->value : not_yet);
+        set_last(e, dr->ok ? dr->value : not_yet);
         e->last_final = dr->ok && mw->o.is_final(dr->value);
         e->last_at = now_s();
         r.ok = true;
@@ -294,14 +321,13 @@ static struct entry *entry_get(struct msgwait *mw, const char *env, const char *
     for (e = mw->entries; e; e = e->next)
         if (strcmp(e->id, id) == 0 && strcmp(e->env, env) == 0)
             return e;
-    e = calloc(1, sizeof *e);
-    if (!e || strlen(id) >= sizeof e->id || !(e->env = strdup(env)) ||
-        !(e->timer = evtimer_new(mw->base, on_poll_timer, e))) {
-        if (e)
-            free(e->env);
-        free(e);
+    size_t el = strlen(env) + 1, ev = ALIGN16(event_get_struct_event_size());
+    if (strlen(id) >= sizeof e->id || !(e = calloc(1, ALIGN16(sizeof *e) + ev + el)))
         return NULL;
-    }
+    e->timer = (struct event *)(void *)((char *)e + ALIGN16(sizeof *e));
+    evtimer_assign(e->timer, mw->base, on_poll_timer, e);
+    e->env = (char *)e->timer + ev;
+    memcpy(e->env, env, el);
     strcpy(e->id, id);
     e->mw = mw;
     e->interval_ms = mw->o.first_interval_ms;
@@ -333,14 +359,14 @@ struct msgwait_waiter *msgwait_add(struct msgwait *mw, const char *env, const ch
     bool fresh;
     struct timeval tv;
 
-    if (mw->n_waiters >= mw->o.max_waiters || !(w = calloc(1, sizeof *w)))
+    if (mw->n_waiters >= mw->o.max_waiters || !(w = new_waiter(mw)))
         return NULL;
     mw->n_waiters++;
     w->wait_ms = wait_ms;
     w->cb = cb;
     w->arg = arg;
     e = entry_get(mw, env, id);
-    if (!e || !(w->timer = evtimer_new(mw->base, on_waiter_timer, w)))
+    if (!e)
         goto fail;
     fresh = e->last && (now_s() - e->last_at) * 1000.0 < mw->o.fresh_ms;
     if (!(fresh && wait_ms == 0) && kick(e, wait_ms, fresh) < 0)

@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "blockcache.h"
 #include "budget.h"
 #include "conf.h"
 #include "d365log.h"
@@ -41,6 +42,7 @@
 #define BACKOFF_BASE_MS 200
 #define JITTER_MS 250
 #define STATS_SPARE_ENVS 16 /* environments a reload may add and still be counted */
+#define CALL_BLOCK 2048     /* a call that fits (the usual) comes from ctx->calls */
 
 struct upcall_ctx {
     struct event_base *base;     /* borrowed */
@@ -52,20 +54,27 @@ struct upcall_ctx {
     struct d365stats *stats;     /* owned */
     const struct tracectx *cur_trace; /* borrowed: the request being dispatched, or NULL */
     const char *cur_request_id;  /* borrowed, likewise */
+    char *auth;                  /* owned, wiped after each use: the attempt's
+                                    "Authorization: Bearer ..." line, reused by every call */
+    size_t auth_cap;
+    struct blockcache calls;     /* owned: CALL_BLOCK blocks of ended calls, for new ones */
 };
 
 enum action { ACT_NONE, ACT_ATTEMPT, ACT_KICK, ACT_FINISH, ACT_RESUME_FAILED };
 
+/* A call is one allocation (a CALL_BLOCK from the context's cache when it fits): the
+ * struct, its timer's room, then the copies of the request (copy_request): the header line
+ * array, the strings, the buffered body. */
 struct upcall {
     struct upcall_ctx *ctx;      /* borrowed */
-    char *env;                   /* owned */
-    char *method;                /* owned */
-    char *url;                   /* owned */
-    char **headers;              /* owned: n_headers caller lines + our Authorization */
+    char *env;                   /* in the call's allocation, like the copies below */
+    char *method;
+    char *url;
+    const char **lines;          /* n_headers caller lines, then Authorization and
+                                    traceparent of the current attempt (send_attempt) */
     size_t n_headers;
-    char *auth;                  /* owned, wiped: "Authorization: Bearer ..." */
     enum upcall_retry retry;
-    char *body;                  /* owned buffered request body, or NULL */
+    char *body;                  /* the buffered request body, or NULL */
     size_t body_len, body_off;
     bool has_body, stream;
     int64_t stream_len;
@@ -84,12 +93,12 @@ struct upcall {
     uint64_t delivered;          /* streamed: body bytes passed to on_body */
     uint64_t skip;               /* a resumed download: bytes of the new answer to drop */
     int64_t retry_delay_us;      /* a swallowed answer's retry waits this long */
-    char *job;                   /* owned, or NULL */
+    char *job;                   /* in the call's allocation, or NULL */
     struct budget_wait *bw;      /* pending budget wait, or NULL */
     struct budget_lease *lease;  /* the slot this attempt holds, or NULL */
     struct token_wait *tw;       /* pending token wait, or NULL */
     struct upstream_xfer *x;     /* current transfer, or NULL */
-    struct event *timer;         /* owned */
+    struct event *timer;         /* in the call's allocation (event_assign) */
     enum action action;
     enum upcall_status fin_st;   /* ACT_FINISH: what to report */
     unsigned fin_retry_after;
@@ -97,6 +106,7 @@ struct upcall {
     unsigned attempts, retries_5xx, retries_conn, retries_stall;
     bool retried_401, swallow, head_delivered, resuming, request_sent;
     enum d365stats_op op;
+    bool cached;                 /* the call is a CALL_BLOCK block from ctx->calls */
     struct d365stats_env *st;    /* borrowed from ctx->stats; NULL when the table is full */
     int64_t attempt_us;          /* when the current attempt was sent */
     struct tracectx trace;
@@ -140,6 +150,10 @@ void upcall_ctx_free(struct upcall_ctx *ctx)
     if (!ctx)
         return;
     d365stats_free(ctx->stats);
+    if (ctx->auth)
+        explicit_bzero(ctx->auth, ctx->auth_cap);
+    free(ctx->auth);
+    blockcache_cleanup(&ctx->calls);
     free(ctx);
 }
 
@@ -212,23 +226,13 @@ static void call_free(struct upcall *c)
         token_cancel(c->tw);
     if (c->x)
         upstream_abort(c->x);
-    if (c->timer)
-        event_free(c->timer);
-    for (size_t i = 0; i < c->n_headers; i++)
-        free(c->headers[i]);
-    free(c->headers);
-    if (c->auth) {
-        explicit_bzero(c->auth, strlen(c->auth));
-        free(c->auth);
-    }
-    free(c->body);
-    free(c->job);
+    event_del(c->timer);
     if (c->replay)
         evbuffer_free(c->replay);
-    free(c->env);
-    free(c->method);
-    free(c->url);
-    free(c);
+    if (c->cached)
+        blockcache_put(&c->ctx->calls, c, CALL_BLOCK);
+    else
+        free(c);
 }
 
 static void finish(struct upcall *c, struct upcall_done *d)
@@ -596,47 +600,59 @@ static void on_xfer_done(void *arg, const struct upstream_done *ud)
     log_release();
 }
 
-static int set_auth(struct upcall *c, const struct token_view *v)
-{
-    size_t n = sizeof "Authorization: Bearer " + v->len;
+#define AUTH_PREFIX "Authorization: Bearer "
 
-    if (c->auth) {
-        explicit_bzero(c->auth, strlen(c->auth));
-        free(c->auth);
+/* The Authorization line of this attempt in the context's buffer (grown when a token is
+ * longer than any before): the upstream copies header lines, and wipe_auth clears it
+ * right after, so a token is not kept once per call in flight. Returns the line or NULL. */
+static const char *set_auth(struct upcall *c, const struct token_view *v)
+{
+    struct upcall_ctx *ctx = c->ctx;
+    size_t n = sizeof AUTH_PREFIX + v->len;
+
+    if (n > ctx->auth_cap) {
+        char *p = malloc(n);
+        if (!p)
+            return NULL;
+        if (ctx->auth)
+            explicit_bzero(ctx->auth, ctx->auth_cap);
+        free(ctx->auth);
+        ctx->auth = p;
+        ctx->auth_cap = n;
     }
-    c->auth = malloc(n);
-    if (!c->auth)
-        return -1;
-    snprintf(c->auth, n, "Authorization: Bearer %.*s", (int)v->len, v->token);
+    memcpy(ctx->auth, AUTH_PREFIX, sizeof AUTH_PREFIX - 1);
+    memcpy(ctx->auth + sizeof AUTH_PREFIX - 1, v->token, v->len);
+    ctx->auth[n - 1] = '\0';
     c->generation = v->generation;
-    return 0;
+    return ctx->auth;
+}
+
+static void wipe_auth(struct upcall_ctx *ctx)
+{
+    if (ctx->auth)
+        explicit_bzero(ctx->auth, ctx->auth_cap);
 }
 
 /* A child span of the call's trace per attempt: "traceparent: 00-<trace>-<span>-<flags>". */
 static const char *new_traceparent(struct upcall *c)
 {
-    char span[17], value[56];
+    char span[17];
 
     tracectx_hex(next_rand(c->ctx), 0, span, 16);
-    snprintf(c->traceparent, sizeof c->traceparent, "traceparent: %s",
-             tracectx_format(&c->trace, span, value));
+    memcpy(c->traceparent, "traceparent: ", 13);
+    tracectx_format(&c->trace, span, c->traceparent + 13);
     return c->traceparent;
 }
 
 static void send_attempt(struct upcall *c, const struct token_view *v)
 {
-    const char **lines = NULL;
+    const char **lines = c->lines;
     int64_t body_len, left_ms;
 
-    lines = calloc(c->n_headers + 2, sizeof *lines);
-    if (!lines || set_auth(c, v) < 0) {
-        free(lines);
+    if (!(lines[c->n_headers] = set_auth(c, v))) {
         finish_simple(c, UPCALL_FAILED, 0);
         return;
     }
-    for (size_t i = 0; i < c->n_headers; i++)
-        lines[i] = c->headers[i];
-    lines[c->n_headers] = c->auth;
     lines[c->n_headers + 1] = new_traceparent(c);
     c->attempts++;
     c->attempt_us = deadline_now_us();
@@ -664,7 +680,8 @@ static void send_attempt(struct upcall *c, const struct token_view *v)
         if (c->x && c->stream)
             schedule(c, ACT_KICK, 0);
     }
-    free(lines);
+    wipe_auth(c->ctx); /* the upstream has its copy */
+    lines[c->n_headers] = NULL;
     if (!c->x)
         finish_simple(c, UPCALL_FAILED, 0);
 }
@@ -804,32 +821,57 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- public ------------------------------------------------------------------------------ */
 
-static int copy_request(struct upcall *c, const struct upcall_req *req, const char *base_url)
-{
-    size_t ul = strlen(base_url) + strlen(req->path_query) + 1;
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
-    c->env = strdup(req->env);
-    c->job = req->job ? strdup(req->job) : NULL;
-    c->method = strdup(req->method);
-    c->url = malloc(ul);
-    c->headers = calloc(req->n_headers ? req->n_headers : 1, sizeof *c->headers);
-    if (!c->env || !c->method || !c->url || !c->headers || (req->job && !c->job))
-        return -1;
-    snprintf(c->url, ul, "%s%s", base_url, req->path_query);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        if (!(c->headers[i] = strdup(req->headers[i])))
-            return -1;
-        c->n_headers++;
-    }
+/* Bytes of the call's allocation after the struct and its timer: the line array
+ * (n_headers + Authorization + traceparent), the strings with their NULs, the body. */
+static size_t copies_size(const struct upcall_req *req, size_t base_len)
+{
+    size_t n = (req->n_headers + 2) * sizeof(char *) + strlen(req->env) + 1 +
+               strlen(req->method) + 1 + base_len + strlen(req->path_query) + 1 +
+               (req->job ? strlen(req->job) + 1 : 0);
+
+    for (size_t i = 0; i < req->n_headers; i++)
+        n += strlen(req->headers[i]) + 1;
+    if (req->body && !req->stream)
+        n += req->body_len;
+    return n;
+}
+
+static char *put(char **at, const char *s, size_t len)
+{
+    char *out = *at;
+
+    memcpy(out, s, len);
+    out[len] = '\0';
+    *at += len + 1;
+    return out;
+}
+
+/* Copies the request into the room after the struct (sized by copies_size). */
+static void copy_request(struct upcall *c, char *room, const struct upcall_req *req,
+                         const char *base_url, size_t base_len)
+{
+    char *at = room + (req->n_headers + 2) * sizeof(char *);
+
+    c->lines = (const char **)(void *)room;
+    c->env = put(&at, req->env, strlen(req->env));
+    c->job = req->job ? put(&at, req->job, strlen(req->job)) : NULL;
+    c->method = put(&at, req->method, strlen(req->method));
+    c->url = at;
+    memcpy(at, base_url, base_len);
+    at += base_len;
+    put(&at, req->path_query, strlen(req->path_query)); /* after the base URL */
+    for (size_t i = 0; i < req->n_headers; i++)
+        c->lines[i] = put(&at, req->headers[i], strlen(req->headers[i]));
+    c->n_headers = req->n_headers;
+    c->lines[c->n_headers] = c->lines[c->n_headers + 1] = NULL;
     if (req->body && !req->stream) {
-        c->body = malloc(req->body_len ? req->body_len : 1);
-        if (!c->body)
-            return -1;
+        c->body = at;
         memcpy(c->body, req->body, req->body_len);
         c->body_len = req->body_len;
         c->has_body = true;
     }
-    return 0;
 }
 
 struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req,
@@ -841,9 +883,18 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     if (!req->env || !req->method || !req->path_query || req->path_query[0] != '/' ||
         !cbs->on_done)
         return NULL;
-    c = calloc(1, sizeof *c);
+    env = conf_env_find(ctx->conf, req->env);
+    const char *base_url = env ? env->base_url : "";
+    size_t base_len = strlen(base_url), ev_size = ALIGN16(event_get_struct_event_size());
+    size_t size = ALIGN16(sizeof *c) + ev_size + copies_size(req, base_len);
+    c = size <= CALL_BLOCK ? blockcache_get(&ctx->calls, CALL_BLOCK) : malloc(size);
     if (!c)
         return NULL;
+    memset(c, 0, sizeof *c);
+    c->cached = size <= CALL_BLOCK;
+    c->timer = (struct event *)(void *)((char *)c + ALIGN16(sizeof *c));
+    evtimer_assign(c->timer, ctx->base, on_timer, c);
+    copy_request(c, (char *)c->timer + ev_size, req, base_url, base_len);
     c->ctx = ctx;
     c->cbs = *cbs;
     c->retry = req->retry;
@@ -862,7 +913,6 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
     c->deadline_us = deadline_now_us() + (int64_t)c->total_ms * 1000;
     c->wait_until_us = deadline_now_us() +
                        (int64_t)(req->wait_ms ? req->wait_ms : DEFAULT_WAIT_MS) * 1000;
-    c->timer = evtimer_new(ctx->base, on_timer, c);
     c->op = d365stats_op(req->path_query);
     c->st = d365stats_env(ctx->stats, req->env);
     const struct tracectx *trace = req->trace ? req->trace : ctx->cur_trace;
@@ -873,12 +923,10 @@ struct upcall *upcall_start(struct upcall_ctx *ctx, const struct upcall_req *req
         tracectx_hex(next_rand(ctx), next_rand(ctx), c->trace.trace_id, 32);
         c->trace.flags = 0;
     }
-    if (rid)
-        snprintf(c->request_id, sizeof c->request_id, "%s", rid);
-    env = conf_env_find(ctx->conf, req->env);
-    if (!c->timer || copy_request(c, req, env ? env->base_url : "") < 0) {
-        call_free(c);
-        return NULL;
+    if (rid) {
+        size_t n = strnlen(rid, sizeof c->request_id - 1);
+        memcpy(c->request_id, rid, n);
+        c->request_id[n] = '\0';
     }
     if (!env) {
         c->fin_st = UPCALL_NO_ENV;

@@ -37,6 +37,8 @@
 
 static void process_input(struct conn *c);
 static size_t output_len(const struct conn *c);
+static void release_head_bufs(struct conn *c);
+static void drop_held(struct conn_req *r);
 /* ---- lifetime ---------------------------------------------------------------------- */
 
 void conn_enter(struct conn *c)
@@ -96,8 +98,7 @@ static void destroy(struct conn *c)
     if (c->park_ev)
         event_del(c->park_ev);
     evutil_closesocket(c->fd); /* after the bufferevent's events left epoll */
-    free(c->head_buf);
-    free(c->headers);
+    release_head_bufs(c);
     free(c->body_buf);
     struct sockaddr_storage peer = { 0 };
     memcpy(&peer, &c->peer, sizeof c->peer);
@@ -148,10 +149,8 @@ void conn_kill_why(struct conn *c, enum conn_outcome why)
     c->state = ST_DEAD; /* from here on, answers are ignored */
     if (c->bev)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    if (r) {
-        free(r->held_head); /* never sent: the body it waited for did not come */
-        r->held_head = NULL;
-    }
+    if (r)
+        drop_held(r); /* never sent: the body it waited for did not come */
     if (c->body_ev)
         event_del(c->body_ev);
     if (c->park_ev)
@@ -226,7 +225,8 @@ void conn_send_iov(struct conn *c, struct iovec *iov, int n)
         if (n < 4)
             memcpy(all + 1, iov, (size_t)n * sizeof *iov);
         conn_send_iov(c, all, n < 4 ? n + 1 : 1);
-        free(held);
+        c->req->held_head = held; /* sent or copied: given back */
+        drop_held(c->req);
         if (n < 4)
             return;
     }
@@ -518,12 +518,35 @@ const char *conn_req_client(const struct conn_req *req)
     return req->conn->client;
 }
 
+/* A response head's buffer of cap bytes: from the connections' cache when it fits. */
+static char *head_out_get(struct conn *c, size_t cap)
+{
+    return cap <= HEAD_OUT_BLOCK ? blockcache_get(&c->list->held, HEAD_OUT_BLOCK) : malloc(cap);
+}
+
+static void head_out_put(struct conn *c, char *head, bool cached)
+{
+    if (cached)
+        blockcache_put(&c->list->held, head, HEAD_OUT_BLOCK);
+    else
+        free(head);
+}
+
+static void drop_held(struct conn_req *r)
+{
+    char *held = r->held_head;
+
+    r->held_head = NULL;
+    if (held)
+        head_out_put(r->conn, held, r->held_cached);
+}
+
 int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
                    const char *content_type, int64_t content_length)
 {
     struct conn *c = req->conn;
-    size_t el = extra_headers ? strlen(extra_headers) : 0, cap = el + 1024;
-    char *extra = NULL, *head = NULL;
+    size_t cap = (extra_headers ? strlen(extra_headers) : 0) + 1024;
+    char *head = NULL;
     int rc = -1;
 
     if (req->responded || c->state != ST_HANDLING)
@@ -532,12 +555,11 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
                          status == 304;
     req->stream_chunked = content_length < 0 && !req->stream_nobody &&
                           req->head.version_minor == 1;
-    extra = malloc(el + 32);
-    head = malloc(cap);
-    if (!extra || !head)
-        goto out;
-    snprintf(extra, el + 32, "%s%s", extra_headers ? extra_headers : "",
-             req->stream_chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    bool cached = cap <= HEAD_OUT_BLOCK;
+    if (!(head = head_out_get(c, cap)))
+        return -1;
+    if (cached)
+        cap = HEAD_OUT_BLOCK;
     conn_enter(c);
     req->responded = true;
     req->streaming = true;
@@ -550,7 +572,8 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
     struct reply_head h = {
         .status = status, .date = conn_server_date(c->srv), .content_type = content_type,
         .content_length = content_length < 0 ? 0 : (size_t)content_length,
-        .no_length = content_length < 0, .request_id = req->id, .extra = extra,
+        .no_length = content_length < 0, .request_id = req->id, .extra = extra_headers,
+        .chunked = req->stream_chunked,
         .connection = c->closing ? "close"
                       : req->head.version_minor == 0 ? "keep-alive" : NULL,
     };
@@ -559,6 +582,7 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
     if (hl > 0 && !req->stream_nobody && content_length > 0 && content_length <= HOLD_MAX) {
         req->held_head = head; /* sent with the body by the first conn_req_write */
         req->held_len = hl;
+        req->held_cached = cached;
         head = NULL;
         req->bytes_out += hl;
         rc = 0;
@@ -570,9 +594,8 @@ int conn_req_start(struct conn_req *req, int status, const char *extra_headers,
         conn_kill(c);
     }
     conn_leave(c);
-out:
-    free(extra);
-    free(head);
+    if (head)
+        head_out_put(c, head, cached);
     return rc;
 }
 
@@ -671,19 +694,29 @@ static void begin_request(struct conn *c)
     c->scanned = 0;
 }
 
+/* The header array and, while the head fits HEAD_INLINE, the head bytes share one block
+ * from the connections' cache (given back by release_head_bufs). */
+static bool head_in_block(const struct conn *c)
+{
+    return c->head_buf == (char *)c->headers + c->head_block - HEAD_INLINE;
+}
+
 static bool head_buf_fit(struct conn *c, size_t len)
 {
-    size_t max_headers = c->opt->head.max_headers;
+    size_t max_headers = c->opt->head.max_headers ? c->opt->head.max_headers : 1;
 
     if (!c->headers) { /* http1_parse fills the entries it counts */
-        c->headers = malloc((max_headers ? max_headers : 1) * sizeof *c->headers);
-        if (!c->headers)
+        size_t size = max_headers * sizeof *c->headers + HEAD_INLINE;
+        if (!(c->headers = blockcache_get(&c->list->heads, size)))
             return false;
+        c->head_block = size;
+        c->head_buf = (char *)c->headers + size - HEAD_INLINE;
+        c->head_cap = HEAD_INLINE;
     }
     if (len <= c->head_cap)
         return true;
     size_t cap = (len + 1023) & ~(size_t)1023;
-    char *p = realloc(c->head_buf, cap);
+    char *p = head_in_block(c) ? malloc(cap) : realloc(c->head_buf, cap);
     if (!p)
         return false;
     c->head_buf = p;
@@ -767,14 +800,18 @@ static int read_head(struct conn *c)
     return take_head(c, p, start, end);
 }
 
-/* A keep-alive connection waiting with no byte of a next head keeps no head buffers: the
- * head copy and the header array are allocated again by the next request. */
+/* A keep-alive connection waiting with no byte of a next head keeps no head buffers: they
+ * go back to the connections' cache (a few kept, blockcache.h), and the next request takes
+ * them again from there. */
 static void release_head_bufs(struct conn *c)
 {
-    free(c->head_buf);
-    free(c->headers);
-    c->head_buf = NULL;
+    if (!c->headers)
+        return;
+    if (!head_in_block(c))
+        free(c->head_buf);
+    blockcache_put(&c->list->heads, c->headers, c->head_block);
     c->headers = NULL;
+    c->head_buf = NULL;
     c->head_cap = 0;
 }
 
@@ -903,7 +940,7 @@ void conn_detach(struct conn *c)
     c->write_enabled = false;
     deadline_suspend(&c->dl);
     if (c->req)
-        free(c->req->held_head);
+        drop_held(c->req);
     free(c->req);
     c->req = NULL;
 }
@@ -920,6 +957,8 @@ int conn_list_init(struct conn_list *list)
 
 void conn_list_cleanup(struct conn_list *list)
 {
+    blockcache_cleanup(&list->heads);
+    blockcache_cleanup(&list->held);
     slab_pool_free(list->slab);
     list->slab = NULL;
 }

@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include "blockcache.h"
 #include "conn_server.h"
 #include "http1.h"
 #include "tracectx.h"
@@ -33,6 +34,8 @@ struct conn_list {
     struct conn *hot_first;    /* the oldest idle connection not parked; NULL if none */
     size_t parked;
     struct slab_pool *slab;    /* owned: the connections' memory (slab.h) */
+    struct blockcache heads;   /* owned: request head blocks given back by idle connections */
+    struct blockcache held;    /* owned: response head buffers (conn_req_start) */
 };
 
 /* Sets up an empty list (embedded by the caller). Returns 0, or -1 on allocation failure. */

@@ -32,6 +32,8 @@
 #define STREAM_READ (128 * 1024)    /* most request body bytes read by one recv */
 #define FLUSH_BYTES (256 * 1024)    /* queued response bytes written at once, not at turn's end */
 #define FLUSH_IOV 64                /* most pieces of the output in one sendmsg */
+#define HEAD_INLINE 1024            /* request head bytes in the header array's block */
+#define HEAD_OUT_BLOCK 2048         /* a response head's buffer from conn_list.held */
 
 enum state { ST_HEAD, ST_HANDLING, ST_CLOSING, ST_LINGER, ST_DEAD };
 enum { DL_HEAD = 1, DL_IDLE, DL_BODY, DL_LINGER }; /* deadline kinds */
@@ -54,6 +56,7 @@ struct conn_req {
     int64_t stream_left;        /* Content-Length still to send; -1 when not counted */
     char *held_head;            /* owned: a small response's head, sent with its body */
     size_t held_len;
+    bool held_cached;           /* held_head is a HEAD_OUT_BLOCK from conn_list.held */
     struct conn_req_events ev;
     struct conn_body_sink sink;
     uint64_t body_limit;
@@ -97,9 +100,12 @@ struct conn {
     enum conn_outcome why;      /* what conn_kill logs for a request in flight */
     size_t scanned;             /* http1_head_find resume point */
     uint64_t linger_bytes;
-    char *head_buf;             /* owned: the current head, copied out of the input */
+    char *head_buf;             /* owned: the current head, copied out of the input; in the
+                                 * headers' block while it fits (HEAD_INLINE), else its own */
     size_t head_cap;
-    struct http1_header *headers; /* owned: opt.head.max_headers entries */
+    struct http1_header *headers; /* owned: opt.head.max_headers entries, at the start of a
+                                 * block from list->heads of head_block bytes */
+    size_t head_block;
     struct event *body_ev;      /* owned, made on first use: direct reads of a request body */
     char *body_buf;             /* owned while a body is read directly: STREAM_READ bytes */
     struct event *flush_ev;     /* owned, made on first use: writes queued output once a turn */

@@ -70,6 +70,7 @@ size_t reply_format_head(char *buf, size_t cap, const struct reply_head *h)
                 add_uns(buf, cap, &n, h->content_length, false) && ADD_LIT("\r\n"))) &&
               ADD_LIT("X-Request-Id: ") && ADD_STR(h->request_id) && ADD_LIT("\r\n") &&
               (!h->extra || ADD_STR(h->extra)) &&
+              (!h->chunked || ADD_LIT("Transfer-Encoding: chunked\r\n")) &&
               (!h->connection || (ADD_LIT("Connection: ") && ADD_STR(h->connection) &&
                                   ADD_LIT("\r\n"))) &&
               ADD_LIT("\r\n");

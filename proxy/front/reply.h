@@ -38,6 +38,7 @@ struct reply_head {
     bool no_length;             /* no Content-Length (chunked or close-delimited body) */
     const char *request_id;     /* X-Request-Id */
     const char *extra;          /* NULL, or header lines each ending in CRLF */
+    bool chunked;               /* "Transfer-Encoding: chunked", after extra */
     const char *connection;     /* NULL, "close" or "keep-alive" */
 };
 

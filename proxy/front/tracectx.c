@@ -52,9 +52,23 @@ void tracectx_hex(uint64_t r1, uint64_t r2, char *out, size_t digits)
         out[digits - 1] = '1';
 }
 
+/* With memcpy, not snprintf: it is written for every D365 attempt. */
 char *tracectx_format(const struct tracectx *t, const char *span, char out[56])
 {
-    snprintf(out, 56, "00-%.32s-%.16s-%02x", t->trace_id, span, (unsigned)t->flags);
+    static const char hex[] = "0123456789abcdef";
+    size_t tl = strnlen(t->trace_id, 32), sl = strnlen(span, 16), n = 0;
+
+    memcpy(out, "00-", 3);
+    n = 3;
+    memcpy(out + n, t->trace_id, tl);
+    n += tl;
+    out[n++] = '-';
+    memcpy(out + n, span, sl);
+    n += sl;
+    out[n++] = '-';
+    out[n++] = hex[t->flags >> 4];
+    out[n++] = hex[t->flags & 15];
+    out[n] = '\0';
     return out;
 }
 

@@ -3,6 +3,7 @@
 #include "d365parse.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void test_final(void)
 {
@@ -23,16 +24,24 @@ static void test_final(void)
 
 static void test_action_body(void)
 {
-    char *b = d365parse_action_body("_messageId", "a\"b");
+    char *b = d365parse_action_body("_messageId", "a\"b", NULL, 0);
     CHECK_STR(b, "{\"_messageId\":\"a\\\"b\"}");
     free(b);
     /* the plain path (no jansson) gives the same text jansson would */
-    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a");
+    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a", NULL, 0);
     CHECK_STR(b, "{\"messageId\":\"84a383c8-336d-45e4-9933-0c3e8bfb734a\"}");
     free(b);
-    b = d365parse_action_body("executionId", "caf\xc3\xa9\\x");
+    b = d365parse_action_body("executionId", "caf\xc3\xa9\\x", NULL, 0);
     CHECK_STR(b, "{\"executionId\":\"caf\xc3\xa9\\\\x\"}"); /* jansson's */
     free(b);
+    char buf[48];
+    b = d365parse_action_body("messageId", "84a383c8-336d-45e4-9933-0c3e8bfb734a", buf,
+                              sizeof buf); /* 53 bytes: does not fit, allocated */
+    CHECK(b != buf);
+    CHECK_STR(b, "{\"messageId\":\"84a383c8-336d-45e4-9933-0c3e8bfb734a\"}");
+    free(b);
+    CHECK(d365parse_action_body("id", "x", buf, sizeof buf) == buf);
+    CHECK_STR(buf, "{\"id\":\"x\"}");
 }
 
 static void test_value(void)
@@ -50,6 +59,35 @@ static void test_value(void)
     CHECK(d365parse_value_string(num, sizeof num - 1) == NULL);
     CHECK(d365parse_value_string("nope", 4) == NULL);
     CHECK(d365parse_value_string("[]", 2) == NULL);
+}
+
+/* The flat path (d365parse.c) and jansson agree: what the flat one takes, and what it
+ * leaves to jansson (escapes, duplicates, other types, trailing bytes). */
+static void check_value(const char *body, const char *want)
+{
+    char *v = d365parse_value_string(body, strlen(body));
+    if (want)
+        CHECK_STR(v, want);
+    else
+        CHECK(v == NULL);
+    free(v);
+}
+
+static void test_value_flat(void)
+{
+    check_value(" {\r\n \"a\" : \"x\" ,\t\"value\":\"Queued\" } \n", "Queued");
+    check_value("{\"value\" : null , \"b\":null}", "");
+    check_value("{}", NULL);
+    check_value("{\"other\":\"Processed\"}", NULL);
+    check_value("{\"value\":\"a\\\"b\"}", "a\"b");              /* escaped: jansson's */
+    check_value("{\"value\":\"caf\xc3\xa9\"}", "caf\xc3\xa9");     /* UTF-8: jansson's */
+    check_value("{\"value\":\"A\",\"value\":\"B\"}", NULL);      /* duplicate key */
+    check_value("{\"value\":\"A\"} x", NULL);                      /* trailing bytes */
+    check_value("{\"value\":nullx}", NULL);
+    check_value("{\"value\":\"A\",}", NULL);
+    check_value("{\"value\":\"A\"", NULL);
+    check_value("{\"value\":{\"x\":\"y\"}}", NULL);
+    check_value("{\"n\":1,\"value\":\"Processed\"}", "Processed");  /* a number: jansson */
 }
 
 static void test_error(void)
@@ -192,6 +230,7 @@ int main(void)
     test_final();
     test_action_body();
     test_value();
+    test_value_flat();
     test_error();
     test_message_id();
     test_errors_array();
