@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "curlev.h"
+#include "h1up.h"
 #include "upreq.h"
 
 /* Easy handles of finished transfers kept for the next ones, with the options every
@@ -44,9 +45,11 @@ struct upstream {
     size_t n_spare;
     unsigned bulk_buffers;        /* transfers with the bulk receive buffer now */
     struct upstream_stats stats;
+    struct h1up *h1;              /* owned: the FOGATE_PROTO_H1 prototype path, or NULL */
 };
 
 struct upstream_xfer {
+    unsigned char kind;           /* H1UP_KIND_CURL (h1up.c's transfers: H1UP_KIND_H1) */
     struct upstream *up;          /* borrowed owner */
     struct upstream_xfer *prev, *next;  /* in up->xfers */
     CURL *easy;                   /* owned */
@@ -75,6 +78,12 @@ struct upstream_xfer {
     uint64_t bytes_sent, bytes_received;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+/* The prototype's transfers (FOGATE_PROTO_H1) start with H1UP_KIND_H1. */
+static bool is_h1(const struct upstream_xfer *x)
+{
+    return *(const unsigned char *)x == H1UP_KIND_H1;
+}
 
 static int64_t mono_us(void)
 {
@@ -210,6 +219,10 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
 void upstream_abort(struct upstream_xfer *x)
 {
+    if (x && is_h1(x)) {
+        h1up_abort(x);
+        return;
+    }
     if (!x || x->aborted || x->finishing)
         return;
     x->aborted = true;
@@ -558,6 +571,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 size_t upstream_send_space(const struct upstream_xfer *x)
 {
+    if (is_h1(x))
+        return h1up_send_space(x);
     size_t have = evbuffer_get_length(x->sendbuf);
     size_t room = have >= x->send_cap ? 0 : x->send_cap - have;
 
@@ -585,6 +600,8 @@ static void after_push(struct upstream_xfer *x, size_t took, size_t offered)
 
 size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
 {
+    if (is_h1(x))
+        return h1up_send(x, data, len);
     size_t room = upstream_send_space(x);
     size_t want = len < room ? len : room, take = 0;
 
@@ -600,6 +617,8 @@ size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
 
 size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
 {
+    if (is_h1(x))
+        return h1up_send_buffer(x, src);
     size_t len = evbuffer_get_length(src);
     size_t room = upstream_send_space(x);
     int moved = evbuffer_remove_buffer(src, x->sendbuf, len < room ? len : room);
@@ -611,6 +630,10 @@ size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
 
 void upstream_send_eof(struct upstream_xfer *x)
 {
+    if (is_h1(x)) {
+        h1up_send_eof(x);
+        return;
+    }
     if (x->aborted || x->send_eof)
         return;
     x->send_eof = true;
@@ -621,6 +644,10 @@ void upstream_send_eof(struct upstream_xfer *x)
 
 void upstream_resume_recv(struct upstream_xfer *x)
 {
+    if (is_h1(x)) {
+        h1up_resume_recv(x);
+        return;
+    }
     if (x->aborted)
         return;
     if (x->pause_next) {
@@ -681,8 +708,8 @@ static unsigned pick_limit(unsigned req, unsigned dflt)
     return req ? req : dflt;
 }
 
-struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
-                                     const struct upstream_cbs *cbs)
+static struct upstream_xfer *curl_start(struct upstream *up, const struct upstream_req *req,
+                                        const struct upstream_cbs *cbs)
 {
     struct upstream_xfer *x;
 
@@ -719,6 +746,14 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
     return x;
 }
 
+struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
+                                     const struct upstream_cbs *cbs)
+{
+    if (up->h1 && h1up_handles(up->h1, req->url))
+        return h1up_start(up->h1, req, cbs);
+    return curl_start(up, req, cbs);
+}
+
 static bool bodyless(const char *method)
 {
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
@@ -739,7 +774,8 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
         .body_len = none ? UPSTREAM_BODY_NONE : (int64_t)body_len, .timeouts = timeouts,
     };
     struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
-    struct upstream_xfer *x = upstream_start(up, &req, &cbs);
+    /* the prototype does not buffer whole responses: fetches stay on libcurl */
+    struct upstream_xfer *x = curl_start(up, &req, &cbs);
 
     if (!x)
         return NULL;
@@ -804,7 +840,9 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_opt
     up->opts.proxy = up->proxy;
     up->ev = curlev_new(base, on_curl_done, up);
     up->reap = event_new(base, -1, 0, on_reap, up);
-    if (!up->ev || !up->reap || (opts->ca_file && *opts->ca_file && !up->ca_file) ||
+    if (h1up_enabled())
+        up->h1 = h1up_new(base, &up->opts, &up->stats);
+    if (!up->ev || !up->reap || (h1up_enabled() && !up->h1) || (opts->ca_file && *opts->ca_file && !up->ca_file) ||
         (opts->proxy && *opts->proxy && !up->proxy)) {
         upstream_free(up);
         return NULL;
@@ -827,6 +865,7 @@ void upstream_free(struct upstream *up)
         up->xfers->aborted = true;
         xfer_free(up->xfers);
     }
+    h1up_free(up->h1);
     curlev_free(up->ev);
     while (up->n_spare > 0)
         curl_easy_cleanup(up->spare[--up->n_spare]);

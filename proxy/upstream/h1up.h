@@ -1,0 +1,56 @@
+/* h1up: PROTOTYPE of fogate's own HTTP/1.1 client for upstream_start (issue 16), chosen at
+ * run time with FOGATE_PROTO_H1=1 for plain http:// URLs without a proxy; everything else
+ * stays on libcurl. Raw non-blocking sockets on the caller's libevent loop, pooled
+ * keep-alive connections, http_parser for responses. Implements what the pass-through
+ * needs: request line + caller's headers, Content-Length or chunked request bodies with
+ * backpressure, Content-Length / chunked / until-close responses with pause, connect and
+ * total timeouts, one retry of a request that met a stale kept connection.
+ * Not done (see tests/bench/h1proto.md): TLS, proxies, first-byte/stall limits, connection
+ * limits, asynchronous name resolution, upstream_fetch (stays on libcurl).
+ * Invariant: on_done exactly once per transfer unless aborted; a connection goes back to the
+ * pool only after a complete response that allows keep-alive and left no extra bytes. */
+#ifndef FOGATE_H1UP_H
+#define FOGATE_H1UP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "upstream.h"
+
+/* Both kinds of transfer start with this byte, so upstream.c can tell them apart. */
+#define H1UP_KIND_CURL 0
+#define H1UP_KIND_H1 1
+
+struct h1up;
+
+/* True when FOGATE_PROTO_H1 is set to a non-empty value other than "0". */
+bool h1up_enabled(void);
+
+/* A new client on `base` (borrowed) with `opts` (defaults filled; copied; strings borrowed
+ * from the caller, who must keep them) and `stats` (borrowed, the upstream's counters:
+ * started, done, aborted, connects, bytes are added to it). NULL on failure. */
+struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
+                      struct upstream_stats *stats);
+
+/* Stops every live transfer without on_done, closes every connection, frees. NULL: no-op. */
+void h1up_free(struct h1up *h);
+
+/* True if this client can carry `url`: http:// and no proxy configured. */
+bool h1up_handles(const struct h1up *h, const char *url);
+
+/* As upstream_start; the returned pointer's first byte is H1UP_KIND_H1. */
+struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
+                                 const struct upstream_cbs *cbs);
+
+/* As their upstream_ counterparts, for a transfer of h1up_start. */
+void h1up_abort(struct upstream_xfer *x);
+size_t h1up_send_space(const struct upstream_xfer *x);
+size_t h1up_send(struct upstream_xfer *x, const void *data, size_t len);
+size_t h1up_send_buffer(struct upstream_xfer *x, struct evbuffer *src);
+void h1up_send_eof(struct upstream_xfer *x);
+void h1up_resume_recv(struct upstream_xfer *x);
+
+#endif
