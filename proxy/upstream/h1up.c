@@ -384,6 +384,8 @@ static int on_field(http_parser *p, const char *at, size_t len)
 {
     struct h1conn *c = p->data;
 
+    if (c->x->head_done) /* a chunked body's trailers: ignored (http_parser bounds them) */
+        return 0;
     if ((c->in_value || !c->status_fed) && feed_pending(c, p) != 0)
         return -1;
     if (line_add(c, at, len) == 0)
@@ -396,6 +398,8 @@ static int on_value(http_parser *p, const char *at, size_t len)
 {
     struct h1conn *c = p->data;
 
+    if (c->x->head_done)
+        return 0;
     if ((!c->in_value && line_add(c, ": ", 2) != 0) || line_add(c, at, len) != 0) {
         set_fail(c->x, UPSTREAM_TOO_LARGE, "response head too large");
         return -1;
