@@ -71,7 +71,7 @@ struct h1x {
     long connects;
     bool is_head, send_eof, head_done, got_response, request_sent;
     bool replayable;                  /* the whole request is still in the out buffer */
-    bool retried, space_wanted, want_recv, recv_paused, interim;
+    bool retried, space_wanted, want_recv, recv_paused, interim, send_waiting;
     bool in_cb, aborted, finishing;
     bool failing;                     /* fail_result/fail_text hold a failure to report */
     enum upstream_result fail_result;
@@ -137,7 +137,8 @@ bool h1up_handles(const struct h1up *h, const char *url)
     char key[KEY_MAX];
     const char *t;
 
-    return !h->opts.proxy && url && split_url(url, key, &t) == 0;
+    /* without allow_http, libcurl's path refuses http:// with its usual error */
+    return h->opts.allow_http && !h->opts.proxy && url && split_url(url, key, &t) == 0;
 }
 
 /* Host and port of "host[:port]" or "[v6][:port]". */
@@ -449,6 +450,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     x->in_cb = true;
     if (x->cbs.on_body(x->cbs.arg, at, len) == UPSTREAM_PAUSE) {
         x->recv_paused = true;
+        x->h->stats->pauses++;
         http_parser_pause(p, 1);
     }
     x->in_cb = false;
@@ -674,6 +676,10 @@ static void do_flush(struct h1conn *c)
     if (flush(c) != 0) {
         conn_lost(x, UPSTREAM_OTHER, "send failure");
         return;
+    }
+    if (pending(c) == 0 && !body_complete(x) && !x->send_waiting) {
+        x->send_waiting = true; /* the upload waits for the caller: counted as libcurl's */
+        x->h->stats->pauses++;
     }
     notify_space(x);
     if (x->aborted)
@@ -1032,9 +1038,11 @@ size_t h1up_send(struct upstream_xfer *ux, const void *data, size_t len)
             return 0;
         }
         x->pushed += take;
+        x->send_waiting = false;
         kick(x->c);
     }
-    if (take < len)
+    /* as upstream.c: a caller that stops at space 0 must hear when room comes back */
+    if (take < len || (h1up_send_space(ux) == 0 && !body_complete(x)))
         x->space_wanted = true;
     return take;
 }
