@@ -1,14 +1,10 @@
-/* h1up: PROTOTYPE of fogate's own HTTP/1.1 client for upstream_start (issue 16), chosen at
- * run time with FOGATE_PROTO_H1=1 for plain http:// URLs without a proxy; everything else
- * stays on libcurl. Raw non-blocking sockets on the caller's libevent loop, pooled
- * keep-alive connections, http_parser for responses. Implements what the pass-through
- * needs: request line + caller's headers, Content-Length or chunked request bodies with
- * backpressure, Content-Length / chunked / until-close responses with pause, connect and
- * total timeouts, one retry of a request that met a stale kept connection.
- * Not done (see tests/bench/h1proto.md): TLS, proxies, first-byte/stall limits, connection
- * limits, asynchronous name resolution, upstream_fetch (stays on libcurl).
- * Invariant: on_done exactly once per transfer unless aborted; a connection goes back to the
- * pool only after a complete response that allows keep-alive and left no extra bytes. */
+/* h1up: fogate's own HTTP/1.1 upstream client (issue 16), chosen with the config key
+ * upstream.client = "native" for plain http:// URLs when no proxy is configured; the
+ * rest stays on libcurl. upstream.c hands it the transfers it can carry; both kinds sit
+ * behind upstream.h's API (the first byte of a transfer says which kind). Transfers here,
+ * connections and pool in h1conn, request bytes in h1out, response reading in h1resp.
+ * Invariant: on_done exactly once per transfer unless aborted; a connection goes back to
+ * the pool only after a complete response that allows keep-alive and left no extra bytes. */
 #ifndef FOGATE_H1UP_H
 #define FOGATE_H1UP_H
 
@@ -26,19 +22,16 @@
 
 struct h1up;
 
-/* True when FOGATE_PROTO_H1 is set to a non-empty value other than "0". */
-bool h1up_enabled(void);
-
 /* A new client on `base` (borrowed) with `opts` (defaults filled; copied; strings borrowed
  * from the caller, who must keep them) and `stats` (borrowed, the upstream's counters:
- * started, done, aborted, connects, bytes are added to it). NULL on failure. */
+ * started, done, aborted, connects, bytes and pauses are added to it). NULL on failure. */
 struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
                       struct upstream_stats *stats);
 
 /* Stops every live transfer without on_done, closes every connection, frees. NULL: no-op. */
 void h1up_free(struct h1up *h);
 
-/* True if this client can carry `url`: http:// and no proxy configured. */
+/* True if this client can carry `url`: http:// allowed, and no proxy configured. */
 bool h1up_handles(const struct h1up *h, const char *url);
 
 /* As upstream_start; the returned pointer's first byte is H1UP_KIND_H1. */

@@ -45,7 +45,7 @@ struct upstream {
     size_t n_spare;
     unsigned bulk_buffers;        /* transfers with the bulk receive buffer now */
     struct upstream_stats stats;
-    struct h1up *h1;              /* owned: the FOGATE_PROTO_H1 prototype path, or NULL */
+    struct h1up *h1;              /* owned: the own client (client = native), or NULL */
 };
 
 struct upstream_xfer {
@@ -79,7 +79,7 @@ struct upstream_xfer {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* The prototype's transfers (FOGATE_PROTO_H1) start with H1UP_KIND_H1. */
+/* The own client's transfers start with H1UP_KIND_H1. */
 static bool is_h1(const struct upstream_xfer *x)
 {
     return *(const unsigned char *)x == H1UP_KIND_H1;
@@ -774,7 +774,7 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
         .body_len = none ? UPSTREAM_BODY_NONE : (int64_t)body_len, .timeouts = timeouts,
     };
     struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
-    /* the prototype does not buffer whole responses: fetches stay on libcurl */
+    /* h1up does not buffer whole responses: fetches stay on libcurl */
     struct upstream_xfer *x = curl_start(up, &req, &cbs);
 
     if (!x)
@@ -840,9 +840,10 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_opt
     up->opts.proxy = up->proxy;
     up->ev = curlev_new(base, on_curl_done, up);
     up->reap = event_new(base, -1, 0, on_reap, up);
-    if (h1up_enabled())
+    if (opts->client == UPSTREAM_CLIENT_NATIVE)
         up->h1 = h1up_new(base, &up->opts, &up->stats);
-    if (!up->ev || !up->reap || (h1up_enabled() && !up->h1) || (opts->ca_file && *opts->ca_file && !up->ca_file) ||
+    if (!up->ev || !up->reap || (opts->client == UPSTREAM_CLIENT_NATIVE && !up->h1) ||
+        (opts->ca_file && *opts->ca_file && !up->ca_file) ||
         (opts->proxy && *opts->proxy && !up->proxy)) {
         upstream_free(up);
         return NULL;

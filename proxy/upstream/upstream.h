@@ -25,7 +25,14 @@ int upstream_global_init(void);
 /* Call once at exit, after the last upstream_free. */
 void upstream_global_cleanup(void);
 
+enum upstream_client {
+    UPSTREAM_CLIENT_CURL,        /* libcurl for every transfer (the default) */
+    UPSTREAM_CLIENT_NATIVE,      /* fogate's own HTTP/1.1 client (h1up.h) where it can
+                                    carry the transfer, libcurl elsewhere */
+};
+
 struct upstream_opts {
+    enum upstream_client client;
     long max_host_connections;   /* per host:port at once; 0 = no limit */
     long max_total_connections;  /* 0 = no limit */
     const char *ca_file;         /* borrowed, copied; NULL = system trust store */

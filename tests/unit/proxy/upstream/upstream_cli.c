@@ -6,6 +6,7 @@
  *   upstream_cli [options] get URL...     streaming GETs
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
+ * --client native|curl picks the HTTP client (upstream.client; default curl).
  * With --parallel all URLs start at once; with --bulk GETs are bulk transfers (the larger
  * receive buffer, a few at once). --method takes a comma list: URL i is sent with
  * its (i modulo its length)th method.
@@ -374,7 +375,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         {"chunked", 0, 0, 'k'}, {"abort-after", 1, 0, 'a'}, {"abort-ms", 1, 0, 'A'},
         {"max-bytes", 1, 0, 'm'}, {"body", 1, 0, 'b'}, {"print-headers", 0, 0, 'i'},
         {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'}, {"bulk", 0, 0, 'B'},
-        {"body-len", 1, 0, 'l'}, {0, 0, 0, 0}};
+        {"body-len", 1, 0, 'l'}, {"client", 1, 0, 'N'}, {0, 0, 0, 0}};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -406,6 +407,12 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'L': c->parallel = true; break;
         case 'B': c->bulk = true; break;
         case 'l': c->body_len = strtoll(optarg, NULL, 10); break;
+        case 'N':
+            if (strcmp(optarg, "native") != 0 && strcmp(optarg, "curl") != 0)
+                return -1;
+            o->client = strcmp(optarg, "native") == 0 ? UPSTREAM_CLIENT_NATIVE
+                                                      : UPSTREAM_CLIENT_CURL;
+            break;
         default: return -1;
         }
     }

@@ -1,0 +1,418 @@
+/* h1conn: connections and pool of the own HTTP/1.1 client (see h1conn.h).
+ *
+ *   open: socket + connect (EINPROGRESS) -> writable: SO_ERROR -> owner's on_write
+ *   owned: rd persistent, wr one-shot, tm and kick for the owner
+ *   idle:  rd persistent (a byte or EOF closes it), tm = idle expiry
+ */
+#include "h1conn.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define IDLE_MAX 256            /* idle connections kept */
+#define IDLE_MS (60 * 1000)     /* an idle connection is closed after this */
+#define ADDR_CACHE 8
+
+struct addr_entry {
+    char key[H1CONN_KEY_MAX];
+    struct sockaddr_storage sa;
+    socklen_t len;
+};
+
+struct h1conn_pool {
+    struct event_base *base;      /* borrowed */
+    struct h1conn_cbs cbs;
+    size_t recv_bytes;
+    struct h1conn *conns;         /* owned: every connection, idle or busy */
+    size_t n_conns, n_idle;
+    struct addr_entry addrs[ADDR_CACHE];
+    size_t n_addrs;
+};
+
+/* ---- plain TCP transport ---- */
+
+static ssize_t tcp_read(void *t, void *buf, size_t len)
+{
+    struct h1conn *c = t;
+    ssize_t n;
+
+    do
+        n = recv(c->fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        return H1CONN_EOF;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return H1CONN_WANT_READ;
+    c->last_errno = errno;
+    return H1CONN_ERROR;
+}
+
+static ssize_t tcp_write(void *t, const void *buf, size_t len)
+{
+    struct h1conn *c = t;
+    ssize_t n;
+
+    do
+        n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return H1CONN_WANT_WRITE;
+    c->last_errno = n < 0 ? errno : EPIPE;
+    return H1CONN_ERROR;
+}
+
+static const struct h1conn_io tcp_io = {.read = tcp_read, .write = tcp_write};
+
+/* ---- addresses ---- */
+
+/* Host and port of "host[:port]" or "[v6][:port]". */
+static int host_port(const char *auth, char *host, size_t cap, const char **port)
+{
+    const char *colon, *h = auth, *he;
+
+    if (*auth == '[') {
+        h = auth + 1;
+        he = strchr(h, ']');
+        if (!he)
+            return -1;
+        colon = he[1] == ':' ? he + 1 : NULL;
+    } else {
+        colon = strrchr(auth, ':');
+        he = colon ? colon : auth + strlen(auth);
+    }
+    if ((size_t)(he - h) >= cap)
+        return -1;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = '\0';
+    *port = colon && colon[1] ? colon + 1 : "80";
+    return 0;
+}
+
+/* The address of `auth`, cached. Blocking getaddrinfo: numeric hosts (the tests, and
+ * most gateways' D365 hosts go through https, which stays on libcurl) return at once. */
+static const struct addr_entry *resolve(struct h1conn_pool *p, const char *auth)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    struct addr_entry *e;
+    char host[H1CONN_KEY_MAX];
+    const char *port;
+
+    for (size_t i = 0; i < p->n_addrs; i++)
+        if (strcmp(p->addrs[i].key, auth) == 0)
+            return &p->addrs[i];
+    if (host_port(auth, host, sizeof host, &port) != 0 ||
+        getaddrinfo(host, port, &hints, &res) != 0 || !res)
+        return NULL;
+    e = &p->addrs[p->n_addrs < ADDR_CACHE ? p->n_addrs++ : ADDR_CACHE - 1];
+    snprintf(e->key, sizeof e->key, "%s", auth);
+    memcpy(&e->sa, res->ai_addr, res->ai_addrlen);
+    e->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return e;
+}
+
+/* ---- events ---- */
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->owner) { /* idle: the peer closed it, or sent what nobody asked for */
+        h1conn_close(c);
+        return;
+    }
+    if (!c->connecting)
+        c->pool->cbs.on_read(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1conn *c = arg;
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    (void)what;
+    if (!c->owner)
+        return;
+    if (c->connecting) {
+        c->connecting = false;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            c->failed = true;
+            c->last_errno = err ? err : errno;
+        }
+    }
+    c->pool->cbs.on_write(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->owner) { /* idle too long */
+        h1conn_close(c);
+        return;
+    }
+    c->pool->cbs.on_timer(c);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->owner)
+        c->pool->cbs.on_kick(c);
+}
+
+/* ---- connections ---- */
+
+static void link_front(struct h1conn_pool *p, struct h1conn *c)
+{
+    c->prev = NULL;
+    c->next = p->conns;
+    if (p->conns)
+        p->conns->prev = c;
+    p->conns = c;
+}
+
+static void unlink_conn(struct h1conn_pool *p, struct h1conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+void h1conn_close(struct h1conn *c)
+{
+    struct h1conn_pool *p = c->pool;
+
+    unlink_conn(p, c);
+    p->n_conns--;
+    if (c->idle)
+        p->n_idle--;
+    if (c->io && c->io->free)
+        c->io->free(c->io_arg);
+    if (c->rd)
+        event_free(c->rd);
+    if (c->wr)
+        event_free(c->wr);
+    if (c->tm)
+        event_free(c->tm);
+    if (c->kick)
+        event_free(c->kick);
+    if (c->fd >= 0)
+        close(c->fd);
+    h1resp_cleanup(&c->resp);
+    free(c->in);
+    free(c);
+}
+
+/* A new connection object in the pool, no socket yet. */
+static struct h1conn *conn_new(struct h1conn_pool *p, const char *key, void *owner)
+{
+    struct h1conn *c;
+    const char *auth = strstr(key, "://");
+
+    if (!auth || strlen(key) >= H1CONN_KEY_MAX || !(c = calloc(1, sizeof *c)))
+        return NULL;
+    c->pool = p;
+    c->fd = -1;
+    c->owner = owner;
+    snprintf(c->key, sizeof c->key, "%s", key);
+    c->authority = c->key + (auth - key) + 3;
+    link_front(p, c);
+    p->n_conns++;
+    c->tm = evtimer_new(p->base, on_timer, c);
+    c->kick = event_new(p->base, -1, 0, on_kick, c);
+    c->in_cap = p->recv_bytes;
+    c->in = malloc(c->in_cap);
+    if (!c->tm || !c->kick || !c->in) {
+        h1conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner)
+{
+    struct h1conn *c = conn_new(p, key, owner);
+    const struct addr_entry *a;
+    int one = 1;
+
+    if (!c)
+        return NULL;
+    c->connecting = true;
+    c->failed = true;
+    if (!(a = resolve(p, c->authority)) ||
+        (c->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return c;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as libcurl */
+    setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    c->io = &tcp_io;
+    c->io_arg = c;
+    c->rd = event_new(p->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wr = event_new(p->base, c->fd, EV_WRITE, on_write, c);
+    if (!c->rd || !c->wr ||
+        (connect(c->fd, (const struct sockaddr *)&a->sa, a->len) != 0 && errno != EINPROGRESS))
+        return c;
+    if (event_add(c->wr, NULL) != 0 || event_add(c->rd, NULL) != 0)
+        return c;
+    c->failed = false;
+    return c;
+}
+
+struct h1conn *h1conn_reuse(struct h1conn_pool *p, const char *key, void *owner)
+{
+    for (struct h1conn *c = p->conns; c; c = c->next) {
+        if (c->idle && strcmp(c->key, key) == 0) {
+            c->idle = false;
+            p->n_idle--;
+            c->reused = true;
+            c->owner = owner;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void h1conn_idle(struct h1conn *c)
+{
+    struct h1conn_pool *p = c->pool;
+    struct timeval tv = {IDLE_MS / 1000, 0};
+
+    c->owner = NULL;
+    c->in_off = c->in_len = 0;
+    if (p->n_idle >= IDLE_MAX) {
+        h1conn_close(c);
+        return;
+    }
+    h1conn_read_on(c); /* a paused read left it off */
+    event_del(c->wr);
+    c->idle = true;
+    p->n_idle++;
+    evtimer_add(c->tm, &tv);
+    unlink_conn(p, c); /* to the front: reuse takes the most recent */
+    link_front(p, c);
+}
+
+ssize_t h1conn_read(struct h1conn *c, void *buf, size_t len)
+{
+    return c->io->read(c->io_arg, buf, len);
+}
+
+ssize_t h1conn_write(struct h1conn *c, const void *buf, size_t len)
+{
+    return c->io->write(c->io_arg, buf, len);
+}
+
+void h1conn_want_write(struct h1conn *c)
+{
+    event_add(c->wr, NULL);
+}
+
+void h1conn_read_off(struct h1conn *c)
+{
+    if (!c->rd_off && c->rd) {
+        c->rd_off = true;
+        event_del(c->rd);
+    }
+}
+
+void h1conn_read_on(struct h1conn *c)
+{
+    if (c->rd_off) {
+        c->rd_off = false;
+        event_add(c->rd, NULL);
+    }
+}
+
+void h1conn_timer(struct h1conn *c, long long us)
+{
+    struct timeval tv;
+
+    if (us < 0) {
+        evtimer_del(c->tm);
+        return;
+    }
+    if (us < 1000)
+        us = 1000;
+    tv.tv_sec = (time_t)(us / 1000000);
+    tv.tv_usec = (suseconds_t)(us % 1000000);
+    evtimer_add(c->tm, &tv);
+}
+
+void h1conn_kick(struct h1conn *c)
+{
+    event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+/* ---- pool ---- */
+
+struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
+                                    const struct h1conn_cbs *cbs)
+{
+    struct h1conn_pool *p = calloc(1, sizeof *p);
+
+    if (!p)
+        return NULL;
+    p->base = base;
+    p->recv_bytes = recv_bytes;
+    p->cbs = *cbs;
+    return p;
+}
+
+void h1conn_pool_free(struct h1conn_pool *p)
+{
+    if (!p)
+        return;
+    while (p->conns)
+        h1conn_close(p->conns);
+    free(p);
+}
+
+size_t h1conn_pool_count(const struct h1conn_pool *p, const char *key)
+{
+    size_t n = 0;
+
+    for (const struct h1conn *c = p->conns; c; c = c->next)
+        n += strcmp(c->key, key) == 0;
+    return n;
+}
+
+size_t h1conn_pool_total(const struct h1conn_pool *p)
+{
+    return p->n_conns;
+}
+
+bool h1conn_pool_drop_idle(struct h1conn_pool *p)
+{
+    struct h1conn *last = NULL;
+
+    for (struct h1conn *c = p->conns; c; c = c->next)
+        if (c->idle)
+            last = c;
+    if (!last)
+        return false;
+    h1conn_close(last);
+    return true;
+}

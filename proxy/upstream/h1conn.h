@@ -1,0 +1,107 @@
+/* h1conn: the connections of fogate's own HTTP/1.1 upstream client and their pool: a
+ * non-blocking socket on the loop with its events, its response reader (h1resp) and
+ * receive buffer, and a small transport (plain TCP here; TLS plugs in
+ * as another h1conn_io) so the HTTP logic never touches the socket.
+ * Invariant: a connection is either owned by one transfer (`owner`) or idle in the pool;
+ * an idle one is closed when the peer closes or sends anything, or after the idle time. */
+#ifndef FOGATE_H1CONN_H
+#define FOGATE_H1CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "h1resp.h"
+
+#define H1CONN_KEY_MAX 256     /* "scheme://host:port" of a pooled connection */
+
+/* What a transport's read and write return besides a byte count (> 0). The values are
+ * those of h1tls.h, so a TLS session is a transport as it is. */
+enum { H1CONN_ERROR = -1, H1CONN_WANT_READ = -2, H1CONN_WANT_WRITE = -3, H1CONN_EOF = -4 };
+
+struct h1conn_io {
+    ssize_t (*read)(void *t, void *buf, size_t len);
+    ssize_t (*write)(void *t, const void *buf, size_t len);
+    void (*free)(void *t);                 /* NULL: nothing to free; never closes the fd */
+};
+
+struct h1conn_pool;
+
+struct h1conn {
+    struct h1conn_pool *pool;              /* borrowed owner */
+    struct h1conn *prev, *next;            /* in the pool's list, most recently idle first */
+    char key[H1CONN_KEY_MAX];
+    const char *authority;                 /* borrowed from key: "host[:port]" */
+    int fd;
+    const struct h1conn_io *io;            /* borrowed, static */
+    void *io_arg;                          /* owned through io->free */
+    struct event *rd, *wr, *tm, *kick;     /* owned; rd persists, also while idle */
+    void *owner;                           /* borrowed: the transfer on it, NULL while idle */
+    bool connecting, idle, reused, rd_off;
+    bool failed;                           /* the connect could not even start */
+    bool peer_closed;                      /* EOF seen: never kept */
+    int last_errno;                        /* of the last H1CONN_ERROR */
+    struct h1resp resp;
+    char *in;                              /* owned: [in_off, in_len) unparsed */
+    size_t in_off, in_len, in_cap;
+};
+
+/* The client's handlers for a connection that has an owner (arg = the h1conn). */
+struct h1conn_cbs {
+    void (*on_read)(struct h1conn *c);     /* readable (or the connect ended, then on_write) */
+    void (*on_write)(struct h1conn *c);    /* writable, or the connect ended */
+    void (*on_timer)(struct h1conn *c);    /* the timer armed with h1conn_timer */
+    void (*on_kick)(struct h1conn *c);     /* h1conn_kick: a turn of the loop later */
+};
+
+/* A new pool on `base` (borrowed); each connection gets a `recv_bytes` receive buffer.
+ * `cbs` is copied. NULL on failure. */
+struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
+                                    const struct h1conn_cbs *cbs);
+
+/* Closes every connection and frees the pool; owners must have let go first. NULL: no-op. */
+void h1conn_pool_free(struct h1conn_pool *p);
+
+/* Connections to `key` (busy, connecting and idle), and in all. */
+size_t h1conn_pool_count(const struct h1conn_pool *p, const char *key);
+size_t h1conn_pool_total(const struct h1conn_pool *p);
+
+/* Closes the least recently used idle connection. Returns false if none is idle. */
+bool h1conn_pool_drop_idle(struct h1conn_pool *p);
+
+/* Starts connecting to `key` ("http://host[:port]", port 80 by default) for `owner`. A
+ * connection that could not start (name not resolved, refused at once) comes back with
+ * `failed` set, so that the failure is reported from the loop like any other; NULL only
+ * when memory ran out or the key is malformed. */
+struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner);
+
+/* The most recently idle connection to `key`, now owned by `owner`, or NULL. */
+struct h1conn *h1conn_reuse(struct h1conn_pool *p, const char *key, void *owner);
+
+/* Back to the pool after a complete exchange (or closed when the pool holds enough idle
+ * ones); the owner lets go. */
+void h1conn_idle(struct h1conn *c);
+
+/* Closes the socket and frees `c`. */
+void h1conn_close(struct h1conn *c);
+
+/* Through the transport: > 0 bytes, or an H1CONN_ code (EOF, WANT_*, ERROR). */
+ssize_t h1conn_read(struct h1conn *c, void *buf, size_t len);
+ssize_t h1conn_write(struct h1conn *c, const void *buf, size_t len);
+
+/* Waits for writability once (a short write, a connect under way). */
+void h1conn_want_write(struct h1conn *c);
+
+/* Stops or restarts reading (a paused consumer). */
+void h1conn_read_off(struct h1conn *c);
+void h1conn_read_on(struct h1conn *c);
+
+/* Arms the connection's timer in `us` microseconds (>= 1 ms), or stops it (us < 0). */
+void h1conn_timer(struct h1conn *c, long long us);
+
+/* Runs on_kick from the loop on its next turn (several kicks before it: one call). */
+void h1conn_kick(struct h1conn *c);
+
+#endif
