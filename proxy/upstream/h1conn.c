@@ -33,6 +33,9 @@ struct h1conn_pool {
     size_t recv_bytes;
     struct h1conn *conns;         /* owned: every connection, idle or busy */
     size_t n_conns, n_idle;
+    long host_limit, total_limit;     /* 0 = none */
+    struct h1conn_waiter *waiters, *waiters_tail; /* borrowed FIFO */
+    bool granting, closing;
     struct addr_entry addrs[ADDR_CACHE];
     size_t n_addrs;
 };
@@ -183,6 +186,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections ---- */
 
+static void grant(struct h1conn_pool *p);
+
 static void link_front(struct h1conn_pool *p, struct h1conn *c)
 {
     c->prev = NULL;
@@ -225,6 +230,7 @@ void h1conn_close(struct h1conn *c)
     h1resp_cleanup(&c->resp);
     free(c->in);
     free(c);
+    grant(p);
 }
 
 /* A new connection object in the pool, no socket yet. */
@@ -281,7 +287,7 @@ struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner)
     return c;
 }
 
-struct h1conn *h1conn_reuse(struct h1conn_pool *p, const char *key, void *owner)
+static struct h1conn *reuse(struct h1conn_pool *p, const char *key, void *owner)
 {
     for (struct h1conn *c = p->conns; c; c = c->next) {
         if (c->idle && strcmp(c->key, key) == 0) {
@@ -313,6 +319,7 @@ void h1conn_idle(struct h1conn *c)
     evtimer_add(c->tm, &tv);
     unlink_conn(p, c); /* to the front: reuse takes the most recent */
     link_front(p, c);
+    grant(p);
 }
 
 ssize_t h1conn_read(struct h1conn *c, void *buf, size_t len)
@@ -369,6 +376,7 @@ void h1conn_kick(struct h1conn *c)
 /* ---- pool ---- */
 
 struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
+                                    long host_limit, long total_limit,
                                     const struct h1conn_cbs *cbs)
 {
     struct h1conn_pool *p = calloc(1, sizeof *p);
@@ -377,6 +385,8 @@ struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
         return NULL;
     p->base = base;
     p->recv_bytes = recv_bytes;
+    p->host_limit = host_limit;
+    p->total_limit = total_limit;
     p->cbs = *cbs;
     return p;
 }
@@ -385,12 +395,13 @@ void h1conn_pool_free(struct h1conn_pool *p)
 {
     if (!p)
         return;
+    p->closing = true;
     while (p->conns)
         h1conn_close(p->conns);
     free(p);
 }
 
-size_t h1conn_pool_count(const struct h1conn_pool *p, const char *key)
+static size_t count_key(const struct h1conn_pool *p, const char *key)
 {
     size_t n = 0;
 
@@ -399,12 +410,8 @@ size_t h1conn_pool_count(const struct h1conn_pool *p, const char *key)
     return n;
 }
 
-size_t h1conn_pool_total(const struct h1conn_pool *p)
-{
-    return p->n_conns;
-}
-
-bool h1conn_pool_drop_idle(struct h1conn_pool *p)
+/* Closes the least recently used idle connection. Returns false if none is idle. */
+static bool drop_idle(struct h1conn_pool *p)
 {
     struct h1conn *last = NULL;
 
@@ -415,4 +422,100 @@ bool h1conn_pool_drop_idle(struct h1conn_pool *p)
         return false;
     h1conn_close(last);
     return true;
+}
+
+/* A connection for `w` now, or NULL with *wait (limits) or without (no memory). */
+static struct h1conn *try_get(struct h1conn_pool *p, struct h1conn_waiter *w, bool *wait)
+{
+    struct h1conn *c = reuse(p, w->key, w->owner);
+
+    *wait = false;
+    if (c)
+        return c;
+    if (p->host_limit > 0 && count_key(p, w->key) >= (size_t)p->host_limit) {
+        *wait = true;
+        return NULL;
+    }
+    if (p->total_limit > 0 && p->n_conns >= (size_t)p->total_limit && !drop_idle(p)) {
+        *wait = true;
+        return NULL;
+    }
+    return h1conn_open(p, w->key, w->owner);
+}
+
+static bool waits_for(const struct h1conn_pool *p, const char *key)
+{
+    for (const struct h1conn_waiter *w = p->waiters; w; w = w->next)
+        if (strcmp(w->key, key) == 0)
+            return true;
+    return false;
+}
+
+struct h1conn *h1conn_get(struct h1conn_pool *p, struct h1conn_waiter *w, bool *queued)
+{
+    struct h1conn *c;
+    bool wait;
+
+    *queued = false;
+    if (waits_for(p, w->key)) {
+        wait = true; /* FIFO: no overtaking a transfer waiting for the same host */
+    } else {
+        p->granting = true; /* drop_idle must not hand its room to a waiter */
+        c = try_get(p, w, &wait);
+        p->granting = false;
+        if (c || !wait)
+            return c;
+    }
+    w->next = NULL;
+    if (p->waiters_tail)
+        p->waiters_tail->next = w;
+    else
+        p->waiters = w;
+    p->waiters_tail = w;
+    *queued = true;
+    return NULL;
+}
+
+void h1conn_cancel(struct h1conn_pool *p, struct h1conn_waiter *w)
+{
+    struct h1conn_waiter **pp = &p->waiters, *prev = NULL;
+
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->waiters_tail == w)
+        p->waiters_tail = prev;
+}
+
+/* Hands connections to waiters, in order, while the limits allow (a waiter for a host at
+ * its limit does not hold up one for another host). */
+static void grant(struct h1conn_pool *p)
+{
+    struct h1conn_waiter *w, *prev = NULL, *next;
+
+    if (p->granting || p->closing || !p->waiters)
+        return;
+    p->granting = true;
+    for (w = p->waiters; w; w = next) {
+        struct h1conn *c;
+        bool wait;
+        next = w->next;
+        c = try_get(p, w, &wait);
+        if (!c && wait) {
+            prev = w;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            p->waiters = next;
+        if (p->waiters_tail == w)
+            p->waiters_tail = prev;
+        p->cbs.on_granted(w->owner, c);
+    }
+    p->granting = false;
 }

@@ -48,43 +48,56 @@ struct h1conn {
     size_t in_off, in_len, in_cap;
 };
 
+/* A transfer waiting for a connection (embedded in it; see h1conn_get). */
+struct h1conn_waiter {
+    struct h1conn_waiter *next;            /* in the pool's FIFO */
+    const char *key;                       /* borrowed from the owner */
+    void *owner;                           /* borrowed */
+};
+
 /* The client's handlers for a connection that has an owner (arg = the h1conn). */
 struct h1conn_cbs {
+    /* A waiter got `c` (now owned by it), or NULL when opening one ran out of memory. Runs
+     * from inside h1conn_idle / h1conn_close: it must not close or idle a connection. */
+    void (*on_granted)(void *owner, struct h1conn *c);
     void (*on_read)(struct h1conn *c);     /* readable (or the connect ended, then on_write) */
     void (*on_write)(struct h1conn *c);    /* writable, or the connect ended */
     void (*on_timer)(struct h1conn *c);    /* the timer armed with h1conn_timer */
     void (*on_kick)(struct h1conn *c);     /* h1conn_kick: a turn of the loop later */
 };
 
-/* A new pool on `base` (borrowed); each connection gets a `recv_bytes` receive buffer.
- * `cbs` is copied. NULL on failure. */
+/* A new pool on `base` (borrowed); each connection gets a `recv_bytes` receive buffer; at
+ * most `host_limit` connections per key and `total_limit` in all (0 = no limit). `cbs` is
+ * copied. NULL on failure. */
 struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
+                                    long host_limit, long total_limit,
                                     const struct h1conn_cbs *cbs);
 
 /* Closes every connection and frees the pool; owners must have let go first. NULL: no-op. */
 void h1conn_pool_free(struct h1conn_pool *p);
 
-/* Connections to `key` (busy, connecting and idle), and in all. */
-size_t h1conn_pool_count(const struct h1conn_pool *p, const char *key);
-size_t h1conn_pool_total(const struct h1conn_pool *p);
+/* A connection to w->key for w->owner: the most recently idle one, or a new one (see
+ * h1conn_open) when the limits allow (an idle one to another key is closed to make room
+ * under the total limit). Returns NULL with *queued false when memory ran out, NULL with
+ * *queued true when `w` now waits in the pool's FIFO: on_granted hands it a connection
+ * when one is let go. `w` must stay valid until then or until h1conn_cancel. */
+struct h1conn *h1conn_get(struct h1conn_pool *p, struct h1conn_waiter *w, bool *queued);
 
-/* Closes the least recently used idle connection. Returns false if none is idle. */
-bool h1conn_pool_drop_idle(struct h1conn_pool *p);
+/* Takes a waiting `w` out of the FIFO; a no-op if it is not in it. */
+void h1conn_cancel(struct h1conn_pool *p, struct h1conn_waiter *w);
 
-/* Starts connecting to `key` ("http://host[:port]", port 80 by default) for `owner`. A
- * connection that could not start (name not resolved, refused at once) comes back with
- * `failed` set, so that the failure is reported from the loop like any other; NULL only
- * when memory ran out or the key is malformed. */
+/* Starts connecting to `key` ("http://host[:port]", port 80 by default) for `owner`,
+ * whatever the limits (a retry replacing a dead connection). A connection that could not
+ * start (name not resolved, refused at once) comes back with `failed` set, so that the
+ * failure is reported from the loop like any other; NULL only when memory ran out or the
+ * key is malformed. */
 struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner);
 
-/* The most recently idle connection to `key`, now owned by `owner`, or NULL. */
-struct h1conn *h1conn_reuse(struct h1conn_pool *p, const char *key, void *owner);
-
 /* Back to the pool after a complete exchange (or closed when the pool holds enough idle
- * ones); the owner lets go. */
+ * ones); the owner lets go. A waiter may be granted a connection from inside. */
 void h1conn_idle(struct h1conn *c);
 
-/* Closes the socket and frees `c`. */
+/* Closes the socket and frees `c`. A waiter may be granted a connection from inside. */
 void h1conn_close(struct h1conn *c);
 
 /* Through the transport: > 0 bytes, or an H1CONN_ code (EOF, WANT_*, ERROR). */

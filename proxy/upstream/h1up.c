@@ -36,7 +36,9 @@ struct h1up {
     struct upstream_opts opts;        /* strings borrowed from the upstream */
     struct upstream_stats *stats;     /* borrowed */
     struct h1conn_pool *pool;         /* owned */
+    unsigned *bulk_buffers;           /* borrowed: the upstream's count, shared with libcurl's */
     struct h1x *live;                 /* borrowed list of transfers (owned by callers) */
+    uint64_t socket_events, timer_events, rearms, sockets;
     struct uphead *heads[SPARE];      /* owned: emptied heads */
     size_t n_heads;
     struct spare_out outs[SPARE];
@@ -47,7 +49,12 @@ struct h1x {
     unsigned char kind;               /* H1UP_KIND_H1: first, see h1up.h */
     struct h1up *h;                   /* borrowed owner */
     struct h1x *prev, *next;          /* in h->live */
+    struct h1conn_waiter waiter;      /* in the pool's FIFO while `waiting` */
     struct h1conn *c;                 /* borrowed: the connection carrying it, or NULL */
+    struct event *wait_ev;            /* owned: total limit and reports while waiting */
+    char *bulk;                       /* owned: the bulk receive buffer, or NULL */
+    char *saved_in;                   /* the connection's own buffer while bulk is lent */
+    size_t saved_cap;
     char key[H1CONN_KEY_MAX];         /* "http://authority" */
     struct upstream_cbs cbs;
     struct uphead *head;              /* owned */
@@ -55,11 +62,13 @@ struct h1x {
     int64_t body_len;                 /* as upstream_req */
     uint64_t pushed;                  /* request body bytes taken from the caller */
     uint64_t bytes_received;
-    unsigned connect_ms, total_ms;
+    unsigned connect_ms, total_ms, first_byte_ms, stall_ms; /* 0 = none (but total) */
     int64_t deadline_us;              /* monotonic end of the total limit */
+    int64_t connect_deadline_us;      /* of the connection being opened */
+    int64_t progress_us;              /* last byte moved, or last time fogate held it */
     long connects;
     bool is_head, send_eof, connected, head_done, got_response, request_sent;
-    bool retried, space_wanted, want_recv, recv_paused, send_waiting;
+    bool retried, space_wanted, want_recv, recv_paused, send_waiting, waiting;
     bool in_cb, aborted, finishing;
     bool failing;                     /* fail_result/fail_text hold a failure to report */
     enum upstream_result fail_result;
@@ -129,6 +138,14 @@ static void xfer_free(struct h1x *x)
         h->live = x->next;
     if (x->next)
         x->next->prev = x->prev;
+    if (x->waiting)
+        h1conn_cancel(h->pool, &x->waiter);
+    if (x->wait_ev)
+        event_free(x->wait_ev);
+    if (x->bulk) {
+        free(x->bulk);
+        (*h->bulk_buffers)--;
+    }
     if (x->head && h->n_heads < SPARE) {
         uphead_reset(x->head);
         h->heads[h->n_heads++] = x->head;
@@ -151,6 +168,12 @@ static void release(struct h1x *x, bool keep)
         return;
     x->c = NULL;
     h1conn_timer(c, -1);
+    if (x->saved_in) { /* the bulk buffer was lent: the connection gets its own back */
+        c->in = x->saved_in;
+        c->in_cap = x->saved_cap;
+        c->in_off = c->in_len = 0;
+        x->saved_in = NULL;
+    }
     if (keep)
         h1conn_idle(c);
     else
@@ -213,25 +236,7 @@ static void reap(struct h1x *x)
     xfer_free(x);
 }
 
-/* ---- time limits ---- */
-
-static void arm_timer(struct h1x *x)
-{
-    int64_t left = x->deadline_us - mono_us();
-
-    if (!x->connected && (int64_t)x->connect_ms * 1000 < left)
-        left = (int64_t)x->connect_ms * 1000;
-    h1conn_timer(x->c, left);
-}
-
-static void on_timer(struct h1conn *c)
-{
-    struct h1x *x = c->owner;
-
-    fail_now(x, UPSTREAM_TIMEOUT, x->connected ? "operation timed out" : "connection timed out");
-}
-
-/* ---- connections ---- */
+/* ---- time limits: total, connect, first byte, stall (the connection's one timer) ---- */
 
 static bool body_complete(const struct h1x *x)
 {
@@ -239,24 +244,131 @@ static bool body_complete(const struct h1x *x)
            (x->body_len >= 0 && x->pushed == (uint64_t)x->body_len);
 }
 
+/* fogate, not the peer, is the one waiting: the consumer paused the response, the upload
+ * waits for the caller's bytes, or the connection is not up yet (the connect limit's
+ * time), as upstream.c's watchdog. */
+static bool held_here(const struct h1x *x)
+{
+    return x->recv_paused || x->want_recv || !x->connected ||
+           (h1out_pending(&x->out) == 0 && !body_complete(x));
+}
+
+/* The limit that applies now (ms, 0 = none): first byte once the whole request is out and
+ * nothing came back, stall otherwise. */
+static unsigned limit_now(const struct h1x *x)
+{
+    return x->request_sent && !x->got_response ? x->first_byte_ms : x->stall_ms;
+}
+
+static unsigned watch_ms(const struct h1x *x)
+{
+    unsigned a = x->first_byte_ms, b = x->stall_ms;
+
+    return a && b ? (a < b ? a : b) : (a ? a : b);
+}
+
+/* Arms the timer at the earliest of: the total limit, the connect limit while connecting,
+ * the watch limit's due time (or, while fogate holds the transfer, a look again later).
+ * Progress does not re-arm it: on_timer finds a due time that moved and arms again. */
+static void arm_timer(struct h1x *x, int64_t now)
+{
+    int64_t at = x->deadline_us, due;
+    unsigned lim = limit_now(x), w = watch_ms(x);
+
+    if (!x->connected && x->connect_deadline_us < at)
+        at = x->connect_deadline_us;
+    if (lim && !held_here(x))
+        due = x->progress_us + (int64_t)lim * 1000;
+    else
+        due = w ? now + (int64_t)w * 1000 : at;
+    h1conn_timer(x->c, (due < at ? due : at) - now);
+}
+
+static void on_timer(struct h1conn *c)
+{
+    struct h1x *x = c->owner;
+    int64_t now = mono_us();
+    unsigned lim;
+    bool head;
+
+    x->h->timer_events++;
+    if (now >= x->deadline_us || (!x->connected && now >= x->connect_deadline_us)) {
+        fail_now(x, UPSTREAM_TIMEOUT, x->connected ? "operation timed out"
+                                                   : "connection timed out");
+        return;
+    }
+    if (held_here(x))
+        x->progress_us = now;
+    lim = limit_now(x);
+    if (lim && now >= x->progress_us + (int64_t)lim * 1000) {
+        head = x->request_sent && !x->got_response;
+        fail_now(x, head ? UPSTREAM_FIRST_BYTE : UPSTREAM_STALLED,
+                 head ? "no response within the first-byte limit after the request was sent"
+                      : "no byte moved either way within the stall limit");
+        return;
+    }
+    arm_timer(x, now);
+}
+
+/* A waiting transfer's timer: its total limit, or a failure to report from the loop. */
+static void on_wait(evutil_socket_t fd, short what, void *arg)
+{
+    struct h1x *x = arg;
+
+    (void)fd;
+    (void)what;
+    x->h->timer_events++;
+    if (x->failing)
+        finish(x, x->fail_result, x->fail_text);
+    else
+        fail_now(x, UPSTREAM_TIMEOUT, "operation timed out waiting for a connection");
+}
+
+/* ---- connections ---- */
+
 static bool on_resp_head(void *arg, const struct uphead *head);
 static bool on_resp_body(void *arg, const char *data, size_t len);
 
 static void attach(struct h1conn *c, struct h1x *x)
 {
     struct h1resp_cbs rc = {.on_head = on_resp_head, .on_body = on_resp_body, .arg = x};
+    int64_t now = mono_us();
 
     x->c = c;
     x->connected = !c->connecting;
+    x->connect_deadline_us = now + (int64_t)x->connect_ms * 1000;
+    x->progress_us = now;
     h1resp_start(&c->resp, x->head, x->is_head, x->h->opts.max_header_bytes, &rc);
+    if (x->bulk) {
+        x->saved_in = c->in;
+        x->saved_cap = c->in_cap;
+        c->in = x->bulk;
+        c->in_cap = x->h->opts.bulk_buffer_bytes;
+    }
     if (!c->reused) {
         x->connects++;
-        if (!c->failed)
-            x->h->stats->connects++;
+        x->h->stats->connects += !c->failed;
+        x->h->sockets += c->fd >= 0;
     }
     if (c->failed)
         set_fail(x, UPSTREAM_CONNECT_FAILED, "could not connect to the upstream");
-    arm_timer(x);
+    arm_timer(x, now);
+}
+
+/* The pool handed a waiting transfer a connection (or none: out of memory). */
+static void on_granted(void *owner, struct h1conn *c)
+{
+    struct h1x *x = owner;
+
+    x->waiting = false;
+    event_del(x->wait_ev);
+    if (!c) {
+        set_fail(x, UPSTREAM_OTHER, "out of memory");
+        event_active(x->wait_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    attach(c, x);
+    h1conn_kick(c);
 }
 
 /* A new connection for a request whose kept one died before answering. */
@@ -298,6 +410,7 @@ static int flush(struct h1x *x)
         ssize_t n = h1conn_write(c, x->out.buf + x->out.off, h1out_pending(&x->out));
         if (n == H1CONN_WANT_WRITE) {
             h1conn_want_write(c);
+            x->h->rearms++;
             return 0;
         }
         if (n == H1CONN_WANT_READ)
@@ -305,6 +418,7 @@ static int flush(struct h1x *x)
         if (n < 0)
             return -1;
         x->out.off += (size_t)n;
+        x->progress_us = mono_us();
     }
     if (body_complete(x))
         x->request_sent = true;
@@ -343,13 +457,15 @@ static void on_write(struct h1conn *c)
 {
     struct h1x *x = c->owner;
 
+    x->h->socket_events++;
     if (c->failed) {
         fail_now(x, UPSTREAM_CONNECT_FAILED, "could not connect to the upstream");
         return;
     }
     if (!x->connected) {
         x->connected = true;
-        arm_timer(x);
+        x->progress_us = mono_us();
+        arm_timer(x, x->progress_us);
     }
     do_flush(x);
 }
@@ -407,8 +523,10 @@ static int parse(struct h1x *x)
         fail_now(x, c->resp.fail, c->resp.fail_text);
         return 1;
     case H1RESP_STOPPED:
-        if (x->recv_paused)
+        if (x->recv_paused && !c->rd_off) {
             h1conn_read_off(c);
+            x->h->rearms++;
+        }
         return 0;
     case H1RESP_MORE:
         break;
@@ -442,6 +560,7 @@ static void on_read(struct h1conn *c)
     struct h1x *x = c->owner;
     ssize_t n;
 
+    x->h->socket_events++;
     if (x->recv_paused)
         return;
     if (c->in_off == c->in_len)
@@ -454,6 +573,7 @@ static void on_read(struct h1conn *c)
         return;
     }
     x->got_response = true;
+    x->progress_us = mono_us();
     c->in_len += (size_t)n;
     if (parse(x) == 0 && h1out_pending(&x->out) > 0)
         do_flush(x); /* a transport whose write waited for a read */
@@ -470,9 +590,13 @@ static void on_kick(struct h1conn *c)
     if (x->want_recv) {
         x->want_recv = false;
         x->recv_paused = false;
+        x->progress_us = mono_us(); /* the pause was fogate's time, not the peer's */
         if (c->in_off < c->in_len && (parse(x) != 0 || x->recv_paused))
             return;
-        h1conn_read_on(c);
+        if (c->rd_off) {
+            h1conn_read_on(c);
+            x->h->rearms++;
+        }
     }
     if (x->connected)
         do_flush(x);
@@ -516,7 +640,15 @@ static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
     x->deadline_us = mono_us() + (int64_t)x->total_ms * 1000;
     if (!x->connect_ms)
         x->connect_ms = x->total_ms;
+    x->first_byte_ms = pick(req->timeouts.first_byte_ms, h->opts.first_byte_timeout_ms);
+    x->stall_ms = pick(req->timeouts.stall_ms, h->opts.stall_timeout_ms);
     x->head = h->n_heads ? h->heads[--h->n_heads] : uphead_new(h->opts.max_header_bytes);
+    /* as upstream.c: a likely large download gets the larger receive buffer, a few at once */
+    if (req->bulk && *h->bulk_buffers < h->opts.max_bulk_buffers &&
+        (x->bulk = malloc(h->opts.bulk_buffer_bytes))) {
+        if (++*h->bulk_buffers > h->stats->bulk_buffers_peak)
+            h->stats->bulk_buffers_peak = *h->bulk_buffers;
+    }
     return x;
 }
 
@@ -527,6 +659,7 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
     const char *target;
     struct h1conn *c = NULL;
     struct h1x *x;
+    bool queued;
 
     if (!upreq_method_ok(req->method) || !req->url || !cbs->on_done ||
         req->body_len < UPSTREAM_BODY_CHUNKED || split_url(req->url, key, &target) != 0)
@@ -538,12 +671,24 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
         xfer_free(x);
         return NULL;
     }
-    if (!(c = h1conn_reuse(h->pool, key, x)) && !(c = h1conn_open(h->pool, key, x))) {
+    x->waiter = (struct h1conn_waiter){.key = x->key, .owner = x};
+    if (!(x->wait_ev = evtimer_new(h->base, on_wait, x))) {
         xfer_free(x);
         return NULL;
     }
-    attach(c, x);
+    c = h1conn_get(h->pool, &x->waiter, &queued);
+    if (!c && !queued) {
+        xfer_free(x);
+        return NULL;
+    }
     h->stats->transfers_started++;
+    if (queued) { /* the limits are reached: wait (not a stall) within the total limit */
+        struct timeval tv = {x->total_ms / 1000, (suseconds_t)(x->total_ms % 1000) * 1000};
+        x->waiting = true;
+        evtimer_add(x->wait_ev, &tv);
+        return (struct upstream_xfer *)(void *)x;
+    }
+    attach(c, x);
     h1conn_kick(c);
     return (struct upstream_xfer *)(void *)x;
 }
@@ -575,6 +720,8 @@ size_t h1up_send(struct upstream_xfer *ux, const void *data, size_t len)
         if (rc != 0)
             return 0;
         x->pushed += take;
+        if (x->send_waiting) /* the wait for these bytes was fogate's time */
+            x->progress_us = mono_us();
         x->send_waiting = false;
         if (x->c)
             h1conn_kick(x->c);
@@ -631,10 +778,11 @@ void h1up_resume_recv(struct upstream_xfer *ux)
 /* ---- the client ---- */
 
 struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
-                      struct upstream_stats *stats)
+                      struct upstream_stats *stats, unsigned *bulk_buffers)
 {
     static const struct h1conn_cbs cbs = {
-        .on_read = on_read, .on_write = on_write, .on_timer = on_timer, .on_kick = on_kick,
+        .on_granted = on_granted, .on_read = on_read, .on_write = on_write,
+        .on_timer = on_timer, .on_kick = on_kick,
     };
     struct h1up *h = calloc(1, sizeof *h);
 
@@ -643,7 +791,9 @@ struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
     h->base = base;
     h->opts = *opts;
     h->stats = stats;
-    if (!(h->pool = h1conn_pool_new(base, opts->recv_buffer_bytes, &cbs))) {
+    h->bulk_buffers = bulk_buffers;
+    if (!(h->pool = h1conn_pool_new(base, opts->recv_buffer_bytes, opts->max_host_connections,
+                                    opts->max_total_connections, &cbs))) {
         free(h);
         return NULL;
     }
@@ -654,6 +804,12 @@ void h1up_free(struct h1up *h)
 {
     if (!h)
         return;
+    /* the waiting first, so that closing a connection grants nothing */
+    for (struct h1x *x = h->live, *next; x; x = next) {
+        next = x->next;
+        if (x->waiting)
+            xfer_free(x);
+    }
     while (h->live) {
         struct h1x *x = h->live;
         release(x, false);
@@ -665,4 +821,12 @@ void h1up_free(struct h1up *h)
     while (h->n_outs > 0)
         free(h->outs[--h->n_outs].buf);
     free(h);
+}
+
+void h1up_stats(const struct h1up *h, struct upstream_stats *out)
+{
+    out->socket_events += h->socket_events;
+    out->timer_events += h->timer_events;
+    out->rearms += h->rearms;
+    out->sockets += h->sockets;
 }

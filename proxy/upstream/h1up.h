@@ -23,10 +23,12 @@
 struct h1up;
 
 /* A new client on `base` (borrowed) with `opts` (defaults filled; copied; strings borrowed
- * from the caller, who must keep them) and `stats` (borrowed, the upstream's counters:
- * started, done, aborted, connects, bytes and pauses are added to it). NULL on failure. */
+ * from the caller, who must keep them), `stats` (borrowed, the upstream's counters:
+ * started, done, aborted, connects, bytes, pauses and bulk_buffers_peak are added to it)
+ * and `bulk_buffers` (borrowed: the transfers holding a bulk receive buffer now, shared
+ * with libcurl's path so that max_bulk_buffers holds for both). NULL on failure. */
 struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
-                      struct upstream_stats *stats);
+                      struct upstream_stats *stats, unsigned *bulk_buffers);
 
 /* Stops every live transfer without on_done, closes every connection, frees. NULL: no-op. */
 void h1up_free(struct h1up *h);
@@ -45,5 +47,8 @@ size_t h1up_send(struct upstream_xfer *x, const void *data, size_t len);
 size_t h1up_send_buffer(struct upstream_xfer *x, struct evbuffer *src);
 void h1up_send_eof(struct upstream_xfer *x);
 void h1up_resume_recv(struct upstream_xfer *x);
+
+/* Adds this client's loop counters (socket and timer events, re-arms, sockets) to `out`. */
+void h1up_stats(const struct h1up *h, struct upstream_stats *out);
 
 #endif

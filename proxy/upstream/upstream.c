@@ -117,6 +117,7 @@ const char *upstream_result_name(enum upstream_result r)
 static size_t on_header(char *data, size_t size, size_t n, void *userp);
 static size_t on_write(char *data, size_t size, size_t n, void *userp);
 static size_t on_read(char *buf, size_t size, size_t n, void *userp);
+static int on_prereq(void *userp, char *ip, char *local_ip, int port, int local_port);
 
 #define SET(opt, val)                                  \
     do {                                               \
@@ -139,6 +140,7 @@ static CURL *easy_get(struct upstream *up)
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     if (rc != CURLE_OK || curlev_prepare(up->ev, e) != 0) {
         curl_easy_cleanup(e);
         return NULL;
@@ -464,6 +466,22 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
 
 /* ---- watchdog: first byte and stall (a timer, pushed back by progress) ---- */
 
+/* The connection is ready and the request about to go: the wait for a connection (the
+ * limits' queue, connect, TLS) was not the peer's silence. Without this a transfer that
+ * waited in the queue across a watch check had that wait counted (test_upstream's
+ * test_waiting_for_a_connection_is_not_a_stall). */
+static int on_prereq(void *userp, char *ip, char *local_ip, int port, int local_port)
+{
+    struct upstream_xfer *x = userp;
+
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    x->progress_us = mono_us();
+    return CURL_PREREQFUNC_OK;
+}
+
 /* fogate, not the peer, is the one waiting: the consumer paused the response, the upload
  * is paused until the caller pushes more bytes, or no connection is free yet. */
 static bool held_here(const struct upstream_xfer *x)
@@ -695,6 +713,7 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
     SET(CURLOPT_HTTPHEADER, x->hdrs);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_PREREQDATA, x);
     return rc;
 }
 
@@ -841,7 +860,7 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_opt
     up->ev = curlev_new(base, on_curl_done, up);
     up->reap = event_new(base, -1, 0, on_reap, up);
     if (opts->client == UPSTREAM_CLIENT_NATIVE)
-        up->h1 = h1up_new(base, &up->opts, &up->stats);
+        up->h1 = h1up_new(base, &up->opts, &up->stats, &up->bulk_buffers);
     if (!up->ev || !up->reap || (opts->client == UPSTREAM_CLIENT_NATIVE && !up->h1) ||
         (opts->ca_file && *opts->ca_file && !up->ca_file) ||
         (opts->proxy && *opts->proxy && !up->proxy)) {
@@ -888,4 +907,6 @@ void upstream_stats(const struct upstream *up, struct upstream_stats *out)
     out->rearms = cs.rearms;
     out->bulk_buffers = up->bulk_buffers;
     out->sockets = cs.sockets;
+    if (up->h1)
+        h1up_stats(up->h1, out);
 }
