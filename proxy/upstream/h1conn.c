@@ -6,6 +6,8 @@
  */
 #include "h1conn.h"
 
+#include "h1dns.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,13 +21,6 @@
 
 #define IDLE_MAX 256            /* idle connections kept */
 #define IDLE_MS (60 * 1000)     /* an idle connection is closed after this */
-#define ADDR_CACHE 8
-
-struct addr_entry {
-    char key[H1CONN_KEY_MAX];
-    struct sockaddr_storage sa;
-    socklen_t len;
-};
 
 struct h1conn_pool {
     struct event_base *base;      /* borrowed */
@@ -36,8 +31,7 @@ struct h1conn_pool {
     long host_limit, total_limit;     /* 0 = none */
     struct h1conn_waiter *waiters, *waiters_tail; /* borrowed FIFO */
     bool granting, closing;
-    struct addr_entry addrs[ADDR_CACHE];
-    size_t n_addrs;
+    struct h1dns *dns;                /* owned */
 };
 
 /* ---- plain TCP transport ---- */
@@ -103,29 +97,6 @@ static int host_port(const char *auth, char *host, size_t cap, const char **port
     return 0;
 }
 
-/* The address of `auth`, cached. Blocking getaddrinfo: numeric hosts (the tests, and
- * most gateways' D365 hosts go through https, which stays on libcurl) return at once. */
-static const struct addr_entry *resolve(struct h1conn_pool *p, const char *auth)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    struct addr_entry *e;
-    char host[H1CONN_KEY_MAX];
-    const char *port;
-
-    for (size_t i = 0; i < p->n_addrs; i++)
-        if (strcmp(p->addrs[i].key, auth) == 0)
-            return &p->addrs[i];
-    if (host_port(auth, host, sizeof host, &port) != 0 ||
-        getaddrinfo(host, port, &hints, &res) != 0 || !res)
-        return NULL;
-    e = &p->addrs[p->n_addrs < ADDR_CACHE ? p->n_addrs++ : ADDR_CACHE - 1];
-    snprintf(e->key, sizeof e->key, "%s", auth);
-    memcpy(&e->sa, res->ai_addr, res->ai_addrlen);
-    e->len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return e;
-}
-
 /* ---- events ---- */
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -142,6 +113,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         c->pool->cbs.on_read(c);
 }
 
+static int connect_next(struct h1conn *c);
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct h1conn *c = arg;
@@ -152,11 +125,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (!c->owner)
         return;
     if (c->connecting) {
-        c->connecting = false;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            c->failed = true;
             c->last_errno = err ? err : errno;
+            if (c->next_addr && connect_next(c) == 0)
+                return; /* the name's next address, within the same connect limit */
+            c->failed = true;
         }
+        c->connecting = false;
     }
     c->pool->cbs.on_write(c);
 }
@@ -215,6 +190,10 @@ void h1conn_close(struct h1conn *c)
     p->n_conns--;
     if (c->idle)
         p->n_idle--;
+    if (c->dns_req)
+        h1dns_cancel(c->dns_req);
+    if (c->addrs)
+        evutil_freeaddrinfo(c->addrs);
     if (c->io && c->io->free)
         c->io->free(c->io_arg);
     if (c->rd)
@@ -259,31 +238,83 @@ static struct h1conn *conn_new(struct h1conn_pool *p, const char *key, void *own
     return c;
 }
 
+/* Drops the socket of a failed attempt. */
+static void drop_socket(struct h1conn *c)
+{
+    if (c->rd)
+        event_free(c->rd);
+    if (c->wr)
+        event_free(c->wr);
+    c->rd = c->wr = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* Starts connecting to the next address that takes a connect. Returns 0, or -1 when none
+ * is left. */
+static int connect_next(struct h1conn *c)
+{
+    struct h1conn_pool *p = c->pool;
+    int one = 1;
+
+    for (struct evutil_addrinfo *a; (a = c->next_addr) != NULL;) {
+        c->next_addr = a->ai_next;
+        drop_socket(c);
+        c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0)
+            continue;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as libcurl */
+        setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        c->rd = event_new(p->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+        c->wr = event_new(p->base, c->fd, EV_WRITE, on_write, c);
+        if (!c->rd || !c->wr ||
+            (connect(c->fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS)) {
+            c->last_errno = errno;
+            continue;
+        }
+        if (event_add(c->wr, NULL) == 0 && event_add(c->rd, NULL) == 0)
+            return 0;
+    }
+    drop_socket(c);
+    return -1;
+}
+
+static void on_resolved(void *arg, struct evutil_addrinfo *addrs, const char *error)
+{
+    struct h1conn *c = arg;
+
+    (void)error;
+    c->dns_req = NULL;
+    c->addrs = c->next_addr = addrs;
+    if (addrs && connect_next(c) == 0)
+        return;
+    c->failed = true;
+    c->connecting = false;
+    if (c->owner)
+        c->pool->cbs.on_write(c); /* reports the failure */
+}
+
 struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner)
 {
     struct h1conn *c = conn_new(p, key, owner);
-    const struct addr_entry *a;
-    int one = 1;
+    char host[H1CONN_KEY_MAX];
+    const char *port, *error;
 
     if (!c)
         return NULL;
     c->connecting = true;
-    c->failed = true;
-    if (!(a = resolve(p, c->authority)) ||
-        (c->fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-        return c;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as libcurl */
-    setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     c->io = &tcp_io;
     c->io_arg = c;
-    c->rd = event_new(p->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
-    c->wr = event_new(p->base, c->fd, EV_WRITE, on_write, c);
-    if (!c->rd || !c->wr ||
-        (connect(c->fd, (const struct sockaddr *)&a->sa, a->len) != 0 && errno != EINPROGRESS))
+    if (host_port(c->authority, host, sizeof host, &port) != 0) {
+        c->failed = true;
         return c;
-    if (event_add(c->wr, NULL) != 0 || event_add(c->rd, NULL) != 0)
-        return c;
-    c->failed = false;
+    }
+    c->dns_req = h1dns_resolve(p->dns, host, port, on_resolved, c, &c->addrs, &error);
+    if (c->dns_req)
+        return c; /* on_resolved goes on */
+    c->next_addr = c->addrs;
+    c->failed = !c->addrs || connect_next(c) != 0;
     return c;
 }
 
@@ -388,6 +419,10 @@ struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
     p->host_limit = host_limit;
     p->total_limit = total_limit;
     p->cbs = *cbs;
+    if (!(p->dns = h1dns_new(base))) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -398,6 +433,7 @@ void h1conn_pool_free(struct h1conn_pool *p)
     p->closing = true;
     while (p->conns)
         h1conn_close(p->conns);
+    h1dns_free(p->dns);
     free(p);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "h1resp.h"
 
@@ -28,6 +29,7 @@ struct h1conn_io {
 };
 
 struct h1conn_pool;
+struct h1dns_req;
 
 struct h1conn {
     struct h1conn_pool *pool;              /* borrowed owner */
@@ -35,6 +37,9 @@ struct h1conn {
     char key[H1CONN_KEY_MAX];
     const char *authority;                 /* borrowed from key: "host[:port]" */
     int fd;
+    struct h1dns_req *dns_req;             /* owned while the name is being resolved */
+    struct evutil_addrinfo *addrs;         /* owned: the host's addresses */
+    struct evutil_addrinfo *next_addr;     /* borrowed from addrs: tried next */
     const struct h1conn_io *io;            /* borrowed, static */
     void *io_arg;                          /* owned through io->free */
     struct event *rd, *wr, *tm, *kick;     /* owned; rd persists, also while idle */
@@ -87,10 +92,11 @@ struct h1conn *h1conn_get(struct h1conn_pool *p, struct h1conn_waiter *w, bool *
 void h1conn_cancel(struct h1conn_pool *p, struct h1conn_waiter *w);
 
 /* Starts connecting to `key` ("http://host[:port]", port 80 by default) for `owner`,
- * whatever the limits (a retry replacing a dead connection). A connection that could not
- * start (name not resolved, refused at once) comes back with `failed` set, so that the
- * failure is reported from the loop like any other; NULL only when memory ran out or the
- * key is malformed. */
+ * whatever the limits (a retry replacing a dead connection): a name is resolved without
+ * blocking (h1dns), its addresses are tried in turn, and on_write tells the owner when the
+ * connection is up or none could be made (`failed`). One that could not even start comes
+ * back with `failed` set, so that the failure is reported from the loop like any other;
+ * NULL only when memory ran out or the key is malformed. */
 struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner);
 
 /* Back to the pool after a complete exchange (or closed when the pool holds enough idle

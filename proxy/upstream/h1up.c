@@ -326,6 +326,12 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections ---- */
 
+static const char *connect_error(const struct h1conn *c)
+{
+    return c->addrs ? "could not connect to the upstream"
+                    : "could not resolve the upstream's host name";
+}
+
 static bool on_resp_head(void *arg, const struct uphead *head);
 static bool on_resp_body(void *arg, const char *data, size_t len);
 
@@ -348,10 +354,10 @@ static void attach(struct h1conn *c, struct h1x *x)
     if (!c->reused) {
         x->connects++;
         x->h->stats->connects += !c->failed;
-        x->h->sockets += c->fd >= 0;
+        x->h->sockets += !c->failed;
     }
     if (c->failed)
-        set_fail(x, UPSTREAM_CONNECT_FAILED, "could not connect to the upstream");
+        set_fail(x, UPSTREAM_CONNECT_FAILED, connect_error(c));
     arm_timer(x, now);
 }
 
@@ -459,7 +465,7 @@ static void on_write(struct h1conn *c)
 
     x->h->socket_events++;
     if (c->failed) {
-        fail_now(x, UPSTREAM_CONNECT_FAILED, "could not connect to the upstream");
+        fail_now(x, UPSTREAM_CONNECT_FAILED, connect_error(c));
         return;
     }
     if (!x->connected) {

@@ -189,6 +189,14 @@ def test_stall_after_headers_times_out(raw):
     assert s["fds_after"] == s["fds_before"]
 
 
+def test_host_name_resolved(nginx):
+    """A name (here from /etc/hosts; the own client asks evdns, never a blocking
+    getaddrinfo) reaches the same server as its address."""
+    url = nginx.url("/files/small.bin").replace("127.0.0.1", "localhost")
+    t = only(run_cli("--allow-http", "get", url)[0])
+    assert (t["result"], t["status"]) == ("OK", 200), t
+
+
 def test_first_byte_limit(raw):
     """The whole request went out and no answer comes: FIRST_BYTE (the peer may have acted
     on it), not a plain timeout."""
