@@ -293,6 +293,41 @@ def test_close_notify_is_clean_eof(peers, nginx, wd):
     assert r["rc"] == OK and r["body"] == 5000 and r["end"] == "clean" and r["error"] == "", r
 
 
+def test_renegotiation_refused(nginx):
+    """openssl s_server (TLS 1.2) asks for a renegotiation ("R" on its stdin) once the
+    request arrived: the client answers no_renegotiation instead of a new handshake."""
+    port = harness.free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-tls1_2", "-naccept", "1",
+                            "-accept", f"127.0.0.1:{port}", "-cert", "server.crt",
+                            "-key", "server.key"], cwd=nginx.dir, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = []
+        while b"ACCEPT\n" not in seen:  # not probed by connecting: -naccept 1
+            seen.append(srv.stdout.readline())
+            assert len(seen) < 10 and seen[-1], seen
+        exe = harness.require_bin("H1TLS_TEST")
+        cli = subprocess.Popen([exe, "get", "localhost", str(port), nginx.ca, "/", "100"],
+                               stdout=subprocess.PIPE)
+        for line in srv.stdout:  # s_server prints what it receives
+            seen.append(line)
+            if line.startswith(b"Connection: close"):
+                break
+        srv.stdin.write(b"R\n")
+        srv.stdin.flush()
+        out, _ = cli.communicate(timeout=60)
+        r = json.loads(out)
+        rest, _ = srv.communicate(timeout=30)
+    finally:
+        for p in (srv, cli):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    log = (b"".join(seen) + rest).decode(errors="replace")
+    assert "no renegotiation" in log, log
+    assert r["rc"] == OK and r["end"] == "error" and r["status"] == 0, r
+
+
 def test_close_during_handshake_is_an_error(nginx):
     # A plain-HTTP port answers the ClientHello with "400 Bad Request" and closes.
     r = drive("handshake", "localhost", nginx.port, nginx.ca)
