@@ -253,6 +253,7 @@ def tls11_only(ctx):
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")
 def test_tls11_server_refused(peers, nginx, wd):
     crt, key = make_leaf(wd, "tls11", ca_dir=nginx.dir)
     p = peers(crt, key, answer(10, 10, True), ctx_setup=tls11_only)
@@ -275,6 +276,25 @@ def test_tls11_server_refused(peers, nginx, wd):
     assert r["rc"] == ERROR, r
     assert r["error"].startswith("TLS handshake failed: "), r
     assert "protocol version" in r["error"] or "unsupported protocol" in r["error"], r
+
+
+@pytest.mark.parametrize("host,sni", [("localhost", "localhost"), ("127.0.0.1", None)])
+def test_sni_for_names_only_and_alpn_offered(peers, nginx, wd, host, sni):
+    seen = {}
+
+    def setup(ctx):
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        ctx.sni_callback = lambda conn, name, c: seen.update(sni=name)  # None: go on
+
+    def script(conn):
+        seen["alpn"] = conn.selected_alpn_protocol()
+        answer(3, 3, True)(conn)
+
+    crt, key = make_leaf(wd, "sni", ca_dir=nginx.dir)
+    p = peers(crt, key, script, ctx_setup=setup)
+    r = drive("get", host, p.port, nginx.ca, "/", 100)
+    assert r["rc"] == OK and r["status"] == 200 and r["end"] == "clean", r
+    assert seen.get("sni") == sni and seen["alpn"] == "http/1.1", seen
 
 
 def test_eof_without_close_notify_is_truncation(peers, nginx, wd):
