@@ -321,6 +321,7 @@ def test_renegotiation_refused(nginx):
                             "-accept", f"127.0.0.1:{port}", "-cert", "server.crt",
                             "-key", "server.key"], cwd=nginx.dir, stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cli = None
     try:
         seen = []
         while b"ACCEPT\n" not in seen:  # not probed by connecting: -naccept 1
@@ -340,7 +341,7 @@ def test_renegotiation_refused(nginx):
         rest, _ = srv.communicate(timeout=30)
     finally:
         for p in (srv, cli):
-            if p.poll() is None:
+            if p and p.poll() is None:
                 p.kill()
                 p.wait()
     log = (b"".join(seen) + rest).decode(errors="replace")
