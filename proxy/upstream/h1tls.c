@@ -272,10 +272,12 @@ static int ready(struct h1tls *t)
     return t->established ? H1TLS_OK : h1tls_handshake(t);
 }
 
-ssize_t h1tls_read(struct h1tls *t, void *buf, size_t len)
+/* One SSL_read_ex into rbuf (reading) or SSL_write_ex from wbuf of at most len bytes. */
+static ssize_t transfer(struct h1tls *t, int reading, void *rbuf, const void *wbuf,
+                        size_t len)
 {
     size_t n = 0;
-    int rc = ready(t);
+    int rc = ready(t), ok;
 
     if (rc != H1TLS_OK)
         return rc;
@@ -284,26 +286,20 @@ ssize_t h1tls_read(struct h1tls *t, void *buf, size_t len)
     if (len > INT_MAX) /* keeps the count inside ssize_t on every platform */
         len = INT_MAX;
     ERR_clear_error();
-    if (SSL_read_ex(t->ssl, buf, len, &n) == 1)
+    ok = reading ? SSL_read_ex(t->ssl, rbuf, len, &n) : SSL_write_ex(t->ssl, wbuf, len, &n);
+    if (ok == 1)
         return (ssize_t)n;
-    return map_failure(t, 0, 1);
+    return map_failure(t, 0, reading);
+}
+
+ssize_t h1tls_read(struct h1tls *t, void *buf, size_t len)
+{
+    return transfer(t, 1, buf, NULL, len);
 }
 
 ssize_t h1tls_write(struct h1tls *t, const void *buf, size_t len)
 {
-    size_t n = 0;
-    int rc = ready(t);
-
-    if (rc != H1TLS_OK)
-        return rc;
-    if (len == 0)
-        return 0;
-    if (len > INT_MAX)
-        len = INT_MAX;
-    ERR_clear_error();
-    if (SSL_write_ex(t->ssl, buf, len, &n) == 1)
-        return (ssize_t)n;
-    return map_failure(t, 0, 0);
+    return transfer(t, 0, NULL, buf, len);
 }
 
 size_t h1tls_pending(const struct h1tls *t)
