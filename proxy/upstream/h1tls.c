@@ -66,6 +66,10 @@ struct h1tls_ctx *h1tls_ctx_new(const char *ca_file, char *err, size_t errlen)
         goto out;
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    /* As libcurl (the client this one replaces) does: any certificate in the trust store
+     * may end a chain, so a ca_file holding an intermediate or the server's own
+     * certificate (pinning) works; names and dates are still checked. */
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c), X509_V_FLAG_PARTIAL_CHAIN);
     if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_alpn_protos(c, alpn_h1, sizeof alpn_h1) != 0) {
         set_err(err, errlen, "TLS context options");

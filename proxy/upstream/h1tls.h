@@ -14,7 +14,9 @@
 struct h1tls_ctx;
 
 /* Builds a context trusting only the PEM file ca_file (borrowed; NULL = the system's
- * default store). Returns NULL with a text in err (errlen bytes, may be 0) on failure
+ * default store; unlike Debian's libcurl, a ca_file is not added to /etc/ssl/certs but
+ * replaces it). Any certificate in it may anchor a chain (an intermediate, or the server's
+ * own certificate: pinning), as with libcurl. Returns NULL with a text in err (errlen bytes, may be 0) on failure
  * (unreadable or empty CA file, OpenSSL out of memory). */
 struct h1tls_ctx *h1tls_ctx_new(const char *ca_file, char *err, size_t errlen);
 
@@ -33,7 +35,8 @@ struct h1tls;
 struct h1tls *h1tls_new(struct h1tls_ctx *, int fd, const char *host);
 
 /* Sends close_notify if the session is established and healthy (one non-blocking try,
- * result ignored) and frees the session. Does not close fd. NULL is a no-op. */
+ * result ignored) and frees the session. Does not close fd: call it before closing fd.
+ * NULL is a no-op. */
 void h1tls_free(struct h1tls *);
 
 /* Return codes. WANT_READ / WANT_WRITE: wait until fd is readable / writable, then repeat

@@ -172,6 +172,15 @@ def test_wrong_ca_refused(nginx, wd):
                           "unable to get local issuer certificate"), r
 
 
+def test_pinned_server_certificate(nginx):
+    # ca_file holding the server's own certificate (X509_V_FLAG_PARTIAL_CHAIN, as libcurl):
+    # accepted, but its name is still checked.
+    crt = os.path.join(nginx.dir, "server.crt")
+    assert drive("handshake", "localhost", nginx.tls_port, crt)["rc"] == OK
+    r = drive("handshake", "wrong.example", nginx.tls_port, crt)
+    assert r["error"] == "certificate verify failed: hostname mismatch", r
+
+
 def test_system_store_refuses_test_ca(nginx):
     r = drive("handshake", "localhost", nginx.tls_port, "-")
     assert r["rc"] == ERROR and r["error"].startswith("certificate verify failed: "), r
