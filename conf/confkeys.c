@@ -436,10 +436,10 @@ static const struct key budget_keys[] = {
 static const struct key upstream_keys[] = {
     { .name = "client", .type = T_STRING, .def = "\"curl\"", .choices = upstream_clients,
       .doc = "HTTP client of upstream calls: `curl` (libcurl) or `native` (fogate's own "
-             "HTTP/1.1 client, less CPU per request; still being completed: it carries "
-             "`upstream_start` transfers to plain http:// without a proxy, and everything "
-             "else, https, proxies and whole-body calls such as token requests, stays on "
-             "libcurl). Read at start only (a reload keeps the client)." },
+             "HTTP/1.1 client, less CPU per request; opt-in while it is completed: it carries "
+             "the streamed calls (pass-through, downloads, uploads) over https, or http where "
+             "allowed; whole-body calls such as token requests, dequeue and the status route "
+             "stay on libcurl). Read at start only (a reload keeps the client)." },
     { 0 }
 };
 

@@ -7,6 +7,7 @@
 #include "h1conn.h"
 
 #include "h1dns.h"
+#include "h1tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -32,13 +33,14 @@ struct h1conn_pool {
     struct h1conn_waiter *waiters, *waiters_tail; /* borrowed FIFO */
     bool granting, closing;
     struct h1dns *dns;                /* owned */
+    const char *ca_file;              /* borrowed */
+    struct h1tls_ctx *tls_ctx;        /* owned, made at the first https connection */
 };
 
 /* ---- plain TCP transport ---- */
 
-static ssize_t tcp_read(void *t, void *buf, size_t len)
+static ssize_t tcp_read(struct h1conn *c, void *buf, size_t len)
 {
-    struct h1conn *c = t;
     ssize_t n;
 
     do
@@ -54,9 +56,8 @@ static ssize_t tcp_read(void *t, void *buf, size_t len)
     return H1CONN_ERROR;
 }
 
-static ssize_t tcp_write(void *t, const void *buf, size_t len)
+static ssize_t tcp_write(struct h1conn *c, const void *buf, size_t len)
 {
-    struct h1conn *c = t;
     ssize_t n;
 
     do
@@ -70,12 +71,46 @@ static ssize_t tcp_write(void *t, const void *buf, size_t len)
     return H1CONN_ERROR;
 }
 
-static const struct h1conn_io tcp_io = {.read = tcp_read, .write = tcp_write};
+static size_t tcp_pending(const struct h1conn *c)
+{
+    (void)c;
+    return 0;
+}
+
+static const struct h1conn_io tcp_io = {.read = tcp_read, .write = tcp_write,
+                                        .pending = tcp_pending};
+
+/* ---- TLS transport (h1tls) ---- */
+
+static ssize_t tls_read(struct h1conn *c, void *buf, size_t len)
+{
+    ssize_t n = h1tls_read(c->tls, buf, len);
+
+    /* an EOF without close_notify may be a cut: the reader must not take it as the end
+     * of a body read until close */
+    if (n == H1TLS_EOF)
+        c->unclean_eof = *h1tls_error(c->tls) != '\0';
+    return n;
+}
+
+static ssize_t tls_write(struct h1conn *c, const void *buf, size_t len)
+{
+    return h1tls_write(c->tls, buf, len);
+}
+
+static size_t tls_pending(const struct h1conn *c)
+{
+    return h1tls_pending(c->tls);
+}
+
+static const struct h1conn_io tls_io = {.read = tls_read, .write = tls_write,
+                                        .pending = tls_pending};
 
 /* ---- addresses ---- */
 
-/* Host and port of "host[:port]" or "[v6][:port]". */
-static int host_port(const char *auth, char *host, size_t cap, const char **port)
+/* Host and port of "host[:port]" or "[v6][:port]" (`port` when none is given). */
+static int host_port(const char *auth, char *host, size_t cap, const char **port,
+                     const char *dflt)
 {
     const char *colon, *h = auth, *he;
 
@@ -93,11 +128,64 @@ static int host_port(const char *auth, char *host, size_t cap, const char **port
         return -1;
     memcpy(host, h, (size_t)(he - h));
     host[he - h] = '\0';
-    *port = colon && colon[1] ? colon + 1 : "80";
+    *port = colon && colon[1] ? colon + 1 : dflt;
     return 0;
 }
 
 /* ---- events ---- */
+
+/* Connecting ended (up, or failed): the owner hears it as writable. */
+static void connected(struct h1conn *c)
+{
+    c->connecting = false;
+    c->pool->cbs.on_write(c);
+}
+
+static void tls_fail(struct h1conn *c, const char *why)
+{
+    snprintf(c->error, sizeof c->error, "TLS: %s", why);
+    c->failed = c->tls_failed = true;
+    c->handshaking = false;
+    connected(c);
+}
+
+/* Drives the TLS handshake after the TCP connect, within the same connect limit. */
+static void handshake(struct h1conn *c)
+{
+    switch (h1tls_handshake(c->tls)) {
+    case H1TLS_OK:
+        c->handshaking = false;
+        connected(c);
+        return;
+    case H1TLS_WANT_WRITE:
+        event_add(c->wr, NULL);
+        return;
+    case H1TLS_WANT_READ:
+        return; /* rd persists */
+    default:
+        tls_fail(c, h1tls_error(c->tls));
+    }
+}
+
+static void start_tls(struct h1conn *c)
+{
+    struct h1conn_pool *p = c->pool;
+    char host[H1CONN_KEY_MAX], err[128] = "";
+    const char *port;
+
+    if (!p->tls_ctx && !(p->tls_ctx = h1tls_ctx_new(p->ca_file, err, sizeof err))) {
+        tls_fail(c, err[0] ? err : "could not set up TLS");
+        return;
+    }
+    host_port(c->authority, host, sizeof host, &port, "443");
+    if (!(c->tls = h1tls_new(p->tls_ctx, c->fd, host))) {
+        tls_fail(c, "out of memory");
+        return;
+    }
+    c->io = &tls_io;
+    c->handshaking = true;
+    handshake(c);
+}
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -109,7 +197,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         h1conn_close(c);
         return;
     }
-    if (!c->connecting)
+    if (c->handshaking)
+        handshake(c);
+    else if (!c->connecting)
         c->pool->cbs.on_read(c);
 }
 
@@ -124,12 +214,19 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!c->owner)
         return;
+    if (c->handshaking) {
+        handshake(c);
+        return;
+    }
     if (c->connecting) {
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
             c->last_errno = err ? err : errno;
             if (c->next_addr && connect_next(c) == 0)
                 return; /* the name's next address, within the same connect limit */
             c->failed = true;
+        } else if (c->is_tls) {
+            start_tls(c);
+            return;
         }
         c->connecting = false;
     }
@@ -194,8 +291,7 @@ void h1conn_close(struct h1conn *c)
         h1dns_cancel(c->dns_req);
     if (c->addrs)
         evutil_freeaddrinfo(c->addrs);
-    if (c->io && c->io->free)
-        c->io->free(c->io_arg);
+    h1tls_free(c->tls); /* before the socket closes: its close_notify */
     if (c->rd)
         event_free(c->rd);
     if (c->wr)
@@ -305,8 +401,8 @@ struct h1conn *h1conn_open(struct h1conn_pool *p, const char *key, void *owner)
         return NULL;
     c->connecting = true;
     c->io = &tcp_io;
-    c->io_arg = c;
-    if (host_port(c->authority, host, sizeof host, &port) != 0) {
+    c->is_tls = strncmp(key, "https:", 6) == 0;
+    if (host_port(c->authority, host, sizeof host, &port, c->is_tls ? "443" : "80") != 0) {
         c->failed = true;
         return c;
     }
@@ -355,12 +451,17 @@ void h1conn_idle(struct h1conn *c)
 
 ssize_t h1conn_read(struct h1conn *c, void *buf, size_t len)
 {
-    return c->io->read(c->io_arg, buf, len);
+    return c->io->read(c, buf, len);
 }
 
 ssize_t h1conn_write(struct h1conn *c, const void *buf, size_t len)
 {
-    return c->io->write(c->io_arg, buf, len);
+    return c->io->write(c, buf, len);
+}
+
+size_t h1conn_pending(const struct h1conn *c)
+{
+    return c->io->pending(c);
 }
 
 void h1conn_want_write(struct h1conn *c)
@@ -407,7 +508,7 @@ void h1conn_kick(struct h1conn *c)
 /* ---- pool ---- */
 
 struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
-                                    long host_limit, long total_limit,
+                                    long host_limit, long total_limit, const char *ca_file,
                                     const struct h1conn_cbs *cbs)
 {
     struct h1conn_pool *p = calloc(1, sizeof *p);
@@ -418,6 +519,7 @@ struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
     p->recv_bytes = recv_bytes;
     p->host_limit = host_limit;
     p->total_limit = total_limit;
+    p->ca_file = ca_file;
     p->cbs = *cbs;
     if (!(p->dns = h1dns_new(base))) {
         free(p);
@@ -434,6 +536,7 @@ void h1conn_pool_free(struct h1conn_pool *p)
     while (p->conns)
         h1conn_close(p->conns);
     h1dns_free(p->dns);
+    h1tls_ctx_free(p->tls_ctx);
     free(p);
 }
 

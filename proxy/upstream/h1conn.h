@@ -19,16 +19,20 @@
 #define H1CONN_KEY_MAX 256     /* "scheme://host:port" of a pooled connection */
 
 /* What a transport's read and write return besides a byte count (> 0). The values are
- * those of h1tls.h, so a TLS session is a transport as it is. */
+ * those of h1tls.h, so a TLS session passes its codes through. */
 enum { H1CONN_ERROR = -1, H1CONN_WANT_READ = -2, H1CONN_WANT_WRITE = -3, H1CONN_EOF = -4 };
 
+struct h1conn;
+
+/* A transport: plain TCP, or TLS over it (h1tls). */
 struct h1conn_io {
-    ssize_t (*read)(void *t, void *buf, size_t len);
-    ssize_t (*write)(void *t, const void *buf, size_t len);
-    void (*free)(void *t);                 /* NULL: nothing to free; never closes the fd */
+    ssize_t (*read)(struct h1conn *c, void *buf, size_t len);
+    ssize_t (*write)(struct h1conn *c, const void *buf, size_t len);
+    size_t (*pending)(const struct h1conn *c); /* read bytes buffered above the socket */
 };
 
 struct h1conn_pool;
+struct h1tls;
 struct h1dns_req;
 
 struct h1conn {
@@ -41,12 +45,16 @@ struct h1conn {
     struct evutil_addrinfo *addrs;         /* owned: the host's addresses */
     struct evutil_addrinfo *next_addr;     /* borrowed from addrs: tried next */
     const struct h1conn_io *io;            /* borrowed, static */
-    void *io_arg;                          /* owned through io->free */
+    struct h1tls *tls;                     /* owned: the session of an https connection */
     struct event *rd, *wr, *tm, *kick;     /* owned; rd persists, also while idle */
     void *owner;                           /* borrowed: the transfer on it, NULL while idle */
     bool connecting, idle, reused, rd_off;
-    bool failed;                           /* the connect could not even start */
+    bool failed;                           /* no connection could be made */
+    bool is_tls, handshaking;
+    bool tls_failed;                       /* with failed: the handshake or verification */
+    bool unclean_eof;                      /* TLS EOF without close_notify */
     bool peer_closed;                      /* EOF seen: never kept */
+    char error[160];                       /* with tls_failed: why (never a secret) */
     int last_errno;                        /* of the last H1CONN_ERROR */
     struct h1resp resp;
     char *in;                              /* owned: [in_off, in_len) unparsed */
@@ -66,16 +74,17 @@ struct h1conn_cbs {
      * from inside h1conn_idle / h1conn_close: it must not close or idle a connection. */
     void (*on_granted)(void *owner, struct h1conn *c);
     void (*on_read)(struct h1conn *c);     /* readable (or the connect ended, then on_write) */
-    void (*on_write)(struct h1conn *c);    /* writable, or the connect ended */
+    void (*on_write)(struct h1conn *c);    /* writable, or connecting (TCP, then TLS) ended */
     void (*on_timer)(struct h1conn *c);    /* the timer armed with h1conn_timer */
     void (*on_kick)(struct h1conn *c);     /* h1conn_kick: a turn of the loop later */
 };
 
 /* A new pool on `base` (borrowed); each connection gets a `recv_bytes` receive buffer; at
- * most `host_limit` connections per key and `total_limit` in all (0 = no limit). `cbs` is
- * copied. NULL on failure. */
+ * most `host_limit` connections per key and `total_limit` in all (0 = no limit); https
+ * peers verified against `ca_file` (borrowed, must outlive the pool; NULL = the system
+ * store; loaded at the first https connection). `cbs` is copied. NULL on failure. */
 struct h1conn_pool *h1conn_pool_new(struct event_base *base, size_t recv_bytes,
-                                    long host_limit, long total_limit,
+                                    long host_limit, long total_limit, const char *ca_file,
                                     const struct h1conn_cbs *cbs);
 
 /* Closes every connection and frees the pool; owners must have let go first. NULL: no-op. */
@@ -91,7 +100,8 @@ struct h1conn *h1conn_get(struct h1conn_pool *p, struct h1conn_waiter *w, bool *
 /* Takes a waiting `w` out of the FIFO; a no-op if it is not in it. */
 void h1conn_cancel(struct h1conn_pool *p, struct h1conn_waiter *w);
 
-/* Starts connecting to `key` ("http://host[:port]", port 80 by default) for `owner`,
+/* Starts connecting to `key` ("http://host[:port]" or "https://host[:port]", ports 80 and
+ * 443 by default; https: the TLS handshake is part of connecting) for `owner`,
  * whatever the limits (a retry replacing a dead connection): a name is resolved without
  * blocking (h1dns), its addresses are tried in turn, and on_write tells the owner when the
  * connection is up or none could be made (`failed`). One that could not even start comes
@@ -109,6 +119,10 @@ void h1conn_close(struct h1conn *c);
 /* Through the transport: > 0 bytes, or an H1CONN_ code (EOF, WANT_*, ERROR). */
 ssize_t h1conn_read(struct h1conn *c, void *buf, size_t len);
 ssize_t h1conn_write(struct h1conn *c, const void *buf, size_t len);
+
+/* Bytes already read from the socket but not yet by the caller (TLS records): they will
+ * not make the socket readable again, so a reader goes on while this is > 0. */
+size_t h1conn_pending(const struct h1conn *c);
 
 /* Waits for writability once (a short write, a connect under way). */
 void h1conn_want_write(struct h1conn *c);

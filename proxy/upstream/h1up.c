@@ -88,31 +88,34 @@ static struct h1x *xfer_of(struct upstream_xfer *ux)
     return (struct h1x *)(void *)ux;
 }
 
-/* "http://authority/path?query": "http://authority" into key, the target from '/' on. */
-static int split_url(const char *url, char *key, const char **target)
+/* "http(s)://authority/path?query": "http(s)://authority" into key (the pool's key: scheme,
+ * host and port), the target from '/' on; *auth points at the authority inside key. */
+static int split_url(const char *url, char *key, const char **target, const char **auth)
 {
-    const char *a, *e;
+    size_t sl = strncasecmp(url, "https://", 8) == 0 ? 8
+                : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    const char *a = url + sl, *e = a + strcspn(a, "/?#");
 
-    if (strncasecmp(url, "http://", 7) != 0)
+    if (!sl || e == a || (size_t)(e - a) + sl >= H1CONN_KEY_MAX ||
+        memchr(a, '@', (size_t)(e - a)))
         return -1;
-    a = url + 7;
-    e = a + strcspn(a, "/?#");
-    if (e == a || (size_t)(e - a) + 7 >= H1CONN_KEY_MAX || memchr(a, '@', (size_t)(e - a)))
-        return -1;
-    memcpy(key, "http://", 7);
-    memcpy(key + 7, a, (size_t)(e - a));
-    key[7 + (e - a)] = '\0';
+    memcpy(key, sl == 8 ? "https://" : "http://", sl);
+    memcpy(key + sl, a, (size_t)(e - a));
+    key[sl + (size_t)(e - a)] = '\0';
     *target = e;
+    *auth = key + sl;
     return 0;
 }
 
 bool h1up_handles(const struct h1up *h, const char *url)
 {
     char key[H1CONN_KEY_MAX];
-    const char *t;
+    const char *t, *a;
 
-    /* without allow_http, libcurl's path refuses http:// with its usual error */
-    return h->opts.allow_http && !h->opts.proxy && url && split_url(url, key, &t) == 0;
+    /* a proxy stays with libcurl (CONNECT tunnels are not done here); without allow_http,
+     * libcurl's path refuses http:// with its usual error */
+    return !h->opts.proxy && url && split_url(url, key, &t, &a) == 0 &&
+           (key[4] == 's' || h->opts.allow_http);
 }
 
 /* ---- transfer lifetime ---- */
@@ -326,8 +329,15 @@ static void on_wait(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connections ---- */
 
+static enum upstream_result connect_result(const struct h1conn *c)
+{
+    return c->tls_failed ? UPSTREAM_TLS_FAILED : UPSTREAM_CONNECT_FAILED;
+}
+
 static const char *connect_error(const struct h1conn *c)
 {
+    if (c->tls_failed)
+        return c->error;
     return c->addrs ? "could not connect to the upstream"
                     : "could not resolve the upstream's host name";
 }
@@ -357,7 +367,7 @@ static void attach(struct h1conn *c, struct h1x *x)
         x->h->sockets += !c->failed;
     }
     if (c->failed)
-        set_fail(x, UPSTREAM_CONNECT_FAILED, connect_error(c));
+        set_fail(x, connect_result(c), connect_error(c));
     arm_timer(x, now);
 }
 
@@ -465,7 +475,7 @@ static void on_write(struct h1conn *c)
 
     x->h->socket_events++;
     if (c->failed) {
-        fail_now(x, UPSTREAM_CONNECT_FAILED, connect_error(c));
+        fail_now(x, connect_result(c), connect_error(c));
         return;
     }
     if (!x->connected) {
@@ -549,13 +559,17 @@ static void on_eof(struct h1x *x, ssize_t code)
                                                         : "connection reset before the response");
         return;
     }
-    if (code == H1CONN_EOF && h1resp_eof(&c->resp) == H1RESP_DONE) {
+    /* a TLS EOF without close_notify cannot end a body read until close: it may be a cut */
+    if (code == H1CONN_EOF && !c->unclean_eof && h1resp_eof(&c->resp) == H1RESP_DONE) {
         c->peer_closed = true;
         finish(x, UPSTREAM_OK, NULL);
         return;
     }
-    if (code == H1CONN_EOF)
+    if (code == H1CONN_EOF && !c->unclean_eof)
         fail_now(x, c->resp.fail, c->resp.fail_text);
+    else if (code == H1CONN_EOF)
+        fail_now(x, x->head_done ? UPSTREAM_TRUNCATED : UPSTREAM_OTHER,
+                 "upstream closed the connection without close_notify");
     else
         fail_now(x, x->head_done ? UPSTREAM_TRUNCATED : UPSTREAM_OTHER,
                  "connection reset by the upstream");
@@ -567,21 +581,25 @@ static void on_read(struct h1conn *c)
     ssize_t n;
 
     x->h->socket_events++;
-    if (x->recv_paused)
-        return;
-    if (c->in_off == c->in_len)
-        c->in_off = c->in_len = 0;
-    n = h1conn_read(c, c->in + c->in_len, c->in_cap - c->in_len);
-    if (n == H1CONN_WANT_READ || n == H1CONN_WANT_WRITE)
-        return;
-    if (n < 0) {
-        on_eof(x, n);
-        return;
-    }
-    x->got_response = true;
-    x->progress_us = mono_us();
-    c->in_len += (size_t)n;
-    if (parse(x) == 0 && h1out_pending(&x->out) > 0)
+    do {
+        if (x->recv_paused)
+            return;
+        if (c->in_off == c->in_len)
+            c->in_off = c->in_len = 0;
+        n = h1conn_read(c, c->in + c->in_len, c->in_cap - c->in_len);
+        if (n == H1CONN_WANT_READ || n == H1CONN_WANT_WRITE)
+            break;
+        if (n < 0) {
+            on_eof(x, n);
+            return;
+        }
+        x->got_response = true;
+        x->progress_us = mono_us();
+        c->in_len += (size_t)n;
+        if (parse(x) != 0)
+            return;
+    } while (h1conn_pending(c) > 0); /* TLS: decrypted bytes the socket will not signal */
+    if (h1out_pending(&x->out) > 0)
         do_flush(x); /* a transport whose write waited for a read */
 }
 
@@ -602,6 +620,10 @@ static void on_kick(struct h1conn *c)
         if (c->rd_off) {
             h1conn_read_on(c);
             x->h->rearms++;
+        }
+        if (h1conn_pending(c) > 0) {
+            on_read(c); /* TLS bytes read before the pause: the socket will not tell */
+            return;
         }
     }
     if (x->connected)
@@ -662,18 +684,18 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
                                  const struct upstream_cbs *cbs)
 {
     char key[H1CONN_KEY_MAX];
-    const char *target;
+    const char *target, *auth;
     struct h1conn *c = NULL;
     struct h1x *x;
     bool queued;
 
     if (!upreq_method_ok(req->method) || !req->url || !cbs->on_done ||
-        req->body_len < UPSTREAM_BODY_CHUNKED || split_url(req->url, key, &target) != 0)
+        req->body_len < UPSTREAM_BODY_CHUNKED || split_url(req->url, key, &target, &auth) != 0)
         return NULL;
     if (!(x = xfer_new(h, req, cbs)))
         return NULL;
     memcpy(x->key, key, sizeof key);
-    if (!x->head || h1out_head(&x->out, req, target, key + 7) != 0) {
+    if (!x->head || h1out_head(&x->out, req, target, auth) != 0) {
         xfer_free(x);
         return NULL;
     }
@@ -799,7 +821,7 @@ struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
     h->stats = stats;
     h->bulk_buffers = bulk_buffers;
     if (!(h->pool = h1conn_pool_new(base, opts->recv_buffer_bytes, opts->max_host_connections,
-                                    opts->max_total_connections, &cbs))) {
+                                    opts->max_total_connections, opts->ca_file, &cbs))) {
         free(h);
         return NULL;
     }

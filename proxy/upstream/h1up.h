@@ -1,8 +1,9 @@
 /* h1up: fogate's own HTTP/1.1 upstream client (issue 16), chosen with the config key
- * upstream.client = "native" for plain http:// URLs when no proxy is configured; the
- * rest stays on libcurl. upstream.c hands it the transfers it can carry; both kinds sit
- * behind upstream.h's API (the first byte of a transfer says which kind). Transfers here,
- * connections and pool in h1conn, request bytes in h1out, response reading in h1resp.
+ * upstream.client = "native" for upstream_start's https:// (and allowed http://) URLs when
+ * no proxy is configured; the rest stays on libcurl. upstream.c hands it the transfers it
+ * can carry; both kinds sit behind upstream.h's API (the first byte of a transfer says
+ * which kind). Transfers here, connections, pool and limits in h1conn, names in h1dns, TLS
+ * in h1tls, request bytes in h1out, response reading in h1resp.
  * Invariant: on_done exactly once per transfer unless aborted; a connection goes back to
  * the pool only after a complete response that allows keep-alive and left no extra bytes. */
 #ifndef FOGATE_H1UP_H
@@ -33,7 +34,8 @@ struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
 /* Stops every live transfer without on_done, closes every connection, frees. NULL: no-op. */
 void h1up_free(struct h1up *h);
 
-/* True if this client can carry `url`: http:// allowed, and no proxy configured. */
+/* True if this client can carry `url`: https://, or http:// when allowed, and no proxy
+ * configured. */
 bool h1up_handles(const struct h1up *h, const char *url);
 
 /* As upstream_start; the returned pointer's first byte is H1UP_KIND_H1. */
