@@ -1,8 +1,7 @@
 /* upstream: every outbound HTTP call of fogate (D365, token endpoints) goes through here:
  * libcurl multi on the caller's libevent loop (or, with UPSTREAM_CLIENT_NATIVE, fogate's
  * own client for the streamed transfers it can carry: h1up.h), HTTP/1.1 with keep-alive,
- * TLS verified,
- * no redirects followed, bodies streamed both ways with backpressure.
+ * TLS verified, no redirects followed, bodies streamed both ways with backpressure.
  * Invariant: memory per transfer is bounded by the configured buffer sizes, never by body
  * size, and on_done is called exactly once per transfer unless it was aborted first. */
 #ifndef FOGATE_UPSTREAM_H
