@@ -72,7 +72,8 @@ struct h1x {
     bool in_cb, aborted, finishing;
     bool failing;                     /* fail_result/fail_text hold a failure to report */
     enum upstream_result fail_result;
-    const char *fail_text;            /* static */
+    const char *fail_text;            /* static, or `error` */
+    char error[160];                  /* a TLS failure's text */
 };
 
 static int64_t mono_us(void)
@@ -334,10 +335,13 @@ static enum upstream_result connect_result(const struct h1conn *c)
     return c->tls_failed ? UPSTREAM_TLS_FAILED : UPSTREAM_CONNECT_FAILED;
 }
 
-static const char *connect_error(const struct h1conn *c)
+/* Why c could not be made; a TLS text is copied into x (c is closed before on_done). */
+static const char *connect_error(struct h1x *x, const struct h1conn *c)
 {
-    if (c->tls_failed)
-        return c->error;
+    if (c->tls_failed) {
+        snprintf(x->error, sizeof x->error, "%s", c->error);
+        return x->error;
+    }
     return c->addrs ? "could not connect to the upstream"
                     : "could not resolve the upstream's host name";
 }
@@ -367,7 +371,7 @@ static void attach(struct h1conn *c, struct h1x *x)
         x->h->sockets += !c->failed;
     }
     if (c->failed)
-        set_fail(x, connect_result(c), connect_error(c));
+        set_fail(x, connect_result(c), connect_error(x, c));
     arm_timer(x, now);
 }
 
@@ -475,7 +479,7 @@ static void on_write(struct h1conn *c)
 
     x->h->socket_events++;
     if (c->failed) {
-        fail_now(x, connect_result(c), connect_error(c));
+        fail_now(x, connect_result(c), connect_error(x, c));
         return;
     }
     if (!x->connected) {
