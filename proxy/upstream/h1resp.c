@@ -85,9 +85,14 @@ static int on_field(http_parser *p, const char *at, size_t len)
 static int on_value(http_parser *p, const char *at, size_t len)
 {
     struct h1resp *r = p->data;
+    char before = at > r->feed_start ? at[-1] : r->prev_byte;
 
     if (r->head_done)
         return 0;
+    /* http_parser passes an obs-fold continuation (CRLF + SP/HT) as more value: refused
+     * as uphead refuses it on libcurl's path (a value never starts with blanks else) */
+    if (len && (at[0] == ' ' || at[0] == '\t') && before == '\n')
+        return bad_head(r, UPHEAD_BAD);
     if ((!r->in_value && line_add(r, ": ", 2) != 0) || line_add(r, at, len) != 0)
         return bad_head(r, UPHEAD_TOO_BIG);
     r->in_value = true;
@@ -112,7 +117,8 @@ static int on_headers_done(http_parser *p)
     r->head_done = true;
     if (r->cbs.on_head && !r->cbs.on_head(r->cbs.arg, r->head))
         http_parser_pause(p, 1);
-    return r->is_head ? 1 : 0; /* 1: no body follows */
+    /* 1: no body follows (http_parser 2.9 would read a 304's Content-Length worth) */
+    return r->is_head || uphead_status(r->head) == 204 || uphead_status(r->head) == 304;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -130,6 +136,9 @@ static int on_message_done(http_parser *p)
 
     if (r->interim) {
         r->interim = false;
+        r->prefix = 0;
+        r->next_head = true; /* paused so that feed checks the next status line's start */
+        http_parser_pause(p, 1);
         return 0;
     }
     r->done = true;
@@ -156,6 +165,9 @@ void h1resp_start(struct h1resp *r, struct uphead *head, bool is_head, size_t ma
     r->max_head = max_head;
     r->line_len = 0;
     r->in_value = r->status_fed = r->interim = r->head_done = r->done = false;
+    r->next_head = false;
+    r->prefix = 0;
+    r->prev_byte = 0;
     r->fail_text = NULL;
     r->fail = UPSTREAM_OK;
 }
@@ -168,20 +180,41 @@ static enum h1resp_state failed(struct h1resp *r)
     return H1RESP_FAILED;
 }
 
+/* A status line starts "HTTP/1." (http_parser 2.9 takes "HTTX/1.1" or "HTTP/2.0" too). */
+static int check_prefix(struct h1resp *r, const char *data, size_t len)
+{
+    static const char want[] = "HTTP/1.";
+
+    for (size_t i = 0; i < len && r->prefix < sizeof want - 1; i++, r->prefix++)
+        if (data[i] != want[r->prefix])
+            return set_fail(r, UPSTREAM_OTHER, "malformed response head");
+    return 0;
+}
+
 enum h1resp_state h1resp_feed(struct h1resp *r, const char *data, size_t len, size_t *used)
 {
     enum http_errno e;
+    size_t n;
 
     *used = 0;
     if (r->done)
         return H1RESP_DONE;
     if (r->fail_text)
         return H1RESP_FAILED;
-    http_parser_pause(&r->parser, 0);
-    *used = http_parser_execute(&r->parser, &settings, data, len);
-    e = HTTP_PARSER_ERRNO(&r->parser);
+    r->feed_start = data;
+    do {
+        r->next_head = false;
+        if (check_prefix(r, data + *used, len - *used) != 0)
+            return H1RESP_FAILED;
+        http_parser_pause(&r->parser, 0);
+        n = http_parser_execute(&r->parser, &settings, data + *used, len - *used);
+        *used += n;
+        e = HTTP_PARSER_ERRNO(&r->parser);
+    } while (e == HPE_PAUSED && r->next_head && *used < len);
+    if (*used)
+        r->prev_byte = data[*used - 1];
     if (e == HPE_PAUSED)
-        return r->done ? H1RESP_DONE : H1RESP_STOPPED;
+        return r->done ? H1RESP_DONE : r->next_head ? H1RESP_MORE : H1RESP_STOPPED;
     if (e != HPE_OK)
         return failed(r);
     return H1RESP_MORE;

@@ -39,6 +39,10 @@ struct h1resp {
     char *line;                   /* owned: the header line being assembled */
     size_t line_len, line_cap;
     bool is_head, in_value, status_fed, interim, head_done, done;
+    bool next_head;               /* an interim head ended: the next status line follows */
+    unsigned prefix;              /* bytes of "HTTP/1." seen of the current status line */
+    const char *feed_start;       /* borrowed: the data of the running h1resp_feed */
+    char prev_byte;               /* the last byte of the previous feed */
     enum upstream_result fail;    /* with H1RESP_FAILED */
     const char *fail_text;        /* static */
 };
