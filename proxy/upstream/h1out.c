@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+#include "upreq.h"
 
 #define OUT_FIRST 4096 /* first size of the buffer: a whole small request */
 
@@ -63,27 +64,6 @@ int h1out_add(struct h1out *o, const void *s, size_t n)
     return 0;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* Length of the field name of "Name: value", 0 when it is not one. */
-static size_t name_len(const char *line)
-{
-    size_t n = 0;
-
-    while (is_tchar((unsigned char)line[n]))
-        n++;
-    return line[n] == ':' ? n : 0;
-}
-
-static bool named(const char *line, size_t n, const char *name)
-{
-    return strlen(name) == n && strncasecmp(line, name, n) == 0;
-}
-
 static int add_str(struct h1out *o, const char *s)
 {
     return h1out_add(o, s, strlen(s));
@@ -94,9 +74,9 @@ static int check_lines(const struct upstream_req *req, bool *has_host)
 {
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *l = req->headers[i];
-        if (!l || !name_len(l) || strpbrk(l, "\r\n"))
+        if (!l || !upreq_name_len(l) || strpbrk(l, "\r\n"))
             return -1;
-        *has_host |= named(l, name_len(l), "Host");
+        *has_host |= upreq_named(l, upreq_name_len(l), "Host");
     }
     return 0;
 }
@@ -122,9 +102,7 @@ int h1out_head(struct h1out *o, const struct upstream_req *req, const char *targ
     }
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *l = req->headers[i];
-        size_t nl = name_len(l);
-        if (named(l, nl, "Content-Length") || named(l, nl, "Transfer-Encoding") ||
-            named(l, nl, "Expect"))
+        if (upreq_framing(l, upreq_name_len(l)))
             continue;
         rc |= add_str(o, l);
         rc |= h1out_add(o, "\r\n", 2);

@@ -636,13 +636,6 @@ static void on_kick(struct h1conn *c)
 
 /* ---- starting ---- */
 
-static unsigned pick(unsigned req, unsigned dflt)
-{
-    if (req == UPSTREAM_NO_LIMIT)
-        return 0;
-    return req ? req : dflt;
-}
-
 static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
                             const struct upstream_cbs *cbs)
 {
@@ -666,14 +659,14 @@ static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
         x->out.buf = h->outs[h->n_outs].buf;
         x->out.cap = h->outs[h->n_outs].cap;
     }
-    x->connect_ms = pick(req->timeouts.connect_ms, h->opts.connect_timeout_ms);
-    total = pick(req->timeouts.total_ms, h->opts.total_timeout_ms);
+    x->connect_ms = upreq_limit(req->timeouts.connect_ms, h->opts.connect_timeout_ms);
+    total = upreq_limit(req->timeouts.total_ms, h->opts.total_timeout_ms);
     x->total_ms = total ? total : 24u * 3600 * 1000;
     x->deadline_us = mono_us() + (int64_t)x->total_ms * 1000;
     if (!x->connect_ms)
         x->connect_ms = x->total_ms;
-    x->first_byte_ms = pick(req->timeouts.first_byte_ms, h->opts.first_byte_timeout_ms);
-    x->stall_ms = pick(req->timeouts.stall_ms, h->opts.stall_timeout_ms);
+    x->first_byte_ms = upreq_limit(req->timeouts.first_byte_ms, h->opts.first_byte_timeout_ms);
+    x->stall_ms = upreq_limit(req->timeouts.stall_ms, h->opts.stall_timeout_ms);
     x->head = h->n_heads ? h->heads[--h->n_heads] : uphead_new(h->opts.max_header_bytes);
     /* as upstream.c: a likely large download gets the larger receive buffer, a few at once */
     if (req->bulk && *h->bulk_buffers < h->opts.max_bulk_buffers &&

@@ -719,14 +719,6 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
 
 #undef SET
 
-/* A request's limit: its own, else the client's default; UPSTREAM_NO_LIMIT = none (0). */
-static unsigned pick_limit(unsigned req, unsigned dflt)
-{
-    if (req == UPSTREAM_NO_LIMIT)
-        return 0;
-    return req ? req : dflt;
-}
-
 static struct upstream_xfer *curl_start(struct upstream *up, const struct upstream_req *req,
                                         const struct upstream_cbs *cbs)
 {
@@ -751,8 +743,8 @@ static struct upstream_xfer *curl_start(struct upstream *up, const struct upstre
     x->sendbuf = evbuffer_new();
     x->kick = event_new(up->base, -1, 0, on_kick, x);
     x->watch = evtimer_new(up->base, on_watch, x);
-    x->first_byte_ms = pick_limit(req->timeouts.first_byte_ms, up->opts.first_byte_timeout_ms);
-    x->stall_ms = pick_limit(req->timeouts.stall_ms, up->opts.stall_timeout_ms);
+    x->first_byte_ms = upreq_limit(req->timeouts.first_byte_ms, up->opts.first_byte_timeout_ms);
+    x->stall_ms = upreq_limit(req->timeouts.stall_ms, up->opts.stall_timeout_ms);
     x->upload_done = req->body_len == UPSTREAM_BODY_NONE || req->body_len == 0;
     if (!x->easy || !x->head || !x->sendbuf || !x->kick || !x->watch ||
         upreq_headers(req->headers, req->n_headers, &x->hdrs) != 0 ||
