@@ -442,6 +442,13 @@ static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
     return 0;
 }
 
+static bool is_native(json_t *o)
+{
+    const char *client = json_string_value(json_object_get(o, "client"));
+
+    return client && strcmp(client, "native") == 0;
+}
+
 static int fill(struct fill *f, struct conf *conf, json_t *root)
 {
     enum log_level lvl = LOG_LVL_INFO;
@@ -459,6 +466,7 @@ static int fill(struct fill *f, struct conf *conf, json_t *root)
     fill_redis(f, &conf->redis, json_object_get(root, "redis"));
     fill_limits(&conf->limits, json_object_get(root, "limits"));
     fill_timeouts(&conf->timeouts, json_object_get(root, "timeouts"));
+    conf->upstream.native = is_native(json_object_get(root, "upstream"));
     fill_tokens(f, &conf->tokens, json_object_get(root, "tokens"));
     fill_ledger(&conf->ledger, json_object_get(root, "ledger"));
     fill_packages(&conf->packages, json_object_get(root, "packages"));

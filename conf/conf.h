@@ -229,6 +229,10 @@ struct conf_budget {
     unsigned redis_timeout_ms;   /* time limit of each budget command */
 };
 
+struct conf_upstream {
+    bool native;                 /* client "native": fogate's own HTTP/1.1 client */
+};
+
 struct conf {
     char *path;                  /* owned; the file it was loaded from */
     char *listen_host;           /* owned; IP literal, IPv6 without brackets */
@@ -245,6 +249,7 @@ struct conf {
     struct conf_redis redis;
     struct conf_limits limits;
     struct conf_timeouts timeouts;
+    struct conf_upstream upstream;
     struct conf_tokens tokens;
     struct conf_ledger ledger;
     struct conf_packages packages;

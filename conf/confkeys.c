@@ -34,6 +34,7 @@ static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const algorithms[] = { "PS256", "RS256", NULL };
 static const char *const token_versions[] = { "v2", "v1", NULL };
 static const char *const directions[] = { "import", "export", NULL };
+static const char *const upstream_clients[] = { "curl", "native", NULL };
 
 static const struct key certificate_keys[] = {
     REQ("cert_file", T_STRING, "Path of the PEM certificate registered on the Entra app."),
@@ -432,6 +433,16 @@ static const struct key budget_keys[] = {
     { 0 }
 };
 
+static const struct key upstream_keys[] = {
+    { .name = "client", .type = T_STRING, .def = "\"curl\"", .choices = upstream_clients,
+      .doc = "HTTP client of upstream calls: `curl` (libcurl) or `native` (fogate's own "
+             "HTTP/1.1 client, less CPU per request; opt-in while it is completed: it carries "
+             "the streamed calls (pass-through, downloads, uploads) over https, or http where "
+             "allowed; whole-body calls such as token requests, dequeue and the status route "
+             "stay on libcurl). Read at start only (a reload keeps the client)." },
+    { 0 }
+};
+
 static const struct key top_keys[] = {
     DESCRIPTION,
     REQ("listen", T_STRING,
@@ -459,6 +470,8 @@ static const struct key top_keys[] = {
       .doc = "Size and count limits." },
     { .name = "timeouts", .type = T_OBJECT, .def = "{}", .sub = timeouts_keys,
       .doc = "Time limits, in milliseconds." },
+    { .name = "upstream", .type = T_OBJECT, .def = "{}", .sub = upstream_keys,
+      .doc = "How fogate talks to D365 and Entra." },
     { .name = "tokens", .type = T_OBJECT, .def = "{}", .sub = tokens_keys,
       .doc = "Entra ID tokens: background refresh, retries and the cache shared through Redis." },
     { .name = "ledger", .type = T_OBJECT, .def = "{}", .sub = ledger_keys,

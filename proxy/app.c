@@ -221,6 +221,7 @@ static struct upstream *make_upstream(struct event_base *base, const struct conf
     o.total_timeout_ms = conf->timeouts.upstream_total_ms;
     o.first_byte_timeout_ms = conf->timeouts.upstream_first_byte_ms;
     o.stall_timeout_ms = conf->timeouts.upstream_stall_ms;
+    o.client = conf->upstream.native ? UPSTREAM_CLIENT_NATIVE : UPSTREAM_CLIENT_CURL;
     return upstream_new(base, &o);
 }
 

@@ -513,6 +513,16 @@ def azurite_sim_config(az):
     return {"endpoint": az.endpoint, "name": az.account, "key": az.key}
 
 
+def write_fogate_config(path, cfg):
+    """Writes a fogate config. With FOGATE_TEST_UPSTREAM_CLIENT set (CTest's *_native
+    entries) it gets that upstream.client unless it names one; `cfg` is not changed."""
+    client = os.environ.get("FOGATE_TEST_UPSTREAM_CLIENT")
+    if client and "client" not in cfg.get("upstream", {}):
+        cfg = dict(cfg, upstream=dict(cfg.get("upstream", {}), client=client))
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+
+
 def start_fogate(workdir, config_path, extra_args=(), ready_path="/healthz", port=None):
     """The fogate binary with a config file; waits until GET ready_path answers 200 on port."""
     argv = [require_bin("FOGATE_BIN"), "--config", config_path, *extra_args]

@@ -35,6 +35,17 @@ struct uphead *uphead_new(size_t cap)
     return h;
 }
 
+void uphead_reset(struct uphead *h)
+{
+    h->fed = 0;
+    h->buf_len = 0;
+    h->n_fields = 0;
+    h->status = 0;
+    h->minor = -1;
+    h->done = false;
+    h->failed = UPHEAD_MORE;
+}
+
 void uphead_free(struct uphead *h)
 {
     if (!h)

@@ -21,6 +21,9 @@ struct uphead;
  * Free with uphead_free. */
 struct uphead *uphead_new(size_t cap);
 
+/* Empties `h` for the next response, keeping its allocations and cap. */
+void uphead_reset(struct uphead *h);
+
 /* Frees `h`. NULL is a no-op. */
 void uphead_free(struct uphead *h);
 

@@ -24,8 +24,7 @@ bool upreq_method_ok(const char *method)
     return i > 0;
 }
 
-/* Length of the name before ':' or 0 when the line is not "token:...". */
-static size_t name_len(const char *line)
+size_t upreq_name_len(const char *line)
 {
     size_t n = 0;
 
@@ -34,9 +33,22 @@ static size_t name_len(const char *line)
     return line[n] == ':' ? n : 0;
 }
 
-static bool named(const char *line, size_t n, const char *name)
+bool upreq_named(const char *line, size_t n, const char *name)
 {
     return strlen(name) == n && strncasecmp(line, name, n) == 0;
+}
+
+bool upreq_framing(const char *line, size_t n)
+{
+    return upreq_named(line, n, "Content-Length") || upreq_named(line, n, "Transfer-Encoding") ||
+           upreq_named(line, n, "Expect");
+}
+
+unsigned upreq_limit(unsigned req, unsigned dflt)
+{
+    if (req == UPSTREAM_NO_LIMIT)
+        return 0;
+    return req ? req : dflt;
 }
 
 static bool value_empty(const char *v)
@@ -48,11 +60,10 @@ static bool value_empty(const char *v)
  * for sending it empty), or one of ours. */
 static bool kept(const char *line, size_t *nl, bool *has_accept)
 {
-    *nl = line ? name_len(line) : 0;
-    if (named(line, *nl, "Content-Length") || named(line, *nl, "Transfer-Encoding") ||
-        named(line, *nl, "Expect"))
+    *nl = line ? upreq_name_len(line) : 0;
+    if (upreq_framing(line, *nl))
         return false;
-    *has_accept |= named(line, *nl, "Accept");
+    *has_accept |= upreq_named(line, *nl, "Accept");
     return true;
 }
 
@@ -67,7 +78,7 @@ int upreq_headers(const char *const *lines, size_t n, struct curl_slist **out)
 
     *out = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (!lines[i] || !name_len(lines[i]) || strpbrk(lines[i], "\r\n"))
+        if (!lines[i] || !upreq_name_len(lines[i]) || strpbrk(lines[i], "\r\n"))
             return -1;
         if (kept(lines[i], &nl, &has_accept)) {
             nodes++;

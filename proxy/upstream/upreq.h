@@ -19,6 +19,22 @@
 /* True iff `method` is a non-empty HTTP token of at most 32 bytes. */
 bool upreq_method_ok(const char *method);
 
+/* Length of the field name of "Name: value" (a token before ':'), 0 when the line is not
+ * one. Shared with h1out, which writes the own client's request heads. */
+size_t upreq_name_len(const char *line);
+
+/* True when the first `n` bytes of `line` are `name`, ASCII case-insensitive. */
+bool upreq_named(const char *line, size_t n, const char *name);
+
+/* True for the lines the client writes itself and drops from the caller's: Content-Length,
+ * Transfer-Encoding (both from body_len) and Expect (100-continue is never used). `n` is
+ * upreq_name_len(line). */
+bool upreq_framing(const char *line, size_t n);
+
+/* A request's limit: its own (`req`), else the client's default; UPSTREAM_NO_LIMIT = none
+ * (0). */
+unsigned upreq_limit(unsigned req, unsigned dflt);
+
 /* Builds the list for CURLOPT_HTTPHEADER from `n` lines "Name: value" (borrowed):
  * Content-Length, Transfer-Encoding and Expect lines are dropped; an empty value is sent
  * as such ("Name;" in libcurl's notation); "Expect:" is appended so libcurl never waits

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "curlev.h"
+#include "h1up.h"
 #include "upreq.h"
 
 /* Easy handles of finished transfers kept for the next ones, with the options every
@@ -44,9 +45,11 @@ struct upstream {
     size_t n_spare;
     unsigned bulk_buffers;        /* transfers with the bulk receive buffer now */
     struct upstream_stats stats;
+    struct h1up *h1;              /* owned: the own client (client = native), or NULL */
 };
 
 struct upstream_xfer {
+    unsigned char kind;           /* H1UP_KIND_CURL (h1up.c's transfers: H1UP_KIND_H1) */
     struct upstream *up;          /* borrowed owner */
     struct upstream_xfer *prev, *next;  /* in up->xfers */
     CURL *easy;                   /* owned */
@@ -75,6 +78,12 @@ struct upstream_xfer {
     uint64_t bytes_sent, bytes_received;
     char errbuf[CURL_ERROR_SIZE];
 };
+
+/* The own client's transfers start with H1UP_KIND_H1. */
+static bool is_h1(const struct upstream_xfer *x)
+{
+    return *(const unsigned char *)x == H1UP_KIND_H1;
+}
 
 static int64_t mono_us(void)
 {
@@ -108,6 +117,7 @@ const char *upstream_result_name(enum upstream_result r)
 static size_t on_header(char *data, size_t size, size_t n, void *userp);
 static size_t on_write(char *data, size_t size, size_t n, void *userp);
 static size_t on_read(char *buf, size_t size, size_t n, void *userp);
+static int on_prereq(void *userp, char *ip, char *local_ip, int port, int local_port);
 
 #define SET(opt, val)                                  \
     do {                                               \
@@ -130,6 +140,7 @@ static CURL *easy_get(struct upstream *up)
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_WRITEFUNCTION, on_write);
     SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
     if (rc != CURLE_OK || curlev_prepare(up->ev, e) != 0) {
         curl_easy_cleanup(e);
         return NULL;
@@ -210,6 +221,10 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
 void upstream_abort(struct upstream_xfer *x)
 {
+    if (x && is_h1(x)) {
+        h1up_abort(x);
+        return;
+    }
     if (!x || x->aborted || x->finishing)
         return;
     x->aborted = true;
@@ -451,6 +466,22 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
 
 /* ---- watchdog: first byte and stall (a timer, pushed back by progress) ---- */
 
+/* The connection is ready and the request about to go: the wait for a connection (the
+ * limits' queue, connect, TLS) was not the peer's silence. Without this a transfer that
+ * waited in the queue across a watch check had that wait counted (test_upstream's
+ * test_waiting_for_a_connection_is_not_a_stall). */
+static int on_prereq(void *userp, char *ip, char *local_ip, int port, int local_port)
+{
+    struct upstream_xfer *x = userp;
+
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    x->progress_us = mono_us();
+    return CURL_PREREQFUNC_OK;
+}
+
 /* fogate, not the peer, is the one waiting: the consumer paused the response, the upload
  * is paused until the caller pushes more bytes, or no connection is free yet. */
 static bool held_here(const struct upstream_xfer *x)
@@ -558,6 +589,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
 size_t upstream_send_space(const struct upstream_xfer *x)
 {
+    if (is_h1(x))
+        return h1up_send_space(x);
     size_t have = evbuffer_get_length(x->sendbuf);
     size_t room = have >= x->send_cap ? 0 : x->send_cap - have;
 
@@ -585,6 +618,8 @@ static void after_push(struct upstream_xfer *x, size_t took, size_t offered)
 
 size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
 {
+    if (is_h1(x))
+        return h1up_send(x, data, len);
     size_t room = upstream_send_space(x);
     size_t want = len < room ? len : room, take = 0;
 
@@ -600,6 +635,8 @@ size_t upstream_send(struct upstream_xfer *x, const void *data, size_t len)
 
 size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
 {
+    if (is_h1(x))
+        return h1up_send_buffer(x, src);
     size_t len = evbuffer_get_length(src);
     size_t room = upstream_send_space(x);
     int moved = evbuffer_remove_buffer(src, x->sendbuf, len < room ? len : room);
@@ -611,6 +648,10 @@ size_t upstream_send_buffer(struct upstream_xfer *x, struct evbuffer *src)
 
 void upstream_send_eof(struct upstream_xfer *x)
 {
+    if (is_h1(x)) {
+        h1up_send_eof(x);
+        return;
+    }
     if (x->aborted || x->send_eof)
         return;
     x->send_eof = true;
@@ -621,6 +662,10 @@ void upstream_send_eof(struct upstream_xfer *x)
 
 void upstream_resume_recv(struct upstream_xfer *x)
 {
+    if (is_h1(x)) {
+        h1up_resume_recv(x);
+        return;
+    }
     if (x->aborted)
         return;
     if (x->pause_next) {
@@ -668,21 +713,14 @@ static CURLcode set_options(struct upstream_xfer *x, const struct upstream_req *
     SET(CURLOPT_HTTPHEADER, x->hdrs);
     SET(CURLOPT_HEADERDATA, x);
     SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_PREREQDATA, x);
     return rc;
 }
 
 #undef SET
 
-/* A request's limit: its own, else the client's default; UPSTREAM_NO_LIMIT = none (0). */
-static unsigned pick_limit(unsigned req, unsigned dflt)
-{
-    if (req == UPSTREAM_NO_LIMIT)
-        return 0;
-    return req ? req : dflt;
-}
-
-struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
-                                     const struct upstream_cbs *cbs)
+static struct upstream_xfer *curl_start(struct upstream *up, const struct upstream_req *req,
+                                        const struct upstream_cbs *cbs)
 {
     struct upstream_xfer *x;
 
@@ -705,8 +743,8 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
     x->sendbuf = evbuffer_new();
     x->kick = event_new(up->base, -1, 0, on_kick, x);
     x->watch = evtimer_new(up->base, on_watch, x);
-    x->first_byte_ms = pick_limit(req->timeouts.first_byte_ms, up->opts.first_byte_timeout_ms);
-    x->stall_ms = pick_limit(req->timeouts.stall_ms, up->opts.stall_timeout_ms);
+    x->first_byte_ms = upreq_limit(req->timeouts.first_byte_ms, up->opts.first_byte_timeout_ms);
+    x->stall_ms = upreq_limit(req->timeouts.stall_ms, up->opts.stall_timeout_ms);
     x->upload_done = req->body_len == UPSTREAM_BODY_NONE || req->body_len == 0;
     if (!x->easy || !x->head || !x->sendbuf || !x->kick || !x->watch ||
         upreq_headers(req->headers, req->n_headers, &x->hdrs) != 0 ||
@@ -717,6 +755,14 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_
     up->stats.transfers_started++;
     kick(x);  /* added from the loop, so no callback runs before we return */
     return x;
+}
+
+struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
+                                     const struct upstream_cbs *cbs)
+{
+    if (up->h1 && h1up_handles(up->h1, req->url))
+        return h1up_start(up->h1, req, cbs);
+    return curl_start(up, req, cbs);
 }
 
 static bool bodyless(const char *method)
@@ -739,7 +785,8 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
         .body_len = none ? UPSTREAM_BODY_NONE : (int64_t)body_len, .timeouts = timeouts,
     };
     struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
-    struct upstream_xfer *x = upstream_start(up, &req, &cbs);
+    /* h1up does not buffer whole responses: fetches stay on libcurl */
+    struct upstream_xfer *x = curl_start(up, &req, &cbs);
 
     if (!x)
         return NULL;
@@ -804,7 +851,10 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_opt
     up->opts.proxy = up->proxy;
     up->ev = curlev_new(base, on_curl_done, up);
     up->reap = event_new(base, -1, 0, on_reap, up);
-    if (!up->ev || !up->reap || (opts->ca_file && *opts->ca_file && !up->ca_file) ||
+    if (opts->client == UPSTREAM_CLIENT_NATIVE)
+        up->h1 = h1up_new(base, &up->opts, &up->stats, &up->bulk_buffers);
+    if (!up->ev || !up->reap || (opts->client == UPSTREAM_CLIENT_NATIVE && !up->h1) ||
+        (opts->ca_file && *opts->ca_file && !up->ca_file) ||
         (opts->proxy && *opts->proxy && !up->proxy)) {
         upstream_free(up);
         return NULL;
@@ -827,6 +877,7 @@ void upstream_free(struct upstream *up)
         up->xfers->aborted = true;
         xfer_free(up->xfers);
     }
+    h1up_free(up->h1);
     curlev_free(up->ev);
     while (up->n_spare > 0)
         curl_easy_cleanup(up->spare[--up->n_spare]);
@@ -848,4 +899,6 @@ void upstream_stats(const struct upstream *up, struct upstream_stats *out)
     out->rearms = cs.rearms;
     out->bulk_buffers = up->bulk_buffers;
     out->sockets = cs.sockets;
+    if (up->h1)
+        h1up_stats(up->h1, out);
 }

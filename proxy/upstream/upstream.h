@@ -1,6 +1,7 @@
 /* upstream: every outbound HTTP call of fogate (D365, token endpoints) goes through here:
- * libcurl multi on the caller's libevent loop, HTTP/1.1 with keep-alive, TLS verified,
- * no redirects followed, bodies streamed both ways with backpressure.
+ * libcurl multi on the caller's libevent loop (or, with UPSTREAM_CLIENT_NATIVE, fogate's
+ * own client for the streamed transfers it can carry: h1up.h), HTTP/1.1 with keep-alive,
+ * TLS verified, no redirects followed, bodies streamed both ways with backpressure.
  * Invariant: memory per transfer is bounded by the configured buffer sizes, never by body
  * size, and on_done is called exactly once per transfer unless it was aborted first. */
 #ifndef FOGATE_UPSTREAM_H
@@ -25,7 +26,14 @@ int upstream_global_init(void);
 /* Call once at exit, after the last upstream_free. */
 void upstream_global_cleanup(void);
 
+enum upstream_client {
+    UPSTREAM_CLIENT_CURL,        /* libcurl for every transfer (the default) */
+    UPSTREAM_CLIENT_NATIVE,      /* fogate's own HTTP/1.1 client (h1up.h) where it can
+                                    carry the transfer, libcurl elsewhere */
+};
+
 struct upstream_opts {
+    enum upstream_client client;
     long max_host_connections;   /* per host:port at once; 0 = no limit */
     long max_total_connections;  /* 0 = no limit */
     const char *ca_file;         /* borrowed, copied; NULL = system trust store */

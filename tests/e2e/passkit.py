@@ -103,8 +103,7 @@ class Gate:
             self.wait_ready()
 
     def write_config(self):
-        with open(self.config_path, "w") as f:
-            json.dump(self.cfg, f)
+        harness.write_fogate_config(self.config_path, self.cfg)
 
     def wait_ready(self, timeout=15):
         harness.wait_until(lambda: self.get("/readyz").status == 200, timeout=timeout,

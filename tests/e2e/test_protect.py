@@ -52,8 +52,7 @@ def env(request):
             blob_store="self", import_package_secs=0.2))
         port = harness.free_port()
         path = os.path.join(w.path, "fogate.json")
-        with open(path, "w") as f:
-            json.dump(fogate_config(sim, port), f)
+        harness.write_fogate_config(path, fogate_config(sim, port))
         os.environ[SECRET_ENV] = harness.APP_SECRET
         gate = harness.start_fogate(w.path, path, port=port)
         gate.base = f"http://127.0.0.1:{port}"

@@ -5,7 +5,6 @@ through fogate's HTTP port and is cross-checked against fosim's counters where i
 (one poll loop for many waiters, one ack, no enqueue for a refused body)."""
 
 import hashlib
-import json
 import os
 import re
 import socket
@@ -64,8 +63,7 @@ class Gate:
         self.port = harness.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         path = os.path.join(workdir, "fogate.json")
-        with open(path, "w") as f:
-            json.dump(fogate_config(sim, self.port), f)
+        harness.write_fogate_config(path, fogate_config(sim, self.port))
         env = dict(os.environ)
         env[SECRET_ENV] = harness.APP_SECRET
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")

@@ -76,6 +76,7 @@ static const struct error_case error_cases[] = {
     { "duplicate-activity.json", "jobs.groups-again.activity_id", 20,
       "same activity ID as jobs.groups" },
     { "bad-choice.json", "jobs.groups.direction", 16, "must be one of \"import\", \"export\"" },
+    { "bad-upstream-client.json", "upstream.client", 19, "must be one of \"curl\", \"native\"" },
     { "out-of-range.json", "limits.max_connections", 19, "must be between 1 and 1000000, not 0" },
     { "bad-name.json", "environments", 4, "bad name \"test.eu\"" },
     { "bad-listen.json", "listen", 2, "\"localhost\" is not an IPv4 address" },

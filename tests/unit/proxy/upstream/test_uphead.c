@@ -134,6 +134,35 @@ static void test_many_fields(void)
     uphead_free(NULL);
 }
 
+/* A reset head (reused by the h1 prototype) reads a new response from scratch, its cap
+ * counted again, after DONE and after BAD alike. */
+static void test_reset(void)
+{
+    struct uphead *h = uphead_new(64);
+
+    CHECK(feed(h, "HTTP/1.1 200 OK\r\n") == UPHEAD_MORE);
+    CHECK(feed(h, "A: 1\r\n") == UPHEAD_MORE);
+    CHECK(feed(h, "\r\n") == UPHEAD_DONE);
+    uphead_reset(h);
+    CHECK(uphead_status(h) == 0);
+    CHECK(uphead_count(h) == 0);
+    CHECK(uphead_bytes(h) == 0);
+    CHECK(feed(h, "HTTP/1.0 404 Not Found\r\n") == UPHEAD_MORE);
+    CHECK(feed(h, "B: 2\r\n") == UPHEAD_MORE);
+    CHECK(feed(h, "\r\n") == UPHEAD_DONE);
+    CHECK(uphead_status(h) == 404);
+    CHECK(uphead_minor(h) == 0);
+    CHECK(uphead_count(h) == 1);
+    CHECK(uphead_find(h, "A") == NULL);
+    CHECK_STR(uphead_find(h, "B"), "2");
+    CHECK(feed(h, "junk\r\n") == UPHEAD_BAD);
+    uphead_reset(h);
+    CHECK(feed(h, "HTTP/1.1 204 No Content\r\n") == UPHEAD_MORE);
+    CHECK(feed(h, "\r\n") == UPHEAD_DONE);
+    CHECK(uphead_status(h) == 204);
+    uphead_free(h);
+}
+
 int main(void)
 {
     test_simple();
@@ -141,5 +170,6 @@ int main(void)
     test_cap();
     test_bad();
     test_many_fields();
+    test_reset();
     return check_done();
 }

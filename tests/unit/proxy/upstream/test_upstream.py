@@ -10,8 +10,8 @@ import time
 import pytest
 
 import harness
-from upstream_peers import (Nginx, RawServer, head_fields, read_body, reset, run_cli,
-                            sha256_file)
+from upstream_peers import (Nginx, RawServer, head_fields, read_body, read_head, reset,
+                            run_cli, sha256_file)
 
 MiB = 1 << 20
 
@@ -187,6 +187,80 @@ def test_stall_after_headers_times_out(raw):
     assert (t["result"], t["status"], t["bytes"]) == ("TIMEOUT", 200, 10), t
     assert el < 10
     assert s["fds_after"] == s["fds_before"]
+
+
+def test_host_name_resolved(nginx):
+    """A name (here from /etc/hosts; the own client asks evdns, never a blocking
+    getaddrinfo) reaches the same server as its address."""
+    url = nginx.url("/files/small.bin").replace("127.0.0.1", "localhost")
+    t = only(run_cli("--allow-http", "get", url)[0])
+    assert (t["result"], t["status"]) == ("OK", 200), t
+
+
+def test_first_byte_limit(raw):
+    """The whole request went out and no answer comes: FIRST_BYTE (the peer may have acted
+    on it), not a plain timeout."""
+    def silent(conn, req, rest):
+        conn.settimeout(20)
+        conn.recv(1)  # until the client goes away
+    srv = raw(silent)
+    t, s, el = run_cli("--allow-http", "--first-byte-ms", "300", "--total-ms", "20000", "get",
+                       srv.url("/silent"))
+    t = only(t)
+    assert (t["result"], t["status"], t["request_sent"]) == ("FIRST_BYTE_TIMEOUT", 0, True), t
+    assert el < 10
+    assert s["fds_after"] == s["fds_before"]
+
+
+def test_stall_limit_mid_body(raw):
+    def stall(conn, req, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+        conn.settimeout(20)
+        conn.recv(1)
+    srv = raw(stall)
+    t, s, el = run_cli("--allow-http", "--stall-ms", "300", "--total-ms", "20000", "get",
+                       srv.url("/stall"))
+    t = only(t)
+    assert (t["result"], t["status"], t["bytes"]) == ("STALLED", 200, 10), t
+    assert el < 10
+
+
+def slow_keepalive(delay, arrivals):
+    """A script answering every request on a kept connection after `delay` seconds; it
+    appends each request's arrival time to `arrivals`."""
+    def script(conn, req, rest):
+        head = req["head"]
+        while head is not None:
+            arrivals.append(time.monotonic())
+            time.sleep(delay)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            head, rest = read_head(conn)
+    return script
+
+
+def test_waiting_for_a_connection_is_not_a_stall(raw):
+    """Six transfers at once behind max_host_connections 1, each answered after 0.15 s: the
+    last waits about 0.75 s, over the 0.6 s limits, and still succeeds; one connection."""
+    arrivals = []
+    srv = raw(slow_keepalive(0.15, arrivals))
+    t, s, el = run_cli("--allow-http", "--parallel", "--max-host-conns", "1",
+                       "--first-byte-ms", "600", "--stall-ms", "600", "get",
+                       *[srv.url(f"/q{i}") for i in range(6)])
+    assert [x["result"] for x in t] == ["OK"] * 6, t
+    assert s["connects"] == 1 and len(arrivals) == 6, s
+    assert el > 0.75
+
+
+def test_max_total_connections(raw):
+    """Two hosts, max_total_connections 1: the second transfer starts only after the first
+    one's connection was let go (its request arrives after the first answer)."""
+    at_a, at_b = [], []
+    a, b = raw(slow_keepalive(0.3, at_a)), raw(slow_keepalive(0, at_b))
+    t, s, _ = run_cli("--allow-http", "--parallel", "--max-total-conns", "1", "get",
+                      a.url("/a"), b.url("/b"))
+    assert [x["result"] for x in t] == ["OK"] * 2, t
+    assert s["connects"] == 2
+    assert at_b[0] >= at_a[0] + 0.3
 
 
 def test_truncated_content_length(raw):

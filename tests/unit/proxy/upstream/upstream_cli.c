@@ -6,6 +6,7 @@
  *   upstream_cli [options] get URL...     streaming GETs
  *   upstream_cli [options] put URL FILE   streaming upload of FILE (--method, --chunked)
  *   upstream_cli [options] fetch URL...   buffered fetches (--max-bytes, --body)
+ * --client native|curl picks the HTTP client (upstream.client; default curl).
  * With --parallel all URLs start at once; with --bulk GETs are bulk transfers (the larger
  * receive buffer, a few at once). --method takes a comma list: URL i is sent with
  * its (i modulo its length)th method.
@@ -178,12 +179,12 @@ static void on_done(void *arg, const struct upstream_done *d)
     j->x = NULL;
     if (d->body)
         EVP_DigestUpdate(j->md, d->body, d->body_len);
-    o = json_pack("{si ss ss si sI sI sI ss si si sb}", "i", j->i, "result",
+    o = json_pack("{si ss ss si sI sI sI ss si si sb sb}", "i", j->i, "result",
                   upstream_result_name(d->result), "error", d->error, "status", d->status,
                   "bytes", (json_int_t)(d->body ? d->body_len : j->bytes), "sent",
                   (json_int_t)d->bytes_sent, "connects", (json_int_t)d->connects, "sha256",
                   hex_digest(j->md, hex), "pauses", j->pauses, "space_events",
-                  j->space_events, "head", d->head != NULL);
+                  j->space_events, "head", d->head != NULL, "request_sent", d->request_sent);
     if (d->head && uphead_find(d->head, "Location"))
         json_object_set_new(o, "location", json_string(uphead_find(d->head, "Location")));
     if (d->body && d->body_len <= 4096)
@@ -374,7 +375,9 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         {"chunked", 0, 0, 'k'}, {"abort-after", 1, 0, 'a'}, {"abort-ms", 1, 0, 'A'},
         {"max-bytes", 1, 0, 'm'}, {"body", 1, 0, 'b'}, {"print-headers", 0, 0, 'i'},
         {"max-header-bytes", 1, 0, 'x'}, {"parallel", 0, 0, 'L'}, {"bulk", 0, 0, 'B'},
-        {"body-len", 1, 0, 'l'}, {0, 0, 0, 0}};
+        {"body-len", 1, 0, 'l'}, {"client", 1, 0, 'N'},
+        {"first-byte-ms", 1, 0, 'F'}, {"stall-ms", 1, 0, 'S'}, {"max-total-conns", 1, 0, 'O'},
+        {0, 0, 0, 0}};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -384,6 +387,9 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'C': c->timeouts.connect_ms = (unsigned)atoi(optarg); break;
         case 'T': c->timeouts.total_ms = (unsigned)atoi(optarg); break;
         case 'M': o->max_host_connections = atol(optarg); break;
+        case 'O': o->max_total_connections = atol(optarg); break;
+        case 'F': c->timeouts.first_byte_ms = (unsigned)atoi(optarg); break;
+        case 'S': c->timeouts.stall_ms = (unsigned)atoi(optarg); break;
         case 'x': o->max_header_bytes = strtoull(optarg, NULL, 10); break;
         case 'H':
             if (c->n_headers == MAX_HEADERS)
@@ -406,6 +412,12 @@ static int parse_args(struct cli *c, int argc, char **argv, struct upstream_opts
         case 'L': c->parallel = true; break;
         case 'B': c->bulk = true; break;
         case 'l': c->body_len = strtoll(optarg, NULL, 10); break;
+        case 'N':
+            if (strcmp(optarg, "native") != 0 && strcmp(optarg, "curl") != 0)
+                return -1;
+            o->client = strcmp(optarg, "native") == 0 ? UPSTREAM_CLIENT_NATIVE
+                                                      : UPSTREAM_CLIENT_CURL;
+            break;
         default: return -1;
         }
     }

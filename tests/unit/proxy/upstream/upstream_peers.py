@@ -251,8 +251,11 @@ def reset(conn):
 def run_cli(*args, timeout=240, env=None):
     """Runs the driver; returns (transfer lines, summary, elapsed seconds). The arguments go
     on its stdin ("upstream_cli -"): signed URLs, bodies and headers stay off its command
-    line."""
+    line. UPSTREAM_CLI_CLIENT=native in the environment runs every test on the own HTTP/1.1
+    client (CTest's *_native entries)."""
     cli = harness.require_bin("UPSTREAM_CLI")
+    if os.environ.get("UPSTREAM_CLI_CLIENT"):
+        args = ("--client", os.environ["UPSTREAM_CLI_CLIENT"], *args)
     e = dict(os.environ)
     # A small quarantine keeps ASan's own memory from hiding (or faking) the RSS bound.
     e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4:detect_leaks=1"
