@@ -1,6 +1,7 @@
 """Smoke run of the benchmark (tests/bench/bench.py --smoke, with the same fogate binary as
-its own --baseline): every leg runs against fogate, the baseline and the nginx peer and
-yields figures; results.json/.md/.png are written. No timing threshold: this proves the
+its own --baseline, the one on its own HTTP/1.1 client and the baseline on libcurl): every
+leg runs against fogate, the baseline and the nginx peer and yields figures;
+results.json/.md/.png are written. No timing threshold: this proves the
 benchmark works, not how fast fogate is."""
 import json
 import os
@@ -26,7 +27,8 @@ def results(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("bench-out"))
     fogate = harness.require_bin("FOGATE_BIN")
     argv = [sys.executable, os.path.join(HERE, "bench.py"), "--smoke", "--out", out,
-            "--fogate", fogate, "--baseline", fogate,
+            "--fogate", fogate, "--baseline", fogate,     # one binary, both clients:
+            "--client", "native", "--baseline-client", "curl",
             "--fosim", harness.require_bin("FOSIM_BIN")]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=560)
     assert r.returncode == 0, "bench.py failed:\n" + r.stdout[-3000:] + r.stderr[-5000:]
