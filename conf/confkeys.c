@@ -437,9 +437,10 @@ static const struct key upstream_keys[] = {
     { .name = "client", .type = T_STRING, .def = "\"curl\"", .choices = upstream_clients,
       .doc = "HTTP client of upstream calls: `curl` (libcurl) or `native` (fogate's own "
              "HTTP/1.1 client, less CPU per request; opt-in while it is completed: it carries "
-             "the streamed calls (pass-through, downloads, uploads) over https, or http where "
-             "allowed; whole-body calls such as token requests, dequeue and the status route "
-             "stay on libcurl). Read at start only (a reload keeps the client)." },
+             "the streamed calls (pass-through, downloads, uploads) and the whole-body calls "
+             "(token requests, dequeue, OData actions, the status route) over https, or http "
+             "where allowed; a call through an HTTP proxy stays on libcurl). Read at start "
+             "only (a reload keeps the client)." },
     { 0 }
 };
 

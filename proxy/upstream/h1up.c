@@ -11,6 +11,7 @@
  * code after the callback acts on. */
 #include "h1up.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,9 @@
 #include "uphead.h"
 #include "upreq.h"
 
-#define SPARE 64                /* emptied heads and request buffers kept for reuse */
-#define OUT_KEEP (64 * 1024)    /* a larger request buffer is not kept */
+#define SPARE 64                /* emptied heads and byte buffers kept for reuse */
+#define OUT_KEEP (64 * 1024)    /* a larger request or fetch buffer is not kept */
+#define FETCH_MIN 4096          /* first size of a fetch buffer without Content-Length */
 
 struct spare_out {
     char *buf;                    /* owned */
@@ -41,7 +43,7 @@ struct h1up {
     uint64_t socket_events, timer_events, rearms, sockets;
     struct uphead *heads[SPARE];      /* owned: emptied heads */
     size_t n_heads;
-    struct spare_out outs[SPARE];
+    struct spare_out outs[SPARE];     /* owned: request and fetch buffers */
     size_t n_outs;
 };
 
@@ -70,6 +72,10 @@ struct h1x {
     bool is_head, send_eof, connected, head_done, got_response, request_sent;
     bool retried, space_wanted, want_recv, recv_paused, send_waiting, waiting;
     bool in_cb, aborted, finishing;
+    bool fetching;                    /* h1up_fetch: the body is buffered into `fetch` */
+    char *fetch;                      /* owned: the response body so far, or NULL */
+    size_t fetch_len, fetch_cap;
+    size_t fetch_max;                 /* max_response_bytes */
     bool failing;                     /* fail_result/fail_text hold a failure to report */
     enum upstream_result fail_result;
     const char *fail_text;            /* static, or `error` */
@@ -130,6 +136,25 @@ static void set_fail(struct h1x *x, enum upstream_result r, const char *text)
     x->fail_text = text;
 }
 
+/* A spare buffer into buf and cap if one is kept (else they stay NULL and 0). */
+static void spare_take(struct h1up *h, char **buf, size_t *cap)
+{
+    if (!h->n_outs)
+        return;
+    h->n_outs--;
+    *buf = h->outs[h->n_outs].buf;
+    *cap = h->outs[h->n_outs].cap;
+}
+
+/* Keeps `buf` for the next transfer when it is small and there is room, else frees it. */
+static void spare_put(struct h1up *h, char *buf, size_t cap)
+{
+    if (buf && cap <= OUT_KEEP && h->n_outs < SPARE)
+        h->outs[h->n_outs++] = (struct spare_out){buf, cap};
+    else
+        free(buf);
+}
+
 static void xfer_free(struct h1x *x)
 {
     struct h1up *h = x->h;
@@ -156,10 +181,8 @@ static void xfer_free(struct h1x *x)
     } else {
         uphead_free(x->head);
     }
-    if (x->out.buf && x->out.cap <= OUT_KEEP && h->n_outs < SPARE)
-        h->outs[h->n_outs++] = (struct spare_out){x->out.buf, x->out.cap};
-    else
-        h1out_cleanup(&x->out);
+    spare_put(h, x->out.buf, x->out.cap);
+    spare_put(h, x->fetch, x->fetch_cap);
     free(x);
 }
 
@@ -207,6 +230,13 @@ static void finish(struct h1x *x, enum upstream_result r, const char *text)
     d.bytes_sent = x->pushed;
     d.bytes_received = x->bytes_received;
     d.request_sent = x->request_sent;
+    if (x->fetching && r == UPSTREAM_OK) {
+        /* fetch_add kept a byte free for the NUL; no body, maybe no buffer */
+        if (x->fetch_cap > x->fetch_len)
+            x->fetch[x->fetch_len] = '\0';
+        d.body = x->fetch_cap > x->fetch_len ? x->fetch : "";
+        d.body_len = x->fetch_len;
+    }
     x->h->stats->transfers_done++;
     x->finishing = true;
     x->cbs.on_done(x->cbs.arg, &d);
@@ -490,6 +520,43 @@ static void on_write(struct h1conn *c)
     do_flush(x);
 }
 
+/* ---- fetch: the response body buffered whole, up to fetch_max ---- */
+
+/* Appends body bytes, growing the buffer (to the announced length at once when known) up
+ * to fetch_max + 1 (the NUL). Returns false to stop the reader: the cap or no memory. */
+static bool fetch_add(struct h1x *x, const char *data, size_t len)
+{
+    size_t need, cap;
+    uint64_t cl;
+    char *p;
+
+    if (len > x->fetch_max - x->fetch_len) {
+        set_fail(x, UPSTREAM_TOO_LARGE, "response body over the fetch limit");
+        return false;
+    }
+    need = x->fetch_len + len + 1;
+    if (need > x->fetch_cap) {
+        cl = x->c ? x->c->resp.parser.content_length : 0; /* bytes still to come */
+        cap = x->fetch_cap ? x->fetch_cap * 2 : FETCH_MIN;
+        if (cl != ULLONG_MAX && cl < x->fetch_max && need + cl > cap)
+            cap = need + (size_t)cl; /* the rest of a known length: one allocation */
+        if (cap < need)
+            cap = need;
+        if (x->fetch_max < SIZE_MAX && cap > x->fetch_max + 1)
+            cap = x->fetch_max + 1;
+        if (!(p = realloc(x->fetch, cap))) {
+            set_fail(x, UPSTREAM_OTHER, "out of memory");
+            return false;
+        }
+        x->fetch = p;
+        x->fetch_cap = cap;
+    }
+    memcpy(x->fetch + x->fetch_len, data, len);
+    x->fetch_len += len;
+    x->bytes_received += len;
+    return true;
+}
+
 /* ---- receiving ---- */
 
 static bool on_resp_head(void *arg, const struct uphead *head)
@@ -497,6 +564,11 @@ static bool on_resp_head(void *arg, const struct uphead *head)
     struct h1x *x = arg;
 
     x->head_done = true;
+    if (x->fetching && uphead_body_over(head, x->is_head, x->fetch_max)) {
+        /* no use reading a body announced over the cap (libcurl's path checks the same) */
+        set_fail(x, UPSTREAM_TOO_LARGE, "response body over the fetch limit");
+        return false;
+    }
     if (x->cbs.on_head) {
         x->in_cb = true;
         x->cbs.on_head(x->cbs.arg, head);
@@ -509,6 +581,8 @@ static bool on_resp_body(void *arg, const char *data, size_t len)
 {
     struct h1x *x = arg;
 
+    if (x->fetching)
+        return fetch_add(x, data, len);
     x->bytes_received += len;
     if (!x->cbs.on_body)
         return true;
@@ -543,6 +617,10 @@ static int parse(struct h1x *x)
         fail_now(x, c->resp.fail, c->resp.fail_text);
         return 1;
     case H1RESP_STOPPED:
+        if (x->failing) { /* a fetch over its cap */
+            finish(x, x->fail_result, x->fail_text);
+            return 1;
+        }
         if (x->recv_paused && !c->rd_off) {
             h1conn_read_off(c);
             x->h->rearms++;
@@ -654,11 +732,7 @@ static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
     x->body_len = req->body_len;
     x->is_head = strcmp(req->method, "HEAD") == 0;
     x->out.whole = true;
-    if (h->n_outs) {
-        h->n_outs--;
-        x->out.buf = h->outs[h->n_outs].buf;
-        x->out.cap = h->outs[h->n_outs].cap;
-    }
+    spare_take(h, &x->out.buf, &x->out.cap);
     x->connect_ms = upreq_limit(req->timeouts.connect_ms, h->opts.connect_timeout_ms);
     total = upreq_limit(req->timeouts.total_ms, h->opts.total_timeout_ms);
     x->total_ms = total ? total : 24u * 3600 * 1000;
@@ -677,8 +751,17 @@ static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
     return x;
 }
 
-struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
-                                 const struct upstream_cbs *cbs)
+/* A fetch's request body and cap (h1up_fetch), or NULL for a streamed transfer. */
+struct fetch_args {
+    const void *body;             /* borrowed, copied */
+    size_t body_len;
+    size_t max_response_bytes;
+};
+
+/* h1up_start and h1up_fetch: the request (with a fetch's whole body) goes into x->out
+ * before a connection is asked for, so a kept connection found dead can get it again. */
+static struct upstream_xfer *start(struct h1up *h, const struct upstream_req *req,
+                                   const struct upstream_cbs *cbs, const struct fetch_args *f)
 {
     char key[H1CONN_KEY_MAX];
     const char *target, *auth;
@@ -696,6 +779,17 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
         xfer_free(x);
         return NULL;
     }
+    if (f) {
+        x->fetching = true;
+        x->fetch_max = f->max_response_bytes;
+        spare_take(h, &x->fetch, &x->fetch_cap); /* small answers fit: no allocation */
+        if (f->body_len && h1out_add(&x->out, f->body, f->body_len) != 0) {
+            xfer_free(x);
+            return NULL;
+        }
+        x->pushed = f->body_len;
+        x->send_eof = true;
+    }
     x->waiter = (struct h1conn_waiter){.key = x->key, .owner = x};
     if (!(x->wait_ev = evtimer_new(h->base, on_wait, x))) {
         xfer_free(x);
@@ -707,6 +801,7 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
         return NULL;
     }
     h->stats->transfers_started++;
+    h->stats->native_started++;
     if (queued) { /* the limits are reached: wait (not a stall) within the total limit */
         struct timeval tv = {x->total_ms / 1000, (suseconds_t)(x->total_ms % 1000) * 1000};
         x->waiting = true;
@@ -716,6 +811,23 @@ struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
     attach(c, x);
     h1conn_kick(c);
     return (struct upstream_xfer *)(void *)x;
+}
+
+struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
+                                 const struct upstream_cbs *cbs)
+{
+    return start(h, req, cbs, NULL);
+}
+
+struct upstream_xfer *h1up_fetch(struct h1up *h, const struct upstream_req *req,
+                                 const struct upstream_cbs *cbs, const void *body,
+                                 size_t body_len, size_t max_response_bytes)
+{
+    struct fetch_args f = {body, body_len, max_response_bytes};
+
+    if (req->body_len != UPSTREAM_BODY_NONE && req->body_len != (int64_t)body_len)
+        return NULL;
+    return start(h, req, cbs, &f);
 }
 
 /* ---- request body ---- */

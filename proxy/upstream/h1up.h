@@ -1,9 +1,10 @@
 /* h1up: fogate's own HTTP/1.1 upstream client (issue 16), chosen with the config key
  * upstream.client = "native" for upstream_start's https:// (and allowed http://) URLs when
  * no proxy is configured; the rest stays on libcurl. upstream.c hands it the transfers it
- * can carry; both kinds sit behind upstream.h's API (the first byte of a transfer says
- * which kind). Transfers here, connections, pool and limits in h1conn, names in h1dns, TLS
- * in h1tls, request bytes in h1out, response reading in h1resp.
+ * can carry, streamed (upstream_start) or whole-body (upstream_fetch); both kinds sit
+ * behind upstream.h's API (the first byte of a transfer says which kind). Transfers here,
+ * connections, pool and limits in h1conn, names in h1dns, TLS in h1tls, request bytes in
+ * h1out, response reading in h1resp.
  * Invariant: on_done exactly once per transfer unless aborted; a connection goes back to
  * the pool only after a complete response that allows keep-alive and left no extra bytes. */
 #ifndef FOGATE_H1UP_H
@@ -25,7 +26,8 @@ struct h1up;
 
 /* A new client on `base` (borrowed) with `opts` (defaults filled; copied; strings borrowed
  * from the caller, who must keep them), `stats` (borrowed, the upstream's counters:
- * started, done, aborted, connects, bytes, pauses and bulk_buffers_peak are added to it)
+ * started, native_started, done, aborted, connects, bytes, pauses and bulk_buffers_peak
+ * are added to it)
  * and `bulk_buffers` (borrowed: the transfers holding a bulk receive buffer now, shared
  * with libcurl's path so that max_bulk_buffers holds for both). NULL on failure. */
 struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,
@@ -41,6 +43,14 @@ bool h1up_handles(const struct h1up *h, const char *url);
 /* As upstream_start; the returned pointer's first byte is H1UP_KIND_H1. */
 struct upstream_xfer *h1up_start(struct h1up *h, const struct upstream_req *req,
                                  const struct upstream_cbs *cbs);
+
+/* As upstream_fetch: `req` is the call's (body_len UPSTREAM_BODY_NONE, or `body_len`),
+ * `body` is copied and sent whole, the response body is buffered in a growing buffer owned
+ * by the transfer (a spare one reused when kept) up to `max_response_bytes`, then
+ * UPSTREAM_TOO_LARGE; a Content-Length over it fails at the head. on_body is not called. */
+struct upstream_xfer *h1up_fetch(struct h1up *h, const struct upstream_req *req,
+                                 const struct upstream_cbs *cbs, const void *body,
+                                 size_t body_len, size_t max_response_bytes);
 
 /* As their upstream_ counterparts, for a transfer of h1up_start. */
 void h1up_abort(struct upstream_xfer *x);

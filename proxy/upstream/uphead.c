@@ -225,6 +225,19 @@ const char *uphead_find(const struct uphead *h, const char *name)
     return NULL;
 }
 
+bool uphead_body_over(const struct uphead *h, bool is_head, uint64_t cap)
+{
+    const char *cl = uphead_find(h, "Content-Length");
+    int st = uphead_status(h);
+    char *end;
+    unsigned long long n;
+
+    if (!cl || is_head || st < 200 || st == 204 || st == 304)
+        return false;
+    n = strtoull(cl, &end, 10);
+    return end != cl && n > cap;
+}
+
 size_t uphead_bytes(const struct uphead *h)
 {
     return h->fed;

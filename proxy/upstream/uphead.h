@@ -5,7 +5,9 @@
 #ifndef FOGATE_UPHEAD_H
 #define FOGATE_UPHEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum uphead_verdict {
     UPHEAD_MORE,     /* line taken, head not complete yet */
@@ -49,6 +51,11 @@ const char *uphead_value(const struct uphead *h, size_t i);
 
 /* Value of the first field named `name` (ASCII case-insensitive), or NULL. Borrowed. */
 const char *uphead_find(const struct uphead *h, const char *name);
+
+/* True when the final head announces (Content-Length) a body of more than `cap` bytes
+ * and the response has one: not to a HEAD request (`is_head`), not a 204 or 304. Lets a
+ * whole-body fetch fail at the head instead of reading up to its cap first. */
+bool uphead_body_over(const struct uphead *h, bool is_head, uint64_t cap);
 
 /* Total bytes fed so far (interim heads included). */
 size_t uphead_bytes(const struct uphead *h);

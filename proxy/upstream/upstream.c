@@ -74,6 +74,7 @@ struct upstream_xfer {
     const char *fail_text;        /* static string, with fail */
     bool added, head_done, send_eof, pause_next, want_recv, space_wanted, notify_space;
     bool aborted;
+    bool is_head;                 /* a HEAD request: no body whatever the head says */
     bool finishing;               /* inside on_done: upstream_abort is a no-op */
     uint64_t bytes_sent, bytes_received;
     char errbuf[CURL_ERROR_SIZE];
@@ -392,6 +393,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
         break;
     }
     x->head_done = true;
+    /* no use reading a body announced over a fetch's cap (h1up.c checks the same) */
+    if (x->fetchbuf && uphead_body_over(x->head, x->is_head, x->fetch_cap))
+        return fail(x, UPSTREAM_TOO_LARGE, "response body over the fetch limit");
     if (x->cbs.on_head)
         x->cbs.on_head(x->cbs.arg, x->head);
     return x->aborted ? 0 : len;
@@ -737,6 +741,7 @@ static struct upstream_xfer *curl_start(struct upstream *up, const struct upstre
     up->xfers = x;
     x->cbs = *cbs;
     x->body_len = req->body_len;
+    x->is_head = strcmp(req->method, "HEAD") == 0;
     x->send_cap = up->opts.send_buffer_bytes;
     x->easy = easy_get(up);
     x->head = uphead_new(up->opts.max_header_bytes);
@@ -785,10 +790,11 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
         .body_len = none ? UPSTREAM_BODY_NONE : (int64_t)body_len, .timeouts = timeouts,
     };
     struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
-    /* h1up does not buffer whole responses: fetches stay on libcurl */
-    struct upstream_xfer *x = curl_start(up, &req, &cbs);
+    struct upstream_xfer *x;
 
-    if (!x)
+    if (up->h1 && url && h1up_handles(up->h1, url))
+        return h1up_fetch(up->h1, &req, &cbs, body, none ? 0 : body_len, max_response_bytes);
+    if (!(x = curl_start(up, &req, &cbs)))
         return NULL;
     x->fetch_cap = max_response_bytes;
     x->fetchbuf = evbuffer_new();

@@ -1,6 +1,6 @@
 /* upstream: every outbound HTTP call of fogate (D365, token endpoints) goes through here:
  * libcurl multi on the caller's libevent loop (or, with UPSTREAM_CLIENT_NATIVE, fogate's
- * own client for the streamed transfers it can carry: h1up.h), HTTP/1.1 with keep-alive,
+ * own client for the transfers it can carry: h1up.h), HTTP/1.1 with keep-alive,
  * TLS verified, no redirects followed, bodies streamed both ways with backpressure.
  * Invariant: memory per transfer is bounded by the configured buffer sizes, never by body
  * size, and on_done is called exactly once per transfer unless it was aborted first. */
@@ -191,6 +191,7 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
 /* Counters since upstream_new, for benchmarks. */
 struct upstream_stats {
     uint64_t transfers_started;
+    uint64_t native_started;      /* of those, carried by the own client (h1up.h) */
     uint64_t transfers_done;      /* on_done called */
     uint64_t transfers_aborted;
     uint64_t connects;            /* new connections opened (sum of CURLINFO_NUM_CONNECTS) */

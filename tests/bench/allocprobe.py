@@ -16,7 +16,10 @@ request, the CPU figure that does not depend on the machine's load (this machine
 have no hardware counters for perf). Explains run.sh's figures; it does not replace them.
 
 usage: allocprobe.py BUILD_DIR [--baseline FOGATE] [--legs small,status] [--rounds 3]
-                     [--secs 5] [--rate 2000] [--callgrind]"""
+                     [--secs 5] [--rate 2000] [--callgrind] [--client C]
+                     [--baseline-client C]
+--client / --baseline-client: upstream.client (curl or native) of each, as run.sh's; the
+baseline may then be the same binary."""
 import argparse
 import glob
 import os
@@ -139,12 +142,15 @@ def main():
     ap.add_argument("--rate", type=int, default=2000, help="req/s; 0: closed loop")
     ap.add_argument("--callgrind", action="store_true",
                     help="also user-space instructions per request (valgrind)")
+    ap.add_argument("--client", choices=("curl", "native"))
+    ap.add_argument("--baseline-client", choices=("curl", "native"))
     a = ap.parse_args()
+    k.CLIENTS.update(fogate=a.client, base=a.baseline_client)
     work = tempfile.mkdtemp(prefix="allocprobe-")
     os.environ["FOSIM_BIN"] = os.path.join(a.build, "tests", "sim", "fosim")
     bins = [("fogate", os.path.join(a.build, "proxy", "fogate"))]
     if a.baseline:
-        bins.append(("base", a.baseline))
+        bins.append(("fogate-base", a.baseline))  # benchkit gives it --baseline-client
     k.make_files(work, 1 << 20)
     up = k.Nginx("upstream", work, "nginx-upstream.conf.in", {}, k.LOAD_CPU)
     sink = k.Sink(work)

@@ -70,9 +70,10 @@ class Gate:
         self.name = name
         self.workdir = workdir
         self.config_path = os.path.join(workdir, f"{name}.json")
-        with open(self.config_path, "w") as f:
-            json.dump(fogate_config(sim, self.port, redis_port, admin_port=self.admin_port,
-                                    **cfg), f)
+        # through harness: a *_native CTest entry puts fogate on its own HTTP/1.1 client
+        harness.write_fogate_config(self.config_path,
+                                    fogate_config(sim, self.port, redis_port,
+                                                  admin_port=self.admin_port, **cfg))
         self.start()
 
     def start(self):

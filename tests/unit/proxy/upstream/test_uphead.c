@@ -1,4 +1,5 @@
 /* test_uphead: the upstream response head collector, fed as libcurl feeds it. */
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -163,6 +164,36 @@ static void test_reset(void)
     uphead_free(h);
 }
 
+/* A fetch's early cap check: only a body the response really has counts. */
+static void test_body_over(void)
+{
+    static const struct { const char *status, *cl; bool is_head, over; } cases[] = {
+        {"200 OK", "1001", false, true},
+        {"200 OK", "1000", false, false},
+        {"200 OK", NULL, false, false},            /* chunked or until close: as it comes */
+        {"200 OK", "1001", true, false},           /* HEAD: the length of a body not sent */
+        {"204 No Content", "1001", false, false},
+        {"304 Not Modified", "1001", false, false},
+        {"404 Not Found", "99999999999999999999", false, true}, /* strtoull saturates */
+        {"200 OK", "junk", false, false},          /* left to the reader to refuse */
+    };
+    char line[128];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct uphead *h = uphead_new(1024);
+
+        snprintf(line, sizeof line, "HTTP/1.1 %s\r\n", cases[i].status);
+        feed(h, line);
+        if (cases[i].cl) {
+            snprintf(line, sizeof line, "Content-Length: %s\r\n", cases[i].cl);
+            feed(h, line);
+        }
+        CHECK(feed(h, "\r\n") == UPHEAD_DONE);
+        CHECK(uphead_body_over(h, cases[i].is_head, 1000) == cases[i].over);
+        uphead_free(h);
+    }
+}
+
 int main(void)
 {
     test_simple();
@@ -171,5 +202,6 @@ int main(void)
     test_bad();
     test_many_fields();
     test_reset();
+    test_body_over();
     return check_done();
 }

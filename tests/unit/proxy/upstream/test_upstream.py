@@ -414,18 +414,69 @@ def test_abort_from_outside_callbacks(nginx):
     assert el < 10
 
 
+def fetch(*args):
+    """A fetch run through upstream_cli; checks that the client under test carried every
+    transfer (native mode: the own client, none on libcurl) and returns (lines, summary)."""
+    t, s, _ = run_cli(*args)
+    native = os.environ.get("UPSTREAM_CLI_CLIENT") == "native"
+    assert s["native_started"] == (s["started"] if native else 0), s
+    for x in t:
+        assert x.get("nul", True), x  # upstream.h: done->body is NUL-terminated
+    return t, s
+
+
 def test_fetch_buffers_and_caps(nginx):
     url = nginx.url("/files/tiny.json")
-    t = only(run_cli("--allow-http", "--max-bytes", "1000", "fetch", url)[0])
+    t = only(fetch("--allow-http", "--max-bytes", "1000", "fetch", url)[0])
     assert (t["result"], t["status"], t["body"]) == ("OK", 200, '{"value":[1,2,3]}')
-    t = only(run_cli("--allow-http", "--max-bytes", "10", "fetch", url)[0])
+    assert t["nul"] is True
+    t = only(fetch("--allow-http", "--max-bytes", "10", "fetch", url)[0])
     assert t["result"] == "TOO_LARGE" and "body" not in t, t
-    t = only(run_cli("--allow-http", "--max-bytes", str(MiB - 1), "fetch",
-                     nginx.url("/files/small.bin"))[0])
+    t = only(fetch("--allow-http", "--max-bytes", str(MiB - 1), "fetch",
+                   nginx.url("/files/small.bin"))[0])
     assert t["result"] == "TOO_LARGE", t
-    t = only(run_cli("--allow-http", "--max-bytes", str(MiB), "fetch",
-                     nginx.url("/files/small.bin"))[0])
+    t = only(fetch("--allow-http", "--max-bytes", str(MiB), "fetch",
+                   nginx.url("/files/small.bin"))[0])
     assert (t["result"], t["bytes"], t["sha256"]) == ("OK", MiB, nginx.sha["small"])
+    # several in a row on one connection: the buffers of the earlier ones are reused
+    t, s = fetch("--allow-http", "--max-bytes", str(MiB), "fetch", url,
+                 nginx.url("/files/a.bin"), url)
+    assert [(x["result"], x["bytes"]) for x in t] == [("OK", 17), ("OK", 100_000), ("OK", 17)]
+    assert t[1]["sha256"] == nginx.sha["a"] and t[2]["body"] == '{"value":[1,2,3]}'
+    assert s["connects"] == 1, s
+
+
+def test_fetch_content_length_over_cap_fails_at_the_head(raw):
+    """A head announcing more than the cap ends the fetch at once (both clients): the peer
+    here sends a few bytes and then waits for fogate to close, so reading on would hang."""
+    def announce(conn, req, rest):
+        if req["head"].startswith("HEAD "):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\nabc")
+        while conn.recv(4096):  # until the client closes
+            pass
+    srv = raw(announce)
+    t = only(fetch("--allow-http", "--max-bytes", "1000", "--total-ms", "60000", "fetch",
+                   srv.url("/big"))[0])
+    assert (t["result"], t["status"]) == ("TOO_LARGE", 200), t
+    # HEAD: the length describes no body here, the fetch is fine (and empty, NUL-terminated)
+    t = only(fetch("--allow-http", "--max-bytes", "1000", "--method", "HEAD", "fetch",
+                   srv.url("/big"))[0])
+    assert (t["result"], t["status"], t["body"], t["nul"]) == ("OK", 200, "", True), t
+
+
+def test_fetch_chunked_reply_buffered_and_capped(raw):
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (b"a" * 3000, b"b" * 5000))
+    def chunked(conn, req, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body +
+                     b"0\r\n\r\n")
+    srv = raw(chunked)
+    t = only(fetch("--allow-http", "--max-bytes", "8000", "fetch", srv.url("/c"))[0])
+    assert (t["result"], t["bytes"]) == ("OK", 8000), t
+    assert t["sha256"] == hashlib.sha256(b"a" * 3000 + b"b" * 5000).hexdigest()
+    t = only(fetch("--allow-http", "--max-bytes", "7999", "fetch", srv.url("/c"))[0])
+    assert t["result"] == "TOO_LARGE" and "body" not in t, t
 
 
 def test_content_encoding_passed_through(nginx):
@@ -454,8 +505,8 @@ def test_reused_handles_keep_no_method(raw):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     srv = raw(record)
     methods = ["POST", "GET", "HEAD", "GET", "DELETE", "GET", "PUT", "GET"]
-    t, summary, _ = run_cli("--allow-http", "--method", ",".join(methods), "fetch",
-                            *[srv.url("/m%d" % i) for i in range(len(methods))])
+    t, summary = fetch("--allow-http", "--method", ",".join(methods), "fetch",
+                       *[srv.url("/m%d" % i) for i in range(len(methods))])
     assert [x["result"] for x in t] == ["OK"] * len(methods), t
     assert len(srv.requests) == len(methods)
     for i, (m, req) in enumerate(zip(methods, srv.requests)):
@@ -475,12 +526,18 @@ def test_fetch_post_sends_body(raw):
                      b"Content-Length: 11\r\n\r\n{\"ok\":true}")
     srv = raw(record)
     body = "grant_type=client_credentials&client_secret=s3cr3t"
-    t = only(run_cli("--allow-http", "--method", "POST", "--body", body, "--header",
-                     "Content-Type: application/x-www-form-urlencoded", "fetch",
-                     srv.url("/token"))[0])
+    t = only(fetch("--allow-http", "--method", "POST", "--body", body, "--header",
+                   "Content-Type: application/x-www-form-urlencoded", "fetch",
+                   srv.url("/token"))[0])
     assert (t["result"], t["status"], t["body"]) == ("OK", 200, '{"ok":true}')
     req = srv.requests[0]
     assert req["body"] == body.encode()
     fields = dict(head_fields(req["head"]))
     assert fields["Content-Length"] == str(len(body))
     assert req["head"].startswith("POST /token HTTP/1.1")
+    # larger than the send buffer (128 KiB): a fetch's body still goes whole
+    big = "k=" + "x" * 300_000
+    t = only(fetch("--allow-http", "--method", "POST", "--body", big, "fetch",
+                   srv.url("/big"))[0])
+    assert (t["result"], t["sent"]) == ("OK", len(big)), t
+    assert srv.requests[1]["body"] == big.encode()

@@ -189,6 +189,8 @@ static void on_done(void *arg, const struct upstream_done *d)
         json_object_set_new(o, "location", json_string(uphead_find(d->head, "Location")));
     if (d->body && d->body_len <= 4096)
         add_body(o, d->body, d->body_len);
+    if (d->body) /* upstream.h: a fetch's body is NUL-terminated */
+        json_object_set_new(o, "nul", json_boolean(d->body[d->body_len] == '\0'));
     if (j->cli->print_headers)
         json_object_set_new(o, "headers", head_json(d->head));
     print_json(o);
@@ -445,11 +447,12 @@ static void print_summary(struct cli *c, const struct upstream_stats *s, int fds
 #if defined(__SANITIZE_ADDRESS__)
     asan = true;
 #endif
-    o = json_pack("{sb sb sI si si si si si sI sI sI sI sI sI sI sI sI sI sI sI}", "summary", 1,
-                  "asan", asan, "vmhwm_kb", (json_int_t)vm_hwm_kb(), "fds_before", fds[0],
+    o = json_pack("{sb sb sI si si si si si sI sI sI sI sI sI sI sI sI sI sI sI sI}",
+                  "summary", 1, "asan", asan, "vmhwm_kb", (json_int_t)vm_hwm_kb(), "fds_before", fds[0],
                   "fds_ready", fds[1], "fds_done", fds[2], "fds_after", fds[3],
                   "done_after_abort", c->done_after_abort, "started",
-                  (json_int_t)s->transfers_started, "done", (json_int_t)s->transfers_done,
+                  (json_int_t)s->transfers_started, "native_started",
+                  (json_int_t)s->native_started, "done", (json_int_t)s->transfers_done,
                   "aborted", (json_int_t)s->transfers_aborted, "connects",
                   (json_int_t)s->connects, "bytes_sent", (json_int_t)s->bytes_sent,
                   "bytes_received", (json_int_t)s->bytes_received, "socket_events",
