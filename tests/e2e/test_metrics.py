@@ -31,6 +31,14 @@ def samples(text):
     return out
 
 
+def scrape_when(g, ready, what):
+    """The first scrape whose samples satisfy ready(samples), within 10 s."""
+    def attempt():
+        text = scrape(g)
+        return text if ready(samples(text)) else None
+    return harness.wait_until(attempt, timeout=10, what=what)
+
+
 def promtool_check(text):
     r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
                        capture_output=True, timeout=30)
@@ -46,12 +54,17 @@ def test_metrics_are_clean_and_count_the_traffic(workdir, sim):
             assert g.get("/healthz").status == 200
         for _ in range(3):
             assert g.request("GET", DEQ).status == 204
-        text = scrape(g)
+        hz = 'fogate_http_requests_total{route="healthz",method="GET",code="200"}'
+        dq = 'fogate_http_requests_total{route="connector_dequeue",method="GET",code="204"}'
+        # A request is counted when its last byte has left fogate's output buffer, which can
+        # be after the client read it; with 2 workers the other one may answer the scrape
+        # first. So wait until the counts are in, then check them exactly.
+        text = scrape_when(g, lambda s: s.get(dq, 0) >= 3 and s.get(hz, 0) - b.get(hz, 0) >= 20,
+                           "the requests counted")
         promtool_check(text)
         s = samples(text)
-        hz = 'fogate_http_requests_total{route="healthz",method="GET",code="200"}'
         assert s[hz] - b[hz] == 20
-        assert s['fogate_http_requests_total{route="connector_dequeue",method="GET",code="204"}'] == 3
+        assert s[dq] == 3
         assert s['fogate_d365_requests_total{environment="sim",operation="dequeue",code="204"}'] == 3
         hc = 'fogate_http_request_duration_seconds_count{route="healthz"}'
         assert s[hc] - b[hc] == 20
@@ -76,7 +89,11 @@ def test_client_input_cannot_add_series(workdir, sim):
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "PROPFIND"]
         for m in methods:  # every (route, method, code) the flood can reach, once
             g.request(m, "/warmup-%d" % random.randrange(1 << 30), key=None)
-        before = samples(scrape(g))
+        # counted once their last byte left (see above): wait for all 6 before the baseline
+        other = 'fogate_http_requests_total{route="other",'
+        before = samples(scrape_when(g, lambda s: sum(
+            v for k, v in s.items() if k.startswith(other)) >= len(methods),
+            "the warm-up requests counted"))
         for i in range(300):
             path = "/%x/%s?q=%d" % (random.getrandbits(64), "a" * (i % 7), i)
             method = random.choice(methods)
