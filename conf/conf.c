@@ -442,11 +442,12 @@ static int fill_maps(struct fill *f, struct conf *conf, json_t *root)
     return 0;
 }
 
+/* The own client unless the config names libcurl (the key's choices are checked before). */
 static bool is_native(json_t *o)
 {
     const char *client = json_string_value(json_object_get(o, "client"));
 
-    return client && strcmp(client, "native") == 0;
+    return !client || strcmp(client, "curl") != 0;
 }
 
 static int fill(struct fill *f, struct conf *conf, json_t *root)

@@ -434,13 +434,14 @@ static const struct key budget_keys[] = {
 };
 
 static const struct key upstream_keys[] = {
-    { .name = "client", .type = T_STRING, .def = "\"curl\"", .choices = upstream_clients,
-      .doc = "HTTP client of upstream calls: `curl` (libcurl) or `native` (fogate's own "
-             "HTTP/1.1 client, less CPU per request; opt-in while it is completed: it carries "
-             "the streamed calls (pass-through, downloads, uploads) and the whole-body calls "
-             "(token requests, dequeue, OData actions, the status route) over https, or http "
-             "where allowed; a call through an HTTP proxy stays on libcurl). Read at start "
-             "only (a reload keeps the client)." },
+    { .name = "client", .type = T_STRING, .def = "\"native\"", .choices = upstream_clients,
+      .doc = "HTTP client of upstream calls: `native` (fogate's own HTTP/1.1 client: the "
+             "streamed calls (pass-through, downloads, uploads) and the whole-body calls "
+             "(token requests, dequeue, OData actions, the status route), over https, or http "
+             "where allowed; half libcurl's CPU per small request) or `curl` (libcurl, the "
+             "client before 2026-12: the way back if the own client misbehaves with a peer). "
+             "History's delivery receipts always use libcurl. Read at start only (a reload "
+             "keeps the client)." },
     { 0 }
 };
 

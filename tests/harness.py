@@ -514,7 +514,7 @@ def azurite_sim_config(az):
 
 
 def write_fogate_config(path, cfg):
-    """Writes a fogate config. With FOGATE_TEST_UPSTREAM_CLIENT set (CTest's *_native
+    """Writes a fogate config. With FOGATE_TEST_UPSTREAM_CLIENT set (CTest's *_curl
     entries) it gets that upstream.client unless it names one; `cfg` is not changed."""
     client = os.environ.get("FOGATE_TEST_UPSTREAM_CLIENT")
     if client and "client" not in cfg.get("upstream", {}):
