@@ -23,21 +23,55 @@ void logline_raw(struct logline *o, const char *s, size_t n)
     o->buf[o->n] = '\0';
 }
 
-/* ,"name": (no comma on an empty line) */
+/* ,"name": (no comma on an empty line): one bounds check, then plain copies */
 static void name(struct logline *o, const char *n)
 {
-    if (o->n)
-        logline_raw(o, ",", 1);
-    logline_raw(o, "\"", 1);
-    logline_raw(o, n, strlen(n));
-    logline_raw(o, "\":", 2);
+    size_t len = strlen(n), comma = o->n != 0;
+    char *p;
+
+    if (!o->ok)
+        return;
+    if (comma + len + 3 >= sizeof o->buf - o->n) {
+        o->ok = false;
+        return;
+    }
+    p = o->buf + o->n;
+    *p = ',';
+    p += comma;
+    *p++ = '"';
+    memcpy(p, n, len);
+    p[len] = '"';
+    p[len + 1] = ':';
+    p[len + 2] = '\0';
+    o->n += comma + len + 3;
 }
 
+/* "s" with quote and backslash escaped; the common string needs none: one copy. */
 void logline_str(struct logline *o, const char *n, const char *s, size_t len)
 {
     size_t run = 0;
 
     name(o, n);
+    if (!o->ok)
+        return;
+    if (len + 2 < sizeof o->buf - o->n) { /* fits unescaped: copy while checking */
+        char *p = o->buf + o->n;
+        size_t i = 0;
+        *p++ = '"';
+        for (; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+                break;
+            p[i] = (char)c;
+        }
+        if (i == len) {
+            p[len] = '"';
+            p[len + 1] = '\0';
+            o->n += len + 2;
+            return;
+        }
+        o->buf[o->n] = '\0'; /* something to escape or refuse: the general path below */
+    }
     logline_raw(o, "\"", 1);
     for (size_t i = 0; i < len && o->ok; i++) {
         unsigned char c = (unsigned char)s[i];

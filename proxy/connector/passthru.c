@@ -63,13 +63,16 @@ bool passthru_drop_header(const char *name, size_t len)
 
 bool passthru_keep_response_header(const char *name)
 {
-    static const char *const keep[] = { "Retry-After", "OData-Version", "Content-Encoding",
-                                        "Content-Disposition", "Location" };
+    static const struct { const char *name; size_t len; } keep[] = {
+        NAME("Retry-After"), NAME("OData-Version"), NAME("Content-Encoding"),
+        NAME("Content-Disposition"), NAME("Location"),
+    };
+    size_t len = strlen(name);
 
-    if (strncasecmp(name, "ms-dyn-", 7) == 0)
+    if (len >= 7 && strncasecmp(name, "ms-dyn-", 7) == 0)
         return true;
-    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-        if (strcasecmp(name, keep[i]) == 0)
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) /* by length first */
+        if (keep[i].len == len && strcasecmp(name, keep[i].name) == 0)
             return true;
     return false;
 }

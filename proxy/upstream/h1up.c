@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/event_struct.h>
+
 #include "h1conn.h"
 #include "h1out.h"
 #include "h1resp.h"
@@ -53,7 +55,7 @@ struct h1x {
     struct h1x *prev, *next;          /* in h->live */
     struct h1conn_waiter waiter;      /* in the pool's FIFO while `waiting` */
     struct h1conn *c;                 /* borrowed: the connection carrying it, or NULL */
-    struct event *wait_ev;            /* owned: total limit and reports while waiting */
+    struct event wait_ev;             /* total limit and reports while waiting (embedded) */
     char *bulk;                       /* owned: the bulk receive buffer, or NULL */
     char *saved_in;                   /* the connection's own buffer while bulk is lent */
     size_t saved_cap;
@@ -169,8 +171,7 @@ static void xfer_free(struct h1x *x)
         x->next->prev = x->prev;
     if (x->waiting)
         h1conn_cancel(h->pool, &x->waiter);
-    if (x->wait_ev)
-        event_free(x->wait_ev);
+    event_del(&x->wait_ev);
     if (x->bulk) {
         free(x->bulk);
         (*h->bulk_buffers)--;
@@ -411,10 +412,10 @@ static void on_granted(void *owner, struct h1conn *c)
     struct h1x *x = owner;
 
     x->waiting = false;
-    event_del(x->wait_ev);
+    event_del(&x->wait_ev);
     if (!c) {
         set_fail(x, UPSTREAM_OTHER, "out of memory");
-        event_active(x->wait_ev, EV_TIMEOUT, 0);
+        event_active(&x->wait_ev, EV_TIMEOUT, 0);
         return;
     }
     attach(c, x);
@@ -724,6 +725,7 @@ static struct h1x *xfer_new(struct h1up *h, const struct upstream_req *req,
         return NULL;
     x->kind = H1UP_KIND_H1;
     x->h = h;
+    evtimer_assign(&x->wait_ev, h->base, on_wait, x);
     x->next = h->live;
     if (h->live)
         h->live->prev = x;
@@ -791,10 +793,6 @@ static struct upstream_xfer *start(struct h1up *h, const struct upstream_req *re
         x->send_eof = true;
     }
     x->waiter = (struct h1conn_waiter){.key = x->key, .owner = x};
-    if (!(x->wait_ev = evtimer_new(h->base, on_wait, x))) {
-        xfer_free(x);
-        return NULL;
-    }
     c = h1conn_get(h->pool, &x->waiter, &queued);
     if (!c && !queued) {
         xfer_free(x);
@@ -805,7 +803,7 @@ static struct upstream_xfer *start(struct h1up *h, const struct upstream_req *re
     if (queued) { /* the limits are reached: wait (not a stall) within the total limit */
         struct timeval tv = {x->total_ms / 1000, (suseconds_t)(x->total_ms % 1000) * 1000};
         x->waiting = true;
-        evtimer_add(x->wait_ev, &tv);
+        evtimer_add(&x->wait_ev, &tv);
         return (struct upstream_xfer *)(void *)x;
     }
     attach(c, x);

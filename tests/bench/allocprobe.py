@@ -16,8 +16,8 @@ request, the CPU figure that does not depend on the machine's load (this machine
 have no hardware counters for perf). Explains run.sh's figures; it does not replace them.
 
 usage: allocprobe.py BUILD_DIR [--baseline FOGATE] [--legs small,status] [--rounds 3]
-                     [--secs 5] [--rate 2000] [--callgrind] [--client C]
-                     [--baseline-client C]
+                     [--secs 5] [--rate 2000] [--callgrind [--keep-callgrind DIR]]
+                     [--client C] [--baseline-client C]
 --client / --baseline-client: upstream.client (curl or native) of each, as run.sh's; the
 baseline may then be the same binary."""
 import argparse
@@ -103,6 +103,7 @@ def measure(s, binary, name, leg, secs, rate):
 
 
 CG_RATE = 200
+KEEP_CG = None  # --keep-callgrind DIR
 
 
 def instructions(s, binary, name, leg, secs):
@@ -128,6 +129,9 @@ def instructions(s, binary, name, leg, secs):
     for path in glob.glob(out + ".*"):
         with open(path) as f:
             total += sum(int(line.split()[1]) for line in f if line.startswith("totals:"))
+        if KEEP_CG:  # for callgrind_annotate: where the instructions went
+            shutil.copy(path, os.path.join(KEEP_CG, "%s-%s-%s" % (
+                name, leg, os.path.basename(path).rsplit(".", 1)[-1])))
         os.unlink(path)
     return total / r["requests"] / 1000
 
@@ -142,9 +146,13 @@ def main():
     ap.add_argument("--rate", type=int, default=2000, help="req/s; 0: closed loop")
     ap.add_argument("--callgrind", action="store_true",
                     help="also user-space instructions per request (valgrind)")
+    ap.add_argument("--keep-callgrind", metavar="DIR",
+                    help="with --callgrind: keep callgrind's files there (callgrind_annotate)")
     ap.add_argument("--client", choices=("curl", "native"))
     ap.add_argument("--baseline-client", choices=("curl", "native"))
     a = ap.parse_args()
+    global KEEP_CG
+    KEEP_CG = a.keep_callgrind
     k.CLIENTS.update(fogate=a.client, base=a.baseline_client)
     work = tempfile.mkdtemp(prefix="allocprobe-")
     os.environ["FOSIM_BIN"] = os.path.join(a.build, "tests", "sim", "fosim")
