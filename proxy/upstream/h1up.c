@@ -537,9 +537,9 @@ static bool fetch_add(struct h1x *x, const char *data, size_t len)
     }
     need = x->fetch_len + len + 1;
     if (need > x->fetch_cap) {
-        cl = x->c ? x->c->resp.parser.content_length : 0; /* bytes still to come */
+        cl = x->c ? h1resp_body_left(&x->c->resp) : 0; /* bytes still to come */
         cap = x->fetch_cap ? x->fetch_cap * 2 : FETCH_MIN;
-        if (cl != ULLONG_MAX && cl < x->fetch_max && need + cl > cap)
+        if (cl != UINT64_MAX && cl < x->fetch_max && need + cl > cap)
             cap = need + (size_t)cl; /* the rest of a known length: one allocation */
         if (cap < need)
             cap = need;

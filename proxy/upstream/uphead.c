@@ -4,6 +4,7 @@
 #include "uphead.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -57,8 +58,10 @@ void uphead_free(struct uphead *h)
 
 static bool is_tchar(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    /* RFC 9110 tchar: DIGIT, ALPHA and !#$%&'*+-.^_`|~, one bit per byte value */
+    static const uint32_t bits[8] = { 0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff };
+
+    return bits[c >> 5] >> (c & 31) & 1;
 }
 
 static bool is_ows(char c)
@@ -71,12 +74,41 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* No control byte but HTAB (obs-text allowed). Eight bytes at a time: a word goes byte by
+ * byte only when it may hold a byte under 0x20 or a DEL. */
+static bool text_ok(const char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t k = 0;
+
+    for (; k + 8 <= len; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        uint64_t del = w ^ (0x7f * ones);
+        if (((w - 0x20 * ones) & ~w & highs) == 0 && ((del - ones) & ~del & highs) == 0)
+            continue;
+        for (size_t j = k; j < k + 8; j++) {
+            unsigned char c = (unsigned char)s[j];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return false;
+        }
+    }
+    for (; k < len; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 /* "HTTP/1.x NNN[ reason]": libcurl is told to speak HTTP/1.1 only. */
 static bool parse_status(struct uphead *h, const char *s, size_t len)
 {
     if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !is_digit(s[7]) || s[8] != ' ')
         return false;
     if (!is_digit(s[9]) || !is_digit(s[10]) || !is_digit(s[11]) || (len > 12 && s[12] != ' '))
+        return false;
+    if (!text_ok(s + 12, len - 12))
         return false;
     h->minor = s[7] - '0';
     h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
@@ -119,20 +151,30 @@ static bool store_field(struct uphead *h, const char *name, size_t nlen, const c
     return true;
 }
 
-/* "name: value" without its line end. */
-static bool parse_field(struct uphead *h, const char *s, size_t len)
+/* The length of the name of a well-formed "name: value", or 0. */
+static size_t field_name_len(const char *s, size_t len)
 {
-    size_t n = 0, v, e;
+    size_t n = 0;
 
     while (n < len && is_tchar((unsigned char)s[n]))
         n++;
-    if (n == 0 || n == len || s[n] != ':')
+    if (n == 0 || n == len || s[n] != ':' || !text_ok(s + n + 1, len - n - 1))
+        return 0;
+    return n;
+}
+
+bool uphead_field_ok(const char *s, size_t len)
+{
+    return field_name_len(s, len) != 0;
+}
+
+/* "name: value" without its line end. */
+static bool parse_field(struct uphead *h, const char *s, size_t len)
+{
+    size_t n = field_name_len(s, len), v, e;
+
+    if (!n)
         return false;
-    for (size_t k = n + 1; k < len; k++) {
-        unsigned char c = (unsigned char)s[k];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
     v = n + 1;
     while (v < len && is_ows(s[v]))
         v++;

@@ -35,6 +35,10 @@ void uphead_free(struct uphead *h);
  * caller's business). */
 enum uphead_verdict uphead_feed(struct uphead *h, const char *line, size_t len);
 
+/* True when s[0..len) (no line end) is a well-formed field line, "token: text": what
+ * uphead_feed takes as a field, for lines it does not store (a chunked body's trailers). */
+bool uphead_field_ok(const char *s, size_t len);
+
 /* Status code of the final head (100..999), or 0 before UPHEAD_DONE. */
 int uphead_status(const struct uphead *h);
 

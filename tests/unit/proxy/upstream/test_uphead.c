@@ -111,6 +111,20 @@ static void test_bad(void)
     expect_bad("HTTP/1.1 200 OK\r\n", " folded continuation\r\n");
     expect_bad("HTTP/1.1 200 OK\r\n", "X: a\x01b\r\n");
     expect_bad("HTTP/1.1 200 OK\r\n", "X: a\rb\r\n");
+    /* control bytes anywhere in a long value or a reason (checked eight bytes at a time) */
+    expect_bad("HTTP/1.1 200 OK\r\n", "X: 0123456789abcdef\x1f" "0123456789\r\n");
+    expect_bad("HTTP/1.1 200 OK\r\n", "X: 0123456789abcdef0123456\x7f\r\n");
+    expect_bad("HTTP/1.1 200 O\x01K\r\n", NULL);
+    expect_bad("HTTP/1.1 200 Quite a long reason\x7f phrase\r\n", NULL);
+    expect_bad("HTTP/1.1 200 OK\rX\r\n", NULL);
+
+    /* what a value may hold: HTAB, obs-text (bytes over 0x7f), 0x7e */
+    struct uphead *ok = uphead_new(1024);
+    CHECK(feed(ok, "HTTP/1.1 200 R\xe9" "ason\tok\r\n") == UPHEAD_MORE);
+    CHECK(feed(ok, "X: \t0123456789\tabcdef~\xff\x80" " 0123456789abcdef\r\n") == UPHEAD_MORE);
+    CHECK(feed(ok, "\r\n") == UPHEAD_DONE);
+    CHECK(strcmp(uphead_value(ok, 0), "0123456789\tabcdef~\xff\x80" " 0123456789abcdef") == 0);
+    uphead_free(ok);
 
     struct uphead *h = uphead_new(64);
     CHECK(feed(h, "\r\n") == UPHEAD_BAD);          /* blank line before any status */
