@@ -253,6 +253,7 @@ void app_stats(const struct app *app, struct adminstats_worker *row)
     row->front = conn_server_stats(app->server);
     row->d365 = upcall_ctx_stats(app->uc);
     row->packages = package_stats(app->package);
+    row->upstream = app->up;
     row->redis[ADMINSTATS_REDIS_TOKENS] = tokenwire_redis_stats(app->tokens);
     row->redis[ADMINSTATS_REDIS_PACKAGES] = package_redis_stats(app->package);
     if (app->ledger) {

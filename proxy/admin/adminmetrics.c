@@ -345,6 +345,27 @@ static void put_d365(struct out *o, const struct adminstats *t, const struct con
             }
 }
 
+/* Which HTTP client carried the calls (upstream.client; history's receipts not counted). */
+static void put_upstream(struct out *o, const struct adminstats *t)
+{
+    uint64_t sum[2] = { 0, 0 }, w_n[2];
+
+    for (unsigned w = 0; w < t->n; w++) {
+        if (!t->w[w].upstream)
+            continue;
+        upstream_started(t->w[w].upstream, w_n);
+        sum[0] += w_n[0];
+        sum[1] += w_n[1];
+    }
+    head(o, "fogate_upstream_transfers_total", "counter",
+         "Calls to D365 and Entra ID started, by the HTTP client that carried them "
+         "(upstream.client: native, or curl).");
+    put(o, "fogate_upstream_transfers_total{client=\"curl\"} %" PRIu64 "\n",
+        sum[UPSTREAM_CLIENT_CURL]);
+    put(o, "fogate_upstream_transfers_total{client=\"native\"} %" PRIu64 "\n",
+        sum[UPSTREAM_CLIENT_NATIVE]);
+}
+
 /* ---- tokens (worker 0's manager) ---- */
 
 static void put_tokens(struct out *o, const struct admin_deps *d)
@@ -575,6 +596,7 @@ char *adminmetrics_render(const struct admin_deps *d, size_t *len)
     if (d->stats) {
         put_front(&o, d->stats);
         put_d365(&o, d->stats, d->conf);
+        put_upstream(&o, d->stats);
         put_packages(&o, d->stats);
         put_redis(&o, d->stats);
         if (d->ledger)

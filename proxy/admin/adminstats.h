@@ -11,6 +11,7 @@
 #include "ledgerstat.h"
 #include "package.h"
 #include "rconn.h"
+#include "upstream.h"
 
 enum adminstats_redis { ADMINSTATS_REDIS_TOKENS, ADMINSTATS_REDIS_LEDGER,
                         ADMINSTATS_REDIS_PACKAGES, ADMINSTATS_REDIS_N };
@@ -20,6 +21,7 @@ struct adminstats_worker {
     const struct d365stats *d365;           /* borrowed */
     const struct ledgerstat *ledger;        /* borrowed; NULL when the ledger is off */
     const struct packagestats *packages;    /* borrowed */
+    const struct upstream *upstream;        /* borrowed: read with upstream_started only */
     const struct rconn_stats *redis[ADMINSTATS_REDIS_N]; /* borrowed; NULL = none */
 };
 

@@ -17,6 +17,7 @@
 
 #include "curlev.h"
 #include "h1up.h"
+#include "statcell.h"
 #include "upreq.h"
 
 /* Easy handles of finished transfers kept for the next ones, with the options every
@@ -45,6 +46,7 @@ struct upstream {
     size_t n_spare;
     unsigned bulk_buffers;        /* transfers with the bulk receive buffer now */
     struct upstream_stats stats;
+    statcell started[2];          /* transfers started, [enum upstream_client]: /metrics */
     struct h1up *h1;              /* owned: the own client (client = native), or NULL */
 };
 
@@ -765,9 +767,12 @@ static struct upstream_xfer *curl_start(struct upstream *up, const struct upstre
 struct upstream_xfer *upstream_start(struct upstream *up, const struct upstream_req *req,
                                      const struct upstream_cbs *cbs)
 {
-    if (up->h1 && h1up_handles(up->h1, req->url))
-        return h1up_start(up->h1, req, cbs);
-    return curl_start(up, req, cbs);
+    bool native = up->h1 && h1up_handles(up->h1, req->url);
+    struct upstream_xfer *x = native ? h1up_start(up->h1, req, cbs) : curl_start(up, req, cbs);
+
+    if (x)
+        statcell_add(&up->started[native ? UPSTREAM_CLIENT_NATIVE : UPSTREAM_CLIENT_CURL], 1);
+    return x;
 }
 
 static bool bodyless(const char *method)
@@ -792,8 +797,12 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
     struct upstream_cbs cbs = {.on_done = on_done, .arg = arg};
     struct upstream_xfer *x;
 
-    if (up->h1 && url && h1up_handles(up->h1, url))
-        return h1up_fetch(up->h1, &req, &cbs, body, none ? 0 : body_len, max_response_bytes);
+    if (up->h1 && url && h1up_handles(up->h1, url)) {
+        x = h1up_fetch(up->h1, &req, &cbs, body, none ? 0 : body_len, max_response_bytes);
+        if (x)
+            statcell_add(&up->started[UPSTREAM_CLIENT_NATIVE], 1);
+        return x;
+    }
     if (!(x = curl_start(up, &req, &cbs)))
         return NULL;
     x->fetch_cap = max_response_bytes;
@@ -810,7 +819,14 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
         }
         upstream_send_eof(x);
     }
+    statcell_add(&up->started[UPSTREAM_CLIENT_CURL], 1);
     return x;
+}
+
+void upstream_started(const struct upstream *up, uint64_t out[2])
+{
+    out[UPSTREAM_CLIENT_CURL] = statcell_get(&up->started[UPSTREAM_CLIENT_CURL]);
+    out[UPSTREAM_CLIENT_NATIVE] = statcell_get(&up->started[UPSTREAM_CLIENT_NATIVE]);
 }
 
 /* ---- the client ---- */

@@ -27,7 +27,8 @@ int upstream_global_init(void);
 void upstream_global_cleanup(void);
 
 enum upstream_client {
-    UPSTREAM_CLIENT_CURL,        /* libcurl for every transfer (the default) */
+    UPSTREAM_CLIENT_CURL,        /* libcurl for every transfer (opts zeroed; fogate's config
+                                    default is native) */
     UPSTREAM_CLIENT_NATIVE,      /* fogate's own HTTP/1.1 client (h1up.h) where it can
                                     carry the transfer, libcurl elsewhere */
 };
@@ -207,5 +208,10 @@ struct upstream_stats {
 };
 
 void upstream_stats(const struct upstream *up, struct upstream_stats *out);
+
+/* Transfers started so far (upstream_start and upstream_fetch) by the client that carries
+ * them, out[UPSTREAM_CLIENT_CURL] and out[UPSTREAM_CLIENT_NATIVE]. Unlike upstream_stats,
+ * safe to call from another thread (relaxed atomic counters, statcell.h): /metrics. */
+void upstream_started(const struct upstream *up, uint64_t out[2]);
 
 #endif

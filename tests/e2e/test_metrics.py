@@ -6,6 +6,8 @@ import random
 import re
 import subprocess
 
+import pytest
+
 import harness
 import passkit
 from harness import EXPORT_JOB
@@ -79,6 +81,24 @@ def test_metrics_are_clean_and_count_the_traffic(workdir, sim):
         c = calls[-1]
         assert c["operation"] == "dequeue" and c["environment"] == "sim" and c["status"] == 204
         assert re.fullmatch(r"[0-9a-f-]{36}", c["ms-dyn-aid"]) and len(c["trace_id"]) == 32
+    finally:
+        assert g.stop() == 0
+
+
+@pytest.mark.parametrize("client", ["native", "curl"])
+def test_transfers_count_the_client_that_carried_them(workdir, sim, client):
+    """fogate_upstream_transfers_total{client}: the configured client carries every call
+    (the token request and the dequeues), the other one none; native is the default."""
+    extra = {} if client == "native" else {"upstream": {"client": client}}
+    other = "curl" if client == "native" else "native"
+    g = passkit.Gate(workdir, sim, extra=extra)
+    try:
+        for _ in range(3):
+            assert g.request("GET", DEQ).status == 204
+        key = 'fogate_upstream_transfers_total{client="%s"}'
+        s = samples(scrape_when(g, lambda s: s.get(key % client, 0) >= 4, "the calls counted"))
+        assert s[key % client] >= 4  # a token request and 3 dequeues
+        assert s[key % other] == 0
     finally:
         assert g.stop() == 0
 
