@@ -85,6 +85,8 @@ static bool token_is(const char *t, size_t n, const char *word)
 struct fields {
     bool close, keep_alive;   /* Connection tokens */
     bool te, chunked_last;    /* Transfer-Encoding seen; its last coding is chunked */
+    bool te_empty;            /* a Transfer-Encoding field without a coding */
+    unsigned codings;         /* codings counted by on_coding */
     int n_length;             /* Content-Length fields */
     bool length_ok;
     uint64_t length;
@@ -102,7 +104,7 @@ static void on_coding(void *arg, const char *t, size_t n)
 {
     struct fields *f = arg;
 
-    f->te = true;
+    f->codings++;
     f->chunked_last = token_is(t, n, "chunked");
 }
 
@@ -130,7 +132,10 @@ static void read_fields(const struct uphead *h, struct fields *f)
         if (strcasecmp(name, "Connection") == 0) {
             each_token(value, on_connection, f);
         } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            unsigned before = f->codings;
             each_token(value, on_coding, f);
+            f->te = true;
+            f->te_empty |= f->codings == before;
         } else if (strcasecmp(name, "Content-Length") == 0) {
             f->n_length++;
             f->length_ok = parse_length(value, &f->length);
@@ -139,15 +144,15 @@ static void read_fields(const struct uphead *h, struct fields *f)
 }
 
 /* The final head is in: how its body is framed and whether the connection may be kept.
- * Two lengths, or a length beside Transfer-Encoding, make the framing ambiguous (a
- * response split differently by another reader): refused. */
+ * Two lengths, a length beside Transfer-Encoding, or a Transfer-Encoding without a coding
+ * make the framing ambiguous (a response split differently by another reader): refused. */
 static int framing(struct h1resp *r)
 {
     struct fields f;
     int st = uphead_status(r->head);
 
     read_fields(r->head, &f);
-    if (f.n_length > 1 || (f.n_length && (!f.length_ok || f.te)))
+    if (f.n_length > 1 || (f.n_length && (!f.length_ok || f.te)) || f.te_empty)
         return set_fail(r, UPSTREAM_OTHER, "malformed response head");
     if (r->is_head || st < 200 || st == 204 || st == 304)
         r->framing = H1RESP_BODY_NONE;
