@@ -1,6 +1,7 @@
 /* logline: log line members appended with memcpy (see logline.h). */
 #include "logline.h"
 
+#include <stdint.h>
 #include <string.h>
 
 void logline_init(struct logline *o)
@@ -46,6 +47,31 @@ static void name(struct logline *o, const char *n)
     o->n += comma + len + 3;
 }
 
+/* True when s[0..len) needs no escaping and nothing refused: printable ASCII without quote
+ * or backslash. Eight bytes at a time (exact tests for "some byte below 0x20, above 0x7e,
+ * equal to 0x22 or to 0x5c"), the tail byte by byte. */
+static bool plain(const char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w, q, b;
+        memcpy(&w, s + i, 8);
+        q = w ^ (0x22 * ones);
+        b = w ^ (0x5c * ones);
+        if (((w - 0x20 * ones) & ~w & highs) || (((w + 0x01 * ones) | w) & highs) ||
+            ((q - ones) & ~q & highs) || ((b - ones) & ~b & highs))
+            return false;
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
 /* "s" with quote and backslash escaped; the common string needs none: one copy. */
 void logline_str(struct logline *o, const char *n, const char *s, size_t len)
 {
@@ -54,23 +80,14 @@ void logline_str(struct logline *o, const char *n, const char *s, size_t len)
     name(o, n);
     if (!o->ok)
         return;
-    if (len + 2 < sizeof o->buf - o->n) { /* fits unescaped: copy while checking */
+    if (len + 2 < sizeof o->buf - o->n && plain(s, len)) { /* fits as it is: one copy */
         char *p = o->buf + o->n;
-        size_t i = 0;
-        *p++ = '"';
-        for (; i < len; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-                break;
-            p[i] = (char)c;
-        }
-        if (i == len) {
-            p[len] = '"';
-            p[len + 1] = '\0';
-            o->n += len + 2;
-            return;
-        }
-        o->buf[o->n] = '\0'; /* something to escape or refuse: the general path below */
+        p[0] = '"';
+        memcpy(p + 1, s, len);
+        p[len + 1] = '"';
+        p[len + 2] = '\0';
+        o->n += len + 2;
+        return;
     }
     logline_raw(o, "\"", 1);
     for (size_t i = 0; i < len && o->ok; i++) {

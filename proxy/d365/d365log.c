@@ -18,6 +18,10 @@
 /* D365's ms-dyn-* / x-ms-dyn-* correlation headers, for Microsoft support. */
 static bool dyn_header(const char *n, const char *v)
 {
+    char c = (char)(n[0] | 0x20);
+
+    if (c != 'm' && c != 'x') /* most names: one comparison */
+        return false;
     return (strncasecmp(n, "ms-dyn-", 7) == 0 || strncasecmp(n, "x-ms-dyn-", 9) == 0) &&
            v[0] && strlen(n) < 48 && strlen(v) <= 128;
 }

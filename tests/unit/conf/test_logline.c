@@ -4,6 +4,7 @@
 #include "logline.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -73,9 +74,41 @@ static void test_overflow(void)
     CHECK(o.n < sizeof o.buf && strlen(o.buf) == o.n);
 }
 
+/* Every byte value at every place of a 20-byte string (the eight-byte checks and the
+ * tail): printable ASCII is copied as it is, quote and backslash are escaped, anything
+ * else clears ok; the result parses back to the string. */
+static void test_every_byte_everywhere(void)
+{
+    char s[20];
+    int bad = 0;
+
+    for (int c = 1; c < 256; c++)
+        for (size_t at = 0; at < sizeof s; at++) {
+            struct logline o;
+            memset(s, 'a', sizeof s);
+            s[at] = (char)c;
+            logline_init(&o);
+            logline_str(&o, "k", s, sizeof s);
+            bool want = c >= 0x20 && c <= 0x7e;
+            if (o.ok != want) {
+                bad++;
+                continue;
+            }
+            if (!want)
+                continue;
+            json_t *j = parse(&o);
+            const char *back = json_string_value(json_object_get(j, "k"));
+            if (!back || strlen(back) != sizeof s || memcmp(back, s, sizeof s) != 0)
+                bad++;
+            json_decref(j);
+        }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     test_members();
+    test_every_byte_everywhere();
     test_needs_jansson();
     test_overflow();
     return check_done();
