@@ -61,9 +61,12 @@ static int check_prefix(struct h1resp *r, const char *data, size_t len)
 
 /* ---- the final head's framing ---- */
 
-/* Calls fn on each element of a comma-separated list (OWS trimmed, empty ones skipped). */
-static void each_token(const char *v, void (*fn)(void *, const char *, size_t), void *arg)
+/* Calls fn on each element of a comma-separated list (OWS trimmed, empty ones skipped);
+ * returns how many there were. */
+static unsigned each_token(const char *v, void (*fn)(void *, const char *, size_t), void *arg)
 {
+    unsigned count = 0;
+
     while (*v) {
         size_t n = strcspn(v, ",");
         size_t a = 0, e = n;
@@ -71,10 +74,13 @@ static void each_token(const char *v, void (*fn)(void *, const char *, size_t), 
             a++;
         while (e > a && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (e > a)
+        if (e > a) {
             fn(arg, v + a, e - a);
+            count++;
+        }
         v += n + (v[n] == ',');
     }
+    return count;
 }
 
 static bool token_is(const char *t, size_t n, const char *word)
@@ -86,7 +92,6 @@ struct fields {
     bool close, keep_alive;   /* Connection tokens */
     bool te, chunked_last;    /* Transfer-Encoding seen; its last coding is chunked */
     bool te_empty;            /* a Transfer-Encoding field without a coding */
-    unsigned codings;         /* codings counted by on_coding */
     int n_length;             /* Content-Length fields */
     bool length_ok;
     uint64_t length;
@@ -104,7 +109,6 @@ static void on_coding(void *arg, const char *t, size_t n)
 {
     struct fields *f = arg;
 
-    f->codings++;
     f->chunked_last = token_is(t, n, "chunked");
 }
 
@@ -132,10 +136,8 @@ static void read_fields(const struct uphead *h, struct fields *f)
         if (strcasecmp(name, "Connection") == 0) {
             each_token(value, on_connection, f);
         } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
-            unsigned before = f->codings;
-            each_token(value, on_coding, f);
             f->te = true;
-            f->te_empty |= f->codings == before;
+            f->te_empty |= each_token(value, on_coding, f) == 0;
         } else if (strcasecmp(name, "Content-Length") == 0) {
             f->n_length++;
             f->length_ok = parse_length(value, &f->length);

@@ -11,7 +11,7 @@
  * code after the callback acts on. */
 #include "h1up.h"
 
-#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,10 +563,12 @@ static bool fetch_add(struct h1x *x, const char *data, size_t len)
 static bool on_resp_head(void *arg, const struct uphead *head)
 {
     struct h1x *x = arg;
+    uint64_t announced = x->fetching ? h1resp_body_left(&x->c->resp) : UINT64_MAX;
 
     x->head_done = true;
-    if (x->fetching && uphead_body_over(head, x->is_head, x->fetch_max)) {
-        /* no use reading a body announced over the cap (libcurl's path checks the same) */
+    if (announced != UINT64_MAX && announced > x->fetch_max) {
+        /* no use reading a body announced over the cap (h1resp read the length; libcurl's
+         * path checks the same with uphead_body_over) */
         set_fail(x, UPSTREAM_TOO_LARGE, "response body over the fetch limit");
         return false;
     }
@@ -798,8 +800,6 @@ static struct upstream_xfer *start(struct h1up *h, const struct upstream_req *re
         xfer_free(x);
         return NULL;
     }
-    h->stats->transfers_started++;
-    h->stats->native_started++;
     if (queued) { /* the limits are reached: wait (not a stall) within the total limit */
         struct timeval tv = {x->total_ms / 1000, (suseconds_t)(x->total_ms % 1000) * 1000};
         x->waiting = true;

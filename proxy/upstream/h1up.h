@@ -26,8 +26,8 @@ struct h1up;
 
 /* A new client on `base` (borrowed) with `opts` (defaults filled; copied; strings borrowed
  * from the caller, who must keep them), `stats` (borrowed, the upstream's counters:
- * started, native_started, done, aborted, connects, bytes, pauses and bulk_buffers_peak
- * are added to it)
+ * done, aborted, connects, bytes, pauses and bulk_buffers_peak are added to it; upstream.c
+ * counts the starts)
  * and `bulk_buffers` (borrowed: the transfers holding a bulk receive buffer now, shared
  * with libcurl's path so that max_bulk_buffers holds for both). NULL on failure. */
 struct h1up *h1up_new(struct event_base *base, const struct upstream_opts *opts,

@@ -759,7 +759,6 @@ static struct upstream_xfer *curl_start(struct upstream *up, const struct upstre
         xfer_free(x);
         return NULL;
     }
-    up->stats.transfers_started++;
     kick(x);  /* added from the loop, so no callback runs before we return */
     return x;
 }
@@ -913,8 +912,12 @@ void upstream_free(struct upstream *up)
 void upstream_stats(const struct upstream *up, struct upstream_stats *out)
 {
     struct curlev_stats cs;
+    uint64_t started[2];
 
     *out = up->stats;
+    upstream_started(up, started);
+    out->transfers_started = started[UPSTREAM_CLIENT_CURL] + started[UPSTREAM_CLIENT_NATIVE];
+    out->native_started = started[UPSTREAM_CLIENT_NATIVE];
     curlev_stats(up->ev, &cs);
     out->socket_events = cs.socket_events;
     out->timer_events = cs.timer_events;

@@ -191,7 +191,7 @@ struct upstream_xfer *upstream_fetch(struct upstream *up, const char *method,
 
 /* Counters since upstream_new, for benchmarks. */
 struct upstream_stats {
-    uint64_t transfers_started;
+    uint64_t transfers_started;   /* as upstream_started, both clients */
     uint64_t native_started;      /* of those, carried by the own client (h1up.h) */
     uint64_t transfers_done;      /* on_done called */
     uint64_t transfers_aborted;
