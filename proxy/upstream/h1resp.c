@@ -247,7 +247,9 @@ static int chunk_line_step(struct h1resp *r, const char *data, size_t len, size_
 {
     const char *p = data + *used, *nl = memchr(p, '\n', len - *used);
     size_t n = nl ? (size_t)(nl - p) + 1 : len - *used;
-    size_t cap = r->chunk == H1RESP_CHUNK_TRAILER ? r->max_head : CHUNK_LINE_MAX;
+    /* one cap whether the line came whole or in pieces (line_add stops at max_head) */
+    size_t cap = r->chunk == H1RESP_CHUNK_TRAILER || r->max_head < CHUNK_LINE_MAX
+                     ? r->max_head : CHUNK_LINE_MAX;
     int rc;
 
     *used += n;
